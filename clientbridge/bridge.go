@@ -1,0 +1,459 @@
+// Package clientbridge owns the relay's client side: the TCP listeners, the
+// idle slots offered by hosts, and the FIFO queue of clients waiting for one.
+// Every accepted client is either handed to exactly one Slot, or closed and
+// counted as rejected. It knows sockets and the small Slot interface, not gRPC.
+//
+// Matching happens under one lock per service: a client that arrives takes
+// an idle slot chosen by the scheduler, or joins the queue; a slot that
+// becomes idle goes to the oldest waiting client, or joins the idle set.
+// A waiting client is watched for departure (FIN or reset) without reading
+// its bytes, and leaves the queue without taking a slot.
+package clientbridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relayproject/relay/relayd/scheduler"
+)
+
+// Slot is one idle host stream that can carry one client session.
+type Slot interface {
+	// HostKey identifies the host process behind the slot; the scheduler
+	// balances clients across hosts, not slots.
+	HostKey() string
+	// HostLoad returns the host's open sessions and its weight.
+	HostLoad() (active, weight int)
+	// Assign hands the slot a client; the slot owns it from then on. A nil
+	// client cancels the reservation: the slot is no longer registered and
+	// may offer itself again with AddIdle. Assign must not block; it is
+	// called once per reservation.
+	Assign(c *Client)
+}
+
+// Client is one accepted client connection.
+type Client struct {
+	Conn         *net.TCPConn
+	Service      string
+	ListenerAddr net.Addr
+	AcceptedAt   time.Time
+}
+
+// Config configures a Bridge. The zero value of each field is documented.
+type Config struct {
+	// AssignTimeout bounds how long a client waits for a slot; zero means 10s.
+	AssignTimeout time.Duration
+	// MaxPending bounds the waiting clients per service; a client beyond it
+	// is closed at once. Zero means 1024; negative means no client may wait.
+	MaxPending int
+	// Scheduler picks the host for each client; nil means least-loaded.
+	Scheduler *scheduler.Scheduler
+	// Logger receives one line per rejected client; nil discards.
+	Logger *slog.Logger
+}
+
+// Rejection reasons, also used as log values.
+const (
+	RejectQueueFull = "queue_full"
+	RejectTimeout   = "no_slot_in_time"
+	RejectShutdown  = "shutdown"
+)
+
+// ServiceStats is a snapshot of one service's client side.
+type ServiceStats struct {
+	IdleSlots   int
+	Pending     int
+	Rejected    uint64
+	ListenAddrs []string
+}
+
+// Bridge matches clients with idle slots.
+type Bridge struct {
+	cfg    Config
+	log    *slog.Logger
+	mu     sync.Mutex
+	svcs   map[string]*service
+	lis    map[net.Listener]struct{}
+	closed bool
+	done   chan struct{}
+	wg     sync.WaitGroup // accept loops and waiting clients
+}
+
+type service struct {
+	name     string
+	idle     map[string][]Slot // by host key
+	nIdle    int
+	queue    waitQueue
+	rejected uint64
+	addrs    []string
+}
+
+// New returns a Bridge.
+func New(cfg Config) *Bridge {
+	if cfg.AssignTimeout <= 0 {
+		cfg.AssignTimeout = 10 * time.Second
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = 1024
+	}
+	if cfg.Scheduler == nil {
+		cfg.Scheduler = scheduler.New(scheduler.LeastLoaded, 1)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{cfg: cfg, log: log, svcs: map[string]*service{}, lis: map[net.Listener]struct{}{}, done: make(chan struct{})}
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("clientbridge: closed")
+
+func (b *Bridge) svc(name string) *service {
+	s := b.svcs[name]
+	if s == nil {
+		s = &service{name: name, idle: map[string][]Slot{}}
+		b.svcs[name] = s
+	}
+	return s
+}
+
+// Serve accepts clients on lis for service until lis fails or the Bridge is
+// closed; it returns ErrClosed after Close.
+func (b *Bridge) Serve(lis net.Listener, service string) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		lis.Close()
+		return ErrClosed
+	}
+	b.lis[lis] = struct{}{}
+	s := b.svc(service)
+	s.addrs = append(s.addrs, lis.Addr().String())
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+	for {
+		conn, err := lis.Accept()
+		if err != nil {
+			select {
+			case <-b.done:
+				return ErrClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", lis.Addr(), err)
+		}
+		tc, ok := conn.(*net.TCPConn)
+		if !ok {
+			conn.Close()
+			continue
+		}
+		c := &Client{Conn: tc, Service: service, ListenerAddr: lis.Addr(), AcceptedAt: time.Now()}
+		if !b.dispatch(c, false) {
+			return ErrClosed
+		}
+	}
+}
+
+// dispatch gives c a slot now, or queues it and starts its waiter. It
+// returns false (closing c) when the bridge is closed.
+func (b *Bridge) dispatch(c *Client, front bool) bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.Conn.Close()
+		return false
+	}
+	s := b.svc(c.Service)
+	if slot := b.takeIdleLocked(s, c); slot != nil {
+		b.mu.Unlock()
+		slot.Assign(c)
+		return true
+	}
+	if !front && s.queue.len() >= max(b.cfg.MaxPending, 0) {
+		s.rejected++
+		b.mu.Unlock()
+		b.reject(c, RejectQueueFull)
+		return true
+	}
+	w := &waiter{client: c, matched: make(chan Slot, 1)}
+	if front {
+		s.queue.pushFront(w)
+	} else {
+		s.queue.pushBack(w)
+	}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		b.wait(s, w)
+	}()
+	return true
+}
+
+// takeIdleLocked removes and returns the idle slot the scheduler picks for
+// c, or nil.
+func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
+	if s.nIdle == 0 {
+		return nil
+	}
+	cands := make([]scheduler.Candidate, 0, len(s.idle))
+	for key, slots := range s.idle {
+		active, weight := slots[0].HostLoad()
+		cands = append(cands, scheduler.Candidate{Host: key, Active: active, Weight: weight})
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].Host < cands[j].Host })
+	clientKey := ""
+	if ap, ok := c.Conn.RemoteAddr().(*net.TCPAddr); ok {
+		clientKey = ap.IP.String()
+	}
+	key := cands[b.cfg.Scheduler.Pick(cands, clientKey)].Host
+	slots := s.idle[key]
+	slot := slots[len(slots)-1]
+	slots[len(slots)-1] = nil
+	if len(slots) == 1 {
+		delete(s.idle, key)
+	} else {
+		s.idle[key] = slots[:len(slots)-1]
+	}
+	s.nIdle--
+	return slot
+}
+
+// AddIdle offers slot to service: it goes to the oldest waiting client, or
+// waits in the idle set. It returns false if the bridge is closed.
+func (b *Bridge) AddIdle(service string, slot Slot) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	s := b.svc(service)
+	if w := s.queue.popFront(); w != nil {
+		w.matched <- slot
+		w.client.Conn.SetReadDeadline(time.Now()) // wake the waiter's watch
+		return true
+	}
+	key := slot.HostKey()
+	s.idle[key] = append(s.idle[key], slot)
+	s.nIdle++
+	return true
+}
+
+// RemoveIdle withdraws an idle slot. It returns false when the slot is not
+// idle any more: then it has been reserved, and exactly one Assign call is
+// coming (or came) for it.
+func (b *Bridge) RemoveIdle(service string, slot Slot) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.svc(service)
+	key := slot.HostKey()
+	slots := s.idle[key]
+	for i, x := range slots {
+		if x == slot {
+			slots = append(slots[:i], slots[i+1:]...)
+			if len(slots) == 0 {
+				delete(s.idle, key)
+			} else {
+				s.idle[key] = slots
+			}
+			s.nIdle--
+			return true
+		}
+	}
+	return false
+}
+
+// Requeue puts back, at the head of the queue, a client whose slot failed
+// before the session opened (the host went away at that moment).
+func (b *Bridge) Requeue(c *Client) { b.dispatch(c, true) }
+
+// Stats returns a snapshot per service.
+func (b *Bridge) Stats() map[string]ServiceStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]ServiceStats, len(b.svcs))
+	for name, s := range b.svcs {
+		out[name] = ServiceStats{IdleSlots: s.nIdle, Pending: s.queue.len(), Rejected: s.rejected, ListenAddrs: append([]string(nil), s.addrs...)}
+	}
+	return out
+}
+
+// CloseListeners stops accepting clients; queued clients keep waiting and
+// idle slots stay usable. Used to start a drain.
+func (b *Bridge) CloseListeners() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closeListenersLocked()
+}
+
+func (b *Bridge) closeListenersLocked() {
+	select {
+	case <-b.done:
+	default:
+		close(b.done)
+	}
+	for l := range b.lis {
+		l.Close()
+		delete(b.lis, l)
+	}
+}
+
+// Close stops the listeners, closes every waiting client, and waits for the
+// bridge's goroutines. Slots already assigned are not affected.
+func (b *Bridge) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		b.closeListenersLocked()
+		for _, s := range b.svcs {
+			for w := s.queue.popFront(); w != nil; w = s.queue.popFront() {
+				w.shutdown = true
+				w.matched <- nil
+				w.client.Conn.SetReadDeadline(time.Now())
+			}
+		}
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *Bridge) reject(c *Client, reason string) {
+	b.log.Info("client rejected", "client_addr", c.Conn.RemoteAddr().String(), "service", c.Service, "reason", reason)
+	c.Conn.Close()
+}
+
+// wait runs one queued client until it gets a slot, leaves, or times out.
+func (b *Bridge) wait(s *service, w *waiter) {
+	c := w.client
+	deadline := c.AcceptedAt.Add(b.cfg.AssignTimeout)
+	c.Conn.SetReadDeadline(deadline)
+	left := watchDeparture(c.Conn) // returns when woken, timed out, the client left, or sent data
+	if left == outcomeData {
+		// The client is talking already: its bytes stay in the socket for the
+		// session; wait without watching.
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case sl := <-w.matched:
+			w.matched <- sl // put it back for the decision below
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	b.mu.Lock()
+	var slot Slot
+	select {
+	case slot = <-w.matched:
+	default:
+		s.queue.remove(w) // no slot was given: leave the queue
+		if left != outcomeLeft {
+			s.rejected++
+		}
+	}
+	shutdown := w.shutdown
+	b.mu.Unlock()
+	c.Conn.SetReadDeadline(time.Time{})
+
+	switch {
+	case slot == nil && shutdown:
+		b.reject(c, RejectShutdown)
+	case slot == nil && left == outcomeLeft:
+		c.Conn.Close() // gone while waiting; nothing to deliver
+	case slot == nil:
+		b.reject(c, RejectTimeout)
+	case left == outcomeLeft:
+		c.Conn.Close()
+		slot.Assign(nil) // the slot goes back to its host unused
+	default:
+		slot.Assign(c)
+	}
+}
+
+// waiter is one queued client.
+type waiter struct {
+	client     *Client
+	matched    chan Slot // capacity 1: the slot, or nil on shutdown
+	shutdown   bool      // guarded by Bridge.mu
+	prev, next *waiter
+}
+
+// waitQueue is a FIFO of waiters with O(1) removal.
+type waitQueue struct {
+	head, tail *waiter
+	n          int
+}
+
+func (q *waitQueue) len() int { return q.n }
+
+func (q *waitQueue) pushBack(w *waiter) {
+	w.prev, w.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = w
+	} else {
+		q.head = w
+	}
+	q.tail = w
+	q.n++
+}
+
+func (q *waitQueue) pushFront(w *waiter) {
+	w.prev, w.next = nil, q.head
+	if q.head != nil {
+		q.head.prev = w
+	} else {
+		q.tail = w
+	}
+	q.head = w
+	q.n++
+}
+
+func (q *waitQueue) popFront() *waiter {
+	w := q.head
+	if w != nil {
+		q.remove(w)
+	}
+	return w
+}
+
+// remove unlinks w; removing a waiter not in the queue is a no-op.
+func (q *waitQueue) remove(w *waiter) {
+	if w.prev == nil && q.head != w {
+		return
+	}
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		q.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		q.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	q.n--
+}
+
+// IdleByHost returns the idle slot count per service and host key.
+func (b *Bridge) IdleByHost() map[string]map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]map[string]int, len(b.svcs))
+	for name, s := range b.svcs {
+		m := make(map[string]int, len(s.idle))
+		for key, slots := range s.idle {
+			m[key] = len(slots)
+		}
+		out[name] = m
+	}
+	return out
+}

@@ -1,0 +1,405 @@
+// Package attachconn presents one session of an Attach stream as a net.Conn,
+// for both sides of the stream: relayd bridges it to a client socket, and the
+// host agent hands it to host code. The owner of the stream keeps its single
+// receive loop and feeds this Conn with Deliver, DeliverCloseWrite and
+// DeliverAbort; Conn serializes every send through a Sender.
+//
+// Delivery is a hand-off, not a queue: Deliver blocks until Read has copied
+// the whole payload, so the receive loop stops calling Recv while the reader
+// is slow, and HTTP/2 flow control pushes back on the peer. Nothing here
+// buffers more than the frame in hand.
+package attachconn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+)
+
+// Sender sends one side's frames. Conn never calls it from two goroutines at
+// once, and never after Abort has returned.
+type Sender interface {
+	SendData(payload []byte) error
+	SendCloseWrite() error
+	SendClose(reason relayv1.CloseReason, detail string) error
+}
+
+// Config describes one session.
+type Config struct {
+	Sender Sender
+	// MaxData is the largest payload of one Data frame; larger writes are split.
+	MaxData int
+	// LocalAddr and RemoteAddr are what LocalAddr and RemoteAddr return.
+	LocalAddr, RemoteAddr net.Addr
+	// AbortReason is sent in the Close frame when Abort is called: why this
+	// side gives the session up (the client reset, the host aborted, ...).
+	AbortReason relayv1.CloseReason
+	// OnAbort, if set, runs once after the session was aborted (locally or by
+	// the peer) and the Close frame, if any, was sent. The stream's owner uses
+	// it to end the stream, which unblocks a Write stuck on flow control.
+	OnAbort func(closeSent bool)
+}
+
+// Errors returned by Conn.
+var (
+	// ErrWriteClosed is returned by Write after CloseWrite.
+	ErrWriteClosed = errors.New("write after CloseWrite")
+	// ErrDataAfterClose aborts a session when the peer sends data that
+	// nobody will read, as TCP resets a closed socket that receives data.
+	ErrDataAfterClose = errors.New("data arrived after Close")
+)
+
+// AbortError is the error a Conn returns once the session is aborted.
+type AbortError struct {
+	Remote bool                // the peer aborted (Close frame or broken stream)
+	Reason relayv1.CloseReason // the reason in the Close frame, if any
+	Cause  error               // what happened
+}
+
+func (e *AbortError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	return fmt.Sprintf("session aborted %s: %v", who, e.Cause)
+}
+
+func (e *AbortError) Unwrap() error { return e.Cause }
+
+// Conn is one session of an Attach stream. Read, Write and Close may be
+// called from different goroutines; concurrent Writes are serialized.
+type Conn struct {
+	cfg Config
+
+	// Read side, fed by the owner's receive loop.
+	data    chan []byte   // a payload handed to Read
+	ack     chan struct{} // Read consumed the payload (capacity 1)
+	eof     chan struct{} // closed by DeliverCloseWrite
+	eofOnce sync.Once
+	readMu  sync.Mutex
+	pending []byte // rest of the payload being read; guarded by readMu
+	readDL  *deadline
+
+	// Write side.
+	writeMu     sync.Mutex
+	writeClosed bool // guarded by writeMu
+	writeDL     time.Time
+
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+	aborted   chan struct{} // closed when aborted, after the Close frame went out
+	abortMu   sync.Mutex
+	abortErr  *AbortError // guarded by abortMu
+
+	writeDLMu sync.Mutex
+
+	bytesRead, bytesWritten atomic.Int64
+	readEOF, writeEOF       atomic.Bool
+}
+
+// New returns a Conn for one session.
+func New(cfg Config) *Conn {
+	if cfg.MaxData <= 0 {
+		cfg.MaxData = 32 * 1024
+	}
+	return &Conn{
+		cfg:     cfg,
+		data:    make(chan []byte),
+		ack:     make(chan struct{}, 1),
+		eof:     make(chan struct{}),
+		readDL:  newDeadline(),
+		closed:  make(chan struct{}),
+		aborted: make(chan struct{}),
+	}
+}
+
+// Deliver hands a Data payload to Read and waits until Read has consumed
+// it, so the caller may reuse payload afterwards. It returns an error once
+// the session is aborted or closed.
+func (c *Conn) Deliver(payload []byte) error {
+	if len(payload) == 0 {
+		return nil
+	}
+	select {
+	case c.data <- payload:
+	case <-c.aborted:
+		return c.Err()
+	case <-c.closed:
+		c.Abort(ErrDataAfterClose)
+		return c.Err()
+	}
+	select {
+	case <-c.ack:
+		return nil
+	case <-c.aborted:
+		return c.Err()
+	case <-c.closed:
+		c.Abort(ErrDataAfterClose)
+		return c.Err()
+	}
+}
+
+// DeliverCloseWrite marks the end of the peer's data: Read returns io.EOF
+// once the payloads delivered before have been read.
+func (c *Conn) DeliverCloseWrite() {
+	c.eofOnce.Do(func() {
+		c.readEOF.Store(true)
+		close(c.eof)
+	})
+}
+
+// DeliverAbort records that the peer aborted the session (a Close frame,
+// a broken stream). No frame is sent back.
+func (c *Conn) DeliverAbort(reason relayv1.CloseReason, cause error) {
+	c.abort(&AbortError{Remote: true, Reason: reason, Cause: cause}, false)
+}
+
+// Abort ends the session abnormally: it sends a Close frame with the
+// configured reason when no Write is in progress, and releases every
+// blocked Read, Write and Deliver. Safe to call more than once.
+func (c *Conn) Abort(cause error) {
+	c.abort(&AbortError{Reason: c.cfg.AbortReason, Cause: cause}, true)
+}
+
+// AbortWith is Abort with an explicit reason.
+func (c *Conn) AbortWith(reason relayv1.CloseReason, cause error) {
+	c.abort(&AbortError{Reason: reason, Cause: cause}, true)
+}
+
+func (c *Conn) abort(e *AbortError, sendClose bool) {
+	c.abortMu.Lock()
+	if c.abortErr != nil {
+		c.abortMu.Unlock()
+		return
+	}
+	c.abortErr = e
+	c.abortMu.Unlock()
+
+	closeSent := false
+	// A Write blocked on flow control holds writeMu; then the owner's OnAbort
+	// ends the stream instead, which the peer also reads as an abort.
+	if sendClose && c.writeMu.TryLock() {
+		detail := ""
+		if e.Cause != nil {
+			detail = e.Cause.Error()
+		}
+		closeSent = c.cfg.Sender.SendClose(e.Reason, detail) == nil
+		c.writeClosed = true
+		c.writeMu.Unlock()
+	}
+	close(c.aborted)
+	if c.cfg.OnAbort != nil {
+		c.cfg.OnAbort(closeSent)
+	}
+}
+
+// Err returns the abort error, or nil while the session is not aborted.
+func (c *Conn) Err() error {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	if c.abortErr == nil {
+		return nil
+	}
+	return c.abortErr
+}
+
+// AbortCause returns the abort error, or nil.
+func (c *Conn) AbortCause() *AbortError {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	return c.abortErr
+}
+
+// Aborted is closed once the session is aborted.
+func (c *Conn) Aborted() <-chan struct{} { return c.aborted }
+
+// Read reads the peer's bytes; io.EOF after the peer's CloseWrite.
+func (c *Conn) Read(b []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if len(c.pending) > 0 {
+		return c.consume(b, c.pending), nil
+	}
+	select { // an abort or Close wins over buffered state
+	case <-c.aborted:
+		return 0, c.Err()
+	case <-c.closed:
+		return 0, net.ErrClosed
+	default:
+	}
+	select {
+	case p := <-c.data:
+		return c.consume(b, p), nil
+	case <-c.eof:
+		return 0, io.EOF
+	case <-c.aborted:
+		return 0, c.Err()
+	case <-c.closed:
+		return 0, net.ErrClosed
+	case <-c.readDL.wait():
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+
+// consume copies p into b, keeps the rest pending, and acknowledges p once
+// it is used up. Called with readMu held.
+func (c *Conn) consume(b, p []byte) int {
+	n := copy(b, p)
+	c.bytesRead.Add(int64(n))
+	c.pending = p[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil
+		c.ack <- struct{}{} // capacity 1, and one payload is in flight at a time
+	}
+	return n
+}
+
+// Write sends b as Data frames of at most MaxData bytes.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := c.Err(); err != nil {
+		return 0, err
+	}
+	if c.writeClosed {
+		if isClosed(c.closed) {
+			return 0, net.ErrClosed
+		}
+		return 0, ErrWriteClosed
+	}
+	c.writeDLMu.Lock()
+	dl := c.writeDL
+	c.writeDLMu.Unlock()
+	if !dl.IsZero() {
+		if !time.Now().Before(dl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		// A send stuck on flow control past the deadline can only be
+		// released by ending the stream: the session is aborted.
+		t := time.AfterFunc(time.Until(dl), func() { c.Abort(os.ErrDeadlineExceeded) })
+		defer t.Stop()
+	}
+	n := 0
+	for n < len(b) {
+		chunk := b[n:min(len(b), n+c.cfg.MaxData)]
+		if err := c.cfg.Sender.SendData(chunk); err != nil {
+			if aerr := c.Err(); aerr != nil {
+				return n, aerr
+			}
+			return n, err
+		}
+		n += len(chunk)
+		c.bytesWritten.Add(int64(len(chunk)))
+	}
+	return n, nil
+}
+
+// CloseWrite sends CloseWrite after everything written so far; the peer
+// reads EOF and may keep sending.
+func (c *Conn) CloseWrite() error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	return c.closeWriteLocked()
+}
+
+func (c *Conn) closeWriteLocked() error {
+	if c.writeClosed {
+		return c.Err()
+	}
+	if err := c.Err(); err != nil {
+		return err
+	}
+	c.writeClosed = true
+	c.writeEOF.Store(true)
+	return c.cfg.Sender.SendCloseWrite()
+}
+
+// Close ends the session the way closing a TCP socket does: written bytes
+// are delivered and followed by CloseWrite; if unread peer data is pending,
+// or more data arrives later, the session is aborted instead (TCP's reset).
+func (c *Conn) Close() error {
+	first := false
+	c.closeOnce.Do(func() {
+		first = true
+		close(c.closed)
+	})
+	if !first {
+		return nil
+	}
+	c.readMu.Lock() // Read has returned: closed is closed
+	unread := len(c.pending) > 0
+	c.pending = nil
+	c.readMu.Unlock()
+	if unread {
+		c.Abort(ErrDataAfterClose)
+		return nil
+	}
+	if !c.writeMu.TryLock() {
+		// A Write is in progress; TCP would keep sending it, but a send
+		// stuck on flow control must not block Close.
+		c.Abort(net.ErrClosed)
+		return nil
+	}
+	err := c.closeWriteLocked()
+	c.writeMu.Unlock()
+	var ae *AbortError
+	if errors.As(err, &ae) {
+		return nil // already aborted: nothing left to close
+	}
+	return err
+}
+
+// Closed is closed once Close has been called.
+func (c *Conn) Closed() <-chan struct{} { return c.closed }
+
+// LocalAddr returns the configured local address.
+func (c *Conn) LocalAddr() net.Addr { return c.cfg.LocalAddr }
+
+// RemoteAddr returns the configured remote address (for the host agent: the
+// real client).
+func (c *Conn) RemoteAddr() net.Addr { return c.cfg.RemoteAddr }
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline makes a blocked or future Read return
+// os.ErrDeadlineExceeded once t passes.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.readDL.set(t)
+	return nil
+}
+
+// SetWriteDeadline bounds future Writes; a Write still blocked on flow
+// control when t passes aborts the session.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.writeDLMu.Lock()
+	c.writeDL = t
+	c.writeDLMu.Unlock()
+	return nil
+}
+
+// Stats is a snapshot of a session's progress.
+type Stats struct {
+	BytesRead, BytesWritten int64 // payload bytes read by the local side, and sent
+	ReadClosed, WriteClosed bool  // the peer sent CloseWrite; we sent CloseWrite
+}
+
+// Stats returns the session's counters; safe to call at any time.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		BytesRead:    c.bytesRead.Load(),
+		BytesWritten: c.bytesWritten.Load(),
+		ReadClosed:   c.readEOF.Load(),
+		WriteClosed:  c.writeEOF.Load(),
+	}
+}

@@ -1,0 +1,138 @@
+// Package splice joins two byte streams with TCP half-close semantics: each
+// direction is copied until its source ends; a clean end becomes CloseWrite
+// on the destination (a FIN, or a CloseWrite frame), and an error in either
+// direction aborts both ends (a TCP reset, or a Close frame). It is the one
+// place where relayd and hostagent decide how a session ends.
+package splice
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Conn is one end of a joined pair.
+type Conn interface {
+	io.ReadWriteCloser
+	// CloseWrite ends the writing direction after everything written so far.
+	CloseWrite() error
+}
+
+// Aborter is implemented by conns that can end abnormally, so the peer knows
+// the stream did not end cleanly. Conns without it are aborted with Close,
+// except *net.TCPConn, which is reset (see Reset).
+type Aborter interface {
+	Abort(cause error)
+}
+
+// BufferSize is the copy buffer size. It keeps one read from a socket within
+// one Data frame whose encoding stays under 32 KiB: grpc-go decodes a message
+// of more than 32 KiB into a 1 MiB pooled buffer that it zeroes every time.
+const BufferSize = 32*1024 - 256
+
+// ResetDrainTimeout bounds how long Reset waits for the peer to acknowledge
+// bytes already written before it resets the connection.
+const ResetDrainTimeout = 2 * time.Second
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+// Result reports what one Join moved.
+type Result struct {
+	AToB, BToA int64 // bytes copied in each direction
+	Err        error // the first error, nil when both directions ended cleanly
+}
+
+// Join copies a→b and b→a until both directions end, then closes both.
+// The b→a direction runs on a goroutine that Join waits for.
+func Join(a, b Conn) Result {
+	var (
+		once     sync.Once
+		firstErr error
+		res      Result
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		once.Do(func() {
+			firstErr = err
+			abort(a, err)
+			abort(b, err)
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res.BToA = half(a, b, fail)
+	}()
+	res.AToB = half(b, a, fail)
+	wg.Wait()
+	a.Close()
+	b.Close()
+	res.Err = firstErr
+	return res
+}
+
+// half copies src to dst, then half-closes dst; on error it calls fail.
+func half(dst, src Conn, fail func(error)) int64 {
+	n, err := Copy(dst, src)
+	if err == nil {
+		err = dst.CloseWrite()
+	}
+	if err != nil {
+		fail(err)
+	}
+	return n
+}
+
+// Copy copies src to dst until src reports io.EOF, with a pooled buffer of
+// BufferSize bytes, so one read becomes at most one write (one frame). Unlike
+// io.Copy it never uses ReaderFrom/WriterTo, whose buffers are larger.
+func Copy(dst io.Writer, src io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+			if w != n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+func abort(c Conn, cause error) {
+	switch c := c.(type) {
+	case Aborter:
+		c.Abort(cause)
+	case *net.TCPConn:
+		Reset(c, ResetDrainTimeout)
+	default:
+		c.Close()
+	}
+}
+
+// Reset ends c abnormally: the peer reads every byte already written, then
+// gets a connection reset. It waits (up to maxWait) for the peer to
+// acknowledge the bytes in flight, because a reset discards unsent data.
+func Reset(c *net.TCPConn, maxWait time.Duration) {
+	waitUnacked(c, maxWait)
+	c.SetLinger(0) // close now sends RST instead of FIN
+	c.Close()
+}
+
+// IsClosed reports whether err means the conn was closed locally.
+func IsClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package splice
+
+import (
+	"net"
+	"time"
+)
+
+// waitUnacked is a no-op where the send queue cannot be inspected: the reset
+// may then discard bytes still in flight.
+func waitUnacked(*net.TCPConn, time.Duration) {}

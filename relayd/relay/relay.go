@@ -1,0 +1,551 @@
+// Package relay is the host side of relayd: the HostService.Attach handler
+// that turns each stream into a slot, the registry of hosts and sessions,
+// and the StatusService that reports them. Client sockets come from a
+// clientbridge.Bridge; this package joins each assigned client to its slot.
+//
+// Goroutines per Attach stream: the gRPC handler (owns the stream's life and,
+// during a session, copies client → host), one receive loop (the only caller
+// of Recv), and during a session one more copying host → client. The receive
+// loop can outlive the handler by a moment (Recv returns only once the
+// handler has returned); Relay.Close waits for it.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/relayproject/relay/clientbridge"
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/splice"
+)
+
+// DefaultMaxDataBytes is the default largest Data payload: a full copy
+// buffer, whose encoded frame stays under grpc-go's 32 KiB buffer class.
+const DefaultMaxDataBytes = splice.BufferSize
+
+// Config configures a Relay. The zero value of each field is documented.
+type Config struct {
+	// RelayID names this relay in Welcome and status; empty means hostname-pid.
+	RelayID string
+	// Version is reported by GetStatus.
+	Version string
+	// Bridge supplies clients; required.
+	Bridge *clientbridge.Bridge
+	// Services are the services with a client listener; a Hello naming
+	// another service is refused. Empty means {"default"}.
+	Services []string
+	// MaxDataBytes is the largest Data payload accepted and sent; zero means
+	// DefaultMaxDataBytes.
+	MaxDataBytes int
+	// HelloTimeout bounds the wait for Hello on a new stream; zero means 10s.
+	HelloTimeout time.Duration
+	// Logger receives session and host logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Relay implements relay.v1.HostService and relay.v1.StatusService.
+type Relay struct {
+	relayv1.UnimplementedHostServiceServer
+	cfg      Config
+	log      *slog.Logger
+	services map[string]bool
+	started  time.Time
+
+	ctx        context.Context // canceled by Shutdown: open sessions are aborted
+	cancel     context.CancelFunc
+	idleCtx    context.Context // canceled by Drain: idle slots end, no new sessions
+	idleCancel context.CancelFunc
+
+	mu       sync.Mutex
+	hosts    map[hostKey]*host
+	sessions map[string]*session
+	totals   map[string]uint64 // sessions opened per service
+	sessWG   sync.WaitGroup    // open sessions, for Drain
+	loops    sync.WaitGroup    // receive loops
+
+	slotSeq, sessionSeq atomic.Uint64
+}
+
+type hostKey struct{ service, id string }
+
+// host is every slot of one (service, host id).
+type host struct {
+	key          hostKey
+	keyStr       string
+	peerAddr     string
+	attachedAt   time.Time
+	labels       map[string]string
+	agentVersion string
+	slots        int // open streams; guarded by Relay.mu
+	active       atomic.Int64
+	total        atomic.Uint64
+	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
+	bytesFrom    atomic.Uint64
+}
+
+// session is one open client session, for status.
+type session struct {
+	id, slotID string
+	host       *host
+	clientAddr string
+	openedAt   time.Time
+	conn       *attachconn.Conn
+}
+
+// New returns a Relay.
+func New(cfg Config) (*Relay, error) {
+	if cfg.Bridge == nil {
+		return nil, errors.New("relay: Config.Bridge is required")
+	}
+	if cfg.RelayID == "" {
+		h, _ := os.Hostname()
+		cfg.RelayID = h + "-" + strconv.Itoa(os.Getpid())
+	}
+	if len(cfg.Services) == 0 {
+		cfg.Services = []string{"default"}
+	}
+	if cfg.MaxDataBytes <= 0 {
+		cfg.MaxDataBytes = DefaultMaxDataBytes
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Relay{
+		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
+		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
+	}
+	for _, s := range cfg.Services {
+		r.services[s] = true
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.idleCtx, r.idleCancel = context.WithCancel(r.ctx)
+	return r, nil
+}
+
+// ID returns the relay id.
+func (r *Relay) ID() string { return r.cfg.RelayID }
+
+// ActiveSessions returns the number of open sessions.
+func (r *Relay) ActiveSessions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// Drain ends every idle slot (status UNAVAILABLE, so agents go elsewhere)
+// and refuses new streams; open sessions go on. It then waits until they
+// have all ended or ctx is done, and reports whether they all ended.
+func (r *Relay) Drain(ctx context.Context) bool {
+	r.idleCancel()
+	done := make(chan struct{})
+	go func() { r.sessWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close aborts every open session with CLOSE_REASON_RELAY_SHUTDOWN and
+// waits for the receive loops. Call it after the gRPC server has stopped
+// (so every handler has returned).
+func (r *Relay) Close() {
+	r.idleCancel()
+	r.cancel()
+	r.sessWG.Wait()
+	r.loops.Wait()
+}
+
+// Shutdown aborts open sessions at once; unlike Close it does not wait for
+// the gRPC handlers' receive loops, so it may run before the server stops.
+func (r *Relay) Shutdown() { r.idleCancel(); r.cancel() }
+
+var errShutdown = errors.New("relay shutting down")
+
+// Attach implements relay.v1.HostService.
+func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
+	ctx := stream.Context()
+	if r.idleCtx.Err() != nil {
+		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+	}
+	peerAddr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		peerAddr = p.Addr.String()
+	}
+	loop := &recvLoop{stream: stream, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1)}
+	r.loops.Add(1)
+	go func() {
+		defer r.loops.Done()
+		loop.run()
+	}()
+
+	// Hello, within the hello timeout.
+	timer := time.NewTimer(r.cfg.HelloTimeout)
+	defer timer.Stop()
+	var hello *relayv1.Hello
+	select {
+	case hello = <-loop.hello:
+	case err := <-loop.idleEnd:
+		return endStatus(err)
+	case <-timer.C:
+		return status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-r.idleCtx.Done():
+		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+	}
+	timer.Stop()
+	service := hello.GetService()
+	if service == "" {
+		service = "default"
+	}
+	if !r.services[service] {
+		return status.Errorf(codes.PermissionDenied, "service %q is not served by this relay", service)
+	}
+	hostID := hello.GetHostId()
+	if hostID == "" {
+		hostID = peerAddr
+	}
+	h := r.addSlot(hostKey{service, hostID}, peerAddr, hello)
+	defer r.removeSlot(h)
+	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
+	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
+
+	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
+		RelayId: r.cfg.RelayID, SlotId: sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
+	}}}); err != nil {
+		return err
+	}
+
+	// Idle: wait for a client.
+	for {
+		if !r.cfg.Bridge.AddIdle(service, sl) {
+			return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+		}
+		var client *clientbridge.Client
+		var endErr error
+		select {
+		case client = <-sl.assigned:
+		case endErr = <-loop.idleEnd:
+		case <-ctx.Done():
+			endErr = status.FromContextError(ctx.Err()).Err()
+		case <-r.idleCtx.Done():
+			endErr = status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+		}
+		if client == nil && endErr == nil {
+			continue // a reservation was dropped: offer the slot again
+		}
+		if endErr != nil {
+			if !r.cfg.Bridge.RemoveIdle(service, sl) {
+				// Reserved at this very moment: hand the client on.
+				if c := <-sl.assigned; c != nil {
+					r.cfg.Bridge.Requeue(c)
+				}
+			}
+			log.Debug("slot ended while idle", "err", endErr)
+			return endStatus(endErr)
+		}
+		return r.serveSession(ctx, stream, loop, sl, client, log)
+	}
+}
+
+// endStatus turns a receive-loop ending into the handler's return value:
+// nil (the host gave the slot up) or a status error.
+func endStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_AttachServer, loop *recvLoop, sl *slot, c *clientbridge.Client, log *slog.Logger) error {
+	now := time.Now()
+	sess := &session{
+		id:         "c" + strconv.FormatUint(r.sessionSeq.Add(1), 10),
+		slotID:     sl.id,
+		host:       sl.host,
+		clientAddr: c.Conn.RemoteAddr().String(),
+		openedAt:   now,
+	}
+	log = log.With("session_id", sess.id, "client_addr", sess.clientAddr)
+	sess.conn = attachconn.New(attachconn.Config{
+		Sender:      &serverSender{stream: stream},
+		MaxData:     r.cfg.MaxDataBytes,
+		LocalAddr:   c.ListenerAddr,
+		RemoteAddr:  c.Conn.RemoteAddr(),
+		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
+	})
+	loop.session.Store(sess.conn)
+	err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{
+		SessionId:    sess.id,
+		ClientAddr:   sess.clientAddr,
+		ListenerAddr: c.ListenerAddr.String(),
+		Service:      c.Service,
+		OpenedAt:     timestamppb.New(now),
+	}}})
+	if err != nil {
+		// The stream broke before the session began: the client is untouched.
+		r.cfg.Bridge.Requeue(c)
+		return err
+	}
+	r.openSession(sess, c.Service)
+	defer r.closeSession(sess)
+	log.Debug("session opened")
+
+	stopBroken := context.AfterFunc(ctx, func() {
+		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
+	})
+	defer stopBroken()
+	stopShutdown := context.AfterFunc(r.ctx, func() {
+		sess.conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
+	})
+	defer stopShutdown()
+
+	res := splice.Join(c.Conn, sess.conn)
+	st := sess.conn.Stats()
+	ae := sess.conn.AbortCause()
+	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", time.Since(now).Round(time.Microsecond)}
+	switch {
+	case ae == nil && res.Err == nil:
+		log.Info("session closed", attrs...)
+		return nil
+	case ae != nil && ae.Remote:
+		log.Info("session aborted by host", append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
+		if _, ok := status.FromError(ae.Cause); ok {
+			return ae.Cause // a protocol error: the host learns which
+		}
+		return nil
+	default:
+		log.Info("session aborted", append(attrs, "err", res.Err)...)
+		return nil
+	}
+}
+
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) *host {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.hosts[k]
+	if h == nil {
+		h = &host{key: k, keyStr: k.id, attachedAt: time.Now()}
+		r.hosts[k] = h
+		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
+	}
+	h.slots++
+	h.peerAddr = peerAddr
+	h.labels = hello.GetLabels()
+	h.agentVersion = hello.GetAgentVersion()
+	return h
+}
+
+func (r *Relay) removeSlot(h *host) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.slots--
+	if h.slots == 0 {
+		delete(r.hosts, h.key)
+		r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service)
+	}
+}
+
+func (r *Relay) openSession(s *session, service string) {
+	r.mu.Lock()
+	r.sessions[s.id] = s
+	r.totals[service]++
+	r.sessWG.Add(1)
+	r.mu.Unlock()
+	s.host.active.Add(1)
+	s.host.total.Add(1)
+}
+
+func (r *Relay) closeSession(s *session) {
+	st := s.conn.Stats()
+	s.host.bytesTo.Add(uint64(st.BytesWritten))
+	s.host.bytesFrom.Add(uint64(st.BytesRead))
+	s.host.active.Add(-1)
+	r.mu.Lock()
+	delete(r.sessions, s.id)
+	r.mu.Unlock()
+	r.sessWG.Done()
+}
+
+// slot is one idle Attach stream, as the bridge sees it.
+type slot struct {
+	id       string
+	host     *host
+	assigned chan *clientbridge.Client // capacity 1
+}
+
+func (s *slot) HostKey() string { return s.host.keyStr }
+
+func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), 1 }
+
+func (s *slot) Assign(c *clientbridge.Client) { s.assigned <- c }
+
+// serverSender sends the relay's frames, reusing one message per kind: grpc
+// encodes a message before SendMsg returns, and no stats handler or binary
+// log keeps it, so the steady-state data path allocates nothing per frame.
+type serverSender struct {
+	stream relayv1.HostService_AttachServer
+	msg    relayv1.AttachResponse
+	data   relayv1.Data
+	frame  relayv1.AttachResponse_Data
+}
+
+func (s *serverSender) SendData(p []byte) error {
+	s.data.Payload = p
+	s.frame.Data = &s.data
+	s.msg.Frame = &s.frame
+	err := s.stream.Send(&s.msg)
+	s.data.Payload = nil
+	return err
+}
+
+func (s *serverSender) SendCloseWrite() error {
+	return s.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}})
+}
+
+func (s *serverSender) SendClose(reason relayv1.CloseReason, detail string) error {
+	return s.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: reason, Detail: detail}}})
+}
+
+// recvLoop is the only caller of stream.Recv. It enforces the host's side
+// of the protocol and feeds the session's Conn.
+type recvLoop struct {
+	stream  relayv1.HostService_AttachServer
+	maxData int
+	hello   chan *relayv1.Hello // the Hello, once
+	idleEnd chan error          // how the stream ended before a session: nil = given up
+	session atomic.Pointer[attachconn.Conn]
+}
+
+func protocolError(code codes.Code, format string, args ...any) error {
+	return status.Errorf(code, "protocol error: "+format, args...)
+}
+
+func (l *recvLoop) run() {
+	err := l.loop()
+	if conn := l.session.Load(); conn != nil {
+		if err == nil {
+			return
+		}
+		reason := relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED
+		var ce *closeFrameError
+		if errors.As(err, &ce) {
+			reason = ce.reason
+		} else if _, ok := status.FromError(err); ok && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
+			reason = relayv1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR
+		}
+		conn.DeliverAbort(reason, err)
+		return
+	}
+	var ce *closeFrameError
+	if errors.As(err, &ce) {
+		err = nil // Close before Open: the host gives the slot up
+	}
+	l.idleEnd <- err
+}
+
+// closeFrameError is the host's Close frame, seen as the loop's end.
+type closeFrameError struct {
+	reason relayv1.CloseReason
+	detail string
+}
+
+func (e *closeFrameError) Error() string {
+	return fmt.Sprintf("host sent Close (%s): %s", e.reason, e.detail)
+}
+
+// loop returns nil when the host ends cleanly, or why it stopped.
+func (l *recvLoop) loop() error {
+	first, err := l.stream.Recv()
+	if err != nil {
+		if err == io.EOF {
+			return nil
+		}
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return protocolError(codes.InvalidArgument, "the first frame must be Hello, got %s", frameName(first))
+	}
+	l.hello <- hello
+	hostClosedWrite := false
+	var req relayv1.AttachRequest
+	for {
+		req.Reset()
+		if err := l.stream.RecvMsg(&req); err != nil {
+			if err == io.EOF { // the host half-closed the RPC: as CloseWrite
+				if conn := l.session.Load(); conn != nil {
+					conn.DeliverCloseWrite()
+				}
+				return nil
+			}
+			return err
+		}
+		conn := l.session.Load()
+		switch f := req.Frame.(type) {
+		case *relayv1.AttachRequest_Hello:
+			return protocolError(codes.FailedPrecondition, "Hello sent twice")
+		case *relayv1.AttachRequest_Close:
+			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
+		case *relayv1.AttachRequest_Data:
+			switch {
+			case conn == nil:
+				return protocolError(codes.FailedPrecondition, "Data before Open")
+			case hostClosedWrite:
+				return protocolError(codes.FailedPrecondition, "Data after CloseWrite")
+			case len(f.Data.GetPayload()) > l.maxData:
+				return protocolError(codes.ResourceExhausted, "Data payload of %d bytes exceeds max_data_bytes %d", len(f.Data.GetPayload()), l.maxData)
+			}
+			if err := conn.Deliver(f.Data.GetPayload()); err != nil {
+				return nil // the session ended; the handler knows why
+			}
+		case *relayv1.AttachRequest_CloseWrite:
+			switch {
+			case conn == nil:
+				return protocolError(codes.FailedPrecondition, "CloseWrite before Open")
+			case hostClosedWrite:
+				return protocolError(codes.FailedPrecondition, "CloseWrite sent twice")
+			}
+			hostClosedWrite = true
+			conn.DeliverCloseWrite()
+		default:
+			return protocolError(codes.InvalidArgument, "frame with no known field set")
+		}
+	}
+}
+
+func frameName(req *relayv1.AttachRequest) string {
+	switch req.Frame.(type) {
+	case *relayv1.AttachRequest_Data:
+		return "Data"
+	case *relayv1.AttachRequest_CloseWrite:
+		return "CloseWrite"
+	case *relayv1.AttachRequest_Close:
+		return "Close"
+	default:
+		return "an empty frame"
+	}
+}

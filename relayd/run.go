@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/relayproject/relay/clientbridge"
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/relayd/relay"
+	"github.com/relayproject/relay/relayd/scheduler"
+)
+
+// usageError is a bad command line: exit status 2.
+type usageError struct{ error }
+
+type options struct {
+	grpcAddr, adminAddr, clientAddr string
+	relayID                         string
+	assignTimeout                   time.Duration
+	maxPending                      int
+	scheduler                       string
+	helloTimeout                    time.Duration
+	drainTimeout                    time.Duration
+	maxDataBytes                    int
+	logLevel, logFormat             string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.grpcAddr, "grpc-addr", ":8000", "`address` for host agents: relay.v1.HostService, grpc.health.v1, reflection")
+	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:8001", "`address` for operators: relay.v1.StatusService, health, reflection")
+	fs.StringVar(&o.clientAddr, "client-addr", ":8002", "`address` where raw TCP clients connect (service \"default\")")
+	fs.StringVar(&o.relayID, "relay-id", "", "`id` of this relay in Welcome frames and status (default hostname-pid)")
+	fs.DurationVar(&o.assignTimeout, "assign-timeout", 10*time.Second, "how long a client may wait for an idle slot before it is closed")
+	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
+	fs.StringVar(&o.scheduler, "scheduler", string(scheduler.LeastLoaded), "who gets a new client: least-loaded (ties round-robin), round-robin, random-two-choices, client-hash")
+	fs.DurationVar(&o.helloTimeout, "hello-timeout", 10*time.Second, "how long a new Attach stream may take to send Hello")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed (a second signal stops at once)")
+	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
+	}
+	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return nil, usageError{fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
+		}
+	}
+	if _, err := scheduler.ParsePolicy(o.scheduler); err != nil {
+		return nil, usageError{fmt.Errorf("--scheduler: %v", err)}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"assign-timeout", o.assignTimeout}, {"hello-timeout", o.helloTimeout}} {
+		if d.v <= 0 {
+			return nil, usageError{fmt.Errorf("--%s must be positive, got %v", d.flag, d.v)}
+		}
+	}
+	if o.drainTimeout < 0 {
+		return nil, usageError{fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
+	}
+	if o.maxPending < 0 {
+		return nil, usageError{fmt.Errorf("--max-pending must not be negative, got %d", o.maxPending)}
+	}
+	if o.maxDataBytes < 1024 || o.maxDataBytes > 4<<20 {
+		return nil, usageError{fmt.Errorf("--max-data-bytes must be between 1024 and 4194304, got %d", o.maxDataBytes)}
+	}
+	return o, nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func listen(flagName, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		hint := ""
+		if strings.Contains(err.Error(), "address already in use") {
+			hint = fmt.Sprintf(" (is another relayd running? see --%s)", flagName)
+		}
+		return nil, fmt.Errorf("listen %s: %w%s", addr, errors.Unwrap(err), hint)
+	}
+	return l, nil
+}
+
+// run serves until ctx is done, then drains: new clients are refused, idle
+// slots end, and open sessions get --drain-timeout, or until force is done.
+func run(ctx, force context.Context, args []string, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return usageError{err}
+	}
+	policy, _ := scheduler.ParsePolicy(o.scheduler)
+
+	grpcLis, err := listen("grpc-addr", o.grpcAddr)
+	if err != nil {
+		return err
+	}
+	defer grpcLis.Close()
+	adminLis, err := listen("admin-addr", o.adminAddr)
+	if err != nil {
+		return err
+	}
+	defer adminLis.Close()
+	clientLis, err := listen("client-addr", o.clientAddr)
+	if err != nil {
+		return err
+	}
+	defer clientLis.Close()
+
+	maxPending := o.maxPending
+	if maxPending == 0 {
+		maxPending = -1 // the bridge reads zero as "default"; the flag means "none"
+	}
+	bridge := clientbridge.New(clientbridge.Config{
+		AssignTimeout: o.assignTimeout,
+		MaxPending:    maxPending,
+		Scheduler:     scheduler.New(policy, uint64(time.Now().UnixNano())),
+		Logger:        log,
+	})
+	r, err := relay.New(relay.Config{
+		RelayID: o.relayID, Version: version(), Bridge: bridge,
+		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	healthSrv := health.NewServer()
+	hostSrv := grpc.NewServer(
+		grpc.MaxRecvMsgSize(o.maxDataBytes+1024),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	relayv1.RegisterHostServiceServer(hostSrv, r)
+	healthpb.RegisterHealthServer(hostSrv, healthSrv)
+	reflection.Register(hostSrv)
+
+	adminSrv := grpc.NewServer()
+	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
+	healthpb.RegisterHealthServer(adminSrv, healthSrv)
+	reflection.Register(adminSrv)
+
+	errc := make(chan error, 3)
+	go func() { errc <- hostSrv.Serve(grpcLis) }()
+	go func() { errc <- adminSrv.Serve(adminLis) }()
+	go func() { errc <- bridge.Serve(clientLis, "default") }()
+	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
+		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis.Addr().String(),
+		"scheduler", string(policy))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		serveErr = fmt.Errorf("serve: %w", serveErr)
+	}
+
+	// Drain: health NOT_SERVING, no new clients, idle slots end; open
+	// sessions run to completion within the drain timeout.
+	healthSrv.Shutdown()
+	bridge.CloseListeners()
+	if n := r.ActiveSessions(); n > 0 {
+		log.Info("draining", "active_sessions", n, "drain_timeout", o.drainTimeout)
+	}
+	dctx, cancel := context.WithTimeout(force, o.drainTimeout)
+	if !r.Drain(dctx) {
+		log.Warn("closing open sessions", "reason", "drain ended", "active_sessions", r.ActiveSessions())
+	}
+	cancel()
+	r.Shutdown()
+	bridge.Close()
+	stopped := make(chan struct{})
+	go func() { hostSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second): // streams stuck on flow control
+	case <-force.Done():
+	}
+	hostSrv.Stop()
+	<-stopped
+	adminSrv.Stop()
+	r.Close()
+	log.Info("relayd stopped")
+	return serveErr
+}

@@ -1,0 +1,169 @@
+// Package scheduler decides which host serves a new client: given the hosts
+// that have an idle slot for the client's service, Pick returns one. It is
+// pure (no I/O, no clock) and is the only place that decision is made.
+package scheduler
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+)
+
+// Policy names a scheduling policy.
+type Policy string
+
+// The policies. LeastLoaded is the default.
+const (
+	// LeastLoaded picks the host with the fewest active sessions per unit of
+	// weight; ties go round-robin.
+	LeastLoaded Policy = "least-loaded"
+	// RoundRobin takes hosts in turn, in host order.
+	RoundRobin Policy = "round-robin"
+	// RandomTwoChoices samples two hosts and keeps the less loaded one.
+	RandomTwoChoices Policy = "random-two-choices"
+	// ClientHash sends a client key (its IP) to the same host while that host
+	// has idle slots (rendezvous hashing, weighted).
+	ClientHash Policy = "client-hash"
+)
+
+// Policies lists every policy, default first.
+var Policies = []Policy{LeastLoaded, RoundRobin, RandomTwoChoices, ClientHash}
+
+// ParsePolicy returns the policy named s.
+func ParsePolicy(s string) (Policy, error) {
+	for _, p := range Policies {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	names := make([]string, len(Policies))
+	for i, p := range Policies {
+		names[i] = string(p)
+	}
+	return "", fmt.Errorf("unknown scheduler %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Candidate is one host with at least one idle slot.
+type Candidate struct {
+	Host   string // unique key of the host
+	Active int    // the host's open sessions
+	Weight int    // relative capacity; values below 1 count as 1
+}
+
+func (c Candidate) weight() int { return max(c.Weight, 1) }
+
+// lighter reports whether a carries less load per weight than b.
+func lighter(a, b Candidate) bool { return a.Active*b.weight() < b.Active*a.weight() }
+
+func sameLoad(a, b Candidate) bool { return a.Active*b.weight() == b.Active*a.weight() }
+
+// Scheduler applies one policy. It keeps a little state (the round-robin
+// cursor) and is safe for concurrent use.
+type Scheduler struct {
+	policy Policy
+	mu     sync.Mutex
+	turn   uint64 // tie-breaking counter for LeastLoaded
+	last   string // last host picked by RoundRobin
+	rng    *rand.Rand
+}
+
+// New returns a Scheduler for p. seed makes RandomTwoChoices reproducible.
+func New(p Policy, seed uint64) *Scheduler {
+	return &Scheduler{policy: p, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// Policy returns the scheduler's policy.
+func (s *Scheduler) Policy() Policy { return s.policy }
+
+// Pick returns the index in cands of the host that gets the client, or -1
+// when cands is empty. cands must be in a stable order (sorted by Host) for
+// round-robin to be fair. clientKey is used by ClientHash.
+func (s *Scheduler) Pick(cands []Candidate, clientKey string) int {
+	if len(cands) == 0 {
+		return -1
+	}
+	if len(cands) == 1 {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.policy {
+	case RoundRobin:
+		return s.roundRobin(cands)
+	case RandomTwoChoices:
+		i, j := s.rng.IntN(len(cands)), s.rng.IntN(len(cands)-1)
+		if j >= i {
+			j++
+		}
+		if lighter(cands[j], cands[i]) {
+			return j
+		}
+		return i
+	case ClientHash:
+		return rendezvous(cands, clientKey)
+	default:
+		return s.leastLoaded(cands)
+	}
+}
+
+func (s *Scheduler) leastLoaded(cands []Candidate) int {
+	best := 0
+	ties := 1
+	for i := 1; i < len(cands); i++ {
+		switch {
+		case lighter(cands[i], cands[best]):
+			best, ties = i, 1
+		case sameLoad(cands[i], cands[best]):
+			ties++
+		}
+	}
+	if ties == 1 {
+		return best
+	}
+	k := int(s.turn % uint64(ties))
+	s.turn++
+	for i := range cands {
+		if sameLoad(cands[i], cands[best]) {
+			if k == 0 {
+				return i
+			}
+			k--
+		}
+	}
+	return best
+}
+
+// roundRobin picks the first host after the last one picked, wrapping.
+func (s *Scheduler) roundRobin(cands []Candidate) int {
+	pick := 0
+	for i, c := range cands {
+		if c.Host > s.last {
+			pick = i
+			break
+		}
+	}
+	s.last = cands[pick].Host
+	return pick
+}
+
+// rendezvous implements weighted highest-random-weight hashing: a host keeps
+// its clients while the candidate set changes elsewhere.
+func rendezvous(cands []Candidate, key string) int {
+	best, bestScore := 0, -1.0
+	for i, c := range cands {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		h.Write([]byte{0})
+		h.Write([]byte(c.Host))
+		// Map the hash to (0,1), then score = -w/ln(u): weighted rendezvous.
+		u := (float64(h.Sum64()>>11) + 0.5) / (1 << 53)
+		score := float64(c.weight()) / -math.Log(u)
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
+}
