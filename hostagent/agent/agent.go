@@ -132,6 +132,7 @@ type link struct {
 	connecting, idle, active int
 	failures                 int
 	retryAt                  time.Time
+	ready                    bool // the idle pool was full since the last failure
 }
 
 type eventKind int
@@ -291,10 +292,11 @@ func (l *Listener) handle(ev event) {
 	case evAttached:
 		lk.connecting--
 		lk.idle++
-		if lk.failures > 0 {
-			l.log.Info("attached to relay", "relay", lk.addr, "after_failures", lk.failures)
-		}
 		lk.failures = 0
+		if !lk.ready && lk.idle >= l.cfg.Idle {
+			lk.ready = true
+			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
+		}
 	case evFailed:
 		lk.connecting--
 		l.backoff(lk, ev.err)
@@ -317,6 +319,7 @@ func (l *Listener) backoff(lk *link, err error) {
 		return
 	}
 	lk.failures++
+	lk.ready = false
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.FailedPrecondition:
