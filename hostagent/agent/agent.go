@@ -133,6 +133,7 @@ type link struct {
 	failures                 int
 	retryAt                  time.Time
 	ready                    bool // the idle pool was full since the last failure
+	outage                   int  // bumped by each failure that starts a backoff
 }
 
 type eventKind int
@@ -146,9 +147,10 @@ const (
 )
 
 type event struct {
-	link *link
-	kind eventKind
-	err  error
+	link   *link
+	kind   eventKind
+	err    error
+	outage int // the link's outage count when the slot started
 }
 
 // Listen starts an agent and returns at once; slots attach in the
@@ -265,7 +267,7 @@ func (l *Listener) manage() {
 				lk.connecting++
 				open++
 				l.slots.Add(1)
-				go l.runSlot(lk)
+				go l.runSlot(lk, lk.outage)
 			}
 		}
 		if !nextRetry.IsZero() {
@@ -299,13 +301,15 @@ func (l *Listener) handle(ev event) {
 		}
 	case evFailed:
 		lk.connecting--
-		l.backoff(lk, ev.err)
+		if ev.outage == lk.outage { // slots started together fail together: one failure
+			l.backoff(lk, ev.err)
+		}
 	case evOpened:
 		lk.idle--
 		lk.active++
 	case evIdleEnded:
 		lk.idle--
-		if ev.err != nil && l.idleCtx.Err() == nil {
+		if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
 			l.backoff(lk, ev.err)
 		}
 	case evEnded:
@@ -319,6 +323,7 @@ func (l *Listener) backoff(lk *link, err error) {
 		return
 	}
 	lk.failures++
+	lk.outage++
 	lk.ready = false
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
@@ -336,12 +341,11 @@ func (l *Listener) backoff(lk *link, err error) {
 	l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
 }
 
-func (l *Listener) emit(lk *link, kind eventKind, err error) {
-	l.events <- event{link: lk, kind: kind, err: err}
-}
-
 // runSlot owns one Attach stream from open to end.
-func (l *Listener) runSlot(lk *link) {
+func (l *Listener) runSlot(lk *link, outage int) {
+	emit := func(kind eventKind, err error) {
+		l.events <- event{link: lk, kind: kind, err: err, outage: outage}
+	}
 	defer l.slots.Done()
 	ctx, cancel := context.WithCancel(l.sessCtx)
 	defer cancel()
@@ -350,10 +354,10 @@ func (l *Listener) runSlot(lk *link) {
 	welcome, stream, err := l.attach(ctx, lk)
 	if err != nil {
 		stopIdle()
-		l.emit(lk, evFailed, err)
+		emit(evFailed, err)
 		return
 	}
-	l.emit(lk, evAttached, nil)
+	emit(evAttached, nil)
 
 	first, err := stream.Recv()
 	var open *relayv1.Open
@@ -373,11 +377,11 @@ func (l *Listener) runSlot(lk *link) {
 		if l.idleCtx.Err() != nil || err == io.EOF {
 			err = nil
 		}
-		l.emit(lk, evIdleEnded, err)
+		emit(evIdleEnded, err)
 		return
 	}
-	l.emit(lk, evOpened, nil)
-	defer l.emit(lk, evEnded, nil)
+	emit(evOpened, nil)
+	defer emit(evEnded, nil)
 
 	maxData := int(welcome.GetMaxDataBytes())
 	if maxData <= 0 {
