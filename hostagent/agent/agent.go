@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -166,6 +167,12 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// grpc-go's own reconnect backoff grows to 120s; keep it within ours,
+		// so a restarted relay gets its slots back within BackoffMax.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: cfg.BackoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.BackoffMax},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 	}, cfg.DialOptions...)
 	for _, addr := range cfg.Relays {
 		cc, err := grpc.NewClient(addr, opts...)
