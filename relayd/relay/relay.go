@@ -5,7 +5,8 @@
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life and,
 // during a session, copies client → host), one receive loop (the only caller
-// of Recv), and during a session one more copying host → client. The receive
+// of Recv), and during a session one more copying host → client and one
+// watching for an abort after the host's CloseWrite. The receive
 // loop can outlive the handler by a moment (Recv returns only once the
 // handler has returned); Relay.Close waits for it.
 package relay
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -230,41 +232,56 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
 
+	// The slot is idle before Welcome goes out, so a host (and status) that
+	// has seen Welcome can count on it; a client assigned meanwhile is sent
+	// Open right after Welcome.
+	if !r.cfg.Bridge.AddIdle(service, sl) {
+		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+	}
 	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
 	}}}); err != nil {
+		r.withdraw(service, sl)
 		return err
 	}
 
 	// Idle: wait for a client.
 	for {
-		if !r.cfg.Bridge.AddIdle(service, sl) {
-			return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
-		}
 		var client *clientbridge.Client
 		var endErr error
+		ended := true // endErr nil and ended: the host gave the slot up
 		select {
 		case client = <-sl.assigned:
+			ended = false
 		case endErr = <-loop.idleEnd:
 		case <-ctx.Done():
 			endErr = status.FromContextError(ctx.Err()).Err()
 		case <-r.idleCtx.Done():
 			endErr = status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 		}
-		if client == nil && endErr == nil {
-			continue // a reservation was dropped: offer the slot again
-		}
-		if endErr != nil {
-			if !r.cfg.Bridge.RemoveIdle(service, sl) {
-				// Reserved at this very moment: hand the client on.
-				if c := <-sl.assigned; c != nil {
-					r.cfg.Bridge.Requeue(c)
-				}
+		if !ended && client == nil {
+			// A reservation was dropped: offer the slot again.
+			if !r.cfg.Bridge.AddIdle(service, sl) {
+				return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 			}
+			continue
+		}
+		if ended {
+			r.withdraw(service, sl)
 			log.Debug("slot ended while idle", "err", endErr)
 			return endStatus(endErr)
 		}
 		return r.serveSession(ctx, stream, loop, sl, client, log)
+	}
+}
+
+// withdraw takes an idle slot back from the bridge; a client reserved for
+// it at this very moment is handed on.
+func (r *Relay) withdraw(service string, sl *slot) {
+	if !r.cfg.Bridge.RemoveIdle(service, sl) {
+		if c := <-sl.assigned; c != nil {
+			r.cfg.Bridge.Requeue(c)
+		}
 	}
 }
 
@@ -297,7 +314,12 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 	})
-	loop.session.Store(sess.conn)
+	if !loop.setSession(sess.conn) {
+		// The host ended the stream (Close, half-close, protocol error) as
+		// the client was assigned: the client is untouched, give it on.
+		r.cfg.Bridge.Requeue(c)
+		return endStatus(<-loop.idleEnd)
+	}
 	err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{
 		SessionId:    sess.id,
 		ClientAddr:   sess.clientAddr,
@@ -323,7 +345,29 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	})
 	defer stopShutdown()
 
-	res := splice.Join(c.Conn, sess.conn)
+	// A session aborted after the host's CloseWrite (a Close frame, a
+	// protocol error, shutdown) has only the client → host copy left, and
+	// it waits on a client that may stay silent: the watcher wakes it, so
+	// the session ends and the client is reset. Before that point the
+	// host → client copy sees the abort itself, after its last bytes.
+	cc := &clientConn{TCPConn: c.Conn, finished: make(chan struct{})}
+	joined, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-sess.conn.Aborted():
+		case <-joined:
+			return
+		}
+		select {
+		case <-cc.finished:
+			cc.SetReadDeadline(time.Now())
+		case <-joined:
+		}
+	}()
+	res := splice.Join(cc, sess.conn)
+	close(joined)
+	<-watched
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", time.Since(now).Round(time.Microsecond)}
@@ -381,14 +425,33 @@ func (r *Relay) openSession(s *session, service string) {
 
 func (r *Relay) closeSession(s *session) {
 	st := s.conn.Stats()
+	// Under mu, with the delete: ListHosts adds the bytes of the sessions it
+	// finds in r.sessions, and must not count a closing one twice.
+	r.mu.Lock()
 	s.host.bytesTo.Add(uint64(st.BytesWritten))
 	s.host.bytesFrom.Add(uint64(st.BytesRead))
 	s.host.active.Add(-1)
-	r.mu.Lock()
 	delete(r.sessions, s.id)
 	r.mu.Unlock()
 	r.sessWG.Done()
 }
+
+// clientConn is the client socket as splice.Join sees it: finished is
+// closed once the host → client direction has ended cleanly (FIN sent), and
+// an abort resets the client after the bytes already written.
+type clientConn struct {
+	*net.TCPConn
+	finished chan struct{}
+	once     sync.Once
+}
+
+func (c *clientConn) CloseWrite() error {
+	err := c.TCPConn.CloseWrite()
+	c.once.Do(func() { close(c.finished) })
+	return err
+}
+
+func (c *clientConn) Abort(error) { splice.Reset(c.TCPConn, splice.ResetDrainTimeout) }
 
 // slot is one idle Attach stream, as the bridge sees it.
 type slot struct {
@@ -438,6 +501,21 @@ type recvLoop struct {
 	hello   chan *relayv1.Hello // the Hello, once
 	idleEnd chan error          // how the stream ended before a session: nil = given up
 	session atomic.Pointer[attachconn.Conn]
+
+	endMu sync.Mutex // orders setSession against the loop's end
+	ended bool       // guarded by endMu
+}
+
+// setSession hands the loop the session's Conn. It returns false if the
+// loop has already ended; then its ending is (or will be) in idleEnd.
+func (l *recvLoop) setSession(conn *attachconn.Conn) bool {
+	l.endMu.Lock()
+	defer l.endMu.Unlock()
+	if l.ended {
+		return false
+	}
+	l.session.Store(conn)
+	return true
 }
 
 func protocolError(code codes.Code, format string, args ...any) error {
@@ -446,7 +524,11 @@ func protocolError(code codes.Code, format string, args ...any) error {
 
 func (l *recvLoop) run() {
 	err := l.loop()
-	if conn := l.session.Load(); conn != nil {
+	l.endMu.Lock()
+	l.ended = true
+	conn := l.session.Load()
+	l.endMu.Unlock()
+	if conn != nil {
 		if err == nil {
 			return
 		}

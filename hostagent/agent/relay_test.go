@@ -1,0 +1,186 @@
+package agent_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+
+	"github.com/relayproject/relay/clientbridge"
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// hangGuard bounds blocking steps so a bug fails the step that hangs
+// rather than the whole binary; correct code takes microseconds.
+const hangGuard = 20 * time.Second
+
+// inProcessRelay is a real relay in this process: a clientbridge on a
+// loopback client port, a relay.Relay, and a gRPC server on a loopback TCP
+// port (the agent dials TCP addresses).
+type inProcessRelay struct {
+	GRPCAddr, ClientAddr string
+	Relay                *relay.Relay
+
+	mu                  sync.Mutex
+	attached, maxAttach int // Attach handlers running now, and at most
+	stop                func()
+}
+
+// startRelay serves a relay on grpcLis; the client port is 127.0.0.1:0.
+func startRelay(grpcLis net.Listener) (*inProcessRelay, error) {
+	clientLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	bridge := clientbridge.New(clientbridge.Config{})
+	r, err := relay.New(relay.Config{RelayID: "test-relay", Bridge: bridge})
+	if err != nil {
+		return nil, err
+	}
+	ir := &inProcessRelay{GRPCAddr: grpcLis.Addr().String(), ClientAddr: clientLis.Addr().String(), Relay: r}
+	srv := grpc.NewServer(grpc.StreamInterceptor(ir.count), grpc.WaitForHandlers(true))
+	relayv1.RegisterHostServiceServer(srv, r)
+	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); bridge.Serve(clientLis, "default") }()
+	go func() { defer wg.Done(); srv.Serve(grpcLis) }()
+	ir.stop = func() {
+		r.Shutdown()
+		bridge.Close()
+		srv.Stop()
+		r.Close()
+		wg.Wait()
+	}
+	return ir, nil
+}
+
+// count tracks concurrent Attach handlers. A handler returns before its
+// status reaches the agent, so an agent that opens a slot only after one
+// ended never makes the count exceed its own.
+func (ir *inProcessRelay) count(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ir.mu.Lock()
+	ir.attached++
+	ir.maxAttach = max(ir.maxAttach, ir.attached)
+	ir.mu.Unlock()
+	defer func() {
+		ir.mu.Lock()
+		ir.attached--
+		ir.mu.Unlock()
+	}()
+	return handler(srv, ss)
+}
+
+func (ir *inProcessRelay) maxConcurrentAttach() int {
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	return ir.maxAttach
+}
+
+func newRelay(tb testing.TB) *inProcessRelay {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return newRelayOn(tb, lis)
+}
+
+func newRelayOn(tb testing.TB, lis net.Listener) *inProcessRelay {
+	tb.Helper()
+	ir, err := startRelay(lis)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ir.stop)
+	return ir
+}
+
+// listen starts an agent on ir; cleanup aborts whatever is left.
+func listen(tb testing.TB, cfg agent.Config) *agent.Listener {
+	tb.Helper()
+	if cfg.HostID == "" {
+		cfg.HostID = "test-host"
+	}
+	if cfg.Idle == 0 {
+		cfg.Idle = 2
+	}
+	l, err := agent.Listen(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("Listen: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // sessions still open at the end of a test are aborted
+		l.Shutdown(ctx)
+	})
+	return l
+}
+
+// accept calls Accept on l, failing the test if it does not return.
+func accept(tb testing.TB, l net.Listener) net.Conn {
+	tb.Helper()
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { c, err := l.Accept(); ch <- result{c, err} }()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			tb.Fatalf("Accept: %v", r.err)
+		}
+		tb.Cleanup(func() { r.c.Close() })
+		return r.c
+	case <-time.After(hangGuard):
+		l.Close() // releases the Accept
+		tb.Fatal("Accept did not return")
+		return nil
+	}
+}
+
+func dialClient(tb testing.TB, addr string) *net.TCPConn {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatalf("dial %s: %v", addr, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(hangGuard))
+	return c.(*net.TCPConn)
+}
+
+func readN(tb testing.TB, r io.Reader, n int) string {
+	tb.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		tb.Fatalf("read %d bytes: %v", n, err)
+	}
+	return string(b)
+}
+
+// logHandler passes the messages of log records to a channel, dropping
+// them when it is full.
+type logHandler struct{ msgs chan string }
+
+func (h logHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h logHandler) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.msgs <- r.Message:
+	default:
+	}
+	return nil
+}
+func (h logHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h logHandler) WithGroup(string) slog.Handler      { return h }
