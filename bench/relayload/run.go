@@ -1,0 +1,531 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// runConfig sizes one run of the runner.
+type runConfig struct {
+	reps                int // passes over the throughput/RTT/rate figures; medians are reported
+	bulk1MiB, bulk8MiB  int // MiB sent per connection, 1-conn and 8-conn bulk
+	rttCount, rttWarmup int // round trips measured, and before measuring
+	rateWorkers         int // concurrent session clients
+	rateCount           int // sessions per rate run, at most
+	rateDuration        time.Duration
+	hold                int // sessions held for the memory figure
+	idleSlots           int // --idle of the agent for the idle-slot figure
+}
+
+var (
+	fullRun  = runConfig{reps: 3, bulk1MiB: 1024, bulk8MiB: 128, rttCount: 10000, rttWarmup: 200, rateWorkers: 4, rateCount: 20000, rateDuration: 3 * time.Second, hold: 2000, idleSlots: 1000}
+	quickRun = runConfig{reps: 1, bulk1MiB: 256, bulk8MiB: 32, rttCount: 3000, rttWarmup: 200, rateWorkers: 4, rateCount: 10000, rateDuration: 1500 * time.Millisecond, hold: 500, idleSlots: 1000}
+)
+
+// Limits on how long one step may take; a step beyond them is a failure.
+const (
+	readyLimit = 30 * time.Second
+	stepLimit  = 2 * time.Minute
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	quick := fs.Bool("quick", false, "a short run for development (1 pass, smaller sizes; under a minute)")
+	reps := fs.Int("reps", 0, "passes over the throughput, RTT and rate figures (default 3, or 1 with --quick)")
+	hold := fs.Int("hold", 0, "sessions held for the memory figure (default 2000, or 500 with --quick; 19000 is issue 3's target)")
+	idle := fs.Int("idle-slots", 0, "idle slots of the agent for the idle-slot figure (default 1000)")
+	keepLogs := fs.Bool("keep-logs", false, "keep the build and the processes' logs (printed path)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := fullRun
+	if *quick {
+		cfg = quickRun
+	}
+	if *reps != 0 {
+		cfg.reps = *reps
+	}
+	if *hold != 0 {
+		cfg.hold = *hold
+	}
+	if *idle != 0 {
+		cfg.idleSlots = *idle
+	}
+	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
+		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
+	}
+
+	dir, err := os.MkdirTemp("", "relayload-")
+	if err != nil {
+		return err
+	}
+	r := &runner{cfg: cfg, dir: dir, log: stderr, started: time.Now()}
+	err = r.run(ctx)
+	r.stopAll()
+	if err != nil || *keepLogs {
+		fmt.Fprintf(stderr, "logs kept in %s\n", dir)
+	} else {
+		os.RemoveAll(dir)
+	}
+	if err != nil {
+		return err
+	}
+	mode := "full"
+	if *quick {
+		mode = "quick"
+	}
+	r.report(stdout, mode)
+	return nil
+}
+
+// runner owns the processes of one run and its results.
+type runner struct {
+	cfg     runConfig
+	dir     string
+	log     io.Writer
+	started time.Time
+
+	relaydBin, agentBin string
+	procs               []*proc // every process started, stopped in reverse order
+	echoAddr            string
+
+	figs     map[string]*figure
+	cpuRelay float64 // CPU seconds of relayd during relayed bulk runs
+	cpuAgent float64
+	relayed  int64 // payload bytes that crossed the relay in those runs, both directions
+	peak     struct{ relayd, agent int64 }
+	held     struct {
+		n                    int
+		relayKiB, agentKiB   int64 // RSS delta while n sessions were held
+		relayBase, agentBase int64
+	}
+	idle struct {
+		n             int
+		before, after int64 // relayd RSS, KiB
+		agentRSS      int64
+	}
+}
+
+// figure is one row of the table: samples through each path.
+type figure struct {
+	direct, relay []float64
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.log, "[%5.1fs] "+format+"\n", append([]any{time.Since(r.started).Seconds()}, args...)...)
+}
+
+func (r *runner) fig(name string) *figure {
+	if r.figs == nil {
+		r.figs = map[string]*figure{}
+	}
+	f := r.figs[name]
+	if f == nil {
+		f = &figure{}
+		r.figs[name] = f
+	}
+	return f
+}
+
+func (r *runner) run(ctx context.Context) error {
+	if err := r.build(ctx); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	echo, m, err := r.start(ctx, "echo-server", "echo-server ready", self, "echo-server", "--addr", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	r.echoAddr, _ = m["addr"].(string)
+	r.logf("echo backend %s (pid %d)", r.echoAddr, echo.pid())
+
+	if err := r.throughputPhase(ctx); err != nil {
+		return err
+	}
+	if err := r.holdPhase(ctx); err != nil {
+		return err
+	}
+	return r.idlePhase(ctx)
+}
+
+// build compiles relayd and hostagent from the module that holds this
+// command's source, found through `go env GOMOD` from the working directory.
+func (r *runner) build(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	if _, err := os.Stat(filepath.Join(root, "relayd", "run.go")); err != nil {
+		return fmt.Errorf("run relayload from inside the relay module (no relayd/ under %s)", root)
+	}
+	r.logf("building relayd and hostagent into %s", r.dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", r.dir+string(filepath.Separator), "./relayd", "./hostagent")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	r.relaydBin, r.agentBin = filepath.Join(r.dir, "relayd"), filepath.Join(r.dir, "hostagent")
+	return nil
+}
+
+func (r *runner) start(ctx context.Context, name, readyMsg string, argv ...string) (*proc, map[string]any, error) {
+	p, m, err := startProc(ctx, name, r.dir, readyMsg, readyLimit, argv...)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.procs = append(r.procs, p)
+	return p, m, nil
+}
+
+// stop stops p and reports an unclean exit as a warning: it does not spoil
+// the figures, but it is worth a look.
+func (r *runner) stop(p *proc) {
+	if err := p.stop(); err != nil {
+		r.logf("warning: %v", err)
+	}
+}
+
+func (r *runner) stopAll() {
+	for _, p := range slices.Backward(r.procs) {
+		r.stop(p)
+	}
+}
+
+// startRelay starts relayd on free loopback ports and returns its grpc and
+// client addresses.
+func (r *runner) startRelay(ctx context.Context, name string) (p *proc, grpcAddr, clientAddr string, err error) {
+	p, m, err := r.start(ctx, name, "relayd ready", r.relaydBin,
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0",
+		"--log-format", "json", "--drain-timeout", "2s")
+	if err != nil {
+		return nil, "", "", err
+	}
+	grpcAddr, _ = m["grpc_addr"].(string)
+	clientAddr, _ = m["client_addr"].(string)
+	if grpcAddr == "" || clientAddr == "" {
+		return nil, "", "", fmt.Errorf("%s: ready line without grpc_addr or client_addr: %v", name, m)
+	}
+	return p, grpcAddr, clientAddr, nil
+}
+
+// startAgent starts `hostagent forward <echo>` and returns once its idle
+// pool on the relay is full.
+func (r *runner) startAgent(ctx context.Context, name, grpcAddr string, idle int) (*proc, error) {
+	p, _, err := r.start(ctx, name, "relay attached", r.agentBin,
+		"--relay", grpcAddr, "--idle", fmt.Sprint(idle), "--host-id", "bench",
+		"--log-format", "json", "--drain-timeout", "2s", "forward", r.echoAddr)
+	return p, err
+}
+
+// throughputPhase measures bulk, RTT and session rate, direct and relayed,
+// interleaved pass by pass so that drifting load on the machine hits both.
+func (r *runner) throughputPhase(ctx context.Context) error {
+	relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd")
+	if err != nil {
+		return err
+	}
+	agent, err := r.startAgent(ctx, "hostagent", grpcAddr, 10)
+	if err != nil {
+		return err
+	}
+	r.logf("relayd pid %d (client port %s), hostagent forward pid %d (default --idle 10)", relayd.pid(), clientAddr, agent.pid())
+
+	// A short warm-up through both paths: first connections, heap growth.
+	for _, target := range []string{r.echoAddr, clientAddr} {
+		if _, err := runBulk(ctx, target, 2, 16<<20, stepLimit); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+
+	cfg := r.cfg
+	type path struct {
+		name, target string
+		relayed      bool
+	}
+	paths := []path{{"direct", r.echoAddr, false}, {"relay", clientAddr, true}}
+	add := func(fig string, p path, v float64) {
+		f := r.fig(fig)
+		if p.relayed {
+			f.relay = append(f.relay, v)
+		} else {
+			f.direct = append(f.direct, v)
+		}
+	}
+	bulk := func(fig string, p path, conns, mib int) error {
+		var c0, a0 float64
+		if p.relayed {
+			c0, _ = cpuSeconds(relayd.pid())
+			a0, _ = cpuSeconds(agent.pid())
+		}
+		res, err := runBulk(ctx, p.target, conns, int64(mib)<<20, stepLimit)
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", fig, p.name, err)
+		}
+		if p.relayed {
+			c1, err1 := cpuSeconds(relayd.pid())
+			a1, err2 := cpuSeconds(agent.pid())
+			if err := errors.Join(err1, err2); err != nil {
+				return err
+			}
+			r.cpuRelay += c1 - c0
+			r.cpuAgent += a1 - a0
+			r.relayed += 2 * res.Bytes
+		}
+		add(fig, p, res.MBps())
+		r.logf("%-14s %-6s %8.0f MB/s  (%d MiB in %v)", fig, p.name, res.MBps(), res.Bytes>>20, res.Elapsed.Round(time.Millisecond))
+		return nil
+	}
+	for rep := 1; rep <= cfg.reps; rep++ {
+		r.logf("pass %d of %d", rep, cfg.reps)
+		for _, p := range paths {
+			if err := bulk(figBulk1, p, 1, cfg.bulk1MiB); err != nil {
+				return err
+			}
+		}
+		for _, p := range paths {
+			if err := bulk(figBulk8, p, 8, cfg.bulk8MiB); err != nil {
+				return err
+			}
+		}
+		for _, p := range paths {
+			res, err := runRTT(ctx, p.target, cfg.rttCount, cfg.rttWarmup, 64, stepLimit)
+			if err != nil {
+				return fmt.Errorf("rtt, %s: %w", p.name, err)
+			}
+			add(figP50, p, us(res.P50))
+			add(figP99, p, us(res.P99))
+			r.logf("%-14s %-6s p50 %6.0f µs, p99 %6.0f µs (%d round trips)", "rtt 64 B", p.name, us(res.P50), us(res.P99), res.Count)
+		}
+		for _, p := range paths {
+			res, err := runRate(ctx, p.target, cfg.rateWorkers, cfg.rateCount, cfg.rateDuration)
+			if err != nil {
+				return fmt.Errorf("rate, %s: %w", p.name, err)
+			}
+			add(figRate, p, res.PerSecond())
+			r.logf("%-14s %-6s %8.0f sessions/s (%d in %v)", "sessions/s", p.name, res.PerSecond(), res.Sessions, res.Elapsed.Round(time.Millisecond))
+		}
+	}
+	r.peak.relayd, _ = procStatusKiB(relayd.pid(), "VmHWM")
+	r.peak.agent, _ = procStatusKiB(agent.pid(), "VmHWM")
+	r.stop(agent)
+	r.stop(relayd)
+	return nil
+}
+
+// holdPhase measures the RSS cost of held sessions on a fresh relayd and
+// agent, so that buffers left over from bulk runs do not hide it.
+func (r *runner) holdPhase(ctx context.Context) error {
+	relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd-hold")
+	if err != nil {
+		return err
+	}
+	agent, err := r.startAgent(ctx, "hostagent-hold", grpcAddr, 10)
+	if err != nil {
+		return err
+	}
+	rb, err1 := rssKiB(relayd.pid())
+	ab, err2 := rssKiB(agent.pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	h, err := runHold(ctx, clientAddr, r.cfg.hold, 8, stepLimit)
+	if err != nil {
+		return err
+	}
+	ra, err1 := rssKiB(relayd.pid())
+	aa, err2 := rssKiB(agent.pid())
+	h.Close()
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	r.held.n = r.cfg.hold
+	r.held.relayKiB, r.held.agentKiB = ra-rb, aa-ab
+	r.held.relayBase, r.held.agentBase = rb, ab
+	r.logf("held %d sessions (opened and verified in %v): relayd RSS %d → %d KiB, hostagent %d → %d KiB",
+		r.cfg.hold, time.Since(t0).Round(time.Millisecond), rb, ra, ab, aa)
+	r.stop(agent)
+	r.stop(relayd)
+	return nil
+}
+
+// idlePhase measures what idle slots cost the relay: its RSS before and
+// after an agent with --idle N has filled its pool.
+func (r *runner) idlePhase(ctx context.Context) error {
+	relayd, grpcAddr, _, err := r.startRelay(ctx, "relayd-idle")
+	if err != nil {
+		return err
+	}
+	before, err := rssKiB(relayd.pid())
+	if err != nil {
+		return err
+	}
+	agent, err := r.startAgent(ctx, "hostagent-idle", grpcAddr, r.cfg.idleSlots)
+	if err != nil {
+		return err
+	}
+	after, err1 := rssKiB(relayd.pid())
+	arss, err2 := rssKiB(agent.pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	r.idle.n, r.idle.before, r.idle.after, r.idle.agentRSS = r.cfg.idleSlots, before, after, arss
+	r.logf("%d idle slots: relayd RSS %d → %d KiB; hostagent RSS %d KiB", r.cfg.idleSlots, before, after, arss)
+	r.stop(agent)
+	r.stop(relayd)
+	return nil
+}
+
+// Figure names, in table order.
+const (
+	figBulk1 = "bulk, 1 conn (MB/s)"
+	figBulk8 = "bulk, 8 conns (MB/s)"
+	figP50   = "echo RTT p50 (µs)"
+	figP99   = "echo RTT p99 (µs)"
+	figRate  = "sessions/s (dial, 1-byte echo, close)"
+)
+
+// target is issue 3's target for a figure: a bound on relay ÷ direct, or
+// on the relay's absolute value.
+type target struct {
+	text  string
+	ratio bool // bound applies to the ratio, else to the value
+	min   bool // a lower bound, else an upper bound
+	bound float64
+}
+
+func (t target) met(v float64) string {
+	if t.text == "" {
+		return ""
+	}
+	if (t.min && v >= t.bound) || (!t.min && v <= t.bound) {
+		return "met"
+	}
+	return "**missed**"
+}
+
+var targets = map[string]target{
+	figBulk1: {"≥ 0.25 × direct", true, true, 0.25},
+	figBulk8: {"≥ 0.22 × direct", true, true, 0.22},
+	figP50:   {"≤ 5 × direct", true, false, 5},
+	figP99:   {"≤ 5 × direct", true, false, 5},
+	figRate:  {"≥ 0.40 × direct", true, true, 0.40},
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *runner) report(w io.Writer, mode string) {
+	cfg := r.cfg
+	fmt.Fprintf(w, "\n## relayload run (%s): %s\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), kernel %s, %s, load average at the end %s.\n",
+		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), loadavg())
+	fmt.Fprintf(w, "Topology: client → echo backend (direct) and client → relayd → hostagent forward → echo backend (relay), all on 127.0.0.1, plaintext gRPC. ")
+	fmt.Fprintf(w, "Median of %d passes, direct and relay interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.\n\n",
+		cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
+
+	fmt.Fprintln(w, "| figure | direct | relay | relay ÷ direct | target (issue 3) | |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	for _, name := range []string{figBulk1, figBulk8, figP50, figP99, figRate} {
+		f := r.figs[name]
+		if f == nil {
+			continue
+		}
+		d, v := median(f.direct), median(f.relay)
+		ratio := v / d
+		t := targets[name]
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %s | %s |\n", name, d, v, ratio, t.text, t.met(ratio))
+	}
+	if r.held.n > 0 {
+		per := float64(r.held.relayKiB+r.held.agentKiB) / float64(r.held.n)
+		fmt.Fprintf(w, "| memory per held session, relayd + hostagent RSS (KiB; %d held) | – | %.1f | – | ≤ 24 KiB | %s |\n",
+			r.held.n, per, target{text: "x", bound: 24}.met(per))
+		fmt.Fprintf(w, "| … of which relayd / hostagent (KiB) | – | %.1f / %.1f | – | | |\n",
+			float64(r.held.relayKiB)/float64(r.held.n), float64(r.held.agentKiB)/float64(r.held.n))
+		status := ""
+		if r.held.n >= 19000 {
+			status = "met"
+		}
+		fmt.Fprintf(w, "| concurrent sessions held and verified | – | %d | – | 19,000 | %s |\n", r.held.n, status)
+	}
+	if r.idle.n > 0 {
+		per := float64(r.idle.after-r.idle.before) / float64(r.idle.n)
+		fmt.Fprintf(w, "| idle slot on relayd (KiB RSS each; %d slots) | – | %.1f | – | ≤ 4 KiB | %s |\n",
+			r.idle.n, per, target{text: "x", bound: 4}.met(per))
+	}
+	if r.relayed > 0 {
+		gb := float64(r.relayed) / 1e9
+		fmt.Fprintf(w, "| relayd CPU seconds per GB relayed | – | %.2f | – | | |\n", r.cpuRelay/gb)
+		fmt.Fprintf(w, "| hostagent CPU seconds per GB relayed | – | %.2f | – | | |\n", r.cpuAgent/gb)
+	}
+	if r.peak.relayd > 0 {
+		fmt.Fprintf(w, "| relayd / hostagent peak RSS in the bulk/RTT/rate phase (MiB) | – | %.1f / %.1f | – | | |\n",
+			float64(r.peak.relayd)/1024, float64(r.peak.agent)/1024)
+	}
+
+	fmt.Fprintf(w, "\nMB = 10^6 bytes of payload one way. \"GB relayed\" counts payload crossing the relay in both directions (an echoed byte counts twice), over the relayed bulk runs. ")
+	fmt.Fprintf(w, "Memory per held session is the RSS growth of a fresh relayd and hostagent while %d sessions are open (baseline %d + %d KiB); the idle-slot figure is relayd's RSS growth (%d → %d KiB) when an agent with --idle %d attaches.\n\n",
+		r.held.n, r.held.relayBase, r.held.agentBase, r.idle.before, r.idle.after, r.idle.n)
+	fmt.Fprintln(w, "Samples, in pass order (direct | relay):")
+	fmt.Fprintln(w)
+	for _, name := range []string{figBulk1, figBulk8, figP50, figP99, figRate} {
+		if f := r.figs[name]; f != nil {
+			fmt.Fprintf(w, "- %s: %s | %s\n", name, join(f.direct), join(f.relay))
+		}
+	}
+	fmt.Fprintf(w, "\nTotal run time %v.\n", time.Since(r.started).Round(time.Second))
+}
+
+func join(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
