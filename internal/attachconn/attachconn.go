@@ -139,11 +139,25 @@ func (c *Conn) Deliver(payload []byte) error {
 	case <-c.ack:
 		return nil
 	case <-c.aborted:
-		return c.Err()
 	case <-c.closed:
-		c.Abort(ErrDataAfterClose)
-		return c.Err()
 	}
+	// Read may have consumed the whole payload just before the abort or
+	// Close: then the hand-off is complete. Otherwise take the rest back,
+	// under readMu, so no Read touches payload once Deliver has returned.
+	c.readMu.Lock()
+	select {
+	case <-c.ack:
+		c.readMu.Unlock()
+		return nil
+	default:
+	}
+	unread := len(c.pending) > 0
+	c.pending = nil
+	c.readMu.Unlock()
+	if unread {
+		c.Abort(ErrDataAfterClose) // Closed with data pending: TCP's reset
+	}
+	return c.Err()
 }
 
 // DeliverCloseWrite marks the end of the peer's data: Read returns io.EOF
@@ -288,6 +302,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n := 0
 	for n < len(b) {
+		if err := c.Err(); err != nil {
+			return n, err // aborted between two frames: send no more
+		}
 		chunk := b[n:min(len(b), n+c.cfg.MaxData)]
 		if err := c.cfg.Sender.SendData(chunk); err != nil {
 			if aerr := c.Err(); aerr != nil {

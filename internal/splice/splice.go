@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -60,12 +61,26 @@ func Join(a, b Conn) Result {
 			abort(b, err)
 		})
 	}
+	// Once a direction has ended cleanly, its source is read no more; a
+	// reset that it sends later must still abort the session, so each
+	// side watches its source until the other direction ends too.
+	aToBDone, bToADone := make(chan struct{}), make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res.BToA = half(a, b, fail)
+		var clean bool
+		res.BToA, clean = half(a, b, fail)
+		close(bToADone)
+		if clean {
+			watchReset(b, aToBDone, fail)
+		}
 	}()
-	res.AToB = half(b, a, fail)
+	var clean bool
+	res.AToB, clean = half(b, a, fail)
+	close(aToBDone)
+	if clean {
+		watchReset(a, bToADone, fail)
+	}
 	wg.Wait()
 	a.Close()
 	b.Close()
@@ -74,7 +89,8 @@ func Join(a, b Conn) Result {
 }
 
 // half copies src to dst, then half-closes dst; on error it calls fail.
-func half(dst, src Conn, fail func(error)) int64 {
+// It reports whether the direction ended cleanly.
+func half(dst, src Conn, fail func(error)) (int64, bool) {
 	n, err := Copy(dst, src)
 	if err == nil {
 		err = dst.CloseWrite()
@@ -82,7 +98,64 @@ func half(dst, src Conn, fail func(error)) int64 {
 	if err != nil {
 		fail(err)
 	}
-	return n
+	return n, err == nil
+}
+
+// socket is a conn whose reset can be watched for (a *net.TCPConn, or a
+// type that embeds one).
+type socket interface {
+	SyscallConn() (syscall.RawConn, error)
+	SetReadDeadline(time.Time) error
+}
+
+// AbortNotifier is implemented by conns that announce their own abnormal
+// end (a Close frame from the peer, a broken stream), such as attachconn's
+// Conn: Join watches it once that conn's data has ended.
+type AbortNotifier interface {
+	Aborted() <-chan struct{} // closed once the conn is aborted
+	Err() error               // why, once Aborted is closed
+}
+
+// watchReset waits, after src has ended cleanly, until src is reset or
+// aborted (then it calls fail) or until stop is closed. Other conns are not
+// watched: their owner reports an abort by other means.
+func watchReset(src Conn, stop <-chan struct{}, fail func(error)) {
+	if an, ok := src.(AbortNotifier); ok {
+		select {
+		case <-an.Aborted():
+			err := an.Err()
+			if err == nil {
+				err = errAborted
+			}
+			fail(err)
+		case <-stop:
+		}
+		return
+	}
+	sc, ok := src.(socket)
+	if !ok {
+		return
+	}
+	select {
+	case <-stop:
+		return
+	default:
+	}
+	watched := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-stop:
+			sc.SetReadDeadline(time.Now()) // ends waitReset
+		case <-watched:
+		}
+	})
+	err := waitReset(sc)
+	close(watched)
+	wg.Wait()
+	if err != nil {
+		fail(err)
+	}
 }
 
 // Copy copies src to dst until src reports io.EOF, with a pooled buffer of
@@ -133,6 +206,8 @@ func Reset(c *net.TCPConn, maxWait time.Duration) {
 	c.SetLinger(0) // close now sends RST instead of FIN
 	c.Close()
 }
+
+var errAborted = errors.New("conn aborted")
 
 // IsClosed reports whether err means the conn was closed locally.
 func IsClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,11 +1,17 @@
 package splice
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// tcpClose is TCP_CLOSE from linux/tcp_states.h.
+const tcpClose = 7
 
 // waitUnacked polls the socket's send queue (bytes written but not yet
 // acknowledged by the peer) until it is empty or maxWait passes. The kernel
@@ -20,13 +26,54 @@ func waitUnacked(c *net.TCPConn, maxWait time.Duration) {
 	step := 100 * time.Microsecond
 	for {
 		var queued int
+		closed := false
 		cerr := raw.Control(func(fd uintptr) {
+			// Once the peer has reset the connection (state CLOSE), the
+			// send queue count stays where the RST froze it: nothing more
+			// will be acknowledged, so there is nothing to wait for.
+			var info *unix.TCPInfo
+			if info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State == tcpClose {
+				closed = true
+				return
+			}
 			queued, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 		})
-		if cerr != nil || err != nil || queued == 0 || time.Now().After(deadline) {
+		if cerr != nil || err != nil || closed || queued == 0 || time.Now().After(deadline) {
 			return
 		}
 		time.Sleep(step)
 		step = min(2*step, 20*time.Millisecond)
 	}
+}
+
+// waitReset blocks until c, whose peer has already sent its FIN, is reset,
+// and returns that error; it returns nil when c's read deadline passes or
+// c is closed. After a FIN, recv reports EOF and never the reset, so the
+// socket's pending error (SO_ERROR) is what is checked, each time the
+// poller says the socket's state changed.
+func waitReset(c socket) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var reset error
+	err = raw.Read(func(fd uintptr) bool {
+		soerr, gerr := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		switch {
+		case gerr != nil:
+			return true
+		case soerr == 0:
+			return false // nothing yet: park in the poller
+		case syscall.Errno(soerr) == syscall.EPIPE:
+			// Linux's error for an RST in CLOSE_WAIT, i.e. after the FIN.
+			reset = fmt.Errorf("reset after FIN: %w", os.NewSyscallError("read", syscall.ECONNRESET))
+		default:
+			reset = os.NewSyscallError("read", syscall.Errno(soerr))
+		}
+		return true
+	})
+	if err != nil {
+		return nil // deadline or closed: stop watching
+	}
+	return reset
 }

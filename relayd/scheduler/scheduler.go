@@ -65,8 +65,7 @@ func sameLoad(a, b Candidate) bool { return a.Active*b.weight() == b.Active*a.we
 type Scheduler struct {
 	policy Policy
 	mu     sync.Mutex
-	turn   uint64 // tie-breaking counter for LeastLoaded
-	last   string // last host picked by RoundRobin
+	last   string // last host picked: the round-robin cursor (also for LeastLoaded ties)
 	rng    *rand.Rand
 }
 
@@ -85,11 +84,12 @@ func (s *Scheduler) Pick(cands []Candidate, clientKey string) int {
 	if len(cands) == 0 {
 		return -1
 	}
-	if len(cands) == 1 {
-		return 0
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(cands) == 1 {
+		s.last = cands[0].Host // a lone candidate still takes its turn
+		return 0
+	}
 	switch s.policy {
 	case RoundRobin:
 		return s.roundRobin(cands)
@@ -121,19 +121,34 @@ func (s *Scheduler) leastLoaded(cands []Candidate) int {
 		}
 	}
 	if ties == 1 {
+		s.last = cands[best].Host
 		return best
 	}
-	k := int(s.turn % uint64(ties))
-	s.turn++
+	// Round-robin among the tied hosts: the first one after the last host
+	// picked, in host order, wrapping. (A counter modulo the number of ties
+	// is not round-robin once that number varies: it can starve a host.)
+	first, next := -1, -1
 	for i := range cands {
-		if sameLoad(cands[i], cands[best]) {
-			if k == 0 {
-				return i
-			}
-			k--
+		if !sameLoad(cands[i], cands[best]) {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		if cands[i].Host > s.last && (next < 0 || cands[i].Host < cands[next].Host) {
+			next = i
 		}
 	}
-	return best
+	if next < 0 {
+		next = first
+		for i := range cands {
+			if sameLoad(cands[i], cands[best]) && cands[i].Host < cands[next].Host {
+				next = i
+			}
+		}
+	}
+	s.last = cands[next].Host
+	return next
 }
 
 // roundRobin picks the first host after the last one picked, wrapping.
@@ -159,11 +174,23 @@ func rendezvous(cands []Candidate, key string) int {
 		h.Write([]byte{0})
 		h.Write([]byte(c.Host))
 		// Map the hash to (0,1), then score = -w/ln(u): weighted rendezvous.
-		u := (float64(h.Sum64()>>11) + 0.5) / (1 << 53)
+		// FNV's last bytes barely reach its high bits, so hosts named alike
+		// ("h1", "h2") would score alike: mix before taking the high bits.
+		u := (float64(mix64(h.Sum64())>>11) + 0.5) / (1 << 53)
 		score := float64(c.weight()) / -math.Log(u)
 		if score > bestScore {
 			best, bestScore = i, score
 		}
 	}
 	return best
+}
+
+// mix64 is the SplitMix64 finalizer: every input bit reaches every output bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
