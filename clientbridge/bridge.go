@@ -29,6 +29,10 @@ type Slot interface {
 	HostKey() string
 	// HostLoad returns the host's open sessions and its weight.
 	HostLoad() (active, weight int)
+	// Reserve is called, under the bridge's lock, when the slot is taken
+	// for a client: the host's load counts the session from this moment, so
+	// the next pick sees it even before the session opens. Assign follows.
+	Reserve()
 	// Assign hands the slot a client; the slot owns it from then on. A nil
 	// client cancels the reservation: the slot is no longer registered and
 	// may offer itself again with AddIdle. Assign must not block; it is
@@ -169,8 +173,9 @@ func (b *Bridge) Serve(lis net.Listener, service string) error {
 func (b *Bridge) dispatch(c *Client, front bool) bool {
 	b.mu.Lock()
 	if b.closed {
+		b.svc(c.Service).rejected++
 		b.mu.Unlock()
-		c.Conn.Close()
+		b.reject(c, RejectShutdown)
 		return false
 	}
 	s := b.svc(c.Service)
@@ -186,6 +191,10 @@ func (b *Bridge) dispatch(c *Client, front bool) bool {
 		return true
 	}
 	w := &waiter{client: c, matched: make(chan Slot, 1)}
+	// Arm the timeout before the waiter is visible: AddIdle and Close wake
+	// a waiter by moving this deadline to now, and the waiter's goroutine
+	// may not have started yet (it must not overwrite that wake-up).
+	c.Conn.SetReadDeadline(c.AcceptedAt.Add(b.cfg.AssignTimeout))
 	if front {
 		s.queue.pushFront(w)
 	} else {
@@ -226,6 +235,7 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 		s.idle[key] = slots[:len(slots)-1]
 	}
 	s.nIdle--
+	slot.Reserve()
 	return slot
 }
 
@@ -239,6 +249,7 @@ func (b *Bridge) AddIdle(service string, slot Slot) bool {
 	}
 	s := b.svc(service)
 	if w := s.queue.popFront(); w != nil {
+		slot.Reserve()
 		w.matched <- slot
 		w.client.Conn.SetReadDeadline(time.Now()) // wake the waiter's watch
 		return true
@@ -317,6 +328,7 @@ func (b *Bridge) Close() {
 		b.closeListenersLocked()
 		for _, s := range b.svcs {
 			for w := s.queue.popFront(); w != nil; w = s.queue.popFront() {
+				s.rejected++ // closed by wait with RejectShutdown
 				w.shutdown = true
 				w.matched <- nil
 				w.client.Conn.SetReadDeadline(time.Now())
@@ -335,8 +347,8 @@ func (b *Bridge) reject(c *Client, reason string) {
 // wait runs one queued client until it gets a slot, leaves, or times out.
 func (b *Bridge) wait(s *service, w *waiter) {
 	c := w.client
+	// The deadline was armed by dispatch.
 	deadline := c.AcceptedAt.Add(b.cfg.AssignTimeout)
-	c.Conn.SetReadDeadline(deadline)
 	left := watchDeparture(c.Conn) // returns when woken, timed out, the client left, or sent data
 	if left == outcomeData {
 		// The client is talking already: its bytes stay in the socket for the

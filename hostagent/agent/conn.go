@@ -39,6 +39,13 @@ func (c *Conn) Abort(cause error) { c.conn.Abort(cause) }
 // CLOSE_REASON_BACKEND_UNAVAILABLE.
 func (c *Conn) AbortWith(reason relayv1.CloseReason, cause error) { c.conn.AbortWith(reason, cause) }
 
+// Aborted is closed once the session is aborted: by either side, or by a
+// broken stream.
+func (c *Conn) Aborted() <-chan struct{} { return c.conn.Aborted() }
+
+// Err returns why the session was aborted, or nil while it is not.
+func (c *Conn) Err() error { return c.conn.Err() }
+
 // LocalAddr returns the relay listener address the client connected to.
 func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 

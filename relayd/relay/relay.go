@@ -5,8 +5,8 @@
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life and,
 // during a session, copies client → host), one receive loop (the only caller
-// of Recv), and during a session one more copying host → client and one
-// watching for an abort after the host's CloseWrite. The receive
+// of Recv), and during a session one more copying host → client (which,
+// once the host has half-closed, watches for a late abort). The receive
 // loop can outlive the handler by a moment (Recv returns only once the
 // handler has returned); Relay.Close waits for it.
 package relay
@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -261,6 +260,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		}
 		if !ended && client == nil {
 			// A reservation was dropped: offer the slot again.
+			sl.host.active.Add(-1)
 			if !r.cfg.Bridge.AddIdle(service, sl) {
 				return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 			}
@@ -279,9 +279,16 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 // it at this very moment is handed on.
 func (r *Relay) withdraw(service string, sl *slot) {
 	if !r.cfg.Bridge.RemoveIdle(service, sl) {
-		if c := <-sl.assigned; c != nil {
-			r.cfg.Bridge.Requeue(c)
-		}
+		r.giveBack(sl, <-sl.assigned)
+	}
+}
+
+// giveBack undoes a reservation that will not become a session: the
+// client, untouched, goes back to the head of the queue.
+func (r *Relay) giveBack(sl *slot, c *clientbridge.Client) {
+	sl.host.active.Add(-1)
+	if c != nil {
+		r.cfg.Bridge.Requeue(c)
 	}
 }
 
@@ -317,7 +324,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	if !loop.setSession(sess.conn) {
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
-		r.cfg.Bridge.Requeue(c)
+		r.giveBack(sl, c)
 		return endStatus(<-loop.idleEnd)
 	}
 	err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{
@@ -329,7 +336,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}}})
 	if err != nil {
 		// The stream broke before the session began: the client is untouched.
-		r.cfg.Bridge.Requeue(c)
+		r.giveBack(sl, c)
 		return err
 	}
 	r.openSession(sess, c.Service)
@@ -345,29 +352,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	})
 	defer stopShutdown()
 
-	// A session aborted after the host's CloseWrite (a Close frame, a
-	// protocol error, shutdown) has only the client → host copy left, and
-	// it waits on a client that may stay silent: the watcher wakes it, so
-	// the session ends and the client is reset. Before that point the
-	// host → client copy sees the abort itself, after its last bytes.
-	cc := &clientConn{TCPConn: c.Conn, finished: make(chan struct{})}
-	joined, watched := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-sess.conn.Aborted():
-		case <-joined:
-			return
-		}
-		select {
-		case <-cc.finished:
-			cc.SetReadDeadline(time.Now())
-		case <-joined:
-		}
-	}()
-	res := splice.Join(cc, sess.conn)
-	close(joined)
-	<-watched
+	res := splice.Join(c.Conn, sess.conn)
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", time.Since(now).Round(time.Microsecond)}
@@ -419,8 +404,7 @@ func (r *Relay) openSession(s *session, service string) {
 	r.totals[service]++
 	r.sessWG.Add(1)
 	r.mu.Unlock()
-	s.host.active.Add(1)
-	s.host.total.Add(1)
+	s.host.total.Add(1) // active was counted when the slot was reserved
 }
 
 func (r *Relay) closeSession(s *session) {
@@ -436,23 +420,6 @@ func (r *Relay) closeSession(s *session) {
 	r.sessWG.Done()
 }
 
-// clientConn is the client socket as splice.Join sees it: finished is
-// closed once the host → client direction has ended cleanly (FIN sent), and
-// an abort resets the client after the bytes already written.
-type clientConn struct {
-	*net.TCPConn
-	finished chan struct{}
-	once     sync.Once
-}
-
-func (c *clientConn) CloseWrite() error {
-	err := c.TCPConn.CloseWrite()
-	c.once.Do(func() { close(c.finished) })
-	return err
-}
-
-func (c *clientConn) Abort(error) { splice.Reset(c.TCPConn, splice.ResetDrainTimeout) }
-
 // slot is one idle Attach stream, as the bridge sees it.
 type slot struct {
 	id       string
@@ -463,6 +430,8 @@ type slot struct {
 func (s *slot) HostKey() string { return s.host.keyStr }
 
 func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), 1 }
+
+func (s *slot) Reserve() { s.host.active.Add(1) }
 
 func (s *slot) Assign(c *clientbridge.Client) { s.assigned <- c }
 
