@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tcpState is the kernel's TCP state of c (unix.BPF_TCP_* values).
+func tcpState(tb testing.TB, c *net.TCPConn) uint8 {
+	tb.Helper()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	var serr error
+	if err := raw.Control(func(fd uintptr) { info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		tb.Fatal(err)
+	}
+	if serr != nil {
+		tb.Fatal(serr)
+	}
+	return info.State
+}
+
+// TestAbortAfterHalfClose: once one direction of a session is closed, only
+// one copy loop is left, blocked reading the side that is still open. An
+// abort from the other side (a client reset, an agent crash) must still end
+// the session at once — the design's "client resets → Close{client_reset}"
+// and "stream breaks → client gets a reset" — even when the side still open
+// is silent, or the session leaks until that side happens to speak.
+func TestAbortAfterHalfClose(t *testing.T) {
+	t.Parallel()
+	const hello = "hello\n"
+	greeting := patternBytes(3, 64<<10)
+	tests := []struct {
+		name string
+		// backend serves the one connection; it must stay silent with its
+		// connection open until the test ends (released is closed).
+		backend func(c *net.TCPConn, eof chan<- struct{})
+		// run drives the client and the agent.
+		run func(t *testing.T, c *net.TCPConn, agent *agentProc, eof <-chan struct{})
+		// backendReset: the agent must also reset the backend's connection
+		// (its only way to tell a silent backend that the session is gone).
+		backendReset bool
+	}{
+		{
+			// The client sends its request, half-closes, then resets; the
+			// backend is still working on its answer.
+			name: "client_half_closes_then_resets",
+			backend: func(c *net.TCPConn, eof chan<- struct{}) {
+				io.Copy(io.Discard, c)
+				close(eof)
+			},
+			run: func(t *testing.T, c *net.TCPConn, _ *agentProc, eof <-chan struct{}) {
+				if _, err := io.WriteString(c, hello); err != nil {
+					t.Fatal(err)
+				}
+				c.CloseWrite()
+				select {
+				case <-eof:
+				case <-time.After(ioTimeout):
+					t.Fatal("the client's FIN did not reach the backend")
+				}
+				c.SetLinger(0)
+				c.Close()
+			},
+			backendReset: true,
+		},
+		{
+			// The backend has said everything and half-closed; the client
+			// still could send but is silent; then the agent crashes.
+			name: "host_half_closes_then_dies",
+			backend: func(c *net.TCPConn, _ chan<- struct{}) {
+				if _, err := c.Write(greeting); err != nil {
+					return
+				}
+				c.CloseWrite()
+				io.Copy(io.Discard, c)
+			},
+			run: func(t *testing.T, c *net.TCPConn, agent *agentProc, _ <-chan struct{}) {
+				got, err := io.ReadAll(c)
+				if err != nil || len(got) != len(greeting) {
+					t.Fatalf("client: read greeting: %d bytes, %v; want %d bytes and EOF", len(got), err, len(greeting))
+				}
+				agent.kill(t)
+				// The client must get its reset: with nothing to read or
+				// write, only the socket's state shows it.
+				waitFor(t, ioTimeout, func() (bool, string) {
+					s := tcpState(t, c)
+					return s == unix.BPF_TCP_CLOSE, fmt.Sprintf("client socket in TCP state %d, want CLOSE (%d): no reset from the relay", s, unix.BPF_TCP_CLOSE)
+				})
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			released := make(chan struct{})
+			eof := make(chan struct{})
+			backendConn := make(chan *net.TCPConn, 1)
+			b := startBackend(t, func(c *net.TCPConn) {
+				backendConn <- c
+				tt.backend(c, eof)
+				select { // silent, connection open
+				case <-released:
+				case <-time.After(4 * ioTimeout):
+				}
+			})
+			r := startRelay(t)
+			agent := startAgent(t, r.grpcAddr, "forward", b.addr)
+			t.Cleanup(sync.OnceFunc(func() { close(released) }))
+			st := statusClient(t, r)
+
+			c := dial(t, r.clientAddr)
+			tt.run(t, c, agent, eof)
+			waitFor(t, ioTimeout, func() (bool, string) {
+				s, err := getStatus(st)
+				if err != nil {
+					return false, err.Error()
+				}
+				return s.GetActiveSessions() == 0, fmt.Sprintf("relay still has %d active session(s)", s.GetActiveSessions())
+			})
+			if tt.backendReset {
+				bc := <-backendConn
+				waitFor(t, ioTimeout, func() (bool, string) {
+					s := tcpState(t, bc)
+					return s == unix.BPF_TCP_CLOSE, fmt.Sprintf("backend socket in TCP state %d, want CLOSE (%d): the agent did not reset it", s, unix.BPF_TCP_CLOSE)
+				})
+			}
+		})
+	}
+}
+
+// TestAgentDrainTimeout: SIGTERM to hostagent lets open sessions run for
+// --drain-timeout, then closes them and exits 0. The session here is one a
+// forward backend keeps open in silence after the client's FIN — exactly
+// the kind that does not finish on its own.
+func TestAgentDrainTimeout(t *testing.T) {
+	t.Parallel()
+	eof := make(chan struct{})
+	released := make(chan struct{})
+	b := startBackend(t, func(c *net.TCPConn) {
+		io.Copy(io.Discard, c)
+		close(eof)
+		select {
+		case <-released:
+		case <-time.After(4 * ioTimeout):
+		}
+	})
+	r := startRelay(t)
+	agent := startAgent(t, r.grpcAddr, "--drain-timeout", "1s", "forward", b.addr)
+	t.Cleanup(sync.OnceFunc(func() { close(released) }))
+
+	c := dial(t, r.clientAddr)
+	io.WriteString(c, "hello\n")
+	c.CloseWrite()
+	select {
+	case <-eof:
+	case <-time.After(ioTimeout):
+		t.Fatal("the client's FIN did not reach the backend")
+	}
+	start := time.Now()
+	if err := agent.terminate(t); err != nil {
+		t.Fatalf("hostagent: SIGTERM: want exit status 0, got %v", err)
+	}
+	t.Logf("hostagent exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// patternBytes is n bytes of the deterministic pattern for seed (n a
+// multiple of 8).
+func patternBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	fillPattern(b, seed, 0)
+	return b
+}
+
+// backendResult is what a backend handler saw on its connection.
+type backendResult struct {
+	got []byte // every byte read before EOF
+	err error  // the read error that ended it (nil for a clean EOF)
+}
+
+// TestForwardHalfClose checks TCP half-close end to end through
+// `hostagent forward`: a FIN from either end travels to the other as a FIN,
+// after every byte sent before it, while the opposite direction keeps
+// flowing. Payloads span many Data frames.
+func TestForwardHalfClose(t *testing.T) {
+	t.Parallel()
+	request := patternBytes(1, 1<<20)
+	reply := patternBytes(2, 512<<10)
+	tests := []struct {
+		name string
+		// backend serves one connection and reports what it read.
+		backend func(c *net.TCPConn) backendResult
+		// client runs on the client's connection and returns what it expects
+		// the backend to have read.
+		client func(t *testing.T, c *net.TCPConn) []byte
+	}{
+		{
+			// The request/response pattern: the client's FIN means "that is
+			// the whole request"; the backend answers and closes.
+			name: "client_half_closes_first",
+			backend: func(c *net.TCPConn) backendResult {
+				got, err := io.ReadAll(c)
+				if err != nil {
+					return backendResult{got, err}
+				}
+				if _, err := c.Write(reply); err != nil {
+					return backendResult{got, err}
+				}
+				return backendResult{got, c.Close()}
+			},
+			client: func(t *testing.T, c *net.TCPConn) []byte {
+				if _, err := c.Write(request); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(c)
+				if err != nil {
+					t.Fatalf("client: read reply: %v after %d bytes", err, len(got))
+				}
+				if !bytes.Equal(got, reply) {
+					t.Fatalf("client: reply of %d bytes differs from the %d sent", len(got), len(reply))
+				}
+				return request
+			},
+		},
+		{
+			// The backend speaks first and is done talking, but still
+			// listens: the client reads the greeting and the FIN, and only
+			// then sends the second half of its data.
+			name: "backend_half_closes_first",
+			backend: func(c *net.TCPConn) backendResult {
+				if _, err := c.Write(reply); err != nil {
+					return backendResult{nil, err}
+				}
+				if err := c.CloseWrite(); err != nil {
+					return backendResult{nil, err}
+				}
+				got, err := io.ReadAll(c)
+				return backendResult{got, err}
+			},
+			client: func(t *testing.T, c *net.TCPConn) []byte {
+				first, second := request[:len(request)/2], request[len(request)/2:]
+				if _, err := c.Write(first); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(c)
+				if err != nil {
+					t.Fatalf("client: read greeting: %v after %d bytes", err, len(got))
+				}
+				if !bytes.Equal(got, reply) {
+					t.Fatalf("client: greeting of %d bytes differs from the %d sent", len(got), len(reply))
+				}
+				// Our direction is still open after the backend's FIN.
+				if _, err := c.Write(second); err != nil {
+					t.Fatalf("client: write after the backend's FIN: %v", err)
+				}
+				if err := c.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+				if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+					t.Fatalf("client: read after both FINs: want EOF, got %d bytes, %v", n, err)
+				}
+				return request
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			results := make(chan backendResult, 1)
+			b := startBackend(t, func(c *net.TCPConn) {
+				c.SetDeadline(time.Now().Add(2 * ioTimeout))
+				results <- tt.backend(c)
+			})
+			r := startRelay(t)
+			startAgent(t, r.grpcAddr, "forward", b.addr)
+
+			c := dial(t, r.clientAddr)
+			want := tt.client(t, c)
+			select {
+			case res := <-results:
+				if res.err != nil {
+					t.Fatalf("backend: %v after reading %d bytes", res.err, len(res.got))
+				}
+				if !bytes.Equal(res.got, want) {
+					t.Fatalf("backend read %d bytes that differ from the %d the client sent", len(res.got), len(want))
+				}
+			case <-time.After(ioTimeout):
+				t.Fatal("backend did not finish")
+			}
+		})
+	}
+}
+
+// TestClientCloseReachesBackend: when the client goes away, the backend
+// behind `hostagent forward` must learn it, or its connection leaks. A
+// clean close arrives as EOF; a reset must end the backend's read too.
+func TestClientCloseReachesBackend(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		close   func(c *net.TCPConn)
+		wantEOF bool // else any error but a timeout
+	}{
+		{name: "close", close: func(c *net.TCPConn) { c.Close() }, wantEOF: true},
+		{name: "reset", close: func(c *net.TCPConn) { c.SetLinger(0); c.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const hello = "hi backend\n"
+			connected := make(chan struct{}, 1)
+			ended := make(chan error, 1)
+			b := startBackend(t, func(c *net.TCPConn) {
+				c.SetReadDeadline(time.Now().Add(2 * ioTimeout))
+				buf := make([]byte, len(hello))
+				if _, err := io.ReadFull(c, buf); err != nil {
+					ended <- err
+					return
+				}
+				connected <- struct{}{}
+				n, err := c.Read(buf)
+				if n > 0 {
+					err = errors.New("read unexpected bytes")
+				}
+				ended <- err
+			})
+			r := startRelay(t)
+			startAgent(t, r.grpcAddr, "forward", b.addr)
+
+			c := dial(t, r.clientAddr)
+			if _, err := io.WriteString(c, hello); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-connected:
+			case err := <-ended:
+				t.Fatalf("backend: %v", err)
+			case <-time.After(ioTimeout):
+				t.Fatal("the client's bytes did not reach the backend")
+			}
+			tt.close(c)
+			var err error
+			select {
+			case err = <-ended:
+			case <-time.After(3 * ioTimeout):
+				t.Fatal("backend handler did not return")
+			}
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				t.Fatalf("backend read still blocked %v after the client closed", 2*ioTimeout)
+			case tt.wantEOF && err != io.EOF:
+				t.Fatalf("backend read: got %v, want EOF", err)
+			case !tt.wantEOF && err == nil:
+				t.Fatal("backend read: got bytes, want the connection to end")
+			}
+			t.Logf("backend read ended with: %v", err)
+		})
+	}
+}
