@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,7 +76,10 @@ func goBinary() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	if root := os.Getenv("GOROOT"); root != "" { // set by go test for its test binaries
+		return filepath.Join(root, "bin", "go")
+	}
+	return "go"
 }
 
 // repoRoot is the directory of the module's go.mod, found upwards from the
