@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"io"
 	"net"
 	"time"
 
@@ -24,6 +25,11 @@ func (c *Conn) Read(b []byte) (int, error) { return c.conn.Read(b) }
 
 // Write sends bytes to the client.
 func (c *Conn) Write(b []byte) (int, error) { return c.conn.Write(b) }
+
+// WritePayloadsTo writes the client's bytes to w as they arrive, straight
+// from each frame, until the client's FIN (then a nil error). It is what
+// splice.Copy uses; do not call it concurrently with Read.
+func (c *Conn) WritePayloadsTo(w io.Writer) (int64, error) { return c.conn.WritePayloadsTo(w) }
 
 // CloseWrite sends the client a FIN once every byte written has arrived.
 func (c *Conn) CloseWrite() error { return c.conn.CloseWrite() }

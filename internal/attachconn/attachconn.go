@@ -262,6 +262,66 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 }
 
+// WritePayloadsTo writes the peer's bytes to w straight from each received
+// frame, with no copy buffer, until the peer's CloseWrite (then it returns
+// a nil error), an abort, Close, the read deadline, or a failed write. It
+// is Read for a copy loop: a silent session pins no buffer, and each byte is
+// copied once less. Do not call it concurrently with Read.
+func (c *Conn) WritePayloadsTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		p, err := c.take()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, werr := w.Write(p)
+		total += int64(n)
+		c.bytesRead.Add(int64(n))
+		// The payload is released only now that w is done with it. (If Close
+		// or an abort raced this write, Deliver may have returned first; both
+		// receive loops decode each frame into a fresh payload, so nothing
+		// reuses it meanwhile.)
+		c.ack <- struct{}{}
+		if werr != nil {
+			return total, werr
+		}
+	}
+}
+
+// take returns the rest of the payload being read, or waits for the next
+// one; io.EOF after the peer's CloseWrite.
+func (c *Conn) take() ([]byte, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if len(c.pending) > 0 {
+		p := c.pending
+		c.pending = nil
+		return p, nil
+	}
+	select { // an abort or Close wins over buffered state
+	case <-c.aborted:
+		return nil, c.Err()
+	case <-c.closed:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case p := <-c.data:
+		return p, nil
+	case <-c.eof:
+		return nil, io.EOF
+	case <-c.aborted:
+		return nil, c.Err()
+	case <-c.closed:
+		return nil, net.ErrClosed
+	case <-c.readDL.wait():
+		return nil, os.ErrDeadlineExceeded
+	}
+}
+
 // consume copies p into b, keeps the rest pending, and acknowledges p once
 // it is used up. Called with readMu held.
 func (c *Conn) consume(b, p []byte) int {

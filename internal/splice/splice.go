@@ -101,6 +101,13 @@ func half(dst, src Conn, fail func(error)) (int64, bool) {
 	return n, err == nil
 }
 
+// PayloadWriter is implemented by conns that hand over received frames
+// themselves (attachconn's Conn): Copy lets them write each payload to the
+// destination directly, with no buffer in between.
+type PayloadWriter interface {
+	WritePayloadsTo(w io.Writer) (int64, error)
+}
+
 // socket is a conn whose reset can be watched for (a *net.TCPConn, or a
 // type that embeds one).
 type socket interface {
@@ -162,6 +169,9 @@ func watchReset(src Conn, stop <-chan struct{}, fail func(error)) {
 // BufferSize bytes, so one read becomes at most one write (one frame). Unlike
 // io.Copy it never uses ReaderFrom/WriterTo, whose buffers are larger.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
+	if pw, ok := src.(PayloadWriter); ok {
+		return pw.WritePayloadsTo(dst)
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
