@@ -167,16 +167,33 @@ func watchReset(src Conn, stop <-chan struct{}, fail func(error)) {
 
 // Copy copies src to dst until src reports io.EOF, with a pooled buffer of
 // BufferSize bytes, so one read becomes at most one write (one frame). Unlike
-// io.Copy it never uses ReaderFrom/WriterTo, whose buffers are larger.
+// io.Copy it never uses ReaderFrom/WriterTo, whose buffers are larger; a
+// PayloadWriter source writes its frames itself.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
 	if pw, ok := src.(PayloadWriter); ok {
 		return pw.WritePayloadsTo(dst)
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	// A socket source is read only once it is readable, and its buffer goes
+	// back to the pool whenever a read drains it: a silent session holds no
+	// buffer, only a goroutine parked in the poller.
+	sock, isSock := src.(socket)
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			bufPool.Put(bp)
+		}
+	}()
 	var total int64
 	for {
+		if bp == nil {
+			if isSock {
+				if err := waitReadable(sock); err != nil {
+					return total, err
+				}
+			}
+			bp = bufPool.Get().(*[]byte)
+		}
+		buf := *bp
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			w, werr := dst.Write(buf[:n])
@@ -193,6 +210,10 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 		}
 		if rerr != nil {
 			return total, rerr
+		}
+		if isSock && n < len(buf) {
+			bufPool.Put(bp)
+			bp = nil
 		}
 	}
 }

@@ -77,3 +77,31 @@ func waitReset(c socket) error {
 	}
 	return reset
 }
+
+// waitReadable parks until c has bytes (or an EOF or error) to read, without
+// reading them, or until c's read deadline passes or c is closed. A pending
+// socket error (a reset) is returned: the peek has consumed it, and a later
+// Read would only see EOF.
+func waitReadable(c socket) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil // let Read report it
+	}
+	var sockErr error
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch rerr {
+		case unix.EAGAIN, unix.EINTR:
+			return false
+		case nil:
+		default:
+			sockErr = os.NewSyscallError("read", rerr)
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return sockErr
+}
