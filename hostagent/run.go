@@ -14,12 +14,10 @@ import (
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/splice"
 )
-
-// usageError is a bad command line: exit status 2.
-type usageError struct{ error }
 
 type labelsFlag map[string]string
 
@@ -83,43 +81,43 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, usageError{err}
+		return nil, cli.UsageError{Err: err}
 	}
 	for _, r := range strings.Split(*relays, ",") {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(r); err != nil {
-			return nil, usageError{fmt.Errorf("--relay %q: %v (want HOST:PORT)", r, err)}
+			return nil, cli.UsageError{Err: fmt.Errorf("--relay %q: %v (want HOST:PORT)", r, err)}
 		}
 		o.relays = append(o.relays, r)
 	}
 	if len(o.relays) == 0 {
-		return nil, usageError{errors.New("--relay: no address given")}
+		return nil, cli.UsageError{Err: errors.New("--relay: no address given")}
 	}
 	if o.idle < 1 {
-		return nil, usageError{fmt.Errorf("--idle must be at least 1, got %d", o.idle)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--idle must be at least 1, got %d", o.idle)}
 	}
 	if o.maxSessions < 0 {
-		return nil, usageError{fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
 	}
 	switch fs.Arg(0) {
 	case "echo":
 		if fs.NArg() != 1 {
-			return nil, usageError{fmt.Errorf("echo takes no argument, got %q", fs.Arg(1))}
+			return nil, cli.UsageError{Err: fmt.Errorf("echo takes no argument, got %q", fs.Arg(1))}
 		}
 	case "forward":
 		if fs.NArg() != 2 {
-			return nil, usageError{errors.New("forward needs one HOST:PORT argument")}
+			return nil, cli.UsageError{Err: errors.New("forward needs one HOST:PORT argument")}
 		}
 		o.target = fs.Arg(1)
 		if _, _, err := net.SplitHostPort(o.target); err != nil {
-			return nil, usageError{fmt.Errorf("forward %q: %v (want HOST:PORT)", o.target, err)}
+			return nil, cli.UsageError{Err: fmt.Errorf("forward %q: %v (want HOST:PORT)", o.target, err)}
 		}
 	case "":
-		return nil, usageError{errors.New("missing mode: echo or forward HOST:PORT (see -h)")}
+		return nil, cli.UsageError{Err: errors.New("missing mode: echo or forward HOST:PORT (see -h)")}
 	default:
-		return nil, usageError{fmt.Errorf("unknown mode %q: want echo or forward HOST:PORT", fs.Arg(0))}
+		return nil, cli.UsageError{Err: fmt.Errorf("unknown mode %q: want echo or forward HOST:PORT", fs.Arg(0))}
 	}
 	o.mode = fs.Arg(0)
 	return o, nil
@@ -134,7 +132,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,

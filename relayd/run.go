@@ -19,13 +19,11 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/relayd/relay"
 	"github.com/relayproject/relay/relayd/scheduler"
 )
-
-// usageError is a bad command line: exit status 2.
-type usageError struct{ error }
 
 type options struct {
 	grpcAddr, adminAddr, clientAddr string
@@ -63,35 +61,35 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, usageError{err}
+		return nil, cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
+		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
 	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			return nil, usageError{fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
+			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
 		}
 	}
 	if _, err := scheduler.ParsePolicy(o.scheduler); err != nil {
-		return nil, usageError{fmt.Errorf("--scheduler: %v", err)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--scheduler: %v", err)}
 	}
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
 	}{{"assign-timeout", o.assignTimeout}, {"hello-timeout", o.helloTimeout}} {
 		if d.v <= 0 {
-			return nil, usageError{fmt.Errorf("--%s must be positive, got %v", d.flag, d.v)}
+			return nil, cli.UsageError{Err: fmt.Errorf("--%s must be positive, got %v", d.flag, d.v)}
 		}
 	}
 	if o.drainTimeout < 0 {
-		return nil, usageError{fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
 	}
 	if o.maxPending < 0 {
-		return nil, usageError{fmt.Errorf("--max-pending must not be negative, got %d", o.maxPending)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--max-pending must not be negative, got %d", o.maxPending)}
 	}
 	if o.maxDataBytes < 1024 || o.maxDataBytes > 4<<20 {
-		return nil, usageError{fmt.Errorf("--max-data-bytes must be between 1024 and 4194304, got %d", o.maxDataBytes)}
+		return nil, cli.UsageError{Err: fmt.Errorf("--max-data-bytes must be between 1024 and 4194304, got %d", o.maxDataBytes)}
 	}
 	return o, nil
 }
@@ -124,7 +122,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	policy, _ := scheduler.ParsePolicy(o.scheduler)
 
