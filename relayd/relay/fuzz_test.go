@@ -118,7 +118,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 }
 
 // allowedEnd are the statuses a host can cause with frames alone.
-var allowedEnd = map[codes.Code]bool{codes.OK: true, codes.InvalidArgument: true, codes.FailedPrecondition: true, codes.ResourceExhausted: true}
+var allowedEnd = map[codes.Code]bool{codes.OK: true, codes.Aborted: true, codes.InvalidArgument: true, codes.FailedPrecondition: true, codes.ResourceExhausted: true}
 
 func (fz *fuzzServer) run(t testing.TB, in []byte) {
 	bridge := clientbridge.New(clientbridge.Config{})
@@ -256,7 +256,7 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 		code = codes.OK
 	}
 	if !allowedEnd[code] {
-		t.Errorf("host saw the stream end with %v (%v), want one of OK, InvalidArgument, FailedPrecondition, ResourceExhausted", code, recvErr)
+		t.Errorf("host saw the stream end with %v (%v), want one of OK, Aborted, InvalidArgument, FailedPrecondition, ResourceExhausted", code, recvErr)
 	}
 	if hErr := <-fz.ended; !allowedEnd[status.Code(hErr)] {
 		t.Errorf("Attach returned %v", hErr)

@@ -75,7 +75,7 @@ type Relay struct {
 	hosts    map[hostKey]*host
 	sessions map[string]*session
 	totals   map[string]uint64 // sessions opened per service
-	sessWG   sync.WaitGroup    // open sessions, for Drain
+	drained  chan struct{}     // closed when the last session ends; made by Drain
 	loops    sync.WaitGroup    // receive loops
 
 	slotSeq, sessionSeq atomic.Uint64
@@ -156,10 +156,17 @@ func (r *Relay) ActiveSessions() int {
 // have all ended or ctx is done, and reports whether they all ended.
 func (r *Relay) Drain(ctx context.Context) bool {
 	r.idleCancel()
-	done := make(chan struct{})
-	go func() { r.sessWG.Wait(); close(done) }()
+	r.mu.Lock()
+	if r.drained == nil {
+		r.drained = make(chan struct{})
+		if len(r.sessions) == 0 {
+			close(r.drained)
+		}
+	}
+	drained := r.drained
+	r.mu.Unlock()
 	select {
-	case <-done:
+	case <-drained:
 		return true
 	case <-ctx.Done():
 		return false
@@ -170,9 +177,8 @@ func (r *Relay) Drain(ctx context.Context) bool {
 // waits for the receive loops. Call it after the gRPC server has stopped
 // (so every handler has returned).
 func (r *Relay) Close() {
-	r.idleCancel()
 	r.cancel()
-	r.sessWG.Wait()
+	r.Drain(context.Background())
 	r.loops.Wait()
 }
 
@@ -180,7 +186,10 @@ func (r *Relay) Close() {
 // the gRPC handlers' receive loops, so it may run before the server stops.
 func (r *Relay) Shutdown() { r.idleCancel(); r.cancel() }
 
-var errShutdown = errors.New("relay shutting down")
+var (
+	errShutdown                    = errors.New("relay shutting down")
+	errHalfClosedWithoutCloseWrite = errors.New("host half-closed the stream during a session without sending CloseWrite")
+)
 
 // Attach implements relay.v1.HostService.
 func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
@@ -347,12 +356,41 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
 	})
 	defer stopBroken()
+	// The shutdown abort may send a Close frame: never once the handler
+	// has returned (the stream must not be used then).
+	var shutdownMu sync.Mutex
+	returned := false
 	stopShutdown := context.AfterFunc(r.ctx, func() {
-		sess.conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
+		shutdownMu.Lock()
+		defer shutdownMu.Unlock()
+		if !returned {
+			sess.conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
+		}
 	})
-	defer stopShutdown()
+	defer func() {
+		stopShutdown()
+		shutdownMu.Lock()
+		returned = true
+		shutdownMu.Unlock()
+	}()
 
-	res := splice.Join(c.Conn, sess.conn)
+	// Join runs on its own goroutine so that the handler can return as soon
+	// as the session is aborted: if the client → host copy is stuck in Send
+	// because the host stopped reading, no Close frame can go out, and only
+	// ending the RPC releases that Send. (The Close frame, when it could be
+	// sent, went out before Aborted is closed.) Join then finishes on its own
+	// (the client is reset after the bytes it already has); Close waits for it.
+	joined := make(chan splice.Result, 1)
+	r.loops.Add(1)
+	go func() {
+		defer r.loops.Done()
+		joined <- splice.Join(c.Conn, sess.conn)
+	}()
+	var res splice.Result
+	select {
+	case res = <-joined:
+	case <-sess.conn.Aborted():
+	}
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", time.Since(now).Round(time.Microsecond)}
@@ -365,10 +403,19 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		if _, ok := status.FromError(ae.Cause); ok {
 			return ae.Cause // a protocol error: the host learns which
 		}
-		return nil
+		return nil // the host aborted or went away: it knows
 	default:
-		log.Info("session aborted", append(attrs, "err", res.Err)...)
-		return nil
+		// OK would claim both directions closed with every byte delivered.
+		var cause error = res.Err
+		if ae != nil {
+			cause = ae.Cause
+		}
+		log.Info("session aborted", append(attrs, "err", cause)...)
+		reason := relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED
+		if ae != nil {
+			reason = ae.Reason
+		}
+		return status.Errorf(codes.Aborted, "session aborted (%s): %v", reason, cause)
 	}
 }
 
@@ -402,7 +449,6 @@ func (r *Relay) openSession(s *session, service string) {
 	r.mu.Lock()
 	r.sessions[s.id] = s
 	r.totals[service]++
-	r.sessWG.Add(1)
 	r.mu.Unlock()
 	s.host.total.Add(1) // active was counted when the slot was reserved
 }
@@ -416,8 +462,14 @@ func (r *Relay) closeSession(s *session) {
 	s.host.bytesFrom.Add(uint64(st.BytesRead))
 	s.host.active.Add(-1)
 	delete(r.sessions, s.id)
+	if r.drained != nil && len(r.sessions) == 0 {
+		select {
+		case <-r.drained: // a session reserved before the drain came and went
+		default:
+			close(r.drained)
+		}
+	}
 	r.mu.Unlock()
-	r.sessWG.Done()
 }
 
 // slot is one idle Attach stream, as the bridge sees it.
@@ -547,9 +599,13 @@ func (l *recvLoop) loop() error {
 	for {
 		req.Reset()
 		if err := l.stream.RecvMsg(&req); err != nil {
-			if err == io.EOF { // the host half-closed the RPC: as CloseWrite
-				if conn := l.session.Load(); conn != nil {
-					conn.DeliverCloseWrite()
+			if err == io.EOF {
+				// The host half-closed the RPC. While idle that gives the slot
+				// up; in a session without CloseWrite it is no FIN: the host
+				// may never have seen Open, and the client must not take an
+				// end for a clean one.
+				if l.session.Load() != nil && !hostClosedWrite {
+					return errHalfClosedWithoutCloseWrite
 				}
 				return nil
 			}

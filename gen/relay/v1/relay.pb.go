@@ -23,10 +23,14 @@
 //     a FIN to the client once every byte before it has been delivered. The
 //     other direction keeps flowing until it is closed too.
 //  6. When both directions are closed and every byte delivered, the relay
-//     ends the RPC with status OK. A Close frame from either side aborts the
-//     session at once: the relay resets the client connection (after the bytes
-//     it already received are delivered); an HP that receives Close should drop
-//     the session. A broken stream (RPC cancelled, connection lost) is an abort.
+//     ends the RPC with status OK, and only then. A Close frame from either
+//     side aborts the session at once: the relay resets the client connection
+//     (after the bytes it already received are delivered); an HP that
+//     receives Close should drop the session. A broken stream (RPC cancelled,
+//     connection lost) is an abort. When the relay aborts a session (the
+//     client reset, shutdown) it sends Close if it can, then ends the RPC
+//     with ABORTED. An HP that half-closes the RPC during a session without
+//     having sent CloseWrite aborts the session too.
 //  7. The HP opens a new Attach stream to replace the slot.
 //
 // # Errors

@@ -1,0 +1,78 @@
+package relay_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// A host that half-closes the RPC during a session without a CloseWrite
+// frame gives no FIN: the client must see an abnormal end, not a clean EOF
+// (the host may never have seen Open, so the client's request is unserved).
+func TestHalfCloseWithoutCloseWriteAbortsSession(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	s := tr.newSession(t, "h")
+	if _, err := s.client.Write([]byte("important request")); err != nil {
+		t.Fatal(err)
+	}
+	s.client.CloseWrite()
+	if err := s.host.stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	expectReset(t, s.client)
+	if err := s.host.serverEnd(); err != nil {
+		t.Logf("handler returned %v", err)
+	}
+}
+
+// The host stops reading while the client floods it, so the relay's Send
+// blocks on flow control; then the client resets. The relay cannot send a
+// Close frame past the blocked Send, so it must end the RPC (ABORTED) to
+// release it, instead of keeping the session forever.
+func TestClientResetWhileHostNotReading(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	s := tr.newSession(t, "h")
+
+	// Write until the path backs up: the relay stops reading the client once
+	// its Send is blocked. The bound only guards against a relay that never
+	// pushes back (which would fail the test, not hang it).
+	chunk := make([]byte, 64<<10)
+	blocked := false
+	for written := 0; written < 256<<20; written += len(chunk) {
+		s.client.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := s.client.Write(chunk); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("client write: %v", err)
+			}
+			blocked = true
+			break
+		}
+	}
+	if !blocked {
+		t.Fatal("256 MiB written without backpressure from the relay")
+	}
+	s.client.SetLinger(0)
+	s.client.Close() // reset
+	// The host writes: the relay's write to the gone client fails.
+	s.host.send(dataFrame([]byte("are you there?")))
+	if got := codeOf(s.host.serverEnd()); got != codes.Aborted {
+		t.Fatalf("handler returned %v, want Aborted", got)
+	}
+	// Drain what the host never read, up to the status.
+	for {
+		if _, err := s.host.stream.Recv(); err != nil {
+			if err == io.EOF || codeOf(err) != codes.Aborted {
+				t.Fatalf("stream ended with %v, want Aborted", err)
+			}
+			break
+		}
+	}
+}
