@@ -120,6 +120,7 @@ type Listener struct {
 	stopSess   context.CancelFunc
 	events     chan event
 	managerEnd chan struct{}
+	unaccepted int // sessions opened but not yet taken by Accept; owned by manage
 	slots      sync.WaitGroup
 }
 
@@ -145,6 +146,7 @@ const (
 	evOpened                     // Open received: idle → active
 	evIdleEnded                  // an idle slot ended: idle → none
 	evEnded                      // a session's stream ended: active → none
+	evHandedOff                  // a session left the accept queue (accepted, or dropped on Close)
 )
 
 type event struct {
@@ -258,7 +260,9 @@ func (l *Listener) manage() {
 		now := time.Now()
 		var nextRetry time.Time
 		for _, lk := range l.links {
-			for !closing && lk.connecting+lk.idle < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
+			// While Accept lags by Idle sessions, replacing slots would only
+			// queue more clients behind it: the backlog stays bounded.
+			for !closing && lk.connecting+lk.idle < l.cfg.Idle && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
 				if lk.failures > 0 {
 					// After a failure, one probe at a time, once the backoff ends.
 					if lk.connecting > 0 {
@@ -314,6 +318,9 @@ func (l *Listener) handle(ev event) {
 	case evOpened:
 		lk.idle--
 		lk.active++
+		l.unaccepted++
+	case evHandedOff:
+		l.unaccepted--
 	case evIdleEnded:
 		lk.idle--
 		if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
@@ -413,7 +420,9 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	defer stopAbort()
 	select {
 	case l.accept <- sc:
+		emit(evHandedOff, nil)
 	case <-l.idleCtx.Done():
+		emit(evHandedOff, nil)
 		conn.Abort(errors.New("agent closed before the session was accepted"))
 		l.drain(stream)
 		return

@@ -38,11 +38,16 @@ type inProcessRelay struct {
 
 // startRelay serves a relay on grpcLis; the client port is 127.0.0.1:0.
 func startRelay(grpcLis net.Listener) (*inProcessRelay, error) {
+	return startRelayWith(grpcLis, clientbridge.Config{})
+}
+
+// startRelayWith is startRelay with a bridge configuration.
+func startRelayWith(grpcLis net.Listener, bcfg clientbridge.Config) (*inProcessRelay, error) {
 	clientLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	bridge := clientbridge.New(clientbridge.Config{})
+	bridge := clientbridge.New(bcfg)
 	r, err := relay.New(relay.Config{RelayID: "test-relay", Bridge: bridge})
 	if err != nil {
 		return nil, err
@@ -89,11 +94,21 @@ func (ir *inProcessRelay) maxConcurrentAttach() int {
 
 func newRelay(tb testing.TB) *inProcessRelay {
 	tb.Helper()
+	return newRelayWith(tb, clientbridge.Config{})
+}
+
+func newRelayWith(tb testing.TB, bcfg clientbridge.Config) *inProcessRelay {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return newRelayOn(tb, lis)
+	ir, err := startRelayWith(lis, bcfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ir.stop)
+	return ir
 }
 
 func newRelayOn(tb testing.TB, lis net.Listener) *inProcessRelay {
