@@ -3,12 +3,12 @@
 // and the StatusService that reports them. Client sockets come from a
 // clientbridge.Bridge; this package joins each assigned client to its slot.
 //
-// Goroutines per Attach stream: the gRPC handler (owns the stream's life and,
-// during a session, copies client → host), one receive loop (the only caller
-// of Recv), and during a session one more copying host → client (which,
-// once the host has half-closed, watches for a late abort). The receive
-// loop can outlive the handler by a moment (Recv returns only once the
-// handler has returned); Relay.Close waits for it.
+// Goroutines per Attach stream: the gRPC handler (owns the stream's life:
+// it returns when the session ends or is aborted), one receive loop (the
+// only caller of Recv), and during a session the two copies of splice.Join
+// (client → host, the only sender; host → client). The receive loop and the
+// copies can outlive the handler by a moment (Recv and a Send blocked on
+// flow control return once the handler has returned); Relay.Close waits.
 package relay
 
 import (
