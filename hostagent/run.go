@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -177,10 +178,33 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// serveEcho writes back every byte, then half-closes.
+// serveEcho writes back every byte, then half-closes. A session that opens
+// with a conformance command line (see conformanceCommands) gets the
+// behaviour it asks for after the line is echoed; any other session is a
+// plain echo, and the command lines themselves are echoed like any bytes.
 func serveEcho(c *agent.Conn, log *slog.Logger) {
 	defer c.Close()
-	n, err := splice.Copy(c, c)
+	cmd, eof, err := echoPrelude(c)
+	var n int64
+	if err == nil && !eof {
+		switch cmd {
+		case cmdHalfClose:
+			// Half-close first, then read and discard until the client's FIN.
+			if err = c.CloseWrite(); err == nil {
+				n, err = io.Copy(io.Discard, c)
+			}
+			log.Debug("conformance half-close done", "discarded", n, "err", err)
+			return
+		case cmdAbort:
+			c.AbortWith(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("conformance: abort asked by the client"))
+			return
+		case cmdBulk:
+			_, err = c.Write(bulkPayload())
+		}
+		if err == nil {
+			n, err = splice.Copy(c, c)
+		}
+	}
 	if err == nil {
 		err = c.CloseWrite()
 	}
@@ -189,6 +213,68 @@ func serveEcho(c *agent.Conn, log *slog.Logger) {
 		return
 	}
 	log.Debug("echo session done", "bytes", n)
+}
+
+// The conformance convention (docs/writing-a-host.md): a session whose first
+// bytes are exactly one of these lines asks the echo, once the line has been
+// echoed, to half-close first, to abort, or to send conformanceBulkSize
+// bytes (byte i is i%251) before echoing on. The conformance suite
+// (hostagent/conformance) uses them for what a plain echo cannot be asked to
+// do. They are harmless to a plain echo user: only the exact line, first in
+// a session, triggers anything.
+const (
+	cmdHalfClose        = "CONFORMANCE HALFCLOSE\n"
+	cmdAbort            = "CONFORMANCE ABORT\n"
+	cmdBulk             = "CONFORMANCE BULK\n"
+	conformanceBulkSize = 1 << 20
+)
+
+var conformanceCommands = []string{cmdHalfClose, cmdAbort, cmdBulk}
+
+// echoPrelude echoes the session's first bytes while they may still be a
+// conformance command, reading no further than the shortest command that
+// still matches, so no byte after a command line is consumed. It returns the
+// command the session opened with, if any, and whether the client's EOF came.
+func echoPrelude(c *agent.Conn) (cmd string, eof bool, err error) {
+	var seen []byte
+	buf := make([]byte, 32)
+	for {
+		want := 0 // bytes that may complete the shortest matching command
+		for _, k := range conformanceCommands {
+			if strings.HasPrefix(k, string(seen)) && (want == 0 || len(k)-len(seen) < want) {
+				want = len(k) - len(seen)
+			}
+		}
+		if want == 0 {
+			return "", false, nil // not a command: a plain echo from here on
+		}
+		n, rerr := c.Read(buf[:want])
+		if n > 0 {
+			if _, err := c.Write(buf[:n]); err != nil {
+				return "", false, err
+			}
+			seen = append(seen, buf[:n]...)
+			if slices.Contains(conformanceCommands, string(seen)) {
+				return string(seen), false, nil
+			}
+		}
+		if rerr == io.EOF {
+			return "", true, nil
+		}
+		if rerr != nil {
+			return "", false, rerr
+		}
+	}
+}
+
+// bulkPayload is what cmdBulk sends; Write splits it into Data frames of at
+// most the relay's max_data_bytes.
+func bulkPayload() []byte {
+	b := make([]byte, conformanceBulkSize)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
 }
 
 // forward joins the session with a new connection to target.
