@@ -1,0 +1,270 @@
+'use strict';
+// An echo host process for relay, written in Node.js with nothing but
+// @grpc/grpc-js and the protocol's .proto file (loaded at run time from
+// api/ in this repository): proof that a host needs no Go SDK. Read it with
+// docs/writing-a-host.md and api/relay/v1/relay.proto.
+//
+// It keeps IDLE Attach streams ("slots") open on the relay at RELAY_ADDR,
+// opens a replacement as soon as a slot is given a client, echoes every
+// byte of each session back in order, honours half-close both ways and
+// Close, reconnects with capped, jittered backoff, and follows the
+// conformance convention (CONFORMANCE HALFCLOSE / ABORT / BULK first lines)
+// so that `go run ./hostagent/conformance -- npm start` can test it.
+//
+// Environment: RELAY_ADDR (default localhost:8000), IDLE (10), SERVICE
+// (default), HOST_ID (the hostname), RELAY_TOKEN (sent as a bearer token
+// when set), DRAIN_TIMEOUT_MS (10000: how long open sessions may run after
+// SIGTERM/SIGINT).
+
+const os = require('node:os');
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const RELAY_ADDR = process.env.RELAY_ADDR || 'localhost:8000';
+const IDLE = positiveInt('IDLE', 10);
+const SERVICE = process.env.SERVICE || 'default';
+const HOST_ID = process.env.HOST_ID || os.hostname();
+const DRAIN_TIMEOUT_MS = positiveInt('DRAIN_TIMEOUT_MS', 10000);
+const AGENT_VERSION = 'relay-node-host/0.1';
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+
+function positiveInt(name, dflt) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`node-host: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+// The protocol, from the same .proto the relay is built from. oneofs: true
+// gives every frame a `frame` property naming the field that is set.
+const apiDir = path.join(__dirname, '..', '..', 'api');
+const packageDef = protoLoader.loadSync('relay/v1/relay.proto', {
+  includeDirs: [apiDir], oneofs: true, longs: String, enums: String, defaults: true,
+});
+const relayv1 = grpc.loadPackageDefinition(packageDef).relay.v1;
+
+const client = new relayv1.HostService(RELAY_ADDR, grpc.credentials.createInsecure(), {
+  // Notice a dead relay; keep grpc-js's own reconnect delay within ours, so
+  // a restarted relay gets its slots back within seconds, not minutes.
+  'grpc.keepalive_time_ms': 30000,
+  'grpc.keepalive_timeout_ms': 10000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': BACKOFF_BASE_MS,
+  'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
+});
+
+// The conformance convention (docs/writing-a-host.md): a session whose
+// first bytes are exactly one of these lines asks for a behaviour once the
+// line has been echoed. Any other session is a plain echo.
+const HALFCLOSE = 'CONFORMANCE HALFCLOSE\n';
+const ABORT = 'CONFORMANCE ABORT\n';
+const BULK = 'CONFORMANCE BULK\n';
+const COMMANDS = [HALFCLOSE, ABORT, BULK];
+const BULK_SIZE = 1 << 20;
+
+// The pool. `waiting` counts slots not yet given a client (attaching or
+// idle); `slots` holds every open stream, for shutdown.
+let waiting = 0;
+let failures = 0;
+let retryTimer = null;
+let announced = false;
+let stopping = false;
+const slots = new Set();
+
+// fill opens slots until IDLE are waiting, unless a backoff is running.
+function fill() {
+  while (!stopping && retryTimer === null && waiting < IDLE) {
+    openSlot();
+  }
+}
+
+// backoff delays the next attempt after a failure: capped, jittered
+// exponential. Slots that fail together (the relay went away) count once.
+function backoff(err) {
+  if (stopping || retryTimer !== null) return;
+  failures++;
+  const d = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 16), BACKOFF_MAX_MS);
+  const delay = d / 2 + Math.random() * (d / 2);
+  announced = false;
+  console.error(`node-host: relay ${RELAY_ADDR} unavailable (${err}); retrying in ${Math.round(delay)}ms`);
+  retryTimer = setTimeout(() => { retryTimer = null; fill(); }, delay);
+}
+
+// openSlot runs one Attach stream: Hello, Welcome, then at most one session.
+function openSlot() {
+  const metadata = new grpc.Metadata();
+  if (process.env.RELAY_TOKEN) metadata.set('authorization', `Bearer ${process.env.RELAY_TOKEN}`);
+  const call = client.Attach(metadata);
+  const slot = { call, session: null };
+  slots.add(slot);
+  waiting++;
+  let maxData = 16 * 1024; // until Welcome says otherwise
+
+  call.write({ hello: { service: SERVICE, hostId: HOST_ID, agentVersion: AGENT_VERSION, labels: { lang: 'node' } } });
+
+  call.on('data', (msg) => {
+    switch (msg.frame) {
+      case 'welcome': // the slot is idle: it waits for a client
+        maxData = msg.welcome.maxDataBytes || maxData;
+        failures = 0;
+        if (!announced && waiting >= IDLE) {
+          announced = true;
+          console.error(`node-host: attached to ${RELAY_ADDR} with ${IDLE} idle slots`);
+        }
+        break;
+      case 'open': // a client: replace this slot at once, then serve it
+        waiting--;
+        slot.session = new EchoSession(call, maxData);
+        fill();
+        break;
+      case 'data':
+        if (slot.session) slot.session.onData(msg.data.payload);
+        break;
+      case 'closeWrite':
+        if (slot.session) slot.session.onCloseWrite();
+        break;
+      case 'close': // the session is aborted; the relay ends the stream
+        if (slot.session) slot.session.aborted = true;
+        break;
+      default: // a frame from a newer relay: ignore it
+    }
+  });
+
+  // 'error' must have a listener or grpc-js throws; 'status' comes in
+  // every case, once, and is where the slot ends.
+  call.on('error', () => {});
+  call.on('status', (st) => {
+    slots.delete(slot);
+    if (slot.session) {
+      if (st.code !== grpc.status.OK && !slot.session.aborted) {
+        console.error(`node-host: session aborted: ${grpc.status[st.code]} ${st.details}`);
+      }
+    } else {
+      waiting--;
+      // The slot ended before a client came: the relay is draining,
+      // restarting or refusing us. Try again after a pause.
+      if (!stopping) backoff(`${grpc.status[st.code]}: ${st.details}`);
+    }
+    maybeExit();
+    fill();
+  });
+}
+
+// EchoSession echoes one client session on an Attach stream.
+class EchoSession {
+  constructor(call, maxData) {
+    this.call = call;
+    this.maxData = maxData;
+    this.seen = '';          // the first bytes, while they may be a command line
+    this.prelude = true;     // still looking for a command line
+    this.wroteClosed = false; // we sent CloseWrite: no more Data from us
+    this.discard = false;    // CONFORMANCE HALFCLOSE: read and drop the rest
+    this.aborted = false;
+    this.paused = false;
+  }
+
+  onData(payload) {
+    if (this.aborted || this.discard) return;
+    if (this.prelude) {
+      for (let i = 0; i < payload.length; i++) {
+        this.seen += String.fromCharCode(payload[i]);
+        if (COMMANDS.includes(this.seen)) {
+          this.prelude = false;
+          this.send(payload.subarray(0, i + 1)); // the line, and nothing after it yet
+          this.command(this.seen, payload.subarray(i + 1));
+          return;
+        }
+        if (!COMMANDS.some((c) => c.startsWith(this.seen))) {
+          this.prelude = false; // not a command: a plain echo from here on
+          break;
+        }
+      }
+    }
+    this.send(payload);
+  }
+
+  command(cmd, rest) {
+    switch (cmd) {
+      case HALFCLOSE:
+        this.closeWrite();
+        this.discard = true;
+        break;
+      case ABORT:
+        this.aborted = true;
+        this.call.write({ close: { reason: 'CLOSE_REASON_HOST_ABORT', detail: 'conformance: abort asked by the client' } });
+        break;
+      case BULK: {
+        const bulk = Buffer.alloc(BULK_SIZE);
+        for (let i = 0; i < BULK_SIZE; i++) bulk[i] = i % 251;
+        this.send(bulk);
+        this.send(rest);
+        break;
+      }
+    }
+  }
+
+  // onCloseWrite: the client sent FIN. Everything it sent has been queued
+  // back in order, so the echo's own FIN goes after it.
+  onCloseWrite() {
+    if (!this.aborted) this.closeWrite();
+  }
+
+  closeWrite() {
+    if (this.wroteClosed) return;
+    this.wroteClosed = true;
+    this.call.write({ closeWrite: {} });
+  }
+
+  // send queues bytes in Data frames no larger than the relay's limit. When
+  // grpc-js's buffer is full, stop reading the relay until it drains: the
+  // client then feels HTTP/2 flow control, and only this session slows.
+  send(buf) {
+    if (this.wroteClosed || this.aborted) return;
+    for (let off = 0; off < buf.length; off += this.maxData) {
+      const ok = this.call.write({ data: { payload: buf.subarray(off, off + this.maxData) } });
+      if (!ok && !this.paused) {
+        this.paused = true;
+        this.call.pause();
+        this.call.once('drain', () => { this.paused = false; this.call.resume(); });
+      }
+    }
+  }
+}
+
+// Shutdown: no new slots, idle ones cancelled, open sessions get
+// DRAIN_TIMEOUT_MS to finish; a second signal stops at once.
+let drainTimer = null;
+function shutdown(signal) {
+  if (stopping) {
+    process.exit(1);
+  }
+  stopping = true;
+  if (retryTimer !== null) clearTimeout(retryTimer);
+  console.error(`node-host: ${signal}: draining`);
+  for (const slot of slots) {
+    if (!slot.session) slot.call.cancel();
+  }
+  drainTimer = setTimeout(() => {
+    for (const slot of slots) slot.call.cancel();
+  }, DRAIN_TIMEOUT_MS);
+  maybeExit();
+}
+
+function maybeExit() {
+  if (!stopping || slots.size > 0) return;
+  if (drainTimer !== null) clearTimeout(drainTimer);
+  client.close();
+  console.error('node-host: stopped');
+}
+
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+
+console.error(`node-host: serving echo for service ${SERVICE} via ${RELAY_ADDR}, ${IDLE} idle slots`);
+fill();
