@@ -9,9 +9,14 @@ import (
 
 // TestNodeHostPasses: examples/node-host passes every case. It installs the
 // example's pinned dependencies with npm ci when node_modules is missing.
+// Without node or npm it skips, unless RELAY_REQUIRE_NODE is set (CI sets
+// it, so that a machine without Node cannot pass CI by skipping).
 func TestNodeHostPasses(t *testing.T) {
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("RELAY_REQUIRE_NODE") != "" {
+				t.Fatalf("%s is not on PATH (%v), and RELAY_REQUIRE_NODE is set", tool, err)
+			}
 			t.Skipf("%s is not on PATH: %v", tool, err)
 		}
 	}
