@@ -424,7 +424,11 @@ func (e *env) maxDataBytes(ctx context.Context) (string, error) {
 	got := make([]byte, len(CommandBulk)+BulkSize)
 	n, err := io.ReadFull(c, got)
 	if err != nil {
-		return "", e.explainLimit(from, fmt.Errorf("after %q: %w after %d of %d bytes (does the host follow the conformance convention?)", CommandBulk, err, n, len(got)))
+		hint := ""
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			hint = " (does the host follow the conformance convention?)"
+		}
+		return "", e.explainLimit(from, c, fmt.Errorf("after %q: %w after %d of %d bytes%s", CommandBulk, explainRead(err), n, len(got), hint))
 	}
 	if !bytes.Equal(got[:len(CommandBulk)], []byte(CommandBulk)) {
 		return "", fmt.Errorf("want %q echoed first, got %q", CommandBulk, got[:len(CommandBulk)])
@@ -435,15 +439,23 @@ func (e *env) maxDataBytes(ctx context.Context) (string, error) {
 		}
 	}
 	if err := exchange(c, 5, 1<<20, 256<<10); err != nil {
-		return "", e.explainLimit(from, fmt.Errorf("echo after the bulk: %w", err))
+		return "", e.explainLimit(from, c, fmt.Errorf("echo after the bulk: %w", err))
 	}
 	return "", nil
 }
 
-// explainLimit prefers the relay's own account of a RESOURCE_EXHAUSTED.
-func (e *env) explainLimit(from int, err error) error {
+// explainLimit prefers the relay's own account of how the session of c
+// ended (such as RESOURCE_EXHAUSTED for an oversized Data frame). The client
+// may see the reset before the relay logs why, so wait for the log a little.
+func (e *env) explainLimit(from int, c net.Conn, err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	end, lerr := e.relay.sessionEnd(ctx, from, localAddr(c))
 	if perr := protocolErrors(e.relay, from); perr != nil {
 		return perr
+	}
+	if lerr == nil && end.msg() != "session closed" {
+		return fmt.Errorf("%w; the relay says: %s", err, describeEnd(end))
 	}
 	return err
 }
