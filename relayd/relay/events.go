@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -122,6 +123,11 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 	r := s.r
 	w := r.events.add(req)
 	defer r.events.remove(w)
+	// Headers tell the watcher that it is registered: every event from now
+	// on reaches it (or is counted as dropped).
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	ctx := stream.Context()
 	for {
 		select {

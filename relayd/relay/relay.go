@@ -352,6 +352,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 			}
 			return endStatus(endErr)
 		}
+		detach = "session ended"
 		return r.serveSession(ctx, stream, loop, sl, client, log)
 	}
 }
