@@ -604,9 +604,9 @@ func (s *slot) Assign(c *clientbridge.Client) { s.assigned <- c }
 type serverSender struct {
 	stream       relayv1.HostService_AttachServer
 	onCloseWrite func() // the client's FIN went out as CloseWrite
-	msg    relayv1.AttachResponse
-	data   relayv1.Data
-	frame  relayv1.AttachResponse_Data
+	msg          relayv1.AttachResponse
+	data         relayv1.Data
+	frame        relayv1.AttachResponse_Data
 }
 
 func (s *serverSender) SendData(p []byte) error {
