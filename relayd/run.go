@@ -36,6 +36,7 @@ type options struct {
 	maxDataBytes                    int
 	logLevel, logFormat             string
 	metricsAddr                     string
+	watchBuffer                     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -55,6 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")
+	fs.IntVar(&o.watchBuffer, "watch-buffer", relay.DefaultWatchBuffer, "events a WatchEvents stream may lag behind before its events are dropped (and counted)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -89,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.drainTimeout < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
+	}
+	if o.watchBuffer < 1 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--watch-buffer must be at least 1, got %d", o.watchBuffer)}
 	}
 	if o.maxPending < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-pending must not be negative, got %d", o.maxPending)}
@@ -165,6 +170,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
+		WatchBuffer: o.watchBuffer,
 	})
 	if err != nil {
 		return err
