@@ -2,6 +2,7 @@ package relay
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -26,6 +27,7 @@ const DefaultWatchBuffer = 1024
 type eventHub struct {
 	buffer int
 
+	n        atomic.Int32 // len(watchers): publish skips the lock when nobody watches
 	mu       sync.Mutex
 	watchers map[*watcher]struct{}
 }
@@ -57,6 +59,7 @@ func (h *eventHub) add(req *relayv1.WatchEventsRequest) *watcher {
 		h.watchers = map[*watcher]struct{}{}
 	}
 	h.watchers[w] = struct{}{}
+	h.n.Store(int32(len(h.watchers)))
 	h.mu.Unlock()
 	return w
 }
@@ -64,6 +67,7 @@ func (h *eventHub) add(req *relayv1.WatchEventsRequest) *watcher {
 func (h *eventHub) remove(w *watcher) {
 	h.mu.Lock()
 	delete(h.watchers, w)
+	h.n.Store(int32(len(h.watchers)))
 	h.mu.Unlock()
 }
 
@@ -90,6 +94,11 @@ func (w *watcher) wants(m eventMeta) bool {
 // calls (the hub's lock orders them). build makes the event only when
 // someone is watching.
 func (h *eventHub) publish(m eventMeta, build func() *relayv1.WatchEventsResponse) {
+	if h.n.Load() == 0 {
+		// Nobody watches. A watcher added meanwhile is not registered yet
+		// (it has no headers), so it has not been promised this event.
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.watchers) == 0 {

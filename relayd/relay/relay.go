@@ -1,6 +1,8 @@
 // Package relay is the host side of relayd: the HostService.Attach handler
 // that turns each stream into a slot, the registry of hosts and sessions,
-// and the StatusService that reports them. Client sockets come from a
+// the StatusService that reports them (and streams their events to
+// watchers), the AdminService that acts on them, and their Prometheus
+// metrics. Client sockets come from a
 // clientbridge.Bridge; this package joins each assigned client to its slot.
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life:
@@ -474,7 +476,10 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	case ae == nil && res.Err == nil:
 		closed.Clean = true
 	case ae != nil:
-		closed.Reason, closed.Detail = ae.Reason, ae.Cause.Error()
+		closed.Reason = ae.Reason
+		if ae.Cause != nil {
+			closed.Detail = ae.Cause.Error()
+		}
 	default:
 		closed.Detail = res.Err.Error()
 	}
