@@ -229,7 +229,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		log.Warn("closing open sessions", "reason", "drain ended", "active_sessions", r.ActiveSessions())
 	}
 	cancel()
-	r.Shutdown()
+	actx, cancel := context.WithTimeout(context.Background(), time.Second) // even after a second signal
+	r.AbortSessions(actx)
+	cancel()
 	bridge.Close()
 	stopped := make(chan struct{})
 	go func() { hostSrv.GracefulStop(); close(stopped) }()

@@ -232,6 +232,15 @@ func (r *Relay) Close() {
 // the gRPC handlers' receive loops, so it may run before the server stops.
 func (r *Relay) Shutdown() { r.idleCancel(); r.cancel() }
 
+// AbortSessions is Shutdown, then a wait until every aborted session has
+// ended (its host sent Close{CLOSE_REASON_RELAY_SHUTDOWN}) or ctx is done.
+// Stopping the gRPC server before then would cancel the streams first, and
+// the hosts would learn no reason. It reports whether they all ended.
+func (r *Relay) AbortSessions(ctx context.Context) bool {
+	r.Shutdown()
+	return r.Drain(ctx)
+}
+
 var (
 	errShutdown                    = errors.New("relay shutting down")
 	errHalfClosedWithoutCloseWrite = errors.New("host half-closed the stream during a session without sending CloseWrite")
