@@ -618,3 +618,59 @@ func TestStuckWatcher(t *testing.T) {
 	seen, dropped := final.seen, final.dropped
 	t.Logf("stuck watcher: %d events received, %d dropped and counted", seen, dropped)
 }
+
+// TestSecondSignalStopsAtOnce: a second SIGTERM during a drain closes the
+// open sessions with a reason at once, and relayd still exits 0.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--drain-timeout", "5m")
+	startAgent(t, r.grpcAddr, "echo")
+	c := dial(t, r.clientAddr)
+	roundTrip(t, c, "held open\n")
+
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.waitLog(t, ioTimeout, `"draining"`, func(l logLine) bool { return l.msg() == "draining" })
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.waitLog(t, ioTimeout, `"session aborted" with reason RELAY_SHUTDOWN`, func(l logLine) bool {
+		return l.msg() == "session aborted" && l.str("reason") == "CLOSE_REASON_RELAY_SHUTDOWN"
+	})
+	if _, err := io.ReadAll(c); err == nil {
+		t.Error("the client's session ended with a clean EOF, want a reset")
+	}
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Fatalf("relayd: exit %v, want 0; stderr:%s", r.waitErr, r.tail(20))
+		}
+	case <-time.After(stopTimeout):
+		t.Fatalf("relayd did not exit after a second SIGTERM; stderr:%s", r.tail(20))
+	}
+}
+
+// TestFlagsFromEnvironment: both binaries take every flag from the
+// environment (RELAYD_*, HOSTAGENT_*), and a flag on the command line wins.
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	p := startProcEnv(t, []string{
+		"RELAYD_GRPC_ADDR=127.0.0.1:0", "RELAYD_ADMIN_ADDR=127.0.0.1:0", "RELAYD_CLIENT_ADDR=127.0.0.1:0",
+		"RELAYD_LOG_FORMAT=json", "RELAYD_DRAIN_TIMEOUT=" + drainTimeout, "RELAYD_RELAY_ID=from-env",
+	}, "relayd", "--relay-id", "from-flag")
+	ready := p.waitLog(t, startTimeout, `"relayd ready"`, func(l logLine) bool { return l.msg() == "relayd ready" })
+	if got := ready.str("relay_id"); got != "from-flag" {
+		t.Errorf("relay_id %q, want from-flag (the command line wins over RELAYD_RELAY_ID)", got)
+	}
+	r := &relayProc{proc: p, grpcAddr: ready.str("grpc_addr"), adminAddr: ready.str("admin_addr"), clientAddr: ready.str("client_addr")}
+	if !strings.HasPrefix(r.grpcAddr, "127.0.0.1:") || strings.HasSuffix(r.grpcAddr, ":0") {
+		t.Fatalf("grpc_addr %q, want a loopback port from RELAYD_GRPC_ADDR", r.grpcAddr)
+	}
+	a := &agentProc{proc: startProcEnv(t, []string{
+		"HOSTAGENT_RELAY=" + r.grpcAddr, "HOSTAGENT_LOG_FORMAT=json", "HOSTAGENT_DRAIN_TIMEOUT=" + drainTimeout,
+		"HOSTAGENT_HOST_ID=e2e-env",
+	}, "hostagent", "echo"), relayAddr: r.grpcAddr}
+	a.waitAttached(t)
+	echoSession(t, r.clientAddr, "configured by the environment\n")
+	hosts, err := listHosts(statusClient(t, r))
+	if err != nil || len(hosts.GetHosts()) != 1 || hosts.GetHosts()[0].GetHostId() != "e2e-env" {
+		t.Fatalf("ListHosts = %v, %v; want one host e2e-env", hosts, err)
+	}
+}
