@@ -151,7 +151,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	metrics := newAgentMetrics()
 	metricsSrv, err := metrics.serve(o.metricsAddr, l)
 	if err != nil {
-		l.Shutdown(force)
+		now, cancel := context.WithCancel(context.Background())
+		cancel() // nothing was served yet: stop at once
+		l.Shutdown(now)
 		return err
 	}
 	if metricsSrv != nil {
