@@ -633,11 +633,12 @@ func (s *serverSender) SendData(p []byte) error {
 }
 
 func (s *serverSender) SendCloseWrite() error {
-	err := s.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}})
-	if err == nil && s.onCloseWrite != nil {
+	// The event first: the host may read the frame and answer it (with its
+	// own CloseWrite, another event) before Send returns here.
+	if s.onCloseWrite != nil {
 		s.onCloseWrite()
 	}
-	return err
+	return s.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}})
 }
 
 func (s *serverSender) SendClose(reason relayv1.CloseReason, detail string) error {
