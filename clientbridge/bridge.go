@@ -59,6 +59,10 @@ type Config struct {
 	Scheduler *scheduler.Scheduler
 	// Logger receives one line per rejected client; nil discards.
 	Logger *slog.Logger
+	// OnReject, if set, is called for every client closed without a
+	// session, with one of the Reject* reasons (for events and metrics). It
+	// must not block: it runs on the accept loop or a waiter.
+	OnReject func(c *Client, reason string)
 }
 
 // Rejection reasons, also used as log values.
@@ -342,6 +346,9 @@ func (b *Bridge) Close() {
 func (b *Bridge) reject(c *Client, reason string) {
 	b.log.Info("client rejected", "client_addr", c.Conn.RemoteAddr().String(), "service", c.Service, "reason", reason)
 	c.Conn.Close()
+	if b.cfg.OnReject != nil {
+		b.cfg.OnReject(c, reason)
+	}
 }
 
 // wait runs one queued client until it gets a slot, leaves, or times out.

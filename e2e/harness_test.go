@@ -143,7 +143,16 @@ type proc struct {
 // startProc starts a binary from binDir and registers a cleanup that stops it.
 func startProc(tb testing.TB, name string, args ...string) *proc {
 	tb.Helper()
+	return startProcEnv(tb, nil, name, args...)
+}
+
+// startProcEnv is startProc with env added to the test's environment.
+func startProcEnv(tb testing.TB, env []string, name string, args ...string) *proc {
+	tb.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)

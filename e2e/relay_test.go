@@ -295,6 +295,14 @@ func TestRelaydBadCommandLine(t *testing.T) {
 		{name: "argument", binary: "relayd", args: []string{"serve"}, wantCode: 2, wantMsg: `unexpected argument "serve"`},
 		{name: "agent_no_mode", binary: "hostagent", args: []string{"--relay", "127.0.0.1:1"}, wantCode: 2, wantMsg: "missing mode"},
 		{name: "agent_bad_idle", binary: "hostagent", args: []string{"--idle", "0", "echo"}, wantCode: 2, wantMsg: "--idle must be at least 1"},
+		{name: "bad_watch_buffer", binary: "relayd", args: []string{"--watch-buffer", "0"}, wantCode: 2, wantMsg: "--watch-buffer must be at least 1"},
+		{name: "agent_bad_metrics_addr", binary: "hostagent", args: []string{"--metrics-addr", "9091", "echo"}, wantCode: 2, wantMsg: `--metrics-addr "9091"`},
+		{
+			name: "metrics_port_in_use", binary: "relayd",
+			args:     slices.Concat(free, []string{"--metrics-addr", busy.Addr().String()}),
+			wantCode: 1,
+			wantMsg:  "address already in use (see --metrics-addr)",
+		},
 		{
 			name: "port_in_use", binary: "relayd",
 			args:     slices.Concat(free, []string{"--grpc-addr", busy.Addr().String()}),

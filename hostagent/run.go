@@ -47,6 +47,7 @@ type options struct {
 	dialTimeout         time.Duration
 	drainTimeout        time.Duration
 	logLevel, logFormat string
+	metricsAddr         string
 	mode, target        string
 }
 
@@ -74,11 +75,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9091 (default off)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, "HOSTAGENT", args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -95,6 +97,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if len(o.relays) == 0 {
 		return nil, cli.UsageError{Err: errors.New("--relay: no address given")}
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--metrics-addr %q: %v (want HOST:PORT)", o.metricsAddr, err)}
+		}
 	}
 	if o.idle < 1 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--idle must be at least 1, got %d", o.idle)}
@@ -142,14 +149,30 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(o.relays, ","), "service", o.service, "idle", o.idle, "target", o.target)
+	metrics := newAgentMetrics()
+	metricsSrv, err := metrics.serve(o.metricsAddr, l)
+	if err != nil {
+		now, cancel := context.WithCancel(context.Background())
+		cancel() // nothing was served yet: stop at once
+		l.Shutdown(now)
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
+	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(o.relays, ","), "service", o.service, "idle", o.idle, "target", o.target,
+		"metrics_addr", metricsSrv.AddrString())
 
 	var handle func(*agent.Conn, *slog.Logger)
 	switch o.mode {
 	case "echo":
 		handle = serveEcho
 	case "forward":
-		handle = func(c *agent.Conn, log *slog.Logger) { forward(c, o.target, o.dialTimeout, log) }
+		handle = func(c *agent.Conn, log *slog.Logger) {
+			if !forward(c, o.target, o.dialTimeout, log) {
+				metrics.dialErrors.Inc()
+			}
+		}
 	}
 
 	var sessions sync.WaitGroup
@@ -277,14 +300,16 @@ func bulkPayload() []byte {
 	return b
 }
 
-// forward joins the session with a new connection to target.
-func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger) {
+// forward joins the session with a new connection to target; it reports
+// false when target could not be reached.
+func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger) bool {
 	backend, err := net.DialTimeout("tcp", target, timeout)
 	if err != nil {
 		log.Warn("backend unreachable", "target", target, "err", err)
 		c.AbortWith(relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE, fmt.Errorf("dial %s: %w", target, err))
-		return
+		return false
 	}
 	res := splice.Join(c, backend.(*net.TCPConn))
 	log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
+	return true
 }

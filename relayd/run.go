@@ -35,6 +35,8 @@ type options struct {
 	drainTimeout                    time.Duration
 	maxDataBytes                    int
 	logLevel, logFormat             string
+	metricsAddr                     string
+	watchBuffer                     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -53,11 +55,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")
+	fs.IntVar(&o.watchBuffer, "watch-buffer", relay.DefaultWatchBuffer, "events a WatchEvents stream may lag behind before its events are dropped (and counted)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, "RELAYD", args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
@@ -66,7 +70,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
-	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}} {
+	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}, {"metrics-addr", o.metricsAddr}} {
+		if a.addr == "" && a.flag == "metrics-addr" {
+			continue // off
+		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
 		}
@@ -84,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.drainTimeout < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
+	}
+	if o.watchBuffer < 1 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--watch-buffer must be at least 1, got %d", o.watchBuffer)}
 	}
 	if o.maxPending < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-pending must not be negative, got %d", o.maxPending)}
@@ -125,6 +135,10 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		return cli.UsageError{Err: err}
 	}
 	policy, _ := scheduler.ParsePolicy(o.scheduler)
+	obs, err := newObservability(log, o.metricsAddr != "")
+	if err != nil {
+		return err
+	}
 
 	grpcLis, err := listen("grpc-addr", o.grpcAddr)
 	if err != nil {
@@ -151,29 +165,42 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		MaxPending:    maxPending,
 		Scheduler:     scheduler.New(policy, uint64(time.Now().UnixNano())),
 		Logger:        log,
+		OnReject:      obs.onReject,
 	})
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
+		WatchBuffer: o.watchBuffer,
 	})
 	if err != nil {
 		return err
 	}
+	obs.relay = r
+	metricsSrv, err := obs.serveMetrics(o.metricsAddr, r)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(
+	hostSrv := grpc.NewServer(append(obs.serverOptions(),
 		grpc.MaxRecvMsgSize(o.maxDataBytes+1024),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	)...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
 	healthpb.RegisterHealthServer(hostSrv, healthSrv)
 	reflection.Register(hostSrv)
 
-	adminSrv := grpc.NewServer()
+	adminSrv := grpc.NewServer(obs.serverOptions()...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
+	relayv1.RegisterAdminServiceServer(adminSrv, r.AdminService())
 	healthpb.RegisterHealthServer(adminSrv, healthSrv)
 	reflection.Register(adminSrv)
+	obs.initServer(hostSrv)
+	obs.initServer(adminSrv)
 
 	errc := make(chan error, 3)
 	go func() { errc <- hostSrv.Serve(grpcLis) }()
@@ -181,7 +208,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- bridge.Serve(clientLis, "default") }()
 	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
 		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis.Addr().String(),
-		"scheduler", string(policy))
+		"scheduler", string(policy), "metrics_addr", metricsSrv.AddrString())
 
 	var serveErr error
 	select {
@@ -202,7 +229,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		log.Warn("closing open sessions", "reason", "drain ended", "active_sessions", r.ActiveSessions())
 	}
 	cancel()
-	r.Shutdown()
+	actx, cancel := context.WithTimeout(context.Background(), time.Second) // even after a second signal
+	r.AbortSessions(actx)
+	cancel()
 	bridge.Close()
 	stopped := make(chan struct{})
 	go func() { hostSrv.GracefulStop(); close(stopped) }()

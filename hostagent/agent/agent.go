@@ -24,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -122,6 +123,39 @@ type Listener struct {
 	managerEnd chan struct{}
 	unaccepted int // sessions opened but not yet taken by Accept; owned by manage
 	slots      sync.WaitGroup
+	stats      stats
+}
+
+// stats are counters kept for Stats; written by the manager only, read by
+// anyone.
+type stats struct {
+	idle, active, sessions, reconnects, drains atomic.Int64
+}
+
+// Stats is a snapshot of an agent's counters, summed over its relays.
+type Stats struct {
+	// IdleSlots are the slots attached and waiting for a client.
+	IdleSlots int
+	// ActiveSessions are the sessions open now.
+	ActiveSessions int
+	// SessionsTotal counts the sessions opened since Listen.
+	SessionsTotal uint64
+	// Reconnects counts the times a relay failed and the agent backed off
+	// before trying it again.
+	Reconnects uint64
+	// Drains counts the Drain frames that made the agent pause on a relay.
+	Drains uint64
+}
+
+// Stats returns the agent's counters.
+func (l *Listener) Stats() Stats {
+	return Stats{
+		IdleSlots:      int(l.stats.idle.Load()),
+		ActiveSessions: int(l.stats.active.Load()),
+		SessionsTotal:  uint64(l.stats.sessions.Load()),
+		Reconnects:     uint64(l.stats.reconnects.Load()),
+		Drains:         uint64(l.stats.drains.Load()),
+	}
 }
 
 // link is one relay.
@@ -134,8 +168,16 @@ type link struct {
 	connecting, idle, active int
 	failures                 int
 	retryAt                  time.Time
-	ready                    bool // the idle pool was full since the last failure
-	outage                   int  // bumped by each failure that starts a backoff
+	ready                    bool      // the idle pool was full since the last failure
+	outage                   int       // bumped by each failure that starts a backoff
+	drainedUntil             time.Time // the relay sent Drain: no new slots before
+}
+
+// drainError is a Drain frame from the relay, seen as the end of a slot.
+type drainError struct{ drain *relayv1.Drain }
+
+func (e *drainError) Error() string {
+	return fmt.Sprintf("relay drained the slot (%s): %s", e.drain.GetReason(), e.drain.GetDetail())
 }
 
 type eventKind int
@@ -260,6 +302,14 @@ func (l *Listener) manage() {
 		now := time.Now()
 		var nextRetry time.Time
 		for _, lk := range l.links {
+			if !closing && now.Before(lk.drainedUntil) {
+				// The relay asked for no slots for now; the other relays
+				// are served as usual.
+				if nextRetry.IsZero() || lk.drainedUntil.Before(nextRetry) {
+					nextRetry = lk.drainedUntil
+				}
+				continue
+			}
 			// While Accept lags by Idle sessions, replacing slots would only
 			// queue more clients behind it: the backlog stays bounded.
 			for !closing && lk.connecting+lk.idle < l.cfg.Idle && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
@@ -305,6 +355,7 @@ func (l *Listener) handle(ev event) {
 	case evAttached:
 		lk.connecting--
 		lk.idle++
+		l.stats.idle.Add(1)
 		lk.failures = 0
 		if !lk.ready && lk.idle >= l.cfg.Idle {
 			lk.ready = true
@@ -312,23 +363,57 @@ func (l *Listener) handle(ev event) {
 		}
 	case evFailed:
 		lk.connecting--
-		if ev.outage == lk.outage { // slots started together fail together: one failure
+		var de *drainError
+		if errors.As(ev.err, &de) {
+			l.drained(lk, de)
+		} else if ev.outage == lk.outage { // slots started together fail together: one failure
 			l.backoff(lk, ev.err)
 		}
 	case evOpened:
 		lk.idle--
 		lk.active++
+		l.stats.idle.Add(-1)
+		l.stats.active.Add(1)
+		l.stats.sessions.Add(1)
 		l.unaccepted++
 	case evHandedOff:
 		l.unaccepted--
 	case evIdleEnded:
 		lk.idle--
-		if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
+		l.stats.idle.Add(-1)
+		var de *drainError
+		if errors.As(ev.err, &de) {
+			l.drained(lk, de)
+		} else if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
 			l.backoff(lk, ev.err)
 		}
 	case evEnded:
 		lk.active--
+		l.stats.active.Add(-1)
 	}
+}
+
+// drained pauses lk as the relay asked: no new slots on it until the
+// Drain's retry_after has passed; open sessions go on, and the other relays
+// are not affected. Every idle slot of lk gets its own Drain: the first
+// one logs.
+func (l *Listener) drained(lk *link, de *drainError) {
+	if l.idleCtx.Err() != nil {
+		return
+	}
+	d := de.drain.GetRetryAfter().AsDuration()
+	if d <= 0 {
+		d = l.cfg.BackoffBase
+	}
+	d = min(d, l.cfg.BackoffMax*12) // a relay cannot park us for long
+	now := time.Now()
+	if !now.Before(lk.drainedUntil) {
+		l.stats.drains.Add(1)
+		l.log.Info("relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
+			"detail", de.drain.GetDetail(), "retry_in", d)
+	}
+	lk.drainedUntil = now.Add(d)
+	lk.ready = false // log "relay attached" again when the pool is back
 }
 
 // backoff schedules the next attempt on lk: capped, jittered exponential.
@@ -339,6 +424,7 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.failures++
 	lk.outage++
 	lk.ready = false
+	l.stats.reconnects.Add(1)
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.FailedPrecondition:
@@ -381,6 +467,10 @@ func (l *Listener) runSlot(lk *link, outage int) {
 			err = fmt.Errorf("relay sent %T while the slot was idle", first.GetFrame())
 			if first.GetClose() != nil {
 				err = fmt.Errorf("relay closed the idle slot: %s", first.GetClose().GetDetail())
+			}
+			if d := first.GetDrain(); d != nil {
+				err = &drainError{drain: d}
+				l.drain(stream) // the relay ends the stream with OK
 			}
 		}
 	}
@@ -445,6 +535,10 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 	resp, err := stream.Recv() // on a refused Send, Recv returns the status
 	if err != nil {
 		return nil, nil, err
+	}
+	if d := resp.GetDrain(); d != nil {
+		l.drain(stream) // the relay ends the stream with OK
+		return nil, nil, &drainError{drain: d}
 	}
 	welcome := resp.GetWelcome()
 	if welcome == nil {

@@ -1,6 +1,7 @@
 // Package cli is what relayd's and hostagent's main functions share: the
-// signal handling (the first SIGINT/SIGTERM drains, a second stops at once)
-// and the mapping of errors to exit statuses.
+// signal handling (the first SIGINT/SIGTERM drains, a second stops at once),
+// flags that may also come from environment variables, and the mapping of
+// errors to exit statuses.
 package cli
 
 import (

@@ -45,15 +45,23 @@ type testRelay struct {
 	clientAddr string // the bridge's TCP listener
 	host       relayv1.HostServiceClient
 	status     relayv1.StatusServiceClient
+	admin      relayv1.AdminServiceClient
 
 	mu   sync.Mutex
 	ends map[string]chan error // by stream id: what the Attach handler returned
 	seq  atomic.Int64
 }
 
-func newTestRelay(tb testing.TB, cfg relay.Config) *testRelay {
+func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbridge.Config)) *testRelay {
 	tb.Helper()
-	bridge := clientbridge.New(clientbridge.Config{})
+	var r *relay.Relay
+	bcfg := clientbridge.Config{OnReject: func(c *clientbridge.Client, reason string) {
+		r.ClientRejected(c.Conn.RemoteAddr().String(), c.Service, reason)
+	}}
+	for _, o := range bridgeOpts {
+		o(&bcfg)
+	}
+	bridge := clientbridge.New(bcfg)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
@@ -62,7 +70,7 @@ func newTestRelay(tb testing.TB, cfg relay.Config) *testRelay {
 	if cfg.RelayID == "" {
 		cfg.RelayID = "test-relay"
 	}
-	r, err := relay.New(cfg)
+	r, err = relay.New(cfg)
 	if err != nil {
 		tb.Fatalf("relay.New: %v", err)
 	}
@@ -71,6 +79,7 @@ func newTestRelay(tb testing.TB, cfg relay.Config) *testRelay {
 	srv := grpc.NewServer(grpc.StreamInterceptor(tr.intercept), grpc.WaitForHandlers(true))
 	relayv1.RegisterHostServiceServer(srv, r)
 	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
+	relayv1.RegisterAdminServiceServer(srv, r.AdminService())
 	bl := bufconn.Listen(1 << 20)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -85,6 +94,7 @@ func newTestRelay(tb testing.TB, cfg relay.Config) *testRelay {
 	}
 	tr.host = relayv1.NewHostServiceClient(cc)
 	tr.status = relayv1.NewStatusServiceClient(cc)
+	tr.admin = relayv1.NewAdminServiceClient(cc)
 	tb.Cleanup(func() {
 		// The order of relayd's own shutdown: sessions, clients, server, loops.
 		r.Shutdown()

@@ -1,6 +1,8 @@
 // Package relay is the host side of relayd: the HostService.Attach handler
 // that turns each stream into a slot, the registry of hosts and sessions,
-// and the StatusService that reports them. Client sockets come from a
+// the StatusService that reports them (and streams their events to
+// watchers), the AdminService that acts on them, and their Prometheus
+// metrics. Client sockets come from a
 // clientbridge.Bridge; this package joins each assigned client to its slot.
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life:
@@ -26,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/relayproject/relay/clientbridge"
@@ -56,7 +59,18 @@ type Config struct {
 	HelloTimeout time.Duration
 	// Logger receives session and host logs; nil discards.
 	Logger *slog.Logger
+	// WatchBuffer is how many events each WatchEvents stream may lag behind
+	// before its events are dropped and counted; zero means DefaultWatchBuffer.
+	WatchBuffer int
 }
+
+// How long an agent told to Drain should wait before it offers slots again:
+// a restarted relay is usually back within a second; a drained host is
+// undrained by hand, and comes back within this delay of UndrainHost.
+const (
+	shutdownRetryAfter = time.Second
+	adminRetryAfter    = 2 * time.Second
+)
 
 // Relay implements relay.v1.HostService and relay.v1.StatusService.
 type Relay struct {
@@ -77,6 +91,12 @@ type Relay struct {
 	totals   map[string]uint64 // sessions opened per service
 	drained  chan struct{}     // closed when the last session ends; made by Drain
 	loops    sync.WaitGroup    // receive loops
+	// drainedHosts are the hosts an operator drained; it outlives the host
+	// entry, so that the host's new slots are drained too until UndrainHost.
+	drainedHosts map[hostKey]bool
+
+	events  eventHub
+	metrics *metrics // nil until RegisterMetrics
 
 	slotSeq, sessionSeq atomic.Uint64
 }
@@ -96,6 +116,9 @@ type host struct {
 	total        atomic.Uint64
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
+	// drainC is closed when an operator drains the host: its idle slots
+	// wake and end. Replaced by UndrainHost. Guarded by Relay.mu.
+	drainC chan struct{}
 }
 
 // session is one open client session, for status.
@@ -105,6 +128,24 @@ type session struct {
 	clientAddr string
 	openedAt   time.Time
 	conn       *attachconn.Conn
+
+	// abortMu orders an abort from outside the handler (shutdown, admin)
+	// against the handler's return: the Close frame it may send must never
+	// use the stream once the handler has returned.
+	abortMu  sync.Mutex
+	returned bool
+}
+
+// abort aborts the session with reason unless its handler has returned; it
+// reports whether it did.
+func (s *session) abort(reason relayv1.CloseReason, cause error) bool {
+	s.abortMu.Lock()
+	defer s.abortMu.Unlock()
+	if s.returned {
+		return false
+	}
+	s.conn.AbortWith(reason, cause)
+	return true
 }
 
 // New returns a Relay.
@@ -132,6 +173,11 @@ func New(cfg Config) (*Relay, error) {
 	r := &Relay{
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
+		drainedHosts: map[hostKey]bool{},
+	}
+	r.events.buffer = cfg.WatchBuffer
+	if r.events.buffer <= 0 {
+		r.events.buffer = DefaultWatchBuffer
 	}
 	for _, s := range cfg.Services {
 		r.services[s] = true
@@ -186,6 +232,15 @@ func (r *Relay) Close() {
 // the gRPC handlers' receive loops, so it may run before the server stops.
 func (r *Relay) Shutdown() { r.idleCancel(); r.cancel() }
 
+// AbortSessions is Shutdown, then a wait until every aborted session has
+// ended (its host sent Close{CLOSE_REASON_RELAY_SHUTDOWN}) or ctx is done.
+// Stopping the gRPC server before then would cancel the streams first, and
+// the hosts would learn no reason. It reports whether they all ended.
+func (r *Relay) AbortSessions(ctx context.Context) bool {
+	r.Shutdown()
+	return r.Drain(ctx)
+}
+
 var (
 	errShutdown                    = errors.New("relay shutting down")
 	errHalfClosedWithoutCloseWrite = errors.New("host half-closed the stream during a session without sending CloseWrite")
@@ -235,8 +290,14 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	if hostID == "" {
 		hostID = peerAddr
 	}
-	h := r.addSlot(hostKey{service, hostID}, peerAddr, hello)
-	defer r.removeSlot(h)
+	key := hostKey{service, hostID}
+	if r.hostDrained(key) {
+		// Instead of Welcome: the host is drained, it should come back later.
+		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+	}
+	h, drainC := r.addSlot(key, peerAddr, hello)
+	detach := "slot ended"
+	defer func() { r.removeSlot(h, detach) }()
 	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
 
@@ -250,8 +311,10 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		RelayId: r.cfg.RelayID, SlotId: sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
 	}}}); err != nil {
 		r.withdraw(service, sl)
+		detach = "stream broke"
 		return err
 	}
+	r.emitSlotOpened(key, sl.id)
 
 	// Idle: wait for a client.
 	for {
@@ -265,7 +328,22 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		case <-ctx.Done():
 			endErr = status.FromContextError(ctx.Err()).Err()
 		case <-r.idleCtx.Done():
-			endErr = status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+			r.withdraw(service, sl)
+			detach = "relay shutting down"
+			log.Debug("slot drained: relay shutting down")
+			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
+		case <-drainC:
+			r.withdraw(service, sl)
+			detach = "drained"
+			log.Debug("slot drained by an operator")
+			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+		}
+		if client != nil && r.hostDrained(key) {
+			// Drained as this client was assigned: the client, untouched,
+			// goes to another host.
+			r.giveBack(sl, client)
+			detach = "drained"
+			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 		}
 		if !ended && client == nil {
 			// A reservation was dropped: offer the slot again.
@@ -278,8 +356,14 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		if ended {
 			r.withdraw(service, sl)
 			log.Debug("slot ended while idle", "err", endErr)
+			if endErr != nil {
+				detach = endErr.Error()
+			} else {
+				detach = "slot given up"
+			}
 			return endStatus(endErr)
 		}
+		detach = "session ended"
 		return r.serveSession(ctx, stream, loop, sl, client, log)
 	}
 }
@@ -324,13 +408,14 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}
 	log = log.With("session_id", sess.id, "client_addr", sess.clientAddr)
 	sess.conn = attachconn.New(attachconn.Config{
-		Sender:      &serverSender{stream: stream},
+		// The relay sends CloseWrite when the client's FIN has come through.
+		Sender:      &serverSender{stream: stream, onCloseWrite: func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_CLIENT) }},
 		MaxData:     r.cfg.MaxDataBytes,
 		LocalAddr:   c.ListenerAddr,
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 	})
-	if !loop.setSession(sess.conn) {
+	if !loop.setSession(sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }) {
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
 		r.giveBack(sl, c)
@@ -350,6 +435,9 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}
 	r.openSession(sess, c.Service)
 	defer r.closeSession(sess)
+	wait := now.Sub(c.AcceptedAt)
+	r.metrics.sessionOpened(c.Service, wait)
+	r.emitSessionOpened(sess, wait)
 	log.Debug("session opened")
 
 	stopBroken := context.AfterFunc(ctx, func() {
@@ -357,21 +445,16 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	})
 	defer stopBroken()
 	// The shutdown abort may send a Close frame: never once the handler
-	// has returned (the stream must not be used then).
-	var shutdownMu sync.Mutex
-	returned := false
+	// has returned (the stream must not be used then); session.abort
+	// checks.
 	stopShutdown := context.AfterFunc(r.ctx, func() {
-		shutdownMu.Lock()
-		defer shutdownMu.Unlock()
-		if !returned {
-			sess.conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
-		}
+		sess.abort(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
 	})
 	defer func() {
 		stopShutdown()
-		shutdownMu.Lock()
-		returned = true
-		shutdownMu.Unlock()
+		sess.abortMu.Lock()
+		sess.returned = true
+		sess.abortMu.Unlock()
 	}()
 
 	// Join runs on its own goroutine so that the handler can return as soon
@@ -393,7 +476,26 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
-	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", time.Since(now).Round(time.Microsecond)}
+	dur := time.Since(now)
+	closed := &relayv1.SessionClosed{
+		SessionId: sess.id, HostId: sess.host.key.id, Service: c.Service, ClientAddr: sess.clientAddr,
+		BytesToHost: uint64(st.BytesWritten), BytesFromHost: uint64(st.BytesRead), Duration: durationpb.New(dur),
+	}
+	switch {
+	case ae == nil && res.Err == nil:
+		closed.Clean = true
+	case ae != nil:
+		closed.Reason = ae.Reason
+		if ae.Cause != nil {
+			closed.Detail = ae.Cause.Error()
+		}
+	default:
+		closed.Detail = res.Err.Error()
+	}
+	r.metrics.sessionClosed(c.Service, closed)
+	r.emitSessionClosed(sess, closed)
+	// The one line per session end, with its numbers.
+	attrs := []any{"bytes_to_host", st.BytesWritten, "bytes_from_host", st.BytesRead, "duration", dur.Round(time.Microsecond)}
 	switch {
 	case ae == nil && res.Err == nil:
 		log.Info("session closed", attrs...)
@@ -410,7 +512,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		if ae != nil {
 			cause = ae.Cause
 		}
-		log.Info("session aborted", append(attrs, "err", cause)...)
+		log.Info("session aborted", append(attrs, "reason", closed.Reason.String(), "err", cause)...)
 		reason := relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED
 		if ae != nil {
 			reason = ae.Reason
@@ -419,30 +521,53 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}
 }
 
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) *host {
+// addSlot counts a new slot of host k, and returns the host and the
+// channel closed when an operator drains it.
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
 	if h == nil {
-		h = &host{key: k, keyStr: k.id, attachedAt: time.Now()}
+		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), drainC: make(chan struct{})}
+		if r.drainedHosts[k] {
+			close(h.drainC)
+		}
 		r.hosts[k] = h
 		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
+		// Under mu, so that a host's attached and detached events keep their order.
+		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
 	h.slots++
 	h.peerAddr = peerAddr
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
-	return h
+	return h, h.drainC
 }
 
-func (r *Relay) removeSlot(h *host) {
+// removeSlot uncounts a slot; reason says how the host's last slot ended.
+func (r *Relay) removeSlot(h *host, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h.slots--
 	if h.slots == 0 {
 		delete(r.hosts, h.key)
-		r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service)
+		r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service, "reason", reason)
+		r.emitHostDetached(h.key, reason)
 	}
+}
+
+func (r *Relay) hostDrained(k hostKey) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.drainedHosts[k]
+}
+
+// sendDrain tells an idle slot's host to go elsewhere for a while, and ends
+// the stream with OK: nothing went wrong.
+func (r *Relay) sendDrain(stream relayv1.HostService_AttachServer, reason relayv1.DrainReason, retryAfter time.Duration, detail string) error {
+	return stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Drain{Drain: &relayv1.Drain{
+		Reason: reason, RetryAfter: durationpb.New(retryAfter), Detail: detail,
+	}}})
 }
 
 func (r *Relay) openSession(s *session, service string) {
@@ -491,10 +616,11 @@ func (s *slot) Assign(c *clientbridge.Client) { s.assigned <- c }
 // encodes a message before SendMsg returns, and no stats handler or binary
 // log keeps it, so the steady-state data path allocates nothing per frame.
 type serverSender struct {
-	stream relayv1.HostService_AttachServer
-	msg    relayv1.AttachResponse
-	data   relayv1.Data
-	frame  relayv1.AttachResponse_Data
+	stream       relayv1.HostService_AttachServer
+	onCloseWrite func() // the client's FIN went out as CloseWrite
+	msg          relayv1.AttachResponse
+	data         relayv1.Data
+	frame        relayv1.AttachResponse_Data
 }
 
 func (s *serverSender) SendData(p []byte) error {
@@ -507,6 +633,11 @@ func (s *serverSender) SendData(p []byte) error {
 }
 
 func (s *serverSender) SendCloseWrite() error {
+	// The event first: the host may read the frame and answer it (with its
+	// own CloseWrite, another event) before Send returns here.
+	if s.onCloseWrite != nil {
+		s.onCloseWrite()
+	}
 	return s.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}})
 }
 
@@ -522,6 +653,10 @@ type recvLoop struct {
 	hello   chan *relayv1.Hello // the Hello, once
 	idleEnd chan error          // how the stream ended before a session: nil = given up
 	session atomic.Pointer[attachconn.Conn]
+	// onCloseWrite runs when the host's CloseWrite arrives; written by
+	// setSession before session is stored, so the loop sees it once it sees
+	// the session.
+	onCloseWrite func()
 
 	endMu sync.Mutex // orders setSession against the loop's end
 	ended bool       // guarded by endMu
@@ -529,12 +664,13 @@ type recvLoop struct {
 
 // setSession hands the loop the session's Conn. It returns false if the
 // loop has already ended; then its ending is (or will be) in idleEnd.
-func (l *recvLoop) setSession(conn *attachconn.Conn) bool {
+func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func()) bool {
 	l.endMu.Lock()
 	defer l.endMu.Unlock()
 	if l.ended {
 		return false
 	}
+	l.onCloseWrite = onCloseWrite
 	l.session.Store(conn)
 	return true
 }
@@ -637,6 +773,11 @@ func (l *recvLoop) loop() error {
 				return protocolError(codes.FailedPrecondition, "CloseWrite sent twice")
 			}
 			hostClosedWrite = true
+			// The event first: once delivered, the session may end and
+			// report so before this loop runs again.
+			if l.onCloseWrite != nil {
+				l.onCloseWrite()
+			}
 			conn.DeliverCloseWrite()
 		default:
 			return protocolError(codes.InvalidArgument, "frame with no known field set")

@@ -97,6 +97,7 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			BytesFromHost:  h.bytesFrom.Load() + live[h][1],
 			Labels:         h.labels,
 			AgentVersion:   h.agentVersion,
+			Drained:        r.drainedHosts[k],
 		})
 	}
 	r.mu.Unlock()

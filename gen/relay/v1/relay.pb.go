@@ -33,6 +33,11 @@
 //     having sent CloseWrite aborts the session too.
 //  7. The HP opens a new Attach stream to replace the slot.
 //
+// Instead of Open, the relay may send Drain on an idle slot (it is shutting
+// down, or an operator drained the host) and end the stream with OK: the HP
+// stops opening slots on that relay for Drain.retry_after, lets its open
+// sessions finish, and goes on serving through its other relays.
+//
 // # Errors
 //
 // Protocol violations end only the offending stream, with these statuses:
@@ -72,6 +77,61 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// DrainReason says why a relay sent Drain.
+type DrainReason int32
+
+const (
+	// DRAIN_REASON_UNSPECIFIED is used when no other reason applies.
+	DrainReason_DRAIN_REASON_UNSPECIFIED DrainReason = 0
+	// DRAIN_REASON_SHUTDOWN: the relay is stopping (SIGTERM); attach to
+	// another relay, or to this address again once a new relay is up.
+	DrainReason_DRAIN_REASON_SHUTDOWN DrainReason = 1
+	// DRAIN_REASON_ADMIN: an operator drained this host (AdminService.DrainHost);
+	// the relay accepts slots again after UndrainHost.
+	DrainReason_DRAIN_REASON_ADMIN DrainReason = 2
+)
+
+// Enum value maps for DrainReason.
+var (
+	DrainReason_name = map[int32]string{
+		0: "DRAIN_REASON_UNSPECIFIED",
+		1: "DRAIN_REASON_SHUTDOWN",
+		2: "DRAIN_REASON_ADMIN",
+	}
+	DrainReason_value = map[string]int32{
+		"DRAIN_REASON_UNSPECIFIED": 0,
+		"DRAIN_REASON_SHUTDOWN":    1,
+		"DRAIN_REASON_ADMIN":       2,
+	}
+)
+
+func (x DrainReason) Enum() *DrainReason {
+	p := new(DrainReason)
+	*p = x
+	return p
+}
+
+func (x DrainReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DrainReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_relay_v1_relay_proto_enumTypes[0].Descriptor()
+}
+
+func (DrainReason) Type() protoreflect.EnumType {
+	return &file_relay_v1_relay_proto_enumTypes[0]
+}
+
+func (x DrainReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DrainReason.Descriptor instead.
+func (DrainReason) EnumDescriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{0}
+}
 
 // CloseReason says why a session was aborted.
 type CloseReason int32
@@ -131,11 +191,11 @@ func (x CloseReason) String() string {
 }
 
 func (CloseReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_relay_v1_relay_proto_enumTypes[0].Descriptor()
+	return file_relay_v1_relay_proto_enumTypes[1].Descriptor()
 }
 
 func (CloseReason) Type() protoreflect.EnumType {
-	return &file_relay_v1_relay_proto_enumTypes[0]
+	return &file_relay_v1_relay_proto_enumTypes[1]
 }
 
 func (x CloseReason) Number() protoreflect.EnumNumber {
@@ -144,7 +204,194 @@ func (x CloseReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CloseReason.Descriptor instead.
 func (CloseReason) EnumDescriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{0}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{1}
+}
+
+// EventKind names the cases of WatchEventsResponse.event, for filtering.
+type EventKind int32
+
+const (
+	// EVENT_KIND_UNSPECIFIED matches nothing; not used in filters.
+	EventKind_EVENT_KIND_UNSPECIFIED EventKind = 0
+	// EVENT_KIND_HOST_ATTACHED: WatchEventsResponse.host_attached.
+	EventKind_EVENT_KIND_HOST_ATTACHED EventKind = 1
+	// EVENT_KIND_HOST_DETACHED: WatchEventsResponse.host_detached.
+	EventKind_EVENT_KIND_HOST_DETACHED EventKind = 2
+	// EVENT_KIND_SLOT_OPENED: WatchEventsResponse.slot_opened.
+	EventKind_EVENT_KIND_SLOT_OPENED EventKind = 3
+	// EVENT_KIND_SESSION_OPENED: WatchEventsResponse.session_opened.
+	EventKind_EVENT_KIND_SESSION_OPENED EventKind = 4
+	// EVENT_KIND_SESSION_HALF_CLOSED: WatchEventsResponse.session_half_closed.
+	EventKind_EVENT_KIND_SESSION_HALF_CLOSED EventKind = 5
+	// EVENT_KIND_SESSION_CLOSED: WatchEventsResponse.session_closed.
+	EventKind_EVENT_KIND_SESSION_CLOSED EventKind = 6
+	// EVENT_KIND_CLIENT_REJECTED: WatchEventsResponse.client_rejected.
+	EventKind_EVENT_KIND_CLIENT_REJECTED EventKind = 7
+)
+
+// Enum value maps for EventKind.
+var (
+	EventKind_name = map[int32]string{
+		0: "EVENT_KIND_UNSPECIFIED",
+		1: "EVENT_KIND_HOST_ATTACHED",
+		2: "EVENT_KIND_HOST_DETACHED",
+		3: "EVENT_KIND_SLOT_OPENED",
+		4: "EVENT_KIND_SESSION_OPENED",
+		5: "EVENT_KIND_SESSION_HALF_CLOSED",
+		6: "EVENT_KIND_SESSION_CLOSED",
+		7: "EVENT_KIND_CLIENT_REJECTED",
+	}
+	EventKind_value = map[string]int32{
+		"EVENT_KIND_UNSPECIFIED":         0,
+		"EVENT_KIND_HOST_ATTACHED":       1,
+		"EVENT_KIND_HOST_DETACHED":       2,
+		"EVENT_KIND_SLOT_OPENED":         3,
+		"EVENT_KIND_SESSION_OPENED":      4,
+		"EVENT_KIND_SESSION_HALF_CLOSED": 5,
+		"EVENT_KIND_SESSION_CLOSED":      6,
+		"EVENT_KIND_CLIENT_REJECTED":     7,
+	}
+)
+
+func (x EventKind) Enum() *EventKind {
+	p := new(EventKind)
+	*p = x
+	return p
+}
+
+func (x EventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_relay_v1_relay_proto_enumTypes[2].Descriptor()
+}
+
+func (EventKind) Type() protoreflect.EnumType {
+	return &file_relay_v1_relay_proto_enumTypes[2]
+}
+
+func (x EventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventKind.Descriptor instead.
+func (EventKind) EnumDescriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{2}
+}
+
+// SessionSide names one side of a session.
+type SessionSide int32
+
+const (
+	// SESSION_SIDE_UNSPECIFIED is not used.
+	SessionSide_SESSION_SIDE_UNSPECIFIED SessionSide = 0
+	// SESSION_SIDE_CLIENT: the TCP client.
+	SessionSide_SESSION_SIDE_CLIENT SessionSide = 1
+	// SESSION_SIDE_HOST: the host process.
+	SessionSide_SESSION_SIDE_HOST SessionSide = 2
+)
+
+// Enum value maps for SessionSide.
+var (
+	SessionSide_name = map[int32]string{
+		0: "SESSION_SIDE_UNSPECIFIED",
+		1: "SESSION_SIDE_CLIENT",
+		2: "SESSION_SIDE_HOST",
+	}
+	SessionSide_value = map[string]int32{
+		"SESSION_SIDE_UNSPECIFIED": 0,
+		"SESSION_SIDE_CLIENT":      1,
+		"SESSION_SIDE_HOST":        2,
+	}
+)
+
+func (x SessionSide) Enum() *SessionSide {
+	p := new(SessionSide)
+	*p = x
+	return p
+}
+
+func (x SessionSide) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionSide) Descriptor() protoreflect.EnumDescriptor {
+	return file_relay_v1_relay_proto_enumTypes[3].Descriptor()
+}
+
+func (SessionSide) Type() protoreflect.EnumType {
+	return &file_relay_v1_relay_proto_enumTypes[3]
+}
+
+func (x SessionSide) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionSide.Descriptor instead.
+func (SessionSide) EnumDescriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{3}
+}
+
+// RejectReason says why a client was closed without a session.
+type RejectReason int32
+
+const (
+	// REJECT_REASON_UNSPECIFIED is used when no other reason applies.
+	RejectReason_REJECT_REASON_UNSPECIFIED RejectReason = 0
+	// REJECT_REASON_NO_SLOT_IN_TIME: no idle slot came within the assign timeout.
+	RejectReason_REJECT_REASON_NO_SLOT_IN_TIME RejectReason = 1
+	// REJECT_REASON_QUEUE_FULL: max_pending clients were already waiting.
+	RejectReason_REJECT_REASON_QUEUE_FULL RejectReason = 2
+	// REJECT_REASON_LIMIT: a configured limit refused the client.
+	RejectReason_REJECT_REASON_LIMIT RejectReason = 3
+	// REJECT_REASON_SHUTDOWN: the relay stopped while the client waited.
+	RejectReason_REJECT_REASON_SHUTDOWN RejectReason = 4
+)
+
+// Enum value maps for RejectReason.
+var (
+	RejectReason_name = map[int32]string{
+		0: "REJECT_REASON_UNSPECIFIED",
+		1: "REJECT_REASON_NO_SLOT_IN_TIME",
+		2: "REJECT_REASON_QUEUE_FULL",
+		3: "REJECT_REASON_LIMIT",
+		4: "REJECT_REASON_SHUTDOWN",
+	}
+	RejectReason_value = map[string]int32{
+		"REJECT_REASON_UNSPECIFIED":     0,
+		"REJECT_REASON_NO_SLOT_IN_TIME": 1,
+		"REJECT_REASON_QUEUE_FULL":      2,
+		"REJECT_REASON_LIMIT":           3,
+		"REJECT_REASON_SHUTDOWN":        4,
+	}
+)
+
+func (x RejectReason) Enum() *RejectReason {
+	p := new(RejectReason)
+	*p = x
+	return p
+}
+
+func (x RejectReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RejectReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_relay_v1_relay_proto_enumTypes[4].Descriptor()
+}
+
+func (RejectReason) Type() protoreflect.EnumType {
+	return &file_relay_v1_relay_proto_enumTypes[4]
+}
+
+func (x RejectReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RejectReason.Descriptor instead.
+func (RejectReason) EnumDescriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{4}
 }
 
 // AttachRequest is one frame sent by the HP to the relay.
@@ -286,6 +533,7 @@ type AttachResponse struct {
 	//	*AttachResponse_Data
 	//	*AttachResponse_CloseWrite
 	//	*AttachResponse_Close
+	//	*AttachResponse_Drain
 	Frame         isAttachResponse_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -373,6 +621,15 @@ func (x *AttachResponse) GetClose() *Close {
 	return nil
 }
 
+func (x *AttachResponse) GetDrain() *Drain {
+	if x != nil {
+		if x, ok := x.Frame.(*AttachResponse_Drain); ok {
+			return x.Drain
+		}
+	}
+	return nil
+}
+
 type isAttachResponse_Frame interface {
 	isAttachResponse_Frame()
 }
@@ -404,6 +661,18 @@ type AttachResponse_Close struct {
 	Close *Close `protobuf:"bytes,5,opt,name=close,proto3,oneof"`
 }
 
+type AttachResponse_Drain struct {
+	// drain is sent on an idle slot, never during a session: the relay wants
+	// no more slots from this HP for now (it is shutting down, or an operator
+	// drained the host). The relay ends the stream with OK right after it.
+	// The HP should stop opening slots on this relay for Drain.retry_after,
+	// keep serving its open sessions (on this relay too: they run to
+	// completion), and keep serving through its other relays. A relay that
+	// is still draining when the HP comes back answers with Drain again, or
+	// refuses the stream with UNAVAILABLE.
+	Drain *Drain `protobuf:"bytes,6,opt,name=drain,proto3,oneof"`
+}
+
 func (*AttachResponse_Welcome) isAttachResponse_Frame() {}
 
 func (*AttachResponse_Open) isAttachResponse_Frame() {}
@@ -413,6 +682,8 @@ func (*AttachResponse_Data) isAttachResponse_Frame() {}
 func (*AttachResponse_CloseWrite) isAttachResponse_Frame() {}
 
 func (*AttachResponse_Close) isAttachResponse_Frame() {}
+
+func (*AttachResponse_Drain) isAttachResponse_Frame() {}
 
 // Hello is sent by the HP as the first frame of every Attach stream.
 type Hello struct {
@@ -636,6 +907,73 @@ func (x *Open) GetOpenedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Drain is sent by the relay on an idle slot to tell the HP to stop offering
+// slots on this relay for a while and to finish its open sessions. The relay
+// ends the stream with OK right after it.
+type Drain struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason says why the relay drains.
+	Reason DrainReason `protobuf:"varint,1,opt,name=reason,proto3,enum=relay.v1.DrainReason" json:"reason,omitempty"`
+	// retry_after is how long the HP should wait before it opens a slot on
+	// this relay again; unset or zero means the HP's own reconnect backoff.
+	RetryAfter *durationpb.Duration `protobuf:"bytes,2,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// detail is a human-readable explanation, for logs only.
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Drain) Reset() {
+	*x = Drain{}
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Drain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Drain) ProtoMessage() {}
+
+func (x *Drain) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Drain.ProtoReflect.Descriptor instead.
+func (*Drain) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Drain) GetReason() DrainReason {
+	if x != nil {
+		return x.Reason
+	}
+	return DrainReason_DRAIN_REASON_UNSPECIFIED
+}
+
+func (x *Drain) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
+func (x *Drain) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 // Data carries bytes of the session, in order. Sent by either side after Open.
 type Data struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -648,7 +986,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +998,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +1011,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Data) GetPayload() []byte {
@@ -693,7 +1031,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +1043,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +1056,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
 }
 
 // Close aborts the session. Sent by either side; the relay ends the stream
@@ -735,7 +1073,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +1085,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1098,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Close) GetReason() CloseReason {
@@ -786,7 +1124,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1136,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1149,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
 }
 
 // GetStatusResponse is a snapshot of the relay.
@@ -846,7 +1184,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1196,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1209,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetStatusResponse) GetRelayId() string {
@@ -974,7 +1312,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1324,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1337,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ServiceStatus) GetService() string {
@@ -1062,7 +1400,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1074,7 +1412,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1087,7 +1425,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListHostsRequest) GetService() string {
@@ -1108,7 +1446,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1458,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1471,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -1167,14 +1505,17 @@ type Host struct {
 	// labels are the labels from Hello.
 	Labels map[string]string `protobuf:"bytes,10,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// agent_version is the agent_version from Hello.
-	AgentVersion  string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	AgentVersion string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// drained is true while an operator has drained the host (DrainHost):
+	// it gets no new sessions.
+	Drained       bool `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1527,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1540,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Host) GetHostId() string {
@@ -1279,6 +1620,13 @@ func (x *Host) GetAgentVersion() string {
 	return ""
 }
 
+func (x *Host) GetDrained() bool {
+	if x != nil {
+		return x.Drained
+	}
+	return false
+}
+
 // ListSessionsRequest asks for the open sessions.
 type ListSessionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1292,7 +1640,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1652,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1665,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSessionsRequest) GetService() string {
@@ -1345,7 +1693,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1705,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1718,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1409,7 +1757,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1769,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1782,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Session) GetSessionId() string {
@@ -1507,6 +1855,1120 @@ func (x *Session) GetSlotId() string {
 	return ""
 }
 
+// WatchEventsRequest opens an event feed. Every filter that is set must
+// match; an empty request receives every event.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service, when set, keeps only events of that service (client_rejected,
+	// session and host events, slot_opened).
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// host_id, when set, keeps only events of that host; client_rejected
+	// events have no host and are then left out.
+	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// kinds, when not empty, keeps only events of these kinds.
+	Kinds         []EventKind `protobuf:"varint,3,rep,packed,name=kinds,proto3,enum=relay.v1.EventKind" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchEventsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *WatchEventsRequest) GetKinds() []EventKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+// WatchEventsResponse is one event, sent by the relay to a watcher in the
+// order the relay saw the events.
+type WatchEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// time is when the event happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// dropped counts the events this watcher missed just before this one,
+	// because its buffer was full (it read too slowly). Zero normally.
+	Dropped uint64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// event is exactly one event. A watcher should skip an event with no
+	// field set: it is a kind from a newer relay.
+	//
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchEventsResponse_HostAttached
+	//	*WatchEventsResponse_HostDetached
+	//	*WatchEventsResponse_SlotOpened
+	//	*WatchEventsResponse_SessionOpened
+	//	*WatchEventsResponse_SessionHalfClosed
+	//	*WatchEventsResponse_SessionClosed
+	//	*WatchEventsResponse_ClientRejected
+	Event         isWatchEventsResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchEventsResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *WatchEventsResponse) GetEvent() isWatchEventsResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetHostAttached() *HostAttached {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_HostAttached); ok {
+			return x.HostAttached
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetHostDetached() *HostDetached {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_HostDetached); ok {
+			return x.HostDetached
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetSlotOpened() *SlotOpened {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_SlotOpened); ok {
+			return x.SlotOpened
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetSessionOpened() *SessionOpened {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_SessionOpened); ok {
+			return x.SessionOpened
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetSessionHalfClosed() *SessionHalfClosed {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_SessionHalfClosed); ok {
+			return x.SessionHalfClosed
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetSessionClosed() *SessionClosed {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_SessionClosed); ok {
+			return x.SessionClosed
+		}
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetClientRejected() *ClientRejected {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEventsResponse_ClientRejected); ok {
+			return x.ClientRejected
+		}
+	}
+	return nil
+}
+
+type isWatchEventsResponse_Event interface {
+	isWatchEventsResponse_Event()
+}
+
+type WatchEventsResponse_HostAttached struct {
+	// host_attached: the first slot of a host (service, host_id) attached.
+	HostAttached *HostAttached `protobuf:"bytes,10,opt,name=host_attached,json=hostAttached,proto3,oneof"`
+}
+
+type WatchEventsResponse_HostDetached struct {
+	// host_detached: the last slot of a host ended.
+	HostDetached *HostDetached `protobuf:"bytes,11,opt,name=host_detached,json=hostDetached,proto3,oneof"`
+}
+
+type WatchEventsResponse_SlotOpened struct {
+	// slot_opened: an Attach stream said Hello and became an idle slot.
+	SlotOpened *SlotOpened `protobuf:"bytes,12,opt,name=slot_opened,json=slotOpened,proto3,oneof"`
+}
+
+type WatchEventsResponse_SessionOpened struct {
+	// session_opened: a client was assigned to a slot and Open was sent.
+	SessionOpened *SessionOpened `protobuf:"bytes,13,opt,name=session_opened,json=sessionOpened,proto3,oneof"`
+}
+
+type WatchEventsResponse_SessionHalfClosed struct {
+	// session_half_closed: one side of a session ended its direction.
+	SessionHalfClosed *SessionHalfClosed `protobuf:"bytes,14,opt,name=session_half_closed,json=sessionHalfClosed,proto3,oneof"`
+}
+
+type WatchEventsResponse_SessionClosed struct {
+	// session_closed: a session ended, cleanly or not.
+	SessionClosed *SessionClosed `protobuf:"bytes,15,opt,name=session_closed,json=sessionClosed,proto3,oneof"`
+}
+
+type WatchEventsResponse_ClientRejected struct {
+	// client_rejected: a client was closed without a session.
+	ClientRejected *ClientRejected `protobuf:"bytes,16,opt,name=client_rejected,json=clientRejected,proto3,oneof"`
+}
+
+func (*WatchEventsResponse_HostAttached) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_HostDetached) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_SlotOpened) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_SessionOpened) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_SessionHalfClosed) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_SessionClosed) isWatchEventsResponse_Event() {}
+
+func (*WatchEventsResponse_ClientRejected) isWatchEventsResponse_Event() {}
+
+// HostAttached is sent when a host's first current slot attaches.
+type HostAttached struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id is the host's id (from Hello, or the peer address).
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the host's service.
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// peer_addr is the address of the Attach stream.
+	PeerAddr string `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	// agent_version is Hello.agent_version.
+	AgentVersion  string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostAttached) Reset() {
+	*x = HostAttached{}
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostAttached) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostAttached) ProtoMessage() {}
+
+func (x *HostAttached) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostAttached.ProtoReflect.Descriptor instead.
+func (*HostAttached) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HostAttached) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *HostAttached) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *HostAttached) GetPeerAddr() string {
+	if x != nil {
+		return x.PeerAddr
+	}
+	return ""
+}
+
+func (x *HostAttached) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+// HostDetached is sent when a host's last slot ends.
+type HostDetached struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id is the host's id.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the host's service.
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// reason says how the last slot ended (for instance "slot given up",
+	// "relay shutting down", "drained", or the stream's error).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostDetached) Reset() {
+	*x = HostDetached{}
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostDetached) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostDetached) ProtoMessage() {}
+
+func (x *HostDetached) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostDetached.ProtoReflect.Descriptor instead.
+func (*HostDetached) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HostDetached) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *HostDetached) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *HostDetached) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SlotOpened is sent when an Attach stream has said Hello and is idle.
+type SlotOpened struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// slot_id is the id sent in Welcome.
+	SlotId string `protobuf:"bytes,1,opt,name=slot_id,json=slotId,proto3" json:"slot_id,omitempty"`
+	// host_id is the host offering the slot.
+	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the slot's service.
+	Service       string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SlotOpened) Reset() {
+	*x = SlotOpened{}
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SlotOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SlotOpened) ProtoMessage() {}
+
+func (x *SlotOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SlotOpened.ProtoReflect.Descriptor instead.
+func (*SlotOpened) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SlotOpened) GetSlotId() string {
+	if x != nil {
+		return x.SlotId
+	}
+	return ""
+}
+
+func (x *SlotOpened) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *SlotOpened) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// SessionOpened is sent when a client is assigned to a slot.
+type SessionOpened struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the id sent in Open.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// client_addr is the client's address.
+	ClientAddr string `protobuf:"bytes,2,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	// host_id is the host serving the session.
+	HostId string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the service of the client's listener.
+	Service string `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	// slot_id is the slot carrying the session.
+	SlotId string `protobuf:"bytes,5,opt,name=slot_id,json=slotId,proto3" json:"slot_id,omitempty"`
+	// assign_wait is how long the client waited for a slot since it was accepted.
+	AssignWait    *durationpb.Duration `protobuf:"bytes,6,opt,name=assign_wait,json=assignWait,proto3" json:"assign_wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionOpened) Reset() {
+	*x = SessionOpened{}
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionOpened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionOpened) ProtoMessage() {}
+
+func (x *SessionOpened) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionOpened.ProtoReflect.Descriptor instead.
+func (*SessionOpened) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SessionOpened) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionOpened) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *SessionOpened) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *SessionOpened) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SessionOpened) GetSlotId() string {
+	if x != nil {
+		return x.SlotId
+	}
+	return ""
+}
+
+func (x *SessionOpened) GetAssignWait() *durationpb.Duration {
+	if x != nil {
+		return x.AssignWait
+	}
+	return nil
+}
+
+// SessionHalfClosed is sent when one side ends its direction (a FIN from the
+// client, a CloseWrite from the host) while the other may still send.
+type SessionHalfClosed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the session.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// side is the side that stopped sending.
+	Side SessionSide `protobuf:"varint,2,opt,name=side,proto3,enum=relay.v1.SessionSide" json:"side,omitempty"`
+	// host_id is the host serving the session.
+	HostId string `protobuf:"bytes,3,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the session's service.
+	Service       string `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionHalfClosed) Reset() {
+	*x = SessionHalfClosed{}
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionHalfClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionHalfClosed) ProtoMessage() {}
+
+func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionHalfClosed.ProtoReflect.Descriptor instead.
+func (*SessionHalfClosed) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SessionHalfClosed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionHalfClosed) GetSide() SessionSide {
+	if x != nil {
+		return x.Side
+	}
+	return SessionSide_SESSION_SIDE_UNSPECIFIED
+}
+
+func (x *SessionHalfClosed) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *SessionHalfClosed) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// SessionClosed is sent once per session, when it ends.
+type SessionClosed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the session.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// host_id is the host that served it.
+	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service is the session's service.
+	Service string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	// reason is CLOSE_REASON_UNSPECIFIED for a clean end (both directions
+	// closed, every byte delivered), otherwise why it was aborted.
+	Reason CloseReason `protobuf:"varint,4,opt,name=reason,proto3,enum=relay.v1.CloseReason" json:"reason,omitempty"`
+	// clean is true when both directions closed and every byte was delivered.
+	Clean bool `protobuf:"varint,5,opt,name=clean,proto3" json:"clean,omitempty"`
+	// detail explains an abort, for humans.
+	Detail string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	// bytes_to_host counts client bytes delivered to the host.
+	BytesToHost uint64 `protobuf:"varint,7,opt,name=bytes_to_host,json=bytesToHost,proto3" json:"bytes_to_host,omitempty"`
+	// bytes_from_host counts host bytes delivered to the client.
+	BytesFromHost uint64 `protobuf:"varint,8,opt,name=bytes_from_host,json=bytesFromHost,proto3" json:"bytes_from_host,omitempty"`
+	// duration is how long the session was open.
+	Duration *durationpb.Duration `protobuf:"bytes,9,opt,name=duration,proto3" json:"duration,omitempty"`
+	// client_addr is the client's address.
+	ClientAddr    string `protobuf:"bytes,10,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionClosed) Reset() {
+	*x = SessionClosed{}
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionClosed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionClosed) ProtoMessage() {}
+
+func (x *SessionClosed) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
+func (*SessionClosed) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SessionClosed) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionClosed) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *SessionClosed) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SessionClosed) GetReason() CloseReason {
+	if x != nil {
+		return x.Reason
+	}
+	return CloseReason_CLOSE_REASON_UNSPECIFIED
+}
+
+func (x *SessionClosed) GetClean() bool {
+	if x != nil {
+		return x.Clean
+	}
+	return false
+}
+
+func (x *SessionClosed) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *SessionClosed) GetBytesToHost() uint64 {
+	if x != nil {
+		return x.BytesToHost
+	}
+	return 0
+}
+
+func (x *SessionClosed) GetBytesFromHost() uint64 {
+	if x != nil {
+		return x.BytesFromHost
+	}
+	return 0
+}
+
+func (x *SessionClosed) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *SessionClosed) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+// ClientRejected is sent when a client is closed without a session.
+type ClientRejected struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client_addr is the client's address.
+	ClientAddr string `protobuf:"bytes,1,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	// service is the service of the client's listener.
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// reason says why.
+	Reason        RejectReason `protobuf:"varint,3,opt,name=reason,proto3,enum=relay.v1.RejectReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientRejected) Reset() {
+	*x = ClientRejected{}
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientRejected) ProtoMessage() {}
+
+func (x *ClientRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientRejected.ProtoReflect.Descriptor instead.
+func (*ClientRejected) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ClientRejected) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *ClientRejected) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ClientRejected) GetReason() RejectReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RejectReason_REJECT_REASON_UNSPECIFIED
+}
+
+// CloseSessionRequest names the session to abort.
+type CloseSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the id from Open, ListSessions or the event feed.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// detail is sent to the host in Close.detail and logged.
+	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSessionRequest) Reset() {
+	*x = CloseSessionRequest{}
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSessionRequest) ProtoMessage() {}
+
+func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
+func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CloseSessionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *CloseSessionRequest) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// CloseSessionResponse answers CloseSession.
+type CloseSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseSessionResponse) Reset() {
+	*x = CloseSessionResponse{}
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseSessionResponse) ProtoMessage() {}
+
+func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
+func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
+}
+
+// DrainHostRequest names the host to drain.
+type DrainHostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id is the host's id (as in ListHosts).
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service, when set, drains the host only in that service; empty means
+	// every service where host_id is attached.
+	Service       string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainHostRequest) Reset() {
+	*x = DrainHostRequest{}
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainHostRequest) ProtoMessage() {}
+
+func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
+func (*DrainHostRequest) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DrainHostRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *DrainHostRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// DrainHostResponse answers DrainHost.
+type DrainHostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// idle_slots_drained counts the idle slots that were sent Drain.
+	IdleSlotsDrained uint32 `protobuf:"varint,1,opt,name=idle_slots_drained,json=idleSlotsDrained,proto3" json:"idle_slots_drained,omitempty"`
+	// active_sessions counts the host's open sessions, which go on.
+	ActiveSessions uint32 `protobuf:"varint,2,opt,name=active_sessions,json=activeSessions,proto3" json:"active_sessions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DrainHostResponse) Reset() {
+	*x = DrainHostResponse{}
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainHostResponse) ProtoMessage() {}
+
+func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
+func (*DrainHostResponse) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DrainHostResponse) GetIdleSlotsDrained() uint32 {
+	if x != nil {
+		return x.IdleSlotsDrained
+	}
+	return 0
+}
+
+func (x *DrainHostResponse) GetActiveSessions() uint32 {
+	if x != nil {
+		return x.ActiveSessions
+	}
+	return 0
+}
+
+// UndrainHostRequest names the host to undrain.
+type UndrainHostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host_id is the host's id.
+	HostId string `protobuf:"bytes,1,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	// service, when set, undrains only that service; empty means every one.
+	Service       string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainHostRequest) Reset() {
+	*x = UndrainHostRequest{}
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainHostRequest) ProtoMessage() {}
+
+func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
+func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UndrainHostRequest) GetHostId() string {
+	if x != nil {
+		return x.HostId
+	}
+	return ""
+}
+
+func (x *UndrainHostRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// UndrainHostResponse answers UndrainHost.
+type UndrainHostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndrainHostResponse) Reset() {
+	*x = UndrainHostResponse{}
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndrainHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndrainHostResponse) ProtoMessage() {}
+
+func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
+func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
+}
+
 var File_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_relay_v1_relay_proto_rawDesc = "" +
@@ -1518,14 +2980,15 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vclose_write\x18\x03 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
 	"\x05close\x18\x04 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05closeB\a\n" +
-	"\x05frame\"\xf6\x01\n" +
+	"\x05frame\"\x9f\x02\n" +
 	"\x0eAttachResponse\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.relay.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x04open\x18\x02 \x01(\v2\x0e.relay.v1.OpenH\x00R\x04open\x12$\n" +
 	"\x04data\x18\x03 \x01(\v2\x0e.relay.v1.DataH\x00R\x04data\x127\n" +
 	"\vclose_write\x18\x04 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
-	"\x05close\x18\x05 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05closeB\a\n" +
+	"\x05close\x18\x05 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12'\n" +
+	"\x05drain\x18\x06 \x01(\v2\x0f.relay.v1.DrainH\x00R\x05drainB\a\n" +
 	"\x05frame\"\xcf\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
@@ -1546,7 +3009,12 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"clientAddr\x12#\n" +
 	"\rlistener_addr\x18\x03 \x01(\tR\flistenerAddr\x12\x18\n" +
 	"\aservice\x18\x04 \x01(\tR\aservice\x127\n" +
-	"\topened_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\" \n" +
+	"\topened_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\"\x8a\x01\n" +
+	"\x05Drain\x12-\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x15.relay.v1.DrainReasonR\x06reason\x12:\n" +
+	"\vretry_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\" \n" +
 	"\x04Data\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\"\f\n" +
 	"\n" +
@@ -1582,7 +3050,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x10ListHostsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\"9\n" +
 	"\x11ListHostsResponse\x12$\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xe2\x03\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xfc\x03\n" +
 	"\x04Host\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -1597,7 +3065,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x0fbytes_from_host\x18\t \x01(\x04R\rbytesFromHost\x122\n" +
 	"\x06labels\x18\n" +
 	" \x03(\v2\x1a.relay.v1.Host.LabelsEntryR\x06labels\x12#\n" +
-	"\ragent_version\x18\v \x01(\tR\fagentVersion\x1a9\n" +
+	"\ragent_version\x18\v \x01(\tR\fagentVersion\x12\x18\n" +
+	"\adrained\x18\f \x01(\bR\adrained\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
@@ -1619,7 +3088,92 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x13client_write_closed\x18\b \x01(\bR\x11clientWriteClosed\x12*\n" +
 	"\x11host_write_closed\x18\t \x01(\bR\x0fhostWriteClosed\x12\x17\n" +
 	"\aslot_id\x18\n" +
-	" \x01(\tR\x06slotId*\x81\x02\n" +
+	" \x01(\tR\x06slotId\"r\n" +
+	"\x12WatchEventsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12)\n" +
+	"\x05kinds\x18\x03 \x03(\x0e2\x13.relay.v1.EventKindR\x05kinds\"\xb7\x04\n" +
+	"\x13WatchEventsResponse\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped\x12=\n" +
+	"\rhost_attached\x18\n" +
+	" \x01(\v2\x16.relay.v1.HostAttachedH\x00R\fhostAttached\x12=\n" +
+	"\rhost_detached\x18\v \x01(\v2\x16.relay.v1.HostDetachedH\x00R\fhostDetached\x127\n" +
+	"\vslot_opened\x18\f \x01(\v2\x14.relay.v1.SlotOpenedH\x00R\n" +
+	"slotOpened\x12@\n" +
+	"\x0esession_opened\x18\r \x01(\v2\x17.relay.v1.SessionOpenedH\x00R\rsessionOpened\x12M\n" +
+	"\x13session_half_closed\x18\x0e \x01(\v2\x1b.relay.v1.SessionHalfClosedH\x00R\x11sessionHalfClosed\x12@\n" +
+	"\x0esession_closed\x18\x0f \x01(\v2\x17.relay.v1.SessionClosedH\x00R\rsessionClosed\x12C\n" +
+	"\x0fclient_rejected\x18\x10 \x01(\v2\x18.relay.v1.ClientRejectedH\x00R\x0eclientRejectedB\a\n" +
+	"\x05event\"\x83\x01\n" +
+	"\fHostAttached\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\x12#\n" +
+	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\"Y\n" +
+	"\fHostDetached\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"X\n" +
+	"\n" +
+	"SlotOpened\x12\x17\n" +
+	"\aslot_id\x18\x01 \x01(\tR\x06slotId\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\"\xd7\x01\n" +
+	"\rSessionOpened\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
+	"\vclient_addr\x18\x02 \x01(\tR\n" +
+	"clientAddr\x12\x17\n" +
+	"\ahost_id\x18\x03 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x04 \x01(\tR\aservice\x12\x17\n" +
+	"\aslot_id\x18\x05 \x01(\tR\x06slotId\x12:\n" +
+	"\vassign_wait\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"assignWait\"\x90\x01\n" +
+	"\x11SessionHalfClosed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12)\n" +
+	"\x04side\x18\x02 \x01(\x0e2\x15.relay.v1.SessionSideR\x04side\x12\x17\n" +
+	"\ahost_id\x18\x03 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x04 \x01(\tR\aservice\"\xe2\x02\n" +
+	"\rSessionClosed\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12-\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x15.relay.v1.CloseReasonR\x06reason\x12\x14\n" +
+	"\x05clean\x18\x05 \x01(\bR\x05clean\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\"\n" +
+	"\rbytes_to_host\x18\a \x01(\x04R\vbytesToHost\x12&\n" +
+	"\x0fbytes_from_host\x18\b \x01(\x04R\rbytesFromHost\x125\n" +
+	"\bduration\x18\t \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1f\n" +
+	"\vclient_addr\x18\n" +
+	" \x01(\tR\n" +
+	"clientAddr\"{\n" +
+	"\x0eClientRejected\x12\x1f\n" +
+	"\vclient_addr\x18\x01 \x01(\tR\n" +
+	"clientAddr\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\x12.\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x16.relay.v1.RejectReasonR\x06reason\"L\n" +
+	"\x13CloseSessionRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x16\n" +
+	"\x14CloseSessionResponse\"E\n" +
+	"\x10DrainHostRequest\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\"j\n" +
+	"\x11DrainHostResponse\x12,\n" +
+	"\x12idle_slots_drained\x18\x01 \x01(\rR\x10idleSlotsDrained\x12'\n" +
+	"\x0factive_sessions\x18\x02 \x01(\rR\x0eactiveSessions\"G\n" +
+	"\x12UndrainHostRequest\x12\x17\n" +
+	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aservice\"\x15\n" +
+	"\x13UndrainHostResponse*^\n" +
+	"\vDrainReason\x12\x1c\n" +
+	"\x18DRAIN_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15DRAIN_REASON_SHUTDOWN\x10\x01\x12\x16\n" +
+	"\x12DRAIN_REASON_ADMIN\x10\x02*\x81\x02\n" +
 	"\vCloseReason\x12\x1c\n" +
 	"\x18CLOSE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CLOSE_REASON_CLIENT_RESET\x10\x01\x12\x1b\n" +
@@ -1628,13 +3182,37 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x14CLOSE_REASON_TIMEOUT\x10\x04\x12\x1f\n" +
 	"\x1bCLOSE_REASON_PROTOCOL_ERROR\x10\x05\x12$\n" +
 	" CLOSE_REASON_BACKEND_UNAVAILABLE\x10\x06\x12\x16\n" +
-	"\x12CLOSE_REASON_ADMIN\x10\a2N\n" +
+	"\x12CLOSE_REASON_ADMIN\x10\a*\x81\x02\n" +
+	"\tEventKind\x12\x1a\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18EVENT_KIND_HOST_ATTACHED\x10\x01\x12\x1c\n" +
+	"\x18EVENT_KIND_HOST_DETACHED\x10\x02\x12\x1a\n" +
+	"\x16EVENT_KIND_SLOT_OPENED\x10\x03\x12\x1d\n" +
+	"\x19EVENT_KIND_SESSION_OPENED\x10\x04\x12\"\n" +
+	"\x1eEVENT_KIND_SESSION_HALF_CLOSED\x10\x05\x12\x1d\n" +
+	"\x19EVENT_KIND_SESSION_CLOSED\x10\x06\x12\x1e\n" +
+	"\x1aEVENT_KIND_CLIENT_REJECTED\x10\a*[\n" +
+	"\vSessionSide\x12\x1c\n" +
+	"\x18SESSION_SIDE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13SESSION_SIDE_CLIENT\x10\x01\x12\x15\n" +
+	"\x11SESSION_SIDE_HOST\x10\x02*\xa3\x01\n" +
+	"\fRejectReason\x12\x1d\n" +
+	"\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dREJECT_REASON_NO_SLOT_IN_TIME\x10\x01\x12\x1c\n" +
+	"\x18REJECT_REASON_QUEUE_FULL\x10\x02\x12\x17\n" +
+	"\x13REJECT_REASON_LIMIT\x10\x03\x12\x1a\n" +
+	"\x16REJECT_REASON_SHUTDOWN\x10\x042N\n" +
 	"\vHostService\x12?\n" +
-	"\x06Attach\x12\x17.relay.v1.AttachRequest\x1a\x18.relay.v1.AttachResponse(\x010\x012\xea\x01\n" +
+	"\x06Attach\x12\x17.relay.v1.AttachRequest\x1a\x18.relay.v1.AttachResponse(\x010\x012\xb8\x02\n" +
 	"\rStatusService\x12D\n" +
 	"\tGetStatus\x12\x1a.relay.v1.GetStatusRequest\x1a\x1b.relay.v1.GetStatusResponse\x12D\n" +
 	"\tListHosts\x12\x1a.relay.v1.ListHostsRequest\x1a\x1b.relay.v1.ListHostsResponse\x12M\n" +
-	"\fListSessions\x12\x1d.relay.v1.ListSessionsRequest\x1a\x1e.relay.v1.ListSessionsResponseB\x8f\x01\n" +
+	"\fListSessions\x12\x1d.relay.v1.ListSessionsRequest\x1a\x1e.relay.v1.ListSessionsResponse\x12L\n" +
+	"\vWatchEvents\x12\x1c.relay.v1.WatchEventsRequest\x1a\x1d.relay.v1.WatchEventsResponse0\x012\xef\x01\n" +
+	"\fAdminService\x12M\n" +
+	"\fCloseSession\x12\x1d.relay.v1.CloseSessionRequest\x1a\x1e.relay.v1.CloseSessionResponse\x12D\n" +
+	"\tDrainHost\x12\x1a.relay.v1.DrainHostRequest\x1a\x1b.relay.v1.DrainHostResponse\x12J\n" +
+	"\vUndrainHost\x12\x1c.relay.v1.UndrainHostRequest\x1a\x1d.relay.v1.UndrainHostResponseB\x8f\x01\n" +
 	"\fcom.relay.v1B\n" +
 	"RelayProtoP\x01Z2github.com/relayproject/relay/gen/relay/v1;relayv1\xa2\x02\x03RXX\xaa\x02\bRelay.V1\xca\x02\bRelay\\V1\xe2\x02\x14Relay\\V1\\GPBMetadata\xea\x02\tRelay::V1b\x06proto3"
 
@@ -1650,66 +3228,111 @@ func file_relay_v1_relay_proto_rawDescGZIP() []byte {
 	return file_relay_v1_relay_proto_rawDescData
 }
 
-var file_relay_v1_relay_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_relay_v1_relay_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_relay_v1_relay_proto_goTypes = []any{
-	(CloseReason)(0),              // 0: relay.v1.CloseReason
-	(*AttachRequest)(nil),         // 1: relay.v1.AttachRequest
-	(*AttachResponse)(nil),        // 2: relay.v1.AttachResponse
-	(*Hello)(nil),                 // 3: relay.v1.Hello
-	(*Welcome)(nil),               // 4: relay.v1.Welcome
-	(*Open)(nil),                  // 5: relay.v1.Open
-	(*Data)(nil),                  // 6: relay.v1.Data
-	(*CloseWrite)(nil),            // 7: relay.v1.CloseWrite
-	(*Close)(nil),                 // 8: relay.v1.Close
-	(*GetStatusRequest)(nil),      // 9: relay.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 10: relay.v1.GetStatusResponse
-	(*ServiceStatus)(nil),         // 11: relay.v1.ServiceStatus
-	(*ListHostsRequest)(nil),      // 12: relay.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),     // 13: relay.v1.ListHostsResponse
-	(*Host)(nil),                  // 14: relay.v1.Host
-	(*ListSessionsRequest)(nil),   // 15: relay.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 16: relay.v1.ListSessionsResponse
-	(*Session)(nil),               // 17: relay.v1.Session
-	nil,                           // 18: relay.v1.Hello.LabelsEntry
-	nil,                           // 19: relay.v1.Host.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(DrainReason)(0),              // 0: relay.v1.DrainReason
+	(CloseReason)(0),              // 1: relay.v1.CloseReason
+	(EventKind)(0),                // 2: relay.v1.EventKind
+	(SessionSide)(0),              // 3: relay.v1.SessionSide
+	(RejectReason)(0),             // 4: relay.v1.RejectReason
+	(*AttachRequest)(nil),         // 5: relay.v1.AttachRequest
+	(*AttachResponse)(nil),        // 6: relay.v1.AttachResponse
+	(*Hello)(nil),                 // 7: relay.v1.Hello
+	(*Welcome)(nil),               // 8: relay.v1.Welcome
+	(*Open)(nil),                  // 9: relay.v1.Open
+	(*Drain)(nil),                 // 10: relay.v1.Drain
+	(*Data)(nil),                  // 11: relay.v1.Data
+	(*CloseWrite)(nil),            // 12: relay.v1.CloseWrite
+	(*Close)(nil),                 // 13: relay.v1.Close
+	(*GetStatusRequest)(nil),      // 14: relay.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 15: relay.v1.GetStatusResponse
+	(*ServiceStatus)(nil),         // 16: relay.v1.ServiceStatus
+	(*ListHostsRequest)(nil),      // 17: relay.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),     // 18: relay.v1.ListHostsResponse
+	(*Host)(nil),                  // 19: relay.v1.Host
+	(*ListSessionsRequest)(nil),   // 20: relay.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 21: relay.v1.ListSessionsResponse
+	(*Session)(nil),               // 22: relay.v1.Session
+	(*WatchEventsRequest)(nil),    // 23: relay.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),   // 24: relay.v1.WatchEventsResponse
+	(*HostAttached)(nil),          // 25: relay.v1.HostAttached
+	(*HostDetached)(nil),          // 26: relay.v1.HostDetached
+	(*SlotOpened)(nil),            // 27: relay.v1.SlotOpened
+	(*SessionOpened)(nil),         // 28: relay.v1.SessionOpened
+	(*SessionHalfClosed)(nil),     // 29: relay.v1.SessionHalfClosed
+	(*SessionClosed)(nil),         // 30: relay.v1.SessionClosed
+	(*ClientRejected)(nil),        // 31: relay.v1.ClientRejected
+	(*CloseSessionRequest)(nil),   // 32: relay.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 33: relay.v1.CloseSessionResponse
+	(*DrainHostRequest)(nil),      // 34: relay.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),     // 35: relay.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),    // 36: relay.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),   // 37: relay.v1.UndrainHostResponse
+	nil,                           // 38: relay.v1.Hello.LabelsEntry
+	nil,                           // 39: relay.v1.Host.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
-	3,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
-	6,  // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
-	7,  // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
-	8,  // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
-	4,  // 4: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
-	5,  // 5: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
-	6,  // 6: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
-	7,  // 7: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
-	8,  // 8: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
-	18, // 9: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	20, // 10: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	21, // 12: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	11, // 13: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	20, // 14: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	14, // 15: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	20, // 16: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	19, // 17: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	17, // 18: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	20, // 19: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	1,  // 20: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	9,  // 21: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	12, // 22: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	15, // 23: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	2,  // 24: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	10, // 25: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	13, // 26: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	16, // 27: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	24, // [24:28] is the sub-list for method output_type
-	20, // [20:24] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	7,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
+	11, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
+	12, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
+	13, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
+	8,  // 4: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
+	9,  // 5: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
+	11, // 6: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
+	12, // 7: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
+	13, // 8: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
+	10, // 9: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
+	38, // 10: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
+	40, // 11: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 12: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	41, // 13: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 14: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	41, // 15: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	16, // 16: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	40, // 17: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	19, // 18: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	40, // 19: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	39, // 20: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	22, // 21: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	40, // 22: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 23: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	40, // 24: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	25, // 25: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	26, // 26: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	27, // 27: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	28, // 28: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	29, // 29: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	30, // 30: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	31, // 31: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	41, // 32: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 33: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 34: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	41, // 35: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 36: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 37: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	14, // 38: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	17, // 39: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	20, // 40: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	23, // 41: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	32, // 42: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	34, // 43: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	36, // 44: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 45: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	15, // 46: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	18, // 47: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	21, // 48: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	24, // 49: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	33, // 50: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	35, // 51: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	37, // 52: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	45, // [45:53] is the sub-list for method output_type
+	37, // [37:45] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
@@ -1729,16 +3352,26 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachResponse_Data)(nil),
 		(*AttachResponse_CloseWrite)(nil),
 		(*AttachResponse_Close)(nil),
+		(*AttachResponse_Drain)(nil),
+	}
+	file_relay_v1_relay_proto_msgTypes[19].OneofWrappers = []any{
+		(*WatchEventsResponse_HostAttached)(nil),
+		(*WatchEventsResponse_HostDetached)(nil),
+		(*WatchEventsResponse_SlotOpened)(nil),
+		(*WatchEventsResponse_SessionOpened)(nil),
+		(*WatchEventsResponse_SessionHalfClosed)(nil),
+		(*WatchEventsResponse_SessionClosed)(nil),
+		(*WatchEventsResponse_ClientRejected)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_v1_relay_proto_rawDesc), len(file_relay_v1_relay_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      5,
+			NumMessages:   35,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_relay_v1_relay_proto_goTypes,
 		DependencyIndexes: file_relay_v1_relay_proto_depIdxs,

@@ -33,6 +33,11 @@
 //     having sent CloseWrite aborts the session too.
 //  7. The HP opens a new Attach stream to replace the slot.
 //
+// Instead of Open, the relay may send Drain on an idle slot (it is shutting
+// down, or an operator drained the host) and end the stream with OK: the HP
+// stops opening slots on that relay for Drain.retry_after, lets its open
+// sessions finish, and goes on serving through its other relays.
+//
 // # Errors
 //
 // Protocol violations end only the offending stream, with these statuses:
@@ -178,6 +183,7 @@ const (
 	StatusService_GetStatus_FullMethodName    = "/relay.v1.StatusService/GetStatus"
 	StatusService_ListHosts_FullMethodName    = "/relay.v1.StatusService/ListHosts"
 	StatusService_ListSessions_FullMethodName = "/relay.v1.StatusService/ListSessions"
+	StatusService_WatchEvents_FullMethodName  = "/relay.v1.StatusService/WatchEvents"
 )
 
 // StatusServiceClient is the client API for StatusService service.
@@ -193,6 +199,12 @@ type StatusServiceClient interface {
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	// ListSessions reports every open session.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// WatchEvents streams the relay's events as they happen, from the moment
+	// of the call (no history), until the caller cancels or the relay stops.
+	// A watcher that reads slower than events come never slows the relay: it
+	// has a bounded buffer, and the events that did not fit are counted in
+	// the next response's dropped field.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type statusServiceClient struct {
@@ -233,6 +245,25 @@ func (c *statusServiceClient) ListSessions(ctx context.Context, in *ListSessions
 	return out, nil
 }
 
+func (c *statusServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StatusService_ServiceDesc.Streams[0], StatusService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StatusService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // StatusServiceServer is the server API for StatusService service.
 // All implementations must embed UnimplementedStatusServiceServer
 // for forward compatibility.
@@ -246,6 +277,12 @@ type StatusServiceServer interface {
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	// ListSessions reports every open session.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// WatchEvents streams the relay's events as they happen, from the moment
+	// of the call (no history), until the caller cancels or the relay stops.
+	// A watcher that reads slower than events come never slows the relay: it
+	// has a bounded buffer, and the events that did not fit are counted in
+	// the next response's dropped field.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedStatusServiceServer()
 }
 
@@ -264,6 +301,9 @@ func (UnimplementedStatusServiceServer) ListHosts(context.Context, *ListHostsReq
 }
 func (UnimplementedStatusServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedStatusServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedStatusServiceServer) mustEmbedUnimplementedStatusServiceServer() {}
 func (UnimplementedStatusServiceServer) testEmbeddedByValue()                       {}
@@ -340,6 +380,17 @@ func _StatusService_ListSessions_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StatusService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StatusServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StatusService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // StatusService_ServiceDesc is the grpc.ServiceDesc for StatusService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -358,6 +409,214 @@ var StatusService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSessions",
 			Handler:    _StatusService_ListSessions_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _StatusService_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "relay/v1/relay.proto",
+}
+
+const (
+	AdminService_CloseSession_FullMethodName = "/relay.v1.AdminService/CloseSession"
+	AdminService_DrainHost_FullMethodName    = "/relay.v1.AdminService/DrainHost"
+	AdminService_UndrainHost_FullMethodName  = "/relay.v1.AdminService/UndrainHost"
+)
+
+// AdminServiceClient is the client API for AdminService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AdminService is served on the relay's admin port (default 127.0.0.1:8001)
+// next to StatusService: the operator's actions.
+type AdminServiceClient interface {
+	// CloseSession aborts an open session: the client gets the bytes the
+	// relay already received, then a reset; the host gets
+	// Close{CLOSE_REASON_ADMIN}. NOT_FOUND for an unknown session_id.
+	CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error)
+	// DrainHost stops giving new sessions to a host: its idle slots receive
+	// Drain{DRAIN_REASON_ADMIN} and end, and new slots it opens get Drain too;
+	// its open sessions go on to their end. NOT_FOUND for a host_id that is
+	// not attached.
+	DrainHost(ctx context.Context, in *DrainHostRequest, opts ...grpc.CallOption) (*DrainHostResponse, error)
+	// UndrainHost undoes DrainHost: the host's next slots are offered to
+	// clients again. NOT_FOUND for a host_id that is not drained.
+	UndrainHost(ctx context.Context, in *UndrainHostRequest, opts ...grpc.CallOption) (*UndrainHostResponse, error)
+}
+
+type adminServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAdminServiceClient(cc grpc.ClientConnInterface) AdminServiceClient {
+	return &adminServiceClient{cc}
+}
+
+func (c *adminServiceClient) CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CloseSessionResponse)
+	err := c.cc.Invoke(ctx, AdminService_CloseSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DrainHost(ctx context.Context, in *DrainHostRequest, opts ...grpc.CallOption) (*DrainHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrainHostResponse)
+	err := c.cc.Invoke(ctx, AdminService_DrainHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UndrainHost(ctx context.Context, in *UndrainHostRequest, opts ...grpc.CallOption) (*UndrainHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndrainHostResponse)
+	err := c.cc.Invoke(ctx, AdminService_UndrainHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AdminServiceServer is the server API for AdminService service.
+// All implementations must embed UnimplementedAdminServiceServer
+// for forward compatibility.
+//
+// AdminService is served on the relay's admin port (default 127.0.0.1:8001)
+// next to StatusService: the operator's actions.
+type AdminServiceServer interface {
+	// CloseSession aborts an open session: the client gets the bytes the
+	// relay already received, then a reset; the host gets
+	// Close{CLOSE_REASON_ADMIN}. NOT_FOUND for an unknown session_id.
+	CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error)
+	// DrainHost stops giving new sessions to a host: its idle slots receive
+	// Drain{DRAIN_REASON_ADMIN} and end, and new slots it opens get Drain too;
+	// its open sessions go on to their end. NOT_FOUND for a host_id that is
+	// not attached.
+	DrainHost(context.Context, *DrainHostRequest) (*DrainHostResponse, error)
+	// UndrainHost undoes DrainHost: the host's next slots are offered to
+	// clients again. NOT_FOUND for a host_id that is not drained.
+	UndrainHost(context.Context, *UndrainHostRequest) (*UndrainHostResponse, error)
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+// UnimplementedAdminServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAdminServiceServer struct{}
+
+func (UnimplementedAdminServiceServer) CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CloseSession not implemented")
+}
+func (UnimplementedAdminServiceServer) DrainHost(context.Context, *DrainHostRequest) (*DrainHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrainHost not implemented")
+}
+func (UnimplementedAdminServiceServer) UndrainHost(context.Context, *UndrainHostRequest) (*UndrainHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndrainHost not implemented")
+}
+func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
+func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeAdminServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AdminServiceServer will
+// result in compilation errors.
+type UnsafeAdminServiceServer interface {
+	mustEmbedUnimplementedAdminServiceServer()
+}
+
+func RegisterAdminServiceServer(s grpc.ServiceRegistrar, srv AdminServiceServer) {
+	// If the following call panics, it indicates UnimplementedAdminServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AdminService_ServiceDesc, srv)
+}
+
+func _AdminService_CloseSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CloseSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CloseSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CloseSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CloseSession(ctx, req.(*CloseSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DrainHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrainHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DrainHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DrainHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DrainHost(ctx, req.(*DrainHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UndrainHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndrainHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UndrainHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UndrainHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UndrainHost(ctx, req.(*UndrainHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AdminService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "relay.v1.AdminService",
+	HandlerType: (*AdminServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CloseSession",
+			Handler:    _AdminService_CloseSession_Handler,
+		},
+		{
+			MethodName: "DrainHost",
+			Handler:    _AdminService_DrainHost_Handler,
+		},
+		{
+			MethodName: "UndrainHost",
+			Handler:    _AdminService_UndrainHost_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

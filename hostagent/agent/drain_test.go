@@ -1,0 +1,87 @@
+package agent_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/hostagent/agent"
+)
+
+// waitLogMsg waits for a log message, skipping others.
+func waitLogMsg(tb testing.TB, logs <-chan string, want string) {
+	tb.Helper()
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for {
+		select {
+		case msg := <-logs:
+			if msg == want {
+				return
+			}
+		case <-timer.C:
+			tb.Fatalf("the agent did not log %q", want)
+		}
+	}
+}
+
+// TestDrainFromRelay: a relay that drains the host gets no new slots for a
+// while; the open session there goes on, the other relay keeps serving, and
+// the agent comes back once the relay undrains it.
+func TestDrainFromRelay(t *testing.T) {
+	t.Parallel()
+	r1, r2 := newRelay(t), newRelay(t)
+	logs := make(chan string, 256)
+	l := listen(t, agent.Config{Relays: []string{r1.GRPCAddr, r2.GRPCAddr}, Logger: slog.New(logHandler{logs})})
+	waitLogMsg(t, logs, "relay attached") // both pools full: the next such line
+	waitLogMsg(t, logs, "relay attached") // can only be r1's return
+	// An open session on r1, from before the drain.
+	old := dialClient(t, r1.ClientAddr)
+	oldConn := accept(t, l)
+
+	ctx := context.Background()
+	if _, err := r1.Relay.AdminService().DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("DrainHost: %v", err)
+	}
+	waitLogMsg(t, logs, "relay drained this host")
+	if st := l.Stats(); st.Drains != 1 || st.ActiveSessions != 1 {
+		t.Errorf("Stats = %+v, want 1 drain and 1 active session", st)
+	}
+
+	// r2 serves new clients.
+	c2 := dialClient(t, r2.ClientAddr)
+	conn2 := accept(t, l)
+	c2.Write([]byte("r2"))
+	c2.CloseWrite()
+	echo(conn2)
+	if got, err := io.ReadAll(c2); err != nil || string(got) != "r2" {
+		t.Fatalf("client of r2 read %q, %v", got, err)
+	}
+	// The old session on r1 goes on to its clean end.
+	old.Write([]byte("old"))
+	old.CloseWrite()
+	echo(oldConn)
+	if got, err := io.ReadAll(old); err != nil || string(got) != "old" {
+		t.Fatalf("the session open on r1 during the drain: client read %q, %v", got, err)
+	}
+
+	// Undrained, r1 gets slots again after the Drain's retry_after.
+	if _, err := r1.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	waitLogMsg(t, logs, "relay attached")
+	c1 := dialClient(t, r1.ClientAddr)
+	conn1 := accept(t, l)
+	if conn1.(*agent.Conn).Relay() != r1.GRPCAddr {
+		t.Fatalf("session from %s, want r1 %s", conn1.(*agent.Conn).Relay(), r1.GRPCAddr)
+	}
+	c1.Write([]byte("back"))
+	c1.CloseWrite()
+	echo(conn1)
+	if got, err := io.ReadAll(c1); err != nil || string(got) != "back" {
+		t.Fatalf("client of r1 after UndrainHost read %q, %v", got, err)
+	}
+}

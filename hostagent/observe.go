@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/metricshttp"
+)
+
+// agentMetrics are hostagent's Prometheus metrics. The agent's own counts
+// are read from agent.Stats at scrape time; only backend dial errors are
+// counted here, once per failed dial. Kept apart from run so that run stays
+// about flags and the session loop.
+type agentMetrics struct {
+	dialErrors prometheus.Counter
+}
+
+func newAgentMetrics() *agentMetrics {
+	return &agentMetrics{dialErrors: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hostagent_backend_dial_errors_total",
+		Help: "forward: connections to the local server that failed; each aborted its session.",
+	})}
+}
+
+// serve registers the metrics of l and serves /metrics on addr; it returns
+// nil when addr is empty (metrics off).
+func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string, f func(agent.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(l.Stats()) })
+	}
+	counter := func(name, help string, f func(agent.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(l.Stats()) })
+	}
+	for _, c := range []prometheus.Collector{
+		m.dialErrors,
+		gauge("hostagent_idle_slots", "Slots attached to a relay and waiting for a client, over all relays.",
+			func(s agent.Stats) float64 { return float64(s.IdleSlots) }),
+		gauge("hostagent_active_sessions", "Sessions open now.",
+			func(s agent.Stats) float64 { return float64(s.ActiveSessions) }),
+		counter("hostagent_sessions_total", "Sessions opened since start.",
+			func(s agent.Stats) float64 { return float64(s.SessionsTotal) }),
+		counter("hostagent_reconnects_total", "Times a relay failed and the agent backed off before trying it again.",
+			func(s agent.Stats) float64 { return float64(s.Reconnects) }),
+		counter("hostagent_drains_total", "Times a relay sent Drain and the agent paused offering slots there.",
+			func(s agent.Stats) float64 { return float64(s.Drains) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	s, err := metricshttp.Listen(addr, reg)
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		err = fmt.Errorf("%w (see --metrics-addr)", err)
+	}
+	return s, err
+}

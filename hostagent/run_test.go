@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/relayproject/relay/internal/cli"
+)
+
+// TestFlagsFromEnvironment: every flag may come from HOSTAGENT_*, the
+// command line wins, -h names the variables, and a bad value names its
+// variable.
+func TestFlagsFromEnvironment(t *testing.T) {
+	t.Setenv("HOSTAGENT_RELAY", "a:8000,b:8000")
+	t.Setenv("HOSTAGENT_IDLE", "3")
+	t.Setenv("HOSTAGENT_HOST_ID", "from-env")
+	var stderr bytes.Buffer
+	o, err := parseFlags([]string{"--host-id", "from-flag", "echo"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.relays, ",") != "a:8000,b:8000" || o.idle != 3 || o.hostID != "from-flag" {
+		t.Errorf("relays %v idle %d host-id %q, want a:8000,b:8000, 3, from-flag (the flag wins)", o.relays, o.idle, o.hostID)
+	}
+
+	stderr.Reset()
+	if _, err := parseFlags([]string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"HOSTAGENT_RELAY", "HOSTAGENT_METRICS_ADDR", "HOSTAGENT_DRAIN_TIMEOUT"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h does not name %s:\n%s", want, stderr.String())
+		}
+	}
+
+	t.Setenv("HOSTAGENT_IDLE", "many")
+	_, err = parseFlags([]string{"echo"}, &stderr)
+	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "HOSTAGENT_IDLE") {
+		t.Errorf("bad HOSTAGENT_IDLE: %v, want a usage error naming the variable", err)
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/relayproject/relay/clientbridge"
+	"github.com/relayproject/relay/internal/metricshttp"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// observability is what relayd's gRPC servers share for being watched: one
+// chain of logging, metrics and recovery interceptors, and the Prometheus
+// registry behind --metrics-addr. It lives apart from run so that other
+// interceptors (auth, for one) can join the chain without touching run.
+type observability struct {
+	log      *slog.Logger
+	registry *prometheus.Registry // nil when --metrics-addr is off
+	grpcm    *grpcprom.ServerMetrics
+	relay    *relay.Relay // set once made; clients are rejected only after
+}
+
+func newObservability(log *slog.Logger, metricsOn bool) (*observability, error) {
+	o := &observability{log: log}
+	if !metricsOn {
+		return o, nil
+	}
+	o.registry = prometheus.NewRegistry()
+	o.grpcm = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	for _, c := range []prometheus.Collector{
+		o.grpcm,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := o.registry.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// serverOptions returns the interceptor chain for a gRPC server: logging
+// outermost (so it logs the status recovery made of a panic), then metrics,
+// then recovery, innermost, next to the handler.
+func (o *observability) serverOptions() []grpc.ServerOption {
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		o.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithLevels(codeToLevel),
+	}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		o.log.ErrorContext(ctx, "panic in a gRPC handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})}
+	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	if o.grpcm != nil {
+		unary = append(unary, o.grpcm.UnaryServerInterceptor())
+		stream = append(stream, o.grpcm.StreamServerInterceptor())
+	}
+	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpts...))
+	stream = append(stream, recovery.StreamServerInterceptor(recoverOpts...))
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+}
+
+// initServer zero-initializes the gRPC metrics of every method of srv, so
+// that they show before the first call.
+func (o *observability) initServer(srv *grpc.Server) {
+	if o.grpcm != nil {
+		o.grpcm.InitializeMetrics(srv)
+	}
+}
+
+// codeToLevel keeps the per-call log quiet: every Attach stream is a call,
+// and the normal endings of one (OK, a cancel, a session aborted by its
+// client, a shutdown) are already told by the relay's own session and host
+// lines. Only what hints at a bug or a misconfigured peer is logged at Info
+// and above.
+func codeToLevel(code codes.Code) logging.Level {
+	switch code {
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return logging.LevelError
+	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument,
+		codes.FailedPrecondition, codes.ResourceExhausted:
+		return logging.LevelWarn
+	default:
+		return logging.LevelDebug
+	}
+}
+
+// onReject passes the bridge's rejections to the relay (events, metrics).
+// The bridge is made before the relay, hence the indirection.
+func (o *observability) onReject(c *clientbridge.Client, reason string) {
+	if r := o.relay; r != nil {
+		r.ClientRejected(c.Conn.RemoteAddr().String(), c.Service, reason)
+	}
+}
+
+// serveMetrics registers the relay's metrics and serves /metrics on addr;
+// it returns nil when addr is empty (metrics off).
+func (o *observability) serveMetrics(addr string, r *relay.Relay) (*metricshttp.Server, error) {
+	if addr == "" || o.registry == nil {
+		return nil, nil
+	}
+	if err := r.RegisterMetrics(o.registry); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	s, err := metricshttp.Listen(addr, o.registry)
+	if err != nil && strings.Contains(err.Error(), "address already in use") {
+		err = fmt.Errorf("%w (see --metrics-addr)", err)
+	}
+	return s, err
+}

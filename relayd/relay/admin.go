@@ -1,0 +1,106 @@
+package relay
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+)
+
+// AdminService returns the relay.v1.AdminService implementation: the
+// operator's actions, served on the admin port next to StatusService.
+func (r *Relay) AdminService() relayv1.AdminServiceServer { return adminService{r: r} }
+
+type adminService struct {
+	relayv1.UnimplementedAdminServiceServer
+	r *Relay
+}
+
+var errAdminClose = errors.New("closed by an operator")
+
+// CloseSession implements relay.v1.AdminService.
+func (s adminService) CloseSession(_ context.Context, req *relayv1.CloseSessionRequest) (*relayv1.CloseSessionResponse, error) {
+	if req.GetSessionId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "session_id is required")
+	}
+	r := s.r
+	r.mu.Lock()
+	sess := r.sessions[req.GetSessionId()]
+	r.mu.Unlock()
+	cause := errAdminClose
+	if d := req.GetDetail(); d != "" {
+		cause = errors.New("closed by an operator: " + d)
+	}
+	if sess == nil || !sess.abort(relayv1.CloseReason_CLOSE_REASON_ADMIN, cause) {
+		return nil, status.Errorf(codes.NotFound, "no open session %q", req.GetSessionId())
+	}
+	r.log.Info("session closed by an operator", "session_id", sess.id, "host_id", sess.host.key.id, "service", sess.host.key.service)
+	return &relayv1.CloseSessionResponse{}, nil
+}
+
+// DrainHost implements relay.v1.AdminService.
+func (s adminService) DrainHost(_ context.Context, req *relayv1.DrainHostRequest) (*relayv1.DrainHostResponse, error) {
+	if req.GetHostId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "host_id is required")
+	}
+	r := s.r
+	idle := r.cfg.Bridge.IdleByHost()
+	resp := &relayv1.DrainHostResponse{}
+	found := false
+	r.mu.Lock()
+	for k, h := range r.hosts {
+		if k.id != req.GetHostId() || (req.GetService() != "" && req.GetService() != k.service) {
+			continue
+		}
+		found = true
+		resp.IdleSlotsDrained += uint32(idle[k.service][h.keyStr])
+		resp.ActiveSessions += uint32(h.active.Load())
+		if !r.drainedHosts[k] {
+			r.drainedHosts[k] = true
+			close(h.drainC) // its idle slots send Drain and end
+		}
+	}
+	r.mu.Unlock()
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "no attached host %q%s", req.GetHostId(), inService(req.GetService()))
+	}
+	r.log.Info("host drained by an operator", "host_id", req.GetHostId(), "service", req.GetService(),
+		"idle_slots", resp.IdleSlotsDrained, "active_sessions", resp.ActiveSessions)
+	return resp, nil
+}
+
+// UndrainHost implements relay.v1.AdminService.
+func (s adminService) UndrainHost(_ context.Context, req *relayv1.UndrainHostRequest) (*relayv1.UndrainHostResponse, error) {
+	if req.GetHostId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "host_id is required")
+	}
+	r := s.r
+	found := false
+	r.mu.Lock()
+	for k := range r.drainedHosts {
+		if k.id != req.GetHostId() || (req.GetService() != "" && req.GetService() != k.service) {
+			continue
+		}
+		found = true
+		delete(r.drainedHosts, k)
+		if h := r.hosts[k]; h != nil {
+			h.drainC = make(chan struct{}) // slots opened from now on are offered again
+		}
+	}
+	r.mu.Unlock()
+	if !found {
+		return nil, status.Errorf(codes.NotFound, "no drained host %q%s", req.GetHostId(), inService(req.GetService()))
+	}
+	r.log.Info("host undrained by an operator", "host_id", req.GetHostId(), "service", req.GetService())
+	return &relayv1.UndrainHostResponse{}, nil
+}
+
+func inService(service string) string {
+	if service == "" {
+		return ""
+	}
+	return " in service " + `"` + service + `"`
+}

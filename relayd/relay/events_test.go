@@ -1,0 +1,248 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/relayproject/relay/clientbridge"
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// watch opens a WatchEvents stream and returns once the relay has
+// registered it (it sends headers then), so no later event is missed.
+func (tr *testRelay) watch(tb testing.TB, req *relayv1.WatchEventsRequest) relayv1.StatusService_WatchEventsClient {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	tb.Cleanup(cancel)
+	w, err := tr.status.WatchEvents(ctx, req)
+	if err != nil {
+		tb.Fatalf("WatchEvents: %v", err)
+	}
+	if _, err := w.Header(); err != nil {
+		tb.Fatalf("WatchEvents headers: %v", err)
+	}
+	return w
+}
+
+// describe renders an event as one comparable line.
+func describe(ev *relayv1.WatchEventsResponse) string {
+	switch e := ev.GetEvent().(type) {
+	case *relayv1.WatchEventsResponse_HostAttached:
+		return "host_attached " + e.HostAttached.GetHostId()
+	case *relayv1.WatchEventsResponse_HostDetached:
+		return "host_detached " + e.HostDetached.GetHostId() + " (" + e.HostDetached.GetReason() + ")"
+	case *relayv1.WatchEventsResponse_SlotOpened:
+		return "slot_opened " + e.SlotOpened.GetHostId()
+	case *relayv1.WatchEventsResponse_SessionOpened:
+		return "session_opened " + e.SessionOpened.GetHostId()
+	case *relayv1.WatchEventsResponse_SessionHalfClosed:
+		return "session_half_closed " + e.SessionHalfClosed.GetSide().String()
+	case *relayv1.WatchEventsResponse_SessionClosed:
+		c := e.SessionClosed
+		return fmt.Sprintf("session_closed clean=%v reason=%s to_host=%d from_host=%d", c.GetClean(), c.GetReason(), c.GetBytesToHost(), c.GetBytesFromHost())
+	case *relayv1.WatchEventsResponse_ClientRejected:
+		return "client_rejected " + e.ClientRejected.GetReason().String()
+	default:
+		return "unknown"
+	}
+}
+
+func expectEvents(tb testing.TB, w relayv1.StatusService_WatchEventsClient, want ...string) []*relayv1.WatchEventsResponse {
+	tb.Helper()
+	var got []*relayv1.WatchEventsResponse
+	for i, line := range want {
+		ev, err := w.Recv()
+		if err != nil {
+			tb.Fatalf("event %d: %v (want %q)", i, err, line)
+		}
+		if ev.GetDropped() != 0 {
+			tb.Errorf("event %d: dropped %d, want 0", i, ev.GetDropped())
+		}
+		if ev.GetTime() == nil {
+			tb.Errorf("event %d has no time", i)
+		}
+		if d := describe(ev); d != line {
+			tb.Fatalf("event %d = %q, want %q", i, d, line)
+		}
+		got = append(got, ev)
+	}
+	return got
+}
+
+// TestWatchEventsScenario follows one host and one session through the
+// feed, in order, with their numbers.
+func TestWatchEventsScenario(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	w := tr.watch(t, &relayv1.WatchEventsRequest{})
+	s := tr.newSession(t, "h1")
+	s.roundTrip(t, "hello") // 7 bytes each way
+	s.client.CloseWrite()
+	s.host.expectCloseWrite()
+	s.host.send(closeWriteFrame())
+	if _, err := io.ReadAll(s.client); err != nil {
+		t.Fatal(err)
+	}
+	s.host.expectEnd(codes.OK)
+	evs := expectEvents(t, w,
+		"host_attached h1",
+		"slot_opened h1",
+		"session_opened h1",
+		"session_half_closed SESSION_SIDE_CLIENT",
+		"session_half_closed SESSION_SIDE_HOST",
+		"session_closed clean=true reason=CLOSE_REASON_UNSPECIFIED to_host=7 from_host=7",
+		"host_detached h1 (session ended)",
+	)
+	opened := evs[2].GetSessionOpened()
+	closed := evs[5].GetSessionClosed()
+	if opened.GetSessionId() != s.open.GetSessionId() || closed.GetSessionId() != s.open.GetSessionId() {
+		t.Errorf("session ids %q, %q; want %q", opened.GetSessionId(), closed.GetSessionId(), s.open.GetSessionId())
+	}
+	if opened.GetClientAddr() != s.client.LocalAddr().String() || opened.GetService() != "default" {
+		t.Errorf("session_opened = %v, want client %s service default", opened, s.client.LocalAddr())
+	}
+	if closed.GetDuration() == nil {
+		t.Error("session_closed has no duration")
+	}
+}
+
+// TestWatchEventsFilters: a watcher gets only what its filters allow, and a
+// bad kind is refused.
+func TestWatchEventsFilters(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{}, func(c *clientbridge.Config) { c.MaxPending = -1 })
+	onlyH2 := tr.watch(t, &relayv1.WatchEventsRequest{HostId: "h2", Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_OPENED}})
+	rejects := tr.watch(t, &relayv1.WatchEventsRequest{Service: "default", Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_CLIENT_REJECTED}})
+
+	s1 := tr.newSession(t, "h1")
+	s2 := tr.newSession(t, "h2")
+	// No idle slot and no queue: the next client is rejected at once.
+	dialClient(t, tr.clientAddr)
+	expectEvents(t, rejects, "client_rejected REJECT_REASON_QUEUE_FULL")
+	got := expectEvents(t, onlyH2, "session_opened h2")
+	if got[0].GetSessionOpened().GetSessionId() != s2.open.GetSessionId() {
+		t.Errorf("session_opened for %q, want %q (h2's)", got[0].GetSessionOpened().GetSessionId(), s2.open.GetSessionId())
+	}
+	_ = s1
+
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	bad, err := tr.status.WatchEvents(ctx, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{99}})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("WatchEvents with kind 99: %v, want InvalidArgument", err)
+	}
+}
+
+// TestAdminCloseSession: the host gets Close{ADMIN}, the client a reset,
+// the feed says why; an unknown id is NotFound.
+func TestAdminCloseSession(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_CLOSED}})
+	s := tr.newSession(t, "h1")
+	s.roundTrip(t, "x")
+	ctx := context.Background()
+	if _, err := tr.admin.CloseSession(ctx, &relayv1.CloseSessionRequest{SessionId: s.open.GetSessionId(), Detail: "test"}); err != nil {
+		t.Fatalf("CloseSession: %v", err)
+	}
+	// The host learns the reason from a Close frame, or, when the relay's
+	// sender was busy at that instant (no two senders on a stream), from
+	// the ABORTED status alone.
+	resp, err := s.host.stream.Recv()
+	switch {
+	case err == nil && resp.GetClose().GetReason() == relayv1.CloseReason_CLOSE_REASON_ADMIN:
+		s.host.expectEnd(codes.Aborted)
+	case err != nil && status.Code(err) == codes.Aborted && strings.Contains(err.Error(), "CLOSE_REASON_ADMIN"):
+	default:
+		t.Fatalf("host got %v, %v; want Close{CLOSE_REASON_ADMIN} or ABORTED naming it", resp, err)
+	}
+	expectReset(t, s.client)
+	ev, err := w.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An aborted session's numbers are taken as it is aborted: a copy that
+	// has just delivered its bytes may not have counted them yet, so only
+	// an upper bound holds.
+	sc := ev.GetSessionClosed()
+	if sc.GetClean() || sc.GetReason() != relayv1.CloseReason_CLOSE_REASON_ADMIN || sc.GetBytesToHost() > 3 || sc.GetBytesFromHost() > 3 {
+		t.Errorf("session_closed = %v, want reason CLOSE_REASON_ADMIN, not clean, at most 3 bytes each way", sc)
+	}
+	if d := sc.GetDetail(); !strings.Contains(d, "operator") {
+		t.Errorf("session_closed detail %q, want it to name the operator", d)
+	}
+	for _, id := range []string{s.open.GetSessionId(), "c999"} {
+		if _, err := tr.admin.CloseSession(ctx, &relayv1.CloseSessionRequest{SessionId: id}); status.Code(err) != codes.NotFound {
+			t.Errorf("CloseSession(%q) after the end: %v, want NotFound", id, err)
+		}
+	}
+	if _, err := tr.admin.CloseSession(ctx, &relayv1.CloseSessionRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CloseSession with no id: %v, want InvalidArgument", err)
+	}
+}
+
+// TestAdminDrainHost: a drained host's idle slots get Drain and end OK, its
+// open session goes on, new slots get Drain instead of Welcome, clients go
+// to the other host; UndrainHost lets it back.
+func TestAdminDrainHost(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	ctx := context.Background()
+	busy := tr.newSession(t, "h1")
+	idle := tr.attach(t)
+	idle.hello(&relayv1.Hello{HostId: "h1"})
+
+	if _, err := tr.admin.DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "nobody"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("DrainHost(nobody): %v, want NotFound", err)
+	}
+	resp, err := tr.admin.DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "h1"})
+	if err != nil {
+		t.Fatalf("DrainHost: %v", err)
+	}
+	if resp.GetIdleSlotsDrained() != 1 || resp.GetActiveSessions() != 1 {
+		t.Errorf("DrainHost = %v, want 1 idle slot drained, 1 active session", resp)
+	}
+	d := idle.recv().GetDrain()
+	if d.GetReason() != relayv1.DrainReason_DRAIN_REASON_ADMIN || d.GetRetryAfter().AsDuration() <= 0 {
+		t.Fatalf("idle slot got Drain %v, want DRAIN_REASON_ADMIN with a retry_after", d)
+	}
+	idle.expectEnd(codes.OK)
+
+	// The open session goes on.
+	busy.roundTrip(t, "still served")
+	hosts, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{})
+	if err != nil || len(hosts.GetHosts()) != 1 || !hosts.GetHosts()[0].GetDrained() {
+		t.Fatalf("ListHosts = %v, %v; want h1 drained", hosts, err)
+	}
+
+	// A new slot of h1 gets Drain instead of Welcome.
+	again := tr.attach(t)
+	again.send(helloFrame("default", "h1"))
+	if r := again.recv(); r.GetDrain() == nil {
+		t.Fatalf("a drained host's new slot got %v, want Drain", r)
+	}
+	again.expectEnd(codes.OK)
+
+	// A client goes to h2.
+	s2 := tr.newSession(t, "h2")
+	s2.roundTrip(t, "h2 serves")
+
+	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h2"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("UndrainHost(h2), never drained: %v, want NotFound", err)
+	}
+	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h1"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	s3 := tr.newSession(t, "h1") // Welcome again, and a client
+	s3.roundTrip(t, "h1 is back")
+}
