@@ -47,6 +47,7 @@ type options struct {
 	drainTimeout        time.Duration
 	logLevel, logFormat string
 	mode, target        string
+	sec                 securityOptions
 }
 
 const usage = `Usage: hostagent [flags] echo
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -100,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.maxSessions < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
+	}
+	if err := o.sec.validate(); err != nil {
+		return nil, err
 	}
 	switch fs.Arg(0) {
 	case "echo":
@@ -134,14 +139,22 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
+	dialFor, err := o.sec.dialOptions(log)
+	if err != nil {
+		return err
+	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, MaxSessions: o.maxSessions, Logger: log,
+		Idle: o.idle, MaxSessions: o.maxSessions, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(o.relays, ","), "service", o.service, "idle", o.idle, "target", o.target)
+	links := make([]string, len(o.relays))
+	for i, r := range o.relays {
+		links[i] = r + "=" + o.sec.linkDescription(r)
+	}
+	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(links, ","), "service", o.service, "idle", o.idle, "target", o.target)
 
 	var handle func(*agent.Conn, *slog.Logger)
 	switch o.mode {

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/relayproject/relay/clientbridge"
@@ -35,6 +34,7 @@ type options struct {
 	drainTimeout                    time.Duration
 	maxDataBytes                    int
 	logLevel, logFormat             string
+	sec                             securityOptions
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -53,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	o.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -91,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.maxDataBytes < 1024 || o.maxDataBytes > 4<<20 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-data-bytes must be between 1024 and 4194304, got %d", o.maxDataBytes)}
 	}
+	if err := o.sec.validate(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -125,6 +129,11 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		return cli.UsageError{Err: err}
 	}
 	policy, _ := scheduler.ParsePolicy(o.scheduler)
+	sec, err := loadSecurity(&o.sec, o, log)
+	if err != nil {
+		return err
+	}
+	defer sec.reloadOnSIGHUP(ctx)()
 
 	grpcLis, err := listen("grpc-addr", o.grpcAddr)
 	if err != nil {
@@ -151,26 +160,25 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		MaxPending:    maxPending,
 		Scheduler:     scheduler.New(policy, uint64(time.Now().UnixNano())),
 		Logger:        log,
+		Limits:        o.sec.bridgeLimits(),
 	})
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
+		Authorize: sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
+		IdleTimeout: o.sec.idleTimeout,
 	})
 	if err != nil {
 		return err
 	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(
-		grpc.MaxRecvMsgSize(o.maxDataBytes+1024),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	hostSrv := grpc.NewServer(append(sec.hostServerOptions(), grpc.MaxRecvMsgSize(o.maxDataBytes+1024))...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
 	healthpb.RegisterHealthServer(hostSrv, healthSrv)
 	reflection.Register(hostSrv)
 
-	adminSrv := grpc.NewServer()
+	adminSrv := grpc.NewServer(sec.adminServerOptions()...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
 	healthpb.RegisterHealthServer(adminSrv, healthSrv)
 	reflection.Register(adminSrv)
@@ -181,7 +189,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- bridge.Serve(clientLis, "default") }()
 	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
 		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis.Addr().String(),
-		"scheduler", string(policy))
+		"scheduler", string(policy), "tls", sec.tls != nil, "mtls", o.sec.tlsClientCA != "", "auth_tokens", sec.tokens != nil)
 
 	var serveErr error
 	select {

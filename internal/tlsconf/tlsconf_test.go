@@ -3,10 +3,10 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"strings"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"

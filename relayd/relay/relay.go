@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -56,7 +58,27 @@ type Config struct {
 	HelloTimeout time.Duration
 	// Logger receives session and host logs; nil discards.
 	Logger *slog.Logger
+
+	// Authorize, if set, decides whether the stream (its context carries
+	// the caller's credentials) may attach as hostID for service; its error
+	// (PermissionDenied) ends the stream.
+	Authorize func(ctx context.Context, service, hostID string) error
+	// MaxSlotsPerHost bounds the streams (idle and in session) of one host
+	// id per service; MaxSlotsPerConn those of one agent connection. Zero
+	// means no bound. A stream beyond either ends with ResourceExhausted.
+	MaxSlotsPerHost, MaxSlotsPerConn int
+	// IdleTimeout ends a session (CLOSE_REASON_TIMEOUT) that has moved no
+	// byte either way for this long; zero means never.
+	IdleTimeout time.Duration
 }
+
+// Limits hit, as counted by LimitHits and logged.
+const (
+	LimitSlotsPerHost = "max_slots_per_host"
+	LimitSlotsPerConn = "max_slots_per_conn"
+	LimitIdleTimeout  = "idle_timeout"
+	LimitHelloTimeout = "hello_timeout"
+)
 
 // Relay implements relay.v1.HostService and relay.v1.StatusService.
 type Relay struct {
@@ -71,12 +93,16 @@ type Relay struct {
 	idleCtx    context.Context // canceled by Drain: idle slots end, no new sessions
 	idleCancel context.CancelFunc
 
-	mu       sync.Mutex
-	hosts    map[hostKey]*host
-	sessions map[string]*session
-	totals   map[string]uint64 // sessions opened per service
-	drained  chan struct{}     // closed when the last session ends; made by Drain
-	loops    sync.WaitGroup    // receive loops
+	mu          sync.Mutex
+	hosts       map[hostKey]*host
+	sessions    map[string]*session
+	totals      map[string]uint64    // sessions opened per service
+	conns       map[string]int       // streams per agent connection (peer address)
+	limits      map[string]uint64    // limits hit, by name
+	limitLogged map[string]time.Time // last log line per limit
+	limitQuiet  map[string]uint64    // hits not logged since the last line
+	drained     chan struct{}        // closed when the last session ends; made by Drain
+	loops       sync.WaitGroup       // receive loops
 
 	slotSeq, sessionSeq atomic.Uint64
 }
@@ -132,6 +158,8 @@ func New(cfg Config) (*Relay, error) {
 	r := &Relay{
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
+		conns: map[string]int{}, limits: map[string]uint64{},
+		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
 	}
 	for _, s := range cfg.Services {
 		r.services[s] = true
@@ -139,6 +167,37 @@ func New(cfg Config) (*Relay, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.idleCtx, r.idleCancel = context.WithCancel(r.ctx)
 	return r, nil
+}
+
+// limitHit counts a limit hit and logs it. Limits a stranger can hit at
+// will (hello timeout) are logged at most once a second.
+func (r *Relay) limitHit(name string, attrs ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.limitHitLocked(name, attrs...)
+}
+
+func (r *Relay) limitHitLocked(name string, attrs ...any) {
+	r.limits[name]++
+	now := time.Now()
+	if now.Sub(r.limitLogged[name]) < time.Second {
+		r.limitQuiet[name]++
+		return
+	}
+	r.limitLogged[name] = now
+	attrs = append([]any{"limit", name, "total", r.limits[name]}, attrs...)
+	if n := r.limitQuiet[name]; n > 0 {
+		attrs = append(attrs, "not_logged_since_last_line", n)
+		r.limitQuiet[name] = 0
+	}
+	r.log.Warn("limit hit", attrs...)
+}
+
+// LimitHits returns how often each limit was hit since the start.
+func (r *Relay) LimitHits() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.limits)
 }
 
 // ID returns the relay id.
@@ -217,6 +276,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	case err := <-loop.idleEnd:
 		return endStatus(err)
 	case <-timer.C:
+		r.limitHit(LimitHelloTimeout, "peer_addr", peerAddr)
 		return status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
@@ -235,8 +295,17 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	if hostID == "" {
 		hostID = peerAddr
 	}
-	h := r.addSlot(hostKey{service, hostID}, peerAddr, hello)
-	defer r.removeSlot(h)
+	if r.cfg.Authorize != nil {
+		if err := r.cfg.Authorize(ctx, service, hostID); err != nil {
+			r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err)
+			return err
+		}
+	}
+	h, err := r.addSlot(hostKey{service, hostID}, peerAddr, hello)
+	if err != nil {
+		return err
+	}
+	defer r.removeSlot(h, peerAddr)
 	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
 
@@ -373,6 +442,28 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		returned = true
 		shutdownMu.Unlock()
 	}()
+	if d := r.cfg.IdleTimeout; d > 0 {
+		// A timer, not a goroutine: it looks at the byte counters every
+		// d and ends the session if they have not moved.
+		var last attachconn.Stats
+		var idle *time.Timer
+		idle = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+			st := sess.conn.Stats()
+			if st != last {
+				last = st
+				idle.Reset(d)
+				return
+			}
+			r.limitHit(LimitIdleTimeout, "session_id", sess.id, "client_addr", sess.clientAddr, "idle_timeout", d)
+			shutdownMu.Lock()
+			defer shutdownMu.Unlock()
+			if !returned {
+				sess.conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v (relayd --idle-timeout)", d))
+			}
+		})
+		idle.Reset(d) // after the assignment the callback reads
+		defer idle.Stop()
+	}
 
 	// Join runs on its own goroutine so that the handler can return as soon
 	// as the session is aborted: if the client → host copy is stuck in Send
@@ -384,7 +475,9 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
-		joined <- splice.Join(c.Conn, sess.conn)
+		res := splice.Join(c.Conn, sess.conn)
+		c.Release() // Join closed the client's socket
+		joined <- res
 	}()
 	var res splice.Result
 	select {
@@ -419,10 +512,19 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	}
 }
 
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) *host {
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
+	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
+		r.limitHitLocked(LimitSlotsPerHost, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
+		return nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
+	}
+	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
+		r.limitHitLocked(LimitSlotsPerConn, "host_id", k.id, "peer_addr", peerAddr, "max", max)
+		return nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
+	}
+	r.conns[peerAddr]++
 	if h == nil {
 		h = &host{key: k, keyStr: k.id, attachedAt: time.Now()}
 		r.hosts[k] = h
@@ -432,12 +534,15 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) *host 
 	h.peerAddr = peerAddr
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
-	return h
+	return h, nil
 }
 
-func (r *Relay) removeSlot(h *host) {
+func (r *Relay) removeSlot(h *host, peerAddr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.conns[peerAddr]--; r.conns[peerAddr] <= 0 {
+		delete(r.conns, peerAddr)
+	}
 	h.slots--
 	if h.slots == 0 {
 		delete(r.hosts, h.key)
