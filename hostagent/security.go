@@ -77,7 +77,7 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []gr
 	}
 	return func(relay string) []grpc.DialOption {
 		var opts []grpc.DialOption
-		if src != nil && (s.tlsWanted() || !tlsconf.IsLoopback(relay)) {
+		if s.linkDescription(relay) != "plaintext" {
 			opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(src.ClientConfig(s.tlsServerName))))
 		} else {
 			opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sync"
@@ -74,6 +75,9 @@ func (s *securityOptions) validate(o *options) error {
 		if v.n < 0 {
 			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %v", v.flag, v.n)}
 		}
+	}
+	if math.IsNaN(s.clientRate) || math.IsInf(s.clientRate, 0) {
+		return cli.UsageError{Err: fmt.Errorf("--client-rate must be a number of connections per second, got %v", s.clientRate)}
 	}
 	if s.keepaliveMinTime <= 0 {
 		return cli.UsageError{Err: fmt.Errorf("--keepalive-min-time must be positive, got %v", s.keepaliveMinTime)}
