@@ -211,9 +211,6 @@ func (b *Bridge) Serve(lis net.Listener, service string) error {
 			b.mu.Lock()
 			b.svc(service).rejected++
 			b.mu.Unlock()
-			// A reset, not a FIN: the client must not take the refusal for
-			// a served session that ended.
-			tc.SetLinger(0)
 			b.reject(c, reason)
 			continue
 		}
@@ -427,6 +424,10 @@ func (b *Bridge) reject(c *Client, reason string) {
 		}
 		b.log.Info("client rejected", attrs...)
 	}
+	// A reset, not a FIN: the client was never served, and any bytes it
+	// sent were not delivered, so the connection must end abnormally (a
+	// FIN would look like a session that ended cleanly).
+	c.Conn.SetLinger(0)
 	c.close()
 }
 

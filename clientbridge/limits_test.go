@@ -177,7 +177,7 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	start := time.Now()
 	const n = 50
 	for range n {
-		expectClosed(t, dial(t, addr))
+		expectRefused(t, addr, "a client with no room to wait")
 	}
 	elapsed := time.Since(start)
 	logMu.Lock()
