@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/relayproject/relay/relayd/scheduler"
@@ -46,6 +48,18 @@ type Client struct {
 	Service      string
 	ListenerAddr net.Addr
 	AcceptedAt   time.Time
+	place        *releaser // the client's place under Limits
+}
+
+// Release gives the client's place under the bridge's Limits back. The
+// owner of an assigned client calls it once the connection is closed;
+// calling it again does nothing.
+func (c *Client) Release() { c.place.release() }
+
+// close closes the connection and releases its place.
+func (c *Client) close() {
+	c.Conn.Close()
+	c.Release()
 }
 
 // Config configures a Bridge. The zero value of each field is documented.
@@ -57,12 +71,15 @@ type Config struct {
 	MaxPending int
 	// Scheduler picks the host for each client; nil means least-loaded.
 	Scheduler *scheduler.Scheduler
-	// Logger receives one line per rejected client; nil discards.
+	// Logger receives one line per rejected client (for limits a stranger
+	// can hit at will, at most one a second per reason); nil discards.
 	Logger *slog.Logger
 	// OnReject, if set, is called for every client closed without a
 	// session, with one of the Reject* reasons (for events and metrics). It
 	// must not block: it runs on the accept loop or a waiter.
 	OnReject func(c *Client, reason string)
+	// Limits bound the clients held; the zero value bounds nothing.
+	Limits Limits
 }
 
 // Rejection reasons, also used as log values.
@@ -70,6 +87,9 @@ const (
 	RejectQueueFull = "queue_full"
 	RejectTimeout   = "no_slot_in_time"
 	RejectShutdown  = "shutdown"
+	// RejectAcceptError counts accept failures (out of file descriptors):
+	// no client to reject, but a limit hit all the same.
+	RejectAcceptError = "accept_error"
 )
 
 // ServiceStats is a snapshot of one service's client side.
@@ -86,6 +106,10 @@ type Bridge struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	svcs   map[string]*service
+	adm    *admission
+	logged map[string]time.Time // last rejection line per reason
+	quiet  map[string]uint64    // rejections not logged since
+	hits   map[string]uint64    // rejections by reason
 	lis    map[net.Listener]struct{}
 	closed bool
 	done   chan struct{}
@@ -116,7 +140,10 @@ func New(cfg Config) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, log: log, svcs: map[string]*service{}, lis: map[net.Listener]struct{}{}, done: make(chan struct{})}
+	return &Bridge{
+		cfg: cfg, log: log, svcs: map[string]*service{}, lis: map[net.Listener]struct{}{}, done: make(chan struct{}),
+		adm: newAdmission(cfg.Limits), logged: map[string]time.Time{}, quiet: map[string]uint64{}, hits: map[string]uint64{},
+	}
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -146,6 +173,7 @@ func (b *Bridge) Serve(lis net.Listener, service string) error {
 	b.wg.Add(1)
 	b.mu.Unlock()
 	defer b.wg.Done()
+	var backoff time.Duration
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
@@ -158,18 +186,57 @@ func (b *Bridge) Serve(lis net.Listener, service string) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("accept on %s: %w", lis.Addr(), err)
+			if !temporaryAcceptError(err) {
+				return fmt.Errorf("accept on %s: %w", lis.Addr(), err)
+			}
+			// Out of file descriptors or kernel memory: a flood must not
+			// end the relay. Back off (as net/http does) and try again.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			b.mu.Lock()
+			b.hits[RejectAcceptError]++
+			b.mu.Unlock()
+			b.log.Warn("accept failed; retrying", "listener", lis.Addr().String(), "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-b.done:
+				t.Stop()
+				return ErrClosed
+			}
+			continue
 		}
+		backoff = 0
 		tc, ok := conn.(*net.TCPConn)
 		if !ok {
 			conn.Close()
 			continue
 		}
-		c := &Client{Conn: tc, Service: service, ListenerAddr: lis.Addr(), AcceptedAt: time.Now()}
+		now := time.Now()
+		c := &Client{Conn: tc, Service: service, ListenerAddr: lis.Addr(), AcceptedAt: now}
+		ip := clientIP(tc)
+		if reason := b.adm.admit(ip, now); reason != "" {
+			b.mu.Lock()
+			b.svc(service).rejected++
+			b.mu.Unlock()
+			b.reject(c, reason)
+			continue
+		}
+		c.place = &releaser{a: b.adm, ip: ip}
 		if !b.dispatch(c, false) {
 			return ErrClosed
 		}
 	}
+}
+
+// temporaryAcceptError reports whether an accept error is a shortage that
+// passes (file descriptors, memory, a connection reset before accept).
+func temporaryAcceptError(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // dispatch gives c a slot now, or queues it and starts its waiter. It
@@ -344,11 +411,41 @@ func (b *Bridge) Close() {
 }
 
 func (b *Bridge) reject(c *Client, reason string) {
-	b.log.Info("client rejected", "client_addr", c.Conn.RemoteAddr().String(), "service", c.Service, "reason", reason)
-	c.Conn.Close()
+	b.mu.Lock()
+	b.hits[reason]++
+	now := time.Now()
+	var quiet uint64
+	log := now.Sub(b.logged[reason]) >= time.Second
+	if log {
+		b.logged[reason] = now
+		quiet = b.quiet[reason]
+		b.quiet[reason] = 0
+	} else {
+		b.quiet[reason]++
+	}
+	b.mu.Unlock()
+	if log {
+		attrs := []any{"client_addr", c.Conn.RemoteAddr().String(), "service", c.Service, "reason", reason}
+		if quiet > 0 {
+			attrs = append(attrs, "not_logged_since_last_line", quiet)
+		}
+		b.log.Info("client rejected", attrs...)
+	}
+	// A reset, not a FIN: the client was never served, and any bytes it
+	// sent were not delivered, so the connection must end abnormally (a
+	// FIN would look like a session that ended cleanly).
+	c.Conn.SetLinger(0)
+	c.close()
 	if b.cfg.OnReject != nil {
 		b.cfg.OnReject(c, reason)
 	}
+}
+
+// Rejections returns the clients rejected since the start, by reason.
+func (b *Bridge) Rejections() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.hits)
 }
 
 // wait runs one queued client until it gets a slot, leaves, or times out.
@@ -386,11 +483,11 @@ func (b *Bridge) wait(s *service, w *waiter) {
 	case slot == nil && shutdown:
 		b.reject(c, RejectShutdown)
 	case slot == nil && left == outcomeLeft:
-		c.Conn.Close() // gone while waiting; nothing to deliver
+		c.close() // gone while waiting; nothing to deliver
 	case slot == nil:
 		b.reject(c, RejectTimeout)
 	case left == outcomeLeft:
-		c.Conn.Close()
+		c.close()
 		slot.Assign(nil) // the slot goes back to its host unused
 	default:
 		slot.Assign(c)

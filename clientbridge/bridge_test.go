@@ -309,8 +309,7 @@ func TestMaxPending(t *testing.T) {
 				waitFor(t, "client queued", pendingIs(b, "svc", i+1))
 			}
 			for i := range tc.rejectsOf {
-				peer := dial(t, addr)
-				expectClosed(t, peer)
+				expectRefused(t, addr, fmt.Sprint("client ", i, " beyond the queue"))
 				if st := stats(b, "svc"); st.Rejected != uint64(i+1) || st.Pending != tc.accepted {
 					t.Fatalf("after rejection %d: Stats = %+v", i, st)
 				}

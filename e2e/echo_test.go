@@ -148,7 +148,7 @@ func TestManyShortSessions(t *testing.T) {
 		total   = 3000
 		workers = 16
 	)
-	r := startRelay(t)
+	r := startRelay(t, "--client-rate", "0") // a load test from one address
 	startAgent(t, r.grpcAddr, "--idle", "10", "echo")
 
 	deadline := time.Now().Add(60 * time.Second)

@@ -329,8 +329,15 @@ func startAgent(tb testing.TB, relayAddr string, args ...string) *agentProc {
 // startAgentNoWait starts hostagent without waiting for it to attach.
 func startAgentNoWait(tb testing.TB, relayAddr string, args ...string) *agentProc {
 	tb.Helper()
+	return startAgentEnv(tb, nil, relayAddr, args...)
+}
+
+// startAgentEnv starts hostagent with env added to its environment, without
+// waiting for it to attach.
+func startAgentEnv(tb testing.TB, env []string, relayAddr string, args ...string) *agentProc {
+	tb.Helper()
 	all := append([]string{"--relay", relayAddr, "--log-format", "json", "--drain-timeout", drainTimeout}, args...)
-	return &agentProc{proc: startProc(tb, "hostagent", all...), relayAddr: relayAddr}
+	return &agentProc{proc: startProcEnv(tb, env, "hostagent", all...), relayAddr: relayAddr}
 }
 
 // waitAttached waits for the next "relay attached" line for a.relayAddr.

@@ -49,6 +49,7 @@ type options struct {
 	logLevel, logFormat string
 	metricsAddr         string
 	mode, target        string
+	sec                 securityOptions
 }
 
 const usage = `Usage: hostagent [flags] echo
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9091 (default off)")
+	o.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -108,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.maxSessions < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
+	}
+	if err := o.sec.validate(); err != nil {
+		return nil, err
 	}
 	switch fs.Arg(0) {
 	case "echo":
@@ -142,9 +147,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
+	dialFor, err := o.sec.dialOptions(log)
+	if err != nil {
+		return err
+	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, MaxSessions: o.maxSessions, Logger: log,
+		Idle: o.idle, MaxSessions: o.maxSessions, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err
@@ -160,7 +169,11 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
 	}
-	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(o.relays, ","), "service", o.service, "idle", o.idle, "target", o.target,
+	links := make([]string, len(o.relays))
+	for i, r := range o.relays {
+		links[i] = r + "=" + o.sec.linkDescription(r)
+	}
+	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(links, ","), "service", o.service, "idle", o.idle, "target", o.target,
 		"metrics_addr", metricsSrv.AddrString())
 
 	var handle func(*agent.Conn, *slog.Logger)

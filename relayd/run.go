@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/relayproject/relay/clientbridge"
@@ -37,6 +37,7 @@ type options struct {
 	logLevel, logFormat             string
 	metricsAddr                     string
 	watchBuffer                     int
+	sec                             securityOptions
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -57,6 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", relay.DefaultWatchBuffer, "events a WatchEvents stream may lag behind before its events are dropped (and counted)")
+	o.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -101,6 +103,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.maxDataBytes < 1024 || o.maxDataBytes > 4<<20 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-data-bytes must be between 1024 and 4194304, got %d", o.maxDataBytes)}
 	}
+	if err := o.sec.validate(o); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -139,6 +144,11 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sec, err := loadSecurity(&o.sec, o, log)
+	if err != nil {
+		return err
+	}
+	defer sec.reloadOnSIGHUP(ctx)()
 
 	grpcLis, err := listen("grpc-addr", o.grpcAddr)
 	if err != nil {
@@ -166,11 +176,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		Scheduler:     scheduler.New(policy, uint64(time.Now().UnixNano())),
 		Logger:        log,
 		OnReject:      obs.onReject,
+		Limits:        o.sec.bridgeLimits(),
 	})
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
 		WatchBuffer: o.watchBuffer,
+		Authorize:   sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
+		IdleTimeout: o.sec.idleTimeout,
 	})
 	if err != nil {
 		return err
@@ -185,16 +198,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(append(obs.serverOptions(),
-		grpc.MaxRecvMsgSize(o.maxDataBytes+1024),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)...)
+	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{grpc.MaxRecvMsgSize(o.maxDataBytes + 1024)})...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
 	healthpb.RegisterHealthServer(hostSrv, healthSrv)
 	reflection.Register(hostSrv)
 
-	adminSrv := grpc.NewServer(obs.serverOptions()...)
+	// The observability chain (logging, metrics, recovery) wraps the token
+	// check, so refused calls are logged and counted too.
+	adminSrv := grpc.NewServer(append(obs.serverOptions(), sec.adminServerOptions()...)...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(adminSrv, r.AdminService())
 	healthpb.RegisterHealthServer(adminSrv, healthSrv)
@@ -208,7 +219,8 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- bridge.Serve(clientLis, "default") }()
 	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
 		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis.Addr().String(),
-		"scheduler", string(policy), "metrics_addr", metricsSrv.AddrString())
+		"scheduler", string(policy), "metrics_addr", metricsSrv.AddrString(),
+		"tls", sec.tls != nil, "mtls", o.sec.tlsClientCA != "", "auth_tokens", sec.tokens != nil)
 
 	var serveErr error
 	select {

@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,13 @@ type Config struct {
 	// DialOptions are added to the gRPC dial options (TLS, for instance);
 	// without transport credentials among them, the link is plaintext.
 	DialOptions []grpc.DialOption
+	// DialOptionsFor, if set, adds options for one relay address after
+	// DialOptions (TLS for remote relays, plaintext for loopback ones).
+	DialOptionsFor func(relay string) []grpc.DialOption
+	// AuthBackoff is the wait after a relay refused the agent's
+	// credentials (Unauthenticated, PermissionDenied): an operator has to
+	// act, retrying sooner would only hammer the relay. Zero means 30s.
+	AuthBackoff time.Duration
 	// BackoffBase and BackoffMax bound the reconnect delay; zero means
 	// 100ms and 5s.
 	BackoffBase, BackoffMax time.Duration
@@ -92,6 +100,9 @@ func (c *Config) validate() error {
 			h = "host"
 		}
 		c.HostID = h
+	}
+	if c.AuthBackoff <= 0 {
+		c.AuthBackoff = 30 * time.Second
 	}
 	if c.BackoffBase <= 0 {
 		c.BackoffBase = 100 * time.Millisecond
@@ -219,7 +230,11 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 		}),
 	}, cfg.DialOptions...)
 	for _, addr := range cfg.Relays {
-		cc, err := grpc.NewClient(addr, opts...)
+		relayOpts := opts
+		if cfg.DialOptionsFor != nil {
+			relayOpts = append(slices.Clip(opts), cfg.DialOptionsFor(addr)...)
+		}
+		cc, err := grpc.NewClient(addr, relayOpts...)
 		if err != nil {
 			for _, lk := range l.links {
 				lk.cc.Close()
@@ -427,16 +442,26 @@ func (l *Listener) backoff(lk *link, err error) {
 	l.stats.reconnects.Add(1)
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
-	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.FailedPrecondition:
+	case codes.InvalidArgument, codes.FailedPrecondition:
 		d = l.cfg.BackoffMax // retrying soon will not help
 	}
 	d = min(d, l.cfg.BackoffMax)
+	denied := false
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		d, denied = l.cfg.AuthBackoff, true // an operator must act
+	}
 	d = d/2 + rand.N(d/2+1) // jitter: spread agents that failed together
 	lk.retryAt = time.Now().Add(d)
 	msg := "relay unreachable"
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
 		msg = "relay refused the slot"
 		err = fmt.Errorf("%s: %s", st.Code(), st.Message())
+	}
+	if denied {
+		l.log.Error("relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, --service, --host-id, and the relay's --auth-tokens)",
+			"relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+		return
 	}
 	l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
 }

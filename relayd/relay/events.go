@@ -212,7 +212,7 @@ func (r *Relay) emitSessionClosed(s *session, ev *relayv1.SessionClosed) {
 // Reject* constants.
 func (r *Relay) ClientRejected(clientAddr, service, reason string) {
 	rr := rejectReason(reason)
-	r.metrics.rejected(service, rr)
+	r.metrics.rejected(service, reason)
 	r.events.publish(eventMeta{relayv1.EventKind_EVENT_KIND_CLIENT_REJECTED, service, ""}, func() *relayv1.WatchEventsResponse {
 		return &relayv1.WatchEventsResponse{Event: &relayv1.WatchEventsResponse_ClientRejected{ClientRejected: &relayv1.ClientRejected{
 			ClientAddr: clientAddr, Service: service, Reason: rr,
@@ -228,6 +228,8 @@ func rejectReason(reason string) relayv1.RejectReason {
 		return relayv1.RejectReason_REJECT_REASON_QUEUE_FULL
 	case clientbridge.RejectShutdown:
 		return relayv1.RejectReason_REJECT_REASON_SHUTDOWN
+	case clientbridge.RejectMaxClients, clientbridge.RejectMaxClientsPerIP, clientbridge.RejectRateLimited:
+		return relayv1.RejectReason_REJECT_REASON_LIMIT
 	default:
 		return relayv1.RejectReason_REJECT_REASON_UNSPECIFIED
 	}

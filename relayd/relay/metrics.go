@@ -78,11 +78,14 @@ func (m *metrics) sessionClosed(service string, ev *relayv1.SessionClosed) {
 	m.bytes.WithLabelValues(service, "from_host").Add(float64(ev.GetBytesFromHost()))
 }
 
-func (m *metrics) rejected(service string, reason relayv1.RejectReason) {
+// rejected counts a client closed without a session; reason is the
+// bridge's (queue_full, no_slot_in_time, shutdown, max_clients,
+// max_clients_per_ip, rate_limited), finer than the event's enum.
+func (m *metrics) rejected(service, reason string) {
 	if m == nil {
 		return
 	}
-	m.rejects.WithLabelValues(service, enumLabel(reason.String(), "REJECT_REASON_")).Inc()
+	m.rejects.WithLabelValues(service, reason).Inc()
 }
 
 // outcome is "clean", or the close reason in lower case ("client_reset").
@@ -105,6 +108,7 @@ var (
 	descIdle    = prometheus.NewDesc("relay_idle_slots", "Idle slots waiting for a client, by service.", []string{"service"}, nil)
 	descHosts   = prometheus.NewDesc("relay_hosts_attached", "Attached hosts, by service.", []string{"service"}, nil)
 	descPending = prometheus.NewDesc("relay_pending_clients", "Clients waiting for a slot, by service.", []string{"service"}, nil)
+	descLimits  = prometheus.NewDesc("relay_limit_hits_total", "Times a safety limit refused or ended something, by limit (clients over a limit are also in relay_clients_rejected_total).", []string{"limit"}, nil)
 )
 
 func (gauges) Describe(ch chan<- *prometheus.Desc) {
@@ -112,6 +116,7 @@ func (gauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descIdle
 	ch <- descHosts
 	ch <- descPending
+	ch <- descLimits
 }
 
 func (g gauges) Collect(ch chan<- prometheus.Metric) {
@@ -121,5 +126,8 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(s.GetIdleSlots()), s.GetService())
 		ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(s.GetHosts()), s.GetService())
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(s.GetPendingClients()), s.GetService())
+	}
+	for name, n := range g.r.limitHitsAll() {
+		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(n), name)
 	}
 }

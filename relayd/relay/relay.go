@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"os"
 	"strconv"
 	"sync"
@@ -62,7 +64,27 @@ type Config struct {
 	// WatchBuffer is how many events each WatchEvents stream may lag behind
 	// before its events are dropped and counted; zero means DefaultWatchBuffer.
 	WatchBuffer int
+
+	// Authorize, if set, decides whether the stream (its context carries
+	// the caller's credentials) may attach as hostID for service; its error
+	// (PermissionDenied) ends the stream.
+	Authorize func(ctx context.Context, service, hostID string) error
+	// MaxSlotsPerHost bounds the streams (idle and in session) of one host
+	// id per service; MaxSlotsPerConn those of one agent connection. Zero
+	// means no bound. A stream beyond either ends with ResourceExhausted.
+	MaxSlotsPerHost, MaxSlotsPerConn int
+	// IdleTimeout ends a session (CLOSE_REASON_TIMEOUT) that has moved no
+	// byte either way for this long; zero means never.
+	IdleTimeout time.Duration
 }
+
+// Limits hit, as counted by LimitHits and logged.
+const (
+	LimitSlotsPerHost = "max_slots_per_host"
+	LimitSlotsPerConn = "max_slots_per_conn"
+	LimitIdleTimeout  = "idle_timeout"
+	LimitHelloTimeout = "hello_timeout"
+)
 
 // How long an agent told to Drain should wait before it offers slots again:
 // a restarted relay is usually back within a second; a drained host is
@@ -85,12 +107,16 @@ type Relay struct {
 	idleCtx    context.Context // canceled by Drain: idle slots end, no new sessions
 	idleCancel context.CancelFunc
 
-	mu       sync.Mutex
-	hosts    map[hostKey]*host
-	sessions map[string]*session
-	totals   map[string]uint64 // sessions opened per service
-	drained  chan struct{}     // closed when the last session ends; made by Drain
-	loops    sync.WaitGroup    // receive loops
+	mu          sync.Mutex
+	hosts       map[hostKey]*host
+	sessions    map[string]*session
+	totals      map[string]uint64    // sessions opened per service
+	conns       map[string]int       // streams per agent connection (peer address)
+	limits      map[string]uint64    // limits hit, by name
+	limitLogged map[string]time.Time // last log line per limit
+	limitQuiet  map[string]uint64    // hits not logged since the last line
+	drained     chan struct{}        // closed when the last session ends; made by Drain
+	loops       sync.WaitGroup       // receive loops
 	// drainedHosts are the hosts an operator drained; it outlives the host
 	// entry, so that the host's new slots are drained too until UndrainHost.
 	drainedHosts map[hostKey]bool
@@ -174,6 +200,8 @@ func New(cfg Config) (*Relay, error) {
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{},
+		conns:        map[string]int{}, limits: map[string]uint64{},
+		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
 	}
 	r.events.buffer = cfg.WatchBuffer
 	if r.events.buffer <= 0 {
@@ -185,6 +213,51 @@ func New(cfg Config) (*Relay, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.idleCtx, r.idleCancel = context.WithCancel(r.ctx)
 	return r, nil
+}
+
+// limitHit counts a limit hit and logs it. Limits a stranger can hit at
+// will (hello timeout) are logged at most once a second.
+func (r *Relay) limitHit(name string, attrs ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.limitHitLocked(name, attrs...)
+}
+
+func (r *Relay) limitHitLocked(name string, attrs ...any) {
+	r.limits[name]++
+	now := time.Now()
+	if now.Sub(r.limitLogged[name]) < time.Second {
+		r.limitQuiet[name]++
+		return
+	}
+	r.limitLogged[name] = now
+	attrs = append([]any{"limit", name, "total", r.limits[name]}, attrs...)
+	if n := r.limitQuiet[name]; n > 0 {
+		attrs = append(attrs, "not_logged_since_last_line", n)
+		r.limitQuiet[name] = 0
+	}
+	r.log.Warn("limit hit", attrs...)
+}
+
+// LimitHits returns how often each limit was hit since the start.
+func (r *Relay) LimitHits() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.limits)
+}
+
+// limitHitsAll adds the bridge's client limits (and accept failures) to
+// LimitHits, for the metrics; every limit shows, hit or not.
+func (r *Relay) limitHitsAll() map[string]uint64 {
+	all := r.LimitHits()
+	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout} {
+		all[name] += 0
+	}
+	rej := r.cfg.Bridge.Rejections()
+	for _, name := range []string{clientbridge.RejectMaxClients, clientbridge.RejectMaxClientsPerIP, clientbridge.RejectRateLimited, clientbridge.RejectQueueFull, clientbridge.RejectAcceptError} {
+		all[name] = rej[name]
+	}
+	return all
 }
 
 // ID returns the relay id.
@@ -272,6 +345,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	case err := <-loop.idleEnd:
 		return endStatus(err)
 	case <-timer.C:
+		r.limitHit(LimitHelloTimeout, "peer_addr", peerAddr)
 		return status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
@@ -290,14 +364,23 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	if hostID == "" {
 		hostID = peerAddr
 	}
+	if r.cfg.Authorize != nil {
+		if err := r.cfg.Authorize(ctx, service, hostID); err != nil {
+			r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err)
+			return err
+		}
+	}
 	key := hostKey{service, hostID}
 	if r.hostDrained(key) {
 		// Instead of Welcome: the host is drained, it should come back later.
 		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	}
-	h, drainC := r.addSlot(key, peerAddr, hello)
+	h, drainC, err := r.addSlot(key, peerAddr, hello)
+	if err != nil {
+		return err
+	}
 	detach := "slot ended"
-	defer func() { r.removeSlot(h, detach) }()
+	defer func() { r.removeSlot(h, peerAddr, detach) }()
 	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
 
@@ -456,6 +539,24 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		sess.returned = true
 		sess.abortMu.Unlock()
 	}()
+	if d := r.cfg.IdleTimeout; d > 0 {
+		// A timer, not a goroutine: it looks at the byte counters every
+		// d and ends the session if they have not moved.
+		var last attachconn.Stats
+		var idle *time.Timer
+		idle = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+			st := sess.conn.Stats()
+			if st != last {
+				last = st
+				idle.Reset(d)
+				return
+			}
+			r.limitHit(LimitIdleTimeout, "session_id", sess.id, "client_addr", sess.clientAddr, "idle_timeout", d)
+			sess.abort(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v (relayd --idle-timeout)", d))
+		})
+		idle.Reset(d) // after the assignment the callback reads
+		defer idle.Stop()
+	}
 
 	// Join runs on its own goroutine so that the handler can return as soon
 	// as the session is aborted: if the client → host copy is stuck in Send
@@ -467,7 +568,9 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
-		joined <- splice.Join(c.Conn, sess.conn)
+		res := splice.Join(c.Conn, sess.conn)
+		c.Release() // Join closed the client's socket
+		joined <- res
 	}()
 	var res splice.Result
 	select {
@@ -522,11 +625,21 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 }
 
 // addSlot counts a new slot of host k, and returns the host and the
-// channel closed when an operator drains it.
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host, <-chan struct{}) {
+// channel closed when an operator drains it; a slot beyond the limits is
+// refused with ResourceExhausted.
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host, <-chan struct{}, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
+	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
+		r.limitHitLocked(LimitSlotsPerHost, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
+		return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
+	}
+	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
+		r.limitHitLocked(LimitSlotsPerConn, "host_id", k.id, "peer_addr", peerAddr, "max", max)
+		return nil, nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
+	}
+	r.conns[peerAddr]++
 	if h == nil {
 		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), drainC: make(chan struct{})}
 		if r.drainedHosts[k] {
@@ -541,13 +654,16 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host
 	h.peerAddr = peerAddr
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
-	return h, h.drainC
+	return h, h.drainC, nil
 }
 
 // removeSlot uncounts a slot; reason says how the host's last slot ended.
-func (r *Relay) removeSlot(h *host, reason string) {
+func (r *Relay) removeSlot(h *host, peerAddr, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.conns[peerAddr]--; r.conns[peerAddr] <= 0 {
+		delete(r.conns, peerAddr)
+	}
 	h.slots--
 	if h.slots == 0 {
 		delete(r.hosts, h.key)

@@ -1,0 +1,294 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/tlsconf/tlstest"
+)
+
+const (
+	goodToken  = "tok-good-0123456789abcdef"
+	otherToken = "tok-other-0123456789abcdef"
+	laterToken = "tok-later-0123456789abcdef"
+)
+
+func writeFile(tb testing.TB, dir, name, content string) string {
+	tb.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// waitRefused waits for the agent's line saying the relay refused it, and
+// returns it.
+func (a *agentProc) waitRefused(tb testing.TB, what string, match func(logLine) bool) logLine {
+	tb.Helper()
+	return a.waitLog(tb, startTimeout, what, func(l logLine) bool {
+		return (l.msg() == "relay unreachable" || l.msg() == "relay refused the slot" ||
+			strings.HasPrefix(l.msg(), "relay refused this agent's credentials")) && match(l)
+	})
+}
+
+// TestTLS: TLS on the gRPC port; an agent that trusts the relay's CA
+// attaches and serves; one that does not (or speaks plaintext) is refused.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "relay")
+	cert, key := ca.Issue(t, dir, "relayd", "127.0.0.1", "relay.test")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key)
+
+	startAgent(t, r.grpcAddr, "--tls-ca", ca.File, "echo")
+	roundTrip(t, dial(t, r.clientAddr), "over TLS\n")
+
+	// The server name checked is the one asked for.
+	named := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-server-name", "relay.test", "--host-id", "named", "echo")
+	named.waitAttached(t)
+	wrongName := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-server-name", "other.test", "echo")
+	wrongName.waitRefused(t, "a certificate error", func(l logLine) bool { return strings.Contains(l.str("err"), "certificate") })
+
+	// Another CA, and plaintext (the default for a loopback relay).
+	other := tlstest.NewCA(t, dir, "other")
+	strangerCA := startAgentNoWait(t, r.grpcAddr, "--tls-ca", other.File, "echo")
+	strangerCA.waitRefused(t, "an unknown-authority error", func(l logLine) bool { return strings.Contains(l.str("err"), "certificate") })
+	plain := startAgentNoWait(t, r.grpcAddr, "echo")
+	plain.waitRefused(t, "a failed plaintext attach", func(logLine) bool { return true })
+}
+
+// TestMTLS: with --tls-client-ca only agents with a certificate from that
+// CA attach.
+func TestMTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "fleet")
+	cert, key := ca.Issue(t, dir, "relayd", "127.0.0.1")
+	agentCert, agentKey := ca.Issue(t, dir, "agent")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca.File)
+
+	startAgent(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-cert", agentCert, "--tls-key", agentKey, "echo")
+	roundTrip(t, dial(t, r.clientAddr), "over mTLS\n")
+
+	noCert := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--host-id", "no-cert", "echo")
+	noCert.waitRefused(t, "a refused handshake", func(logLine) bool { return true })
+	other := tlstest.NewCA(t, dir, "other")
+	strangerCert, strangerKey := other.Issue(t, dir, "stranger")
+	stranger := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-cert", strangerCert, "--tls-key", strangerKey, "--host-id", "stranger", "echo")
+	stranger.waitRefused(t, "a refused handshake", func(logLine) bool { return true })
+
+	hosts, err := listHosts(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts.GetHosts() {
+		if id := h.GetHostId(); id == "no-cert" || id == "stranger" {
+			t.Errorf("host %q attached without a certificate from the fleet CA", id)
+		}
+	}
+}
+
+// TestCertificateReload: a renewed certificate is used for new agent
+// connections, after SIGHUP and when the files change, and sessions open
+// across the renewal go on.
+func TestCertificateReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	oldCA := tlstest.NewCA(t, dir, "old")
+	cert, key := oldCA.Issue(t, dir, "relayd", "127.0.0.1")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key)
+	startAgent(t, r.grpcAddr, "--tls-ca", oldCA.File, "--host-id", "old", "--idle", "2", "echo")
+	held := dial(t, r.clientAddr)
+	roundTrip(t, held, "before the renewal\n")
+
+	for i, how := range []string{"sighup", "file_change"} {
+		ca := tlstest.NewCA(t, t.TempDir(), "new-"+how)
+		renewedCert, renewedKey := ca.Issue(t, t.TempDir(), "relayd", "127.0.0.1")
+		for _, f := range [][2]string{{renewedCert, cert}, {renewedKey, key}} {
+			if err := os.Rename(f[0], f[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if how == "sighup" {
+			r.cmd.Process.Signal(syscall.SIGHUP)
+			r.waitLog(t, startTimeout, `"tls certificate loaded"`, func(l logLine) bool { return l.msg() == "tls certificate loaded" })
+		}
+		// File change: the next handshake notices it (at most a second
+		// after the last check), so the agent may be refused once and retry.
+		a := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--host-id", how, "echo")
+		a.waitAttached(t)
+		roundTrip(t, held, "still here after "+how+"\n")
+		_ = i
+	}
+	held.CloseWrite()
+	expectEOF(t, held, "")
+}
+
+// TestAuthTokens: agents present bearer tokens; a missing or unknown
+// token is Unauthenticated, a token used beyond its grant is
+// PermissionDenied, and the agent backs off and says why. Tokens are
+// re-read on SIGHUP and never logged.
+func TestAuthTokens(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := writeFile(t, dir, "tokens", "# hosts of the web team\n"+goodToken+" services=default hosts=web-1,web-2\n"+otherToken+" services=other\n")
+	r := startRelay(t, "--auth-tokens", tokens)
+
+	startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + goodToken}, r.grpcAddr, "--host-id", "web-1", "echo").waitAttached(t)
+	roundTrip(t, dial(t, r.clientAddr), "authenticated\n")
+	tokenFile := writeFile(t, dir, "agent-token", goodToken+"\n")
+	startAgent(t, r.grpcAddr, "--token-file", tokenFile, "--host-id", "web-2", "echo")
+
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		want codes.Code
+	}{
+		{"no_token", nil, []string{"--host-id", "web-1"}, codes.Unauthenticated},
+		{"unknown_token", []string{"HOSTAGENT_TOKEN=tok-unknown-0123456789abcdef"}, []string{"--host-id", "web-1"}, codes.Unauthenticated},
+		{"wrong_service", []string{"HOSTAGENT_TOKEN=" + otherToken}, []string{"--host-id", "web-1"}, codes.PermissionDenied},
+		{"wrong_host", []string{"HOSTAGENT_TOKEN=" + goodToken}, []string{"--host-id", "db-1"}, codes.PermissionDenied},
+	} {
+		t.Run(tt.name, func(t *testing.T) { // not parallel: the token file changes below
+			a := startAgentEnv(t, tt.env, r.grpcAddr, append(tt.args, "echo")...)
+			l := a.waitRefused(t, tt.want.String(), func(l logLine) bool { return strings.Contains(l.str("err"), tt.want.String()) })
+			if l.fields["level"] != "ERROR" || !strings.Contains(l.msg(), "--token-file") {
+				t.Errorf("the refusal is not an error line telling what to check: %s", l.raw)
+			}
+			// Backing off, not hammering: the next try is many seconds away.
+			if ns, _ := l.fields["retry_in"].(float64); time.Duration(ns) < 10*time.Second {
+				t.Errorf("retry_in = %v, want a long backoff after a refused credential", time.Duration(ns))
+			}
+		})
+	}
+
+	// A token added to the file works after SIGHUP.
+	if err := os.WriteFile(tokens, []byte(goodToken+" services=default hosts=web-1,web-2\n"+laterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, startTimeout, `"auth tokens loaded"`, func(l logLine) bool { return l.msg() == "auth tokens loaded" })
+	startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + laterToken}, r.grpcAddr, "--host-id", "later", "echo").waitAttached(t)
+
+	// A broken file on reload keeps the tokens in use.
+	if err := os.WriteFile(tokens, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, startTimeout, `"auth tokens reload failed"`, func(l logLine) bool { return strings.HasPrefix(l.msg(), "auth tokens reload failed") })
+	startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + laterToken}, r.grpcAddr, "--host-id", "later-2", "echo").waitAttached(t)
+
+	// Health checks need no token (load balancers probe them).
+	cc, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health check without a token: %v", err)
+	}
+
+	for _, tok := range []string{goodToken, otherToken, laterToken} {
+		if strings.Contains(r.tail(1000), tok) {
+			t.Errorf("relayd logged a token")
+		}
+	}
+}
+
+// TestAdminToken: with --admin-token-file the admin port answers only
+// calls that carry the token (health checks excepted).
+func TestAdminToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	adminTok := "admin-0123456789abcdef"
+	r := startRelay(t, "--admin-token-file", writeFile(t, dir, "admin", adminTok+"\n"))
+	st := statusClient(t, r)
+	if _, err := getStatus(st); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("GetStatus without the token: %v, want Unauthenticated", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	wrong := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer not-the-admin-token")
+	if _, err := st.GetStatus(wrong, &relayv1.GetStatusRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("GetStatus with a wrong token: %v, want Unauthenticated", err)
+	}
+	right := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+adminTok)
+	if _, err := st.GetStatus(right, &relayv1.GetStatusRequest{}); err != nil {
+		t.Errorf("GetStatus with the token: %v", err)
+	}
+	cc, err := grpc.NewClient(r.adminAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health check without a token: %v", err)
+	}
+}
+
+// TestSecurityBadCommandLine: security flags that cannot work exit 2 with
+// a message naming the problem, before anything listens.
+func TestSecurityBadCommandLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	badTokens := writeFile(t, dir, "tokens", goodToken+"\nshort services=a\n")
+	emptyTokens := writeFile(t, dir, "empty", "# nobody\n")
+	junk := writeFile(t, dir, "junk.pem", "not a certificate")
+	free := []string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0"}
+	for _, tt := range []struct {
+		name, binary string
+		env          []string
+		args         []string
+		want         string
+	}{
+		{"cert_without_key", "relayd", nil, []string{"--tls-cert", junk}, "--tls-cert and --tls-key go together"},
+		{"client_ca_without_tls", "relayd", nil, []string{"--tls-client-ca", junk}, "--tls-client-ca needs TLS"},
+		{"junk_certificate", "relayd", nil, append(free, "--tls-cert", junk, "--tls-key", junk), "--tls-cert/--tls-key/--tls-client-ca"},
+		{"bad_token_file", "relayd", nil, append(free, "--auth-tokens", badTokens), "line 2: token has 5 characters"},
+		{"empty_token_file", "relayd", nil, append(free, "--auth-tokens", emptyTokens), "no token in the file"},
+		{"public_admin_without_token", "relayd", nil, []string{"--admin-addr", "0.0.0.0:0"}, "--admin-addr 0.0.0.0:0 is not a loopback address: give --admin-token-file"},
+		{"negative_limit", "relayd", nil, []string{"--max-sessions", "-1"}, "--max-sessions must not be negative"},
+		{"agent_insecure_and_tls", "hostagent", nil, []string{"--insecure", "--tls-ca", junk, "echo"}, "--insecure turns TLS off"},
+		{"agent_cert_without_key", "hostagent", nil, []string{"--tls-cert", junk, "echo"}, "--tls-cert and --tls-key go together"},
+		{"agent_short_env_token", "hostagent", []string{"HOSTAGENT_TOKEN=short"}, []string{"--relay", "127.0.0.1:1", "echo"}, "$HOSTAGENT_TOKEN has 5 characters"},
+		{"agent_missing_token_file", "hostagent", nil, []string{"--relay", "127.0.0.1:1", "--token-file", filepath.Join(dir, "missing"), "echo"}, "--token-file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(binDir, tt.binary), tt.args...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("%s %v: %v, want exit status 2\n%s", tt.binary, tt.args, err, out)
+			}
+			if !strings.Contains(string(out), tt.want) {
+				t.Errorf("%s %v: output lacks %q:\n%s", tt.binary, tt.args, tt.want, out)
+			}
+			if strings.Contains(string(out), goodToken) {
+				t.Errorf("the message names a token:\n%s", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/relayproject/relay/internal/cli"
+)
+
+// FuzzParseFlags: whatever --relay, --label and the mode argument hold,
+// parseFlags returns relays net.Dial can parse or a usage error.
+func FuzzParseFlags(f *testing.F) {
+	f.Add("localhost:8000", "k=v", "forward", "127.0.0.1:8080")
+	f.Add("a:1, b:2,,", "=v", "echo", "")
+	f.Add("[::1]:8000", "k", "forward", "nohostport")
+	f.Add("", "", "", "")
+	f.Fuzz(func(t *testing.T, relays, label, mode, target string) {
+		args := []string{"--relay", relays, "--label", label, mode}
+		if target != "" {
+			args = append(args, target)
+		}
+		o, err := parseFlags(args, io.Discard)
+		if err != nil {
+			if !errors.As(err, new(cli.UsageError)) && !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("parseFlags(%q) = %v, not a usage error", args, err)
+			}
+			return
+		}
+		if len(o.relays) == 0 {
+			t.Fatal("no relay accepted without an error")
+		}
+		for _, r := range o.relays {
+			if _, _, err := net.SplitHostPort(r); err != nil || strings.TrimSpace(r) != r {
+				t.Fatalf("accepted relay %q", r)
+			}
+		}
+		if o.mode == "forward" {
+			if _, _, err := net.SplitHostPort(o.target); err != nil {
+				t.Fatalf("accepted forward target %q", o.target)
+			}
+		}
+	})
+}
+
+// TestLinkSecurity: plaintext only to loopback relays or with --insecure;
+// TLS whenever a TLS flag is given.
+func TestLinkSecurity(t *testing.T) {
+	for _, tt := range []struct {
+		sec   securityOptions
+		relay string
+		want  string
+	}{
+		{securityOptions{}, "localhost:8000", "plaintext"},
+		{securityOptions{}, "127.0.0.1:8000", "plaintext"},
+		{securityOptions{}, "[::1]:8000", "plaintext"},
+		{securityOptions{}, "relay.example.com:8000", "tls"},
+		{securityOptions{}, "10.1.2.3:8000", "tls"},
+		{securityOptions{insecure: true}, "relay.example.com:8000", "plaintext"},
+		{securityOptions{tlsCA: "ca.pem"}, "localhost:8000", "tls"},
+		{securityOptions{tlsServerName: "relay"}, "127.0.0.1:8000", "tls"},
+		{securityOptions{tlsCert: "c.pem", tlsKey: "k.pem"}, "relay.example.com:8000", "mtls"},
+	} {
+		if got := tt.sec.linkDescription(tt.relay); got != tt.want {
+			t.Errorf("%+v to %s: %s, want %s", tt.sec, tt.relay, got, tt.want)
+		}
+	}
+	// dialOptions decides with linkDescription; what it adds is the
+	// credentials and, when there is one, the token.
+	s := securityOptions{}
+	dialFor, err := s.dialOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dialFor("relay.example.com:8000")); n != 1 {
+		t.Errorf("%d dial options without a token, want 1 (the credentials)", n)
+	}
+	t.Setenv(tokenEnv, "0123456789abcdef-token")
+	dialFor, err = s.dialOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dialFor("localhost:8000")); n != 2 {
+		t.Errorf("%d dial options with a token, want 2 (credentials and the token)", n)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/relayproject/relay/internal/auth"
+	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/tlsconf"
+)
+
+// tokenEnv holds the host token when --token-file is not given.
+const tokenEnv = "HOSTAGENT_TOKEN"
+
+// securityOptions are the flags of the link to the relays.
+type securityOptions struct {
+	tlsCA, tlsCert, tlsKey, tlsServerName string
+	insecure                              bool
+	tokenFile                             string
+}
+
+func (s *securityOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.tlsCA, "tls-ca", "", "PEM `file` of CAs that sign the relay's certificate (default: the system's roots)")
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "PEM `file` with this agent's client certificate, for relays that require mTLS; re-read when it changes")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM `file` with the private key of --tls-cert")
+	fs.StringVar(&s.tlsServerName, "tls-server-name", "", "`name` the relay's certificate must carry (default: the host of --relay)")
+	fs.BoolVar(&s.insecure, "insecure", false, "plaintext to every relay, even one not on loopback (without TLS flags, plaintext is used only for loopback relays)")
+	fs.StringVar(&s.tokenFile, "token-file", "", "`file` holding the bearer token the relays check (default: $"+tokenEnv+")")
+}
+
+func (s *securityOptions) tlsWanted() bool {
+	return s.tlsCA != "" || s.tlsCert != "" || s.tlsKey != "" || s.tlsServerName != ""
+}
+
+func (s *securityOptions) validate() error {
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return cli.UsageError{Err: errors.New("--tls-cert and --tls-key go together: give both or neither")}
+	}
+	if s.insecure && s.tlsWanted() {
+		return cli.UsageError{Err: errors.New("--insecure turns TLS off: it cannot go with --tls-ca, --tls-cert, --tls-key or --tls-server-name")}
+	}
+	return nil
+}
+
+// dialOptions returns the per-relay dial options: TLS when any TLS flag is
+// given or the relay is not on loopback (unless --insecure), and the token
+// on every call when one is configured.
+func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []grpc.DialOption, error) {
+	var src *tlsconf.Source
+	if !s.insecure {
+		var err error
+		src, err = tlsconf.NewSource(tlsconf.Files{CertFile: s.tlsCert, KeyFile: s.tlsKey, CAFile: s.tlsCA}, func(err error, leaf *x509.Certificate) {
+			if err != nil {
+				log.Error("client certificate reload failed; the previous one stays in use", "err", err)
+				return
+			}
+			if leaf != nil {
+				log.Info("client certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+			}
+		})
+		if err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %v", err)}
+		}
+	}
+	token, err := s.token()
+	if err != nil {
+		return nil, err
+	}
+	return func(relay string) []grpc.DialOption {
+		var opts []grpc.DialOption
+		if s.linkDescription(relay) != "plaintext" {
+			opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(src.ClientConfig(s.tlsServerName))))
+		} else {
+			opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		}
+		if token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer{Token: token}))
+		}
+		return opts
+	}, nil
+}
+
+func (s *securityOptions) token() (string, error) {
+	if s.tokenFile != "" {
+		tok, err := auth.ReadTokenFile(s.tokenFile)
+		if err != nil {
+			return "", cli.UsageError{Err: fmt.Errorf("--token-file: %v", err)}
+		}
+		return tok, nil
+	}
+	tok := strings.TrimSpace(os.Getenv(tokenEnv))
+	if tok != "" && len(tok) < auth.MinTokenLength {
+		return "", cli.UsageError{Err: fmt.Errorf("$%s has %d characters; a token has at least %d", tokenEnv, len(tok), auth.MinTokenLength)}
+	}
+	return tok, nil
+}
+
+// linkDescription says, for the start log line, how each relay is reached.
+func (s *securityOptions) linkDescription(relay string) string {
+	switch {
+	case s.insecure || (!s.tlsWanted() && tlsconf.IsLoopback(relay)):
+		return "plaintext"
+	case s.tlsCert != "":
+		return "mtls"
+	default:
+		return "tls"
+	}
+}

@@ -1,0 +1,210 @@
+package auth
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+const (
+	tokA = "aaaaaaaaaaaaaaaa-web"
+	tokB = "bbbbbbbbbbbbbbbb-any"
+)
+
+func TestParse(t *testing.T) {
+	toks, err := Parse(strings.NewReader("# tokens\n\n" + tokA + " services=web,api hosts=web-1 # a comment\n" + tokB + "\n  \n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", toks.Len())
+	}
+	a := toks.Lookup(tokA)
+	if a == nil || strings.Join(a.Services, ",") != "web,api" || strings.Join(a.Hosts, ",") != "web-1" {
+		t.Fatalf("grant of A = %+v", a)
+	}
+	if b := toks.Lookup(tokB); b == nil || b.Services != nil || b.Hosts != nil {
+		t.Fatalf("grant of B = %+v, want any service and host", b)
+	}
+	for _, bad := range []string{"", tokA + "x", "aaaaaaaaaaaaaaa", "nope"} {
+		if g := toks.Lookup(bad); g != nil {
+			t.Errorf("Lookup(%q) = %+v, want nil", bad, g)
+		}
+	}
+	if err := a.Allow("web", "web-1"); err != nil {
+		t.Errorf("Allow(web, web-1) = %v", err)
+	}
+	for _, c := range [][2]string{{"db", "web-1"}, {"web", "web-2"}} {
+		err := a.Allow(c[0], c[1])
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("Allow(%s, %s) = %v, want PermissionDenied", c[0], c[1], err)
+		}
+		if strings.Contains(err.Error(), tokA) {
+			t.Errorf("the error %q names the token", err)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"short", "line 1: token has 5 characters"},
+		{"\n" + tokA + " services=", "line 2: services: empty item"},
+		{tokA + " services=a,,b", "empty item"},
+		{tokA + " services=a,*", `"*" must stand alone`},
+		{tokA + " color=red", `unknown key "color"`},
+		{tokA + " web", `want services=LIST or hosts=LIST`},
+		{tokA + " hosts=a hosts=b", "hosts given twice"},
+		{tokA + " services=a services=b", "services given twice"},
+		{tokA + "\n" + tokA, "line 2: the same token as line 1"},
+		{"services=aaaaaaaaaaaaaaaaaaa", "must start with the token"},
+	} {
+		_, err := Parse(strings.NewReader(tt.in))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), tokA) {
+			t.Errorf("Parse(%q) error %q names the token", tt.in, err)
+		}
+	}
+	if toks, err := Parse(strings.NewReader(tokA + " services=* hosts=*")); err != nil || toks.Lookup(tokA).Services != nil {
+		t.Errorf(`"*" should mean any: %v`, err)
+	}
+}
+
+func TestReadTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "tok")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if got, err := ReadTokenFile(write("# admin\n\n  " + tokA + "  \n")); err != nil || got != tokA {
+		t.Errorf("ReadTokenFile = %q, %v", got, err)
+	}
+	for _, bad := range []string{"", "# only a comment\n", "short\n", tokA + " extra\n"} {
+		if _, err := ReadTokenFile(write(bad)); err == nil {
+			t.Errorf("ReadTokenFile(%q) succeeded", bad)
+		}
+	}
+	if _, err := ReadTokenFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file should be an error")
+	}
+}
+
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (f fakeStream) Context() context.Context { return f.ctx }
+
+func TestHostInterceptors(t *testing.T) {
+	toks, err := Parse(strings.NewReader(tokA + " services=web\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(toks)
+	var rejected []error
+	_, stream := HostInterceptors(store, func(_ context.Context, _ string, err error) { rejected = append(rejected, err) })
+	call := func(service string, md ...string) (*Grant, error) {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(md...))
+		var got *Grant
+		err := stream(nil, fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: "/" + service + "/M"}, func(_ any, ss grpc.ServerStream) error {
+			got = GrantFrom(ss.Context())
+			return nil
+		})
+		return got, err
+	}
+	if g, err := call("relay.v1.HostService", "authorization", "Bearer "+tokA); err != nil || g == nil || g.Services[0] != "web" {
+		t.Errorf("good token: grant %+v, %v", g, err)
+	}
+	for _, md := range [][]string{nil, {"authorization", "Bearer " + tokB}, {"authorization", "Basic " + tokA}} {
+		if _, err := call("relay.v1.HostService", md...); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("metadata %q: %v, want Unauthenticated", md, err)
+		} else if strings.Contains(err.Error(), tokB) {
+			t.Errorf("error %q names the token", err)
+		}
+	}
+	if len(rejected) != 3 {
+		t.Errorf("%d rejections reported, want 3", len(rejected))
+	}
+	if g, err := call("grpc.health.v1.Health"); err != nil || g != nil {
+		t.Errorf("health check without a token: %+v, %v; want it open", g, err)
+	}
+	// A reload swaps the tokens for new streams.
+	toks2, _ := Parse(strings.NewReader(tokB))
+	store.Set(toks2)
+	if _, err := call("relay.v1.HostService", "authorization", "Bearer "+tokA); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("old token after reload: %v, want Unauthenticated", err)
+	}
+	if _, err := call("relay.v1.HostService", "authorization", "bearer "+tokB); err != nil {
+		t.Errorf("new token after reload: %v", err)
+	}
+}
+
+func TestAdminInterceptors(t *testing.T) {
+	unary, _ := AdminInterceptors(tokA, nil)
+	call := func(method string, md ...string) error {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(md...))
+		_, err := unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
+		return err
+	}
+	if err := call("/relay.v1.StatusService/GetStatus", "authorization", "Bearer "+tokA); err != nil {
+		t.Errorf("right token: %v", err)
+	}
+	for _, md := range [][]string{nil, {"authorization", "Bearer " + tokB}} {
+		if err := call("/relay.v1.StatusService/GetStatus", md...); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%q: %v, want Unauthenticated", md, err)
+		}
+	}
+	if err := call("/grpc.health.v1.Health/Check"); err != nil {
+		t.Errorf("health without a token: %v", err)
+	}
+}
+
+func TestBearer(t *testing.T) {
+	md, err := Bearer{Token: tokA}.GetRequestMetadata(context.Background())
+	if err != nil || md["authorization"] != "Bearer "+tokA {
+		t.Errorf("metadata = %v, %v", md, err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(tokA + " services=web,api hosts=web-1 # c\n" + tokB + "\n")
+	f.Add("# only\n\n")
+	f.Add(tokA + " services=*")
+	f.Add("x=y")
+	f.Fuzz(func(t *testing.T, in string) {
+		toks, err := Parse(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		// Every token the file holds is found, with a grant that allows
+		// what the file says.
+		for line := range strings.SplitSeq(in, "\n") {
+			if i := strings.IndexByte(line, '#'); i >= 0 {
+				line = line[:i]
+			}
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			g := toks.Lookup(f[0])
+			if g == nil {
+				t.Fatalf("token on line %q not found", line)
+			}
+			if g.ID != Fingerprint(f[0]) {
+				t.Fatalf("grant id %s, want %s", g.ID, Fingerprint(f[0]))
+			}
+		}
+	})
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/relayproject/relay/internal/cli"
+)
+
+// FuzzParseFlags: whatever the address and limit flags hold, parseFlags
+// returns options that are usable or a usage error; it never panics and
+// never accepts an address net.Listen could not parse.
+func FuzzParseFlags(f *testing.F) {
+	f.Add(":8000", "127.0.0.1:8001", ":8002", "10s", "100", "500")
+	f.Add("[::1]:0", "localhost:0", "0.0.0.0:1", "1h", "0", "0.5")
+	f.Add("8000", "", "host:port:extra", "-1s", "-3", "NaN")
+	f.Add("[::1", "1.2.3.4:", "::", "soon", "1e99", "+Inf")
+	f.Add(":8000", "127.0.0.1:8001", ":8002", "1s", "10", "NaN")
+	f.Fuzz(func(t *testing.T, grpcAddr, adminAddr, clientAddr, timeout, maxSessions, rate string) {
+		args := []string{
+			"--grpc-addr", grpcAddr, "--admin-addr", adminAddr, "--client-addr", clientAddr,
+			"--idle-timeout", timeout, "--max-sessions", maxSessions, "--client-rate", rate,
+		}
+		o, err := parseFlags(args, io.Discard)
+		if err != nil {
+			if !errors.As(err, new(cli.UsageError)) && !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("parseFlags(%q) = %v, not a usage error", args, err)
+			}
+			return
+		}
+		for _, a := range []string{o.grpcAddr, o.adminAddr, o.clientAddr} {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				t.Fatalf("accepted address %q: %v", a, err)
+			}
+		}
+		if o.sec.idleTimeout < 0 || o.sec.maxSessions < 0 || !(o.sec.clientRate >= 0) {
+			t.Fatalf("accepted a negative limit: %+v", o.sec)
+		}
+	})
+}
+
+func TestRateMustBeANumber(t *testing.T) {
+	for _, rate := range []string{"NaN", "+Inf", "-1"} {
+		if _, err := parseFlags([]string{"--client-rate", rate}, io.Discard); !errors.As(err, new(cli.UsageError)) {
+			t.Errorf("--client-rate %s: %v, want a usage error", rate, err)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package relay_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// TestLimitHitsMetric: a limit hit shows in relay_limit_hits_total, with
+// every limit present (at zero) before it is hit.
+func TestLimitHitsMetric(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxSlotsPerHost: 1})
+	reg := prometheus.NewRegistry()
+	if err := tr.r.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	const want0 = `
+# HELP relay_limit_hits_total Times a safety limit refused or ended something, by limit (clients over a limit are also in relay_clients_rejected_total).
+# TYPE relay_limit_hits_total counter
+relay_limit_hits_total{limit="accept_error"} 0
+relay_limit_hits_total{limit="hello_timeout"} 0
+relay_limit_hits_total{limit="max_clients"} 0
+relay_limit_hits_total{limit="max_clients_per_ip"} 0
+relay_limit_hits_total{limit="max_slots_per_conn"} 0
+relay_limit_hits_total{limit="max_slots_per_host"} %d
+relay_limit_hits_total{limit="queue_full"} 0
+relay_limit_hits_total{limit="rate_limited"} 0
+relay_limit_hits_total{limit="idle_timeout"} 0
+`
+	check := func(n string) {
+		t.Helper()
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(strings.Replace(want0, "%d", n, 1)), "relay_limit_hits_total"); err != nil {
+			t.Error(err)
+		}
+	}
+	check("0")
+	first := tr.attach(t)
+	first.hello(helloFrame("default", "h").GetHello())
+	second := tr.attach(t)
+	second.send(helloFrame("default", "h"))
+	second.expectEnd(codes.ResourceExhausted)
+	check("1")
+}

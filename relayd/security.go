@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+
+	"github.com/relayproject/relay/clientbridge"
+	"github.com/relayproject/relay/internal/auth"
+	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/tlsconf"
+)
+
+// securityOptions are the flags of transport security, authentication and
+// limits (issue: safe on the open internet).
+type securityOptions struct {
+	tlsCert, tlsKey, tlsClientCA string
+	authTokens, adminTokenFile   string
+
+	maxSessions, maxClientsPerIP     int
+	clientRate                       float64
+	clientBurst                      int
+	maxSlotsPerHost, maxSlotsPerConn int
+	idleTimeout, keepaliveMinTime    time.Duration
+}
+
+func (s *securityOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "PEM `file` with the certificate (chain) of the gRPC port; with --tls-key turns on TLS. Re-read when it changes or on SIGHUP")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM `file` with the private key of --tls-cert")
+	fs.StringVar(&s.tlsClientCA, "tls-client-ca", "", "PEM `file` of CAs that sign agents' client certificates: requires one from every agent (mTLS)")
+	fs.StringVar(&s.authTokens, "auth-tokens", "", "`file` of host tokens, one per line: TOKEN [services=a,b] [hosts=h1,h2]; agents must present one. Re-read on SIGHUP")
+	fs.StringVar(&s.adminTokenFile, "admin-token-file", "", "`file` holding the bearer token the admin port requires (mandatory when --admin-addr is not loopback)")
+	fs.IntVar(&s.maxSessions, "max-sessions", 10000, "clients held at once, waiting or in session, across all listeners (0: no limit)")
+	fs.IntVar(&s.maxClientsPerIP, "max-clients-per-ip", 1000, "clients held at once from one IP address (0: no limit)")
+	fs.Float64Var(&s.clientRate, "client-rate", 500, "new client connections per second from one IP address (0: no limit)")
+	fs.IntVar(&s.clientBurst, "client-burst", 1000, "new client connections one IP address may open at once before --client-rate applies")
+	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service (0: no limit)")
+	fs.IntVar(&s.maxSlotsPerConn, "max-slots-per-conn", 10000, "Attach streams one agent connection may hold; also its HTTP/2 concurrent stream limit (0: no limit)")
+	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")
+	fs.DurationVar(&s.keepaliveMinTime, "keepalive-min-time", 10*time.Second, "agents that send keepalive pings more often than this are disconnected")
+}
+
+func (s *securityOptions) validate(o *options) error {
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return cli.UsageError{Err: fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")}
+	}
+	if s.tlsClientCA != "" && s.tlsCert == "" {
+		return cli.UsageError{Err: fmt.Errorf("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")}
+	}
+	if !tlsconf.IsLoopback(o.adminAddr) && s.adminTokenFile == "" {
+		return cli.UsageError{Err: fmt.Errorf("--admin-addr %s is not a loopback address: give --admin-token-file too (the admin port shows every session and host)", o.adminAddr)}
+	}
+	for _, v := range []struct {
+		flag string
+		n    float64
+	}{
+		{"max-sessions", float64(s.maxSessions)}, {"max-clients-per-ip", float64(s.maxClientsPerIP)},
+		{"client-rate", s.clientRate}, {"client-burst", float64(s.clientBurst)},
+		{"max-slots-per-host", float64(s.maxSlotsPerHost)}, {"max-slots-per-conn", float64(s.maxSlotsPerConn)},
+		{"idle-timeout", float64(s.idleTimeout)},
+	} {
+		if v.n < 0 {
+			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %v", v.flag, v.n)}
+		}
+	}
+	if math.IsNaN(s.clientRate) || math.IsInf(s.clientRate, 0) {
+		return cli.UsageError{Err: fmt.Errorf("--client-rate must be a number of connections per second, got %v", s.clientRate)}
+	}
+	if s.keepaliveMinTime <= 0 {
+		return cli.UsageError{Err: fmt.Errorf("--keepalive-min-time must be positive, got %v", s.keepaliveMinTime)}
+	}
+	return nil
+}
+
+func (s *securityOptions) bridgeLimits() clientbridge.Limits {
+	return clientbridge.Limits{MaxClients: s.maxSessions, MaxClientsPerIP: s.maxClientsPerIP, RatePerIP: s.clientRate, BurstPerIP: s.clientBurst}
+}
+
+// security is the loaded state behind securityOptions.
+type security struct {
+	opts       *securityOptions
+	log        *slog.Logger
+	tls        *tlsconf.Source // nil: plaintext
+	tokens     *auth.Store     // nil: no host authentication
+	adminToken string          // empty: the admin port is open
+}
+
+func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, error) {
+	sec := &security{opts: s, log: log}
+	if s.tlsCert != "" {
+		src, err := tlsconf.NewSource(tlsconf.Files{CertFile: s.tlsCert, KeyFile: s.tlsKey, CAFile: s.tlsClientCA}, func(err error, leaf *x509.Certificate) {
+			if err != nil {
+				log.Error("tls certificate reload failed; the previous one stays in use", "err", err)
+				return
+			}
+			log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+		})
+		if err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--tls-cert/--tls-key/--tls-client-ca: %v", err)}
+		}
+		sec.tls = src
+	}
+	if s.authTokens != "" {
+		toks, err := auth.ParseFile(s.authTokens)
+		if err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--auth-tokens: %v", err)}
+		}
+		if toks.Len() == 0 {
+			return nil, cli.UsageError{Err: fmt.Errorf("--auth-tokens %s: no token in the file (no agent could attach)", s.authTokens)}
+		}
+		sec.tokens = auth.NewStore(toks)
+	}
+	if s.adminTokenFile != "" {
+		tok, err := auth.ReadTokenFile(s.adminTokenFile)
+		if err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--admin-token-file: %v", err)}
+		}
+		sec.adminToken = tok
+	}
+	if !tlsconf.IsLoopback(o.grpcAddr) {
+		if sec.tokens == nil && s.tlsClientCA == "" {
+			log.Warn("ANYONE CAN ATTACH AS A HOST: the gRPC port is not on loopback and neither --auth-tokens nor --tls-client-ca is set; any process that reaches it can receive your clients' connections",
+				"grpc_addr", o.grpcAddr)
+		}
+		if sec.tls == nil {
+			log.Warn("the gRPC port is not on loopback and has no TLS: tokens and session bytes cross the network in clear text (see --tls-cert)", "grpc_addr", o.grpcAddr)
+		}
+	}
+	return sec, nil
+}
+
+// hostServerOptions are the gRPC server options of the agents' port.
+func (sec *security) hostServerOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: sec.opts.keepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+	if n := sec.opts.maxSlotsPerConn; n > 0 {
+		// Room above the slot limit for health checks, and so a stream over
+		// the limit is refused with a status rather than left waiting.
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(n)+64))
+	}
+	if sec.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(sec.tls.ServerConfig())))
+	}
+	if sec.tokens != nil {
+		var mu sync.Mutex
+		var last time.Time
+		unary, stream := auth.HostInterceptors(sec.tokens, func(ctx context.Context, method string, err error) {
+			// A stranger can make this happen at will: one line a second.
+			mu.Lock()
+			defer mu.Unlock()
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				sec.log.Warn("agent refused", "method", method, "peer_addr", peerAddr(ctx), "err", err)
+			}
+		})
+		opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+	}
+	return opts
+}
+
+// adminServerOptions are the gRPC server options of the admin port.
+func (sec *security) adminServerOptions() []grpc.ServerOption {
+	if sec.adminToken == "" {
+		return nil
+	}
+	unary, stream := auth.AdminInterceptors(sec.adminToken, func(ctx context.Context, method string, err error) {
+		sec.log.Warn("admin call refused", "method", method, "peer_addr", peerAddr(ctx), "err", err)
+	})
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
+}
+
+// authorize checks a Hello against the token the stream came with.
+func (sec *security) authorize(ctx context.Context, service, hostID string) error {
+	if sec.tokens == nil {
+		return nil
+	}
+	g := auth.GrantFrom(ctx)
+	if g == nil { // the interceptor lets no stream through without one
+		return fmt.Errorf("no grant in an authenticated stream")
+	}
+	return g.Allow(service, hostID)
+}
+
+// reload re-reads the TLS files and the token file (SIGHUP). A file that
+// fails to load is reported; what was loaded before stays in use.
+func (sec *security) reload() {
+	if sec.tls != nil {
+		sec.tls.Reload() //nolint:errcheck // reported by the source's callback
+	}
+	if sec.tokens != nil {
+		toks, err := auth.ParseFile(sec.opts.authTokens)
+		switch {
+		case err != nil:
+			sec.log.Error("auth tokens reload failed; the previous tokens stay in use", "err", err)
+		case toks.Len() == 0:
+			sec.log.Error("auth tokens reload: the file has no token; the previous tokens stay in use", "file", sec.opts.authTokens)
+		default:
+			sec.tokens.Set(toks)
+			sec.log.Info("auth tokens loaded", "tokens", toks.Len())
+		}
+	}
+}
+
+// reloadOnSIGHUP calls reload on every SIGHUP until ctx is done; the
+// returned function stops it and waits for it.
+func (sec *security) reloadOnSIGHUP(ctx context.Context) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hup:
+				sec.log.Info("SIGHUP: reloading certificates and tokens")
+				sec.reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
