@@ -97,6 +97,7 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			BytesFromHost:  h.bytesFrom.Load() + live[h][1],
 			Labels:         h.labels,
 			AgentVersion:   h.agentVersion,
+			Weight:         uint32(h.weight.Load()),
 		})
 	}
 	r.mu.Unlock()
