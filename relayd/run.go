@@ -27,6 +27,8 @@ import (
 
 type options struct {
 	grpcAddr, adminAddr, clientAddr string
+	clientAddrSet                   bool
+	listens                         listenFlag
 	relayID                         string
 	assignTimeout                   time.Duration
 	maxPending                      int
@@ -46,7 +48,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.grpcAddr, "grpc-addr", ":8000", "`address` for host agents: relay.v1.HostService, grpc.health.v1, reflection")
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:8001", "`address` for operators: relay.v1.StatusService, health, reflection")
-	fs.StringVar(&o.clientAddr, "client-addr", ":8002", "`address` where raw TCP clients connect (service \"default\")")
+	fs.StringVar(&o.clientAddr, "client-addr", ":8002", "`address` where raw TCP clients connect (service \"default\"); shorthand for --listen ADDR=default")
+	fs.Var(&o.listens, "listen", "`ADDR=SERVICE`: a client port feeding hosts of SERVICE only (repeatable); with --listen, --client-addr is opened only when given")
 	fs.StringVar(&o.relayID, "relay-id", "", "`id` of this relay in Welcome frames and status (default hostname-pid)")
 	fs.DurationVar(&o.assignTimeout, "assign-timeout", 10*time.Second, "how long a client may wait for an idle slot before it is closed")
 	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
@@ -72,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
+	fs.Visit(func(f *flag.Flag) { o.clientAddrSet = o.clientAddrSet || f.Name == "client-addr" })
 	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}, {"metrics-addr", o.metricsAddr}} {
 		if a.addr == "" && a.flag == "metrics-addr" {
 			continue // off
@@ -160,11 +164,23 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer adminLis.Close()
-	clientLis, err := listen("client-addr", o.clientAddr)
-	if err != nil {
-		return err
+	var clientLis []net.Listener
+	var services []string
+	for _, cl := range o.clientListeners() {
+		flagName := "listen"
+		if cl.addr == o.clientAddr && cl.service == "default" {
+			flagName = "client-addr"
+		}
+		l, err := listen(flagName, cl.addr)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		clientLis = append(clientLis, l)
+		if !slices.Contains(services, cl.service) {
+			services = append(services, cl.service)
+		}
 	}
-	defer clientLis.Close()
 
 	maxPending := o.maxPending
 	if maxPending == 0 {
@@ -179,7 +195,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		Limits:        o.sec.bridgeLimits(),
 	})
 	r, err := relay.New(relay.Config{
-		RelayID: o.relayID, Version: version(), Bridge: bridge,
+		RelayID: o.relayID, Version: version(), Bridge: bridge, Services: services,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
 		WatchBuffer: o.watchBuffer,
 		Authorize:   sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
@@ -213,12 +229,17 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	obs.initServer(hostSrv)
 	obs.initServer(adminSrv)
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 2+len(clientLis))
 	go func() { errc <- hostSrv.Serve(grpcLis) }()
 	go func() { errc <- adminSrv.Serve(adminLis) }()
-	go func() { errc <- bridge.Serve(clientLis, "default") }()
+	listening := make([]string, len(clientLis))
+	for i, cl := range o.clientListeners() {
+		go func() { errc <- bridge.Serve(clientLis[i], cl.service) }()
+		listening[i] = clientLis[i].Addr().String() + "=" + cl.service
+	}
 	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
-		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis.Addr().String(),
+		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis[0].Addr().String(),
+		"listeners", strings.Join(listening, ","),
 		"scheduler", string(policy), "metrics_addr", metricsSrv.AddrString(),
 		"tls", sec.tls != nil, "mtls", o.sec.tlsClientCA != "", "auth_tokens", sec.tokens != nil)
 

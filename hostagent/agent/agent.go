@@ -52,6 +52,9 @@ type Config struct {
 	HostID string
 	// Labels are shown in the relays' status.
 	Labels map[string]string
+	// Weight is the host's relative capacity, sent in Hello: the relays'
+	// schedulers give it clients in proportion. Zero means 1.
+	Weight int
 	// Idle is the number of idle slots kept on each relay; zero means 10.
 	Idle int
 	// MaxSessions caps concurrent sessions (over all relays); no slots are
@@ -553,6 +556,7 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 	}
 	err = stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{
 		Service: l.cfg.Service, HostId: l.cfg.HostID, Labels: l.cfg.Labels, AgentVersion: l.cfg.AgentVersion,
+		Weight: uint32(max(l.cfg.Weight, 0)),
 	}}})
 	if err != nil && err != io.EOF {
 		return nil, nil, err

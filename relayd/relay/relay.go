@@ -137,7 +137,8 @@ type host struct {
 	attachedAt   time.Time
 	labels       map[string]string
 	agentVersion string
-	slots        int // open streams; guarded by Relay.mu
+	weight       atomic.Int64 // from the latest Hello; read by the scheduler under the bridge's lock
+	slots        int          // open streams; guarded by Relay.mu
 	active       atomic.Int64
 	total        atomic.Uint64
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
@@ -654,6 +655,7 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host
 	h.peerAddr = peerAddr
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
+	h.weight.Store(int64(max(hello.GetWeight(), 1)))
 	return h, h.drainC, nil
 }
 
@@ -722,7 +724,7 @@ type slot struct {
 
 func (s *slot) HostKey() string { return s.host.keyStr }
 
-func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), 1 }
+func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), int(s.host.weight.Load()) }
 
 func (s *slot) Reserve() { s.host.active.Add(1) }
 

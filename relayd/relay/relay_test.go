@@ -356,7 +356,7 @@ func TestStatusService(t *testing.T) {
 	}
 	hst.PeerAddr, hst.AttachedAt = "", nil
 	wantHost := &relayv1.Host{HostId: "h1", Service: "default", IdleSlots: 1, ActiveSessions: 1, SessionsTotal: 1,
-		BytesToHost: 5, BytesFromHost: 7, Labels: map[string]string{"zone": "a"}, AgentVersion: "agent/1"}
+		BytesToHost: 5, BytesFromHost: 7, Labels: map[string]string{"zone": "a"}, AgentVersion: "agent/1", Weight: 1}
 	if !proto.Equal(hst, wantHost) {
 		t.Errorf("ListHosts host =\n%v\nwant\n%v", hst, wantHost)
 	}

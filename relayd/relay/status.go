@@ -98,6 +98,7 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			Labels:         h.labels,
 			AgentVersion:   h.agentVersion,
 			Drained:        r.drainedHosts[k],
+			Weight:         uint32(h.weight.Load()),
 		})
 	}
 	r.mu.Unlock()

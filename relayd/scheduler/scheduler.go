@@ -20,7 +20,9 @@ const (
 	// LeastLoaded picks the host with the fewest active sessions per unit of
 	// weight; ties go round-robin.
 	LeastLoaded Policy = "least-loaded"
-	// RoundRobin takes hosts in turn, in host order.
+	// RoundRobin takes hosts in turn, in host order; with unequal weights,
+	// smooth weighted round-robin (a host of weight 3 gets 3 turns in 6,
+	// spread out, not in a row).
 	RoundRobin Policy = "round-robin"
 	// RandomTwoChoices samples two hosts and keeps the less loaded one.
 	RandomTwoChoices Policy = "random-two-choices"
@@ -67,6 +69,9 @@ type Scheduler struct {
 	mu     sync.Mutex
 	last   string // last host picked: the round-robin cursor (also for LeastLoaded ties)
 	rng    *rand.Rand
+	// credit is smooth weighted round-robin's running score per host; it
+	// only holds hosts seen recently (pruned as it grows).
+	credit map[string]int
 }
 
 // New returns a Scheduler for p. seed makes RandomTwoChoices reproducible.
@@ -151,8 +156,14 @@ func (s *Scheduler) leastLoaded(cands []Candidate) int {
 	return next
 }
 
-// roundRobin picks the first host after the last one picked, wrapping.
+// roundRobin picks the first host after the last one picked, wrapping;
+// with unequal weights, it runs smooth weighted round-robin instead.
 func (s *Scheduler) roundRobin(cands []Candidate) int {
+	for _, c := range cands[1:] {
+		if c.weight() != cands[0].weight() {
+			return s.weightedRoundRobin(cands)
+		}
+	}
 	pick := 0
 	for i, c := range cands {
 		if c.Host > s.last {
@@ -160,6 +171,28 @@ func (s *Scheduler) roundRobin(cands []Candidate) int {
 			break
 		}
 	}
+	s.last = cands[pick].Host
+	return pick
+}
+
+// weightedRoundRobin is nginx's smooth weighted round-robin: every
+// candidate earns its weight, the richest is picked and pays the total.
+// Over any run of picks each host's share tracks its weight, and a heavy
+// host's turns are interleaved with the others'.
+func (s *Scheduler) weightedRoundRobin(cands []Candidate) int {
+	if s.credit == nil || len(s.credit) > 4*len(cands)+16 {
+		s.credit = make(map[string]int, len(cands)) // forget hosts long gone
+	}
+	pick, total := 0, 0
+	for i, c := range cands {
+		w := c.weight()
+		total += w
+		s.credit[c.Host] += w
+		if s.credit[c.Host] > s.credit[cands[pick].Host] {
+			pick = i
+		}
+	}
+	s.credit[cands[pick].Host] -= total
 	s.last = cands[pick].Host
 	return pick
 }

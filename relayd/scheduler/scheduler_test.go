@@ -316,8 +316,9 @@ func TestRoundRobinCyclesInHostOrder(t *testing.T) {
 	t.Parallel()
 	s := New(RoundRobin, 1)
 	cands := hosts(4)
-	// Load does not matter to round-robin.
-	cands[0].Active, cands[2].Weight = 50, 9
+	// Load does not matter to round-robin (weight does: see
+	// TestWeightedRoundRobinInterleaves).
+	cands[0].Active = 50
 	var got []int
 	for range 12 {
 		got = append(got, s.Pick(cands, ""))
@@ -614,5 +615,42 @@ func TestClientHashSpreadsAlikeNames(t *testing.T) {
 			counts[s.Pick(cands, fmt.Sprintf("2001:db8::%x", k))]++
 		}
 		checkShares(t, cands, counts, 0.02)
+	}
+}
+
+// TestWeightedFairnessEveryPolicy: hosts of weights 1:2:3 get about 1/6,
+// 2/6 and 3/6 of 1,000 assignments under every policy (sessions come and
+// go; client-hash sees a different client address each time).
+func TestWeightedFairnessEveryPolicy(t *testing.T) {
+	t.Parallel()
+	for _, p := range Policies {
+		t.Run(string(p), func(t *testing.T) {
+			t.Parallel()
+			cands := hosts(3, 1, 2, 3)
+			key := func(n int) string { return fmt.Sprintf("203.0.%d.%d", n/256, n%256) }
+			tol := 0.03
+			if p == ClientHash {
+				tol = 0.05 // hashing 1,000 addresses: sampling noise
+			}
+			counts := simulate(t, New(p, 7), cands, 1000, 30, key)
+			checkShares(t, cands, counts, tol)
+		})
+	}
+}
+
+// TestWeightedRoundRobinInterleaves: a heavy host's turns are spread out,
+// and the pattern repeats exactly every sum-of-weights picks.
+func TestWeightedRoundRobinInterleaves(t *testing.T) {
+	t.Parallel()
+	s := New(RoundRobin, 1)
+	cands := hosts(3, 5, 1, 1)
+	var got []string
+	for range 14 {
+		got = append(got, cands[s.Pick(cands, "")].Host)
+	}
+	// nginx's sequence for weights 5,1,1: a a b a c a a, repeated.
+	want := "h00 h00 h01 h00 h02 h00 h00 h00 h00 h01 h00 h02 h00 h00"
+	if strings.Join(got, " ") != want {
+		t.Errorf("picks %s, want %s", strings.Join(got, " "), want)
 	}
 }

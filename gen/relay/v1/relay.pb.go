@@ -697,7 +697,12 @@ type Hello struct {
 	// labels are free-form key/value pairs shown in status output.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// agent_version names the HP's software, for status output and logs.
-	AgentVersion  string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	AgentVersion string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// weight is the host's relative capacity for the scheduler (hostagent
+	// --weight): a host of weight 2 is given twice the clients of a host of
+	// weight 1 under every policy. 0 means 1. Every slot of one host should
+	// carry the same weight; the latest Hello wins.
+	Weight        uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -758,6 +763,13 @@ func (x *Hello) GetAgentVersion() string {
 		return x.AgentVersion
 	}
 	return ""
+}
+
+func (x *Hello) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
 }
 
 // Welcome is the relay's answer to Hello.
@@ -1508,7 +1520,9 @@ type Host struct {
 	AgentVersion string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// drained is true while an operator has drained the host (DrainHost):
 	// it gets no new sessions.
-	Drained       bool `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
+	Drained bool `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
+	// weight is the weight from Hello (at least 1).
+	Weight        uint32 `protobuf:"varint,20,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1625,6 +1639,13 @@ func (x *Host) GetDrained() bool {
 		return x.Drained
 	}
 	return false
+}
+
+func (x *Host) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
 }
 
 // ListSessionsRequest asks for the open sessions.
@@ -2989,12 +3010,13 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"closeWrite\x12'\n" +
 	"\x05close\x18\x05 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12'\n" +
 	"\x05drain\x18\x06 \x01(\v2\x0f.relay.v1.DrainH\x00R\x05drainB\a\n" +
-	"\x05frame\"\xcf\x01\n" +
+	"\x05frame\"\xe7\x01\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x123\n" +
 	"\x06labels\x18\x03 \x03(\v2\x1b.relay.v1.Hello.LabelsEntryR\x06labels\x12#\n" +
-	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x1a9\n" +
+	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\rR\x06weight\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
@@ -3050,7 +3072,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x10ListHostsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\"9\n" +
 	"\x11ListHostsResponse\x12$\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xfc\x03\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\x94\x04\n" +
 	"\x04Host\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -3066,7 +3088,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x06labels\x18\n" +
 	" \x03(\v2\x1a.relay.v1.Host.LabelsEntryR\x06labels\x12#\n" +
 	"\ragent_version\x18\v \x01(\tR\fagentVersion\x12\x18\n" +
-	"\adrained\x18\f \x01(\bR\adrained\x1a9\n" +
+	"\adrained\x18\f \x01(\bR\adrained\x12\x16\n" +
+	"\x06weight\x18\x14 \x01(\rR\x06weight\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +

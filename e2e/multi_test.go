@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// listeners parses the "listeners" field of relayd's ready line:
+// ADDR=SERVICE,... into service → address.
+func (r *relayProc) listeners(tb testing.TB) map[string]string {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.lines {
+		if l.msg() != "relayd ready" {
+			continue
+		}
+		out := map[string]string{}
+		for item := range strings.SplitSeq(l.str("listeners"), ",") {
+			addr, svc, ok := strings.Cut(item, "=")
+			if !ok {
+				tb.Fatalf("bad listeners field in %s", l.raw)
+			}
+			out[svc] = addr
+		}
+		return out
+	}
+	tb.Fatal("no ready line")
+	return nil
+}
+
+// waitAttachedTo waits for the agent's next "relay attached" line for
+// each of addrs, in any order.
+func (a *agentProc) waitAttachedTo(tb testing.TB, addrs ...string) {
+	tb.Helper()
+	left := map[string]bool{}
+	for _, addr := range addrs {
+		left[addr] = true
+	}
+	for len(left) > 0 {
+		l := a.waitLog(tb, startTimeout, fmt.Sprintf(`"relay attached" for %v`, addrs), func(l logLine) bool {
+			return l.msg() == "relay attached" && left[l.str("relay")]
+		})
+		delete(left, l.str("relay"))
+	}
+}
+
+// greeter is a backend that writes its name and a newline, then echoes.
+func greeter(tb testing.TB, name string) *backend {
+	return startBackend(tb, func(c *net.TCPConn) {
+		if _, err := io.WriteString(c, name+"\n"); err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.CloseWrite()
+	})
+}
+
+// readLine reads up to and including the first newline.
+func readLine(tb testing.TB, c net.Conn) string {
+	tb.Helper()
+	var b strings.Builder
+	one := make([]byte, 1)
+	for {
+		if _, err := io.ReadFull(c, one); err != nil {
+			tb.Fatalf("read line: %v (after %q)", err, b.String())
+		}
+		b.WriteByte(one[0])
+		if one[0] == '\n' {
+			return b.String()
+		}
+	}
+}
+
+// TestServicesNeverCross: two listeners feed two services; every client is
+// bridged to a host of its listener's service, and a host of a service no
+// listener serves is refused.
+func TestServicesNeverCross(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--listen", "127.0.0.1:0=web", "--listen", "127.0.0.1:0=db")
+	ls := r.listeners(t)
+	// (The harness gives --client-addr, so "default" is there too.)
+	if len(ls) != 3 || ls["web"] == "" || ls["db"] == "" || ls["default"] != r.clientAddr {
+		t.Fatalf("listeners = %v, want web, db and default", ls)
+	}
+	web, db := greeter(t, "web"), greeter(t, "db")
+	startAgent(t, r.grpcAddr, "--service", "web", "--host-id", "web-host", "forward", web.addr)
+	startAgent(t, r.grpcAddr, "--service", "db", "--host-id", "db-host", "forward", db.addr)
+
+	const perService = 15
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*perService)
+	for _, svc := range []string{"web", "db", "web", "db"} {
+		for i := range perService / 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", ls[svc])
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, len(svc)+1)
+				if _, err := io.ReadFull(c, buf); err != nil {
+					errs <- fmt.Errorf("%s client %d: %v", svc, i, err)
+					return
+				}
+				if got := string(buf); got != svc+"\n" {
+					errs <- fmt.Errorf("a client of %s reached %q", svc, got)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// A host for a service without a listener is refused.
+	mail := startAgentNoWait(t, r.grpcAddr, "--service", "mail", "echo")
+	mail.waitLog(t, startTimeout, "a PermissionDenied refusal", func(l logLine) bool {
+		return strings.Contains(l.str("err"), "PermissionDenied") && strings.Contains(l.str("err"), `"mail"`)
+	})
+
+	st, err := getStatus(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.GetServices() {
+		if s.GetService() != "web" && s.GetService() != "db" && s.GetService() != "default" {
+			t.Errorf("status lists service %q", s.GetService())
+		}
+	}
+}
+
+// TestWeightedHosts: with least-loaded, hosts of weights 1 and 3 hold
+// sessions 1:3.
+func TestWeightedHosts(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	startAgent(t, r.grpcAddr, "--host-id", "w1", "--weight", "1", "--idle", "5", "echo")
+	startAgent(t, r.grpcAddr, "--host-id", "w3", "--weight", "3", "--idle", "5", "echo")
+	const clients = 40
+	for i := range clients {
+		roundTrip(t, dial(t, r.clientAddr), fmt.Sprintf("client %d\n", i))
+	}
+	resp, err := listSessions(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perHost := map[string]int{}
+	for _, s := range resp.GetSessions() {
+		perHost[s.GetHostId()]++
+	}
+	if perHost["w1"] < 8 || perHost["w1"] > 12 || perHost["w1"]+perHost["w3"] != clients {
+		t.Errorf("sessions per host %v, want about 10 on w1 and 30 on w3", perHost)
+	}
+	hosts, err := listHosts(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts.GetHosts() {
+		want := map[string]uint32{"w1": 1, "w3": 3}[h.GetHostId()]
+		if h.GetWeight() != want {
+			t.Errorf("host %s: weight %d in status, want %d", h.GetHostId(), h.GetWeight(), want)
+		}
+	}
+}
+
+// TestThreeRelays: two agents attached to three relays; one relay is killed
+// mid-run: its clients' connections end, every other session completes
+// intact, new clients on the other relays are served at once; the killed
+// relay restarts on the same ports and gets slots again.
+func TestThreeRelays(t *testing.T) {
+	t.Parallel()
+	rs := []*relayProc{startRelay(t), startRelay(t), startRelay(t)}
+	relays := rs[0].grpcAddr + "," + rs[1].grpcAddr + "," + rs[2].grpcAddr
+	var agents []*agentProc
+	for _, id := range []string{"agent-a", "agent-b"} {
+		a := startAgentNoWait(t, relays, "--host-id", id, "--idle", "4", "echo")
+		a.waitAttachedTo(t, rs[0].grpcAddr, rs[1].grpcAddr, rs[2].grpcAddr)
+		agents = append(agents, a)
+	}
+
+	// Six sessions per relay, held open.
+	conns := make([][]*net.TCPConn, len(rs))
+	for i, r := range rs {
+		for j := range 6 {
+			c := dial(t, r.clientAddr)
+			roundTrip(t, c, fmt.Sprintf("relay %d session %d\n", i, j))
+			conns[i] = append(conns[i], c)
+		}
+	}
+
+	killed := rs[1]
+	killed.kill(t)
+	for _, c := range conns[1] {
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Errorf("a client of the killed relay read %d bytes, %v; want its connection ended", n, err)
+		}
+	}
+	// New clients on the surviving relays are served at once.
+	for _, i := range []int{0, 2} {
+		c := dial(t, rs[i].clientAddr)
+		roundTrip(t, c, "after the kill\n")
+		c.CloseWrite()
+		expectEOF(t, c, "")
+	}
+	// The sessions on the surviving relays are intact.
+	for _, i := range []int{0, 2} {
+		for j, c := range conns[i] {
+			roundTrip(t, c, fmt.Sprintf("relay %d session %d, still\n", i, j))
+			c.CloseWrite()
+			expectEOF(t, c, "")
+		}
+	}
+
+	// The relay comes back on the same ports; both agents attach again.
+	back := startRelay(t, "--grpc-addr", killed.grpcAddr, "--admin-addr", killed.adminAddr, "--client-addr", killed.clientAddr)
+	for _, a := range agents {
+		a.waitAttachedTo(t, back.grpcAddr)
+	}
+	hosts, err := listHosts(statusClient(t, back))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hosts.GetHosts()) != 2 {
+		t.Errorf("the restarted relay has %d hosts, want both agents", len(hosts.GetHosts()))
+	}
+	c := dial(t, back.clientAddr)
+	roundTrip(t, c, "after the restart\n")
+	c.CloseWrite()
+	expectEOF(t, c, "")
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+)
+
+// clientListener is one client port and the service it feeds.
+type clientListener struct{ addr, service string }
+
+// listenFlag is the repeatable --listen ADDR=SERVICE.
+type listenFlag []clientListener
+
+func (l *listenFlag) String() string {
+	parts := make([]string, len(*l))
+	for i, c := range *l {
+		parts[i] = c.addr + "=" + c.service
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *listenFlag) Set(s string) error {
+	addr, service, ok := strings.Cut(s, "=")
+	if !ok {
+		return fmt.Errorf("want ADDR=SERVICE (e.g. :8443=web), got %q", s)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q: %v (want HOST:PORT or :PORT before the =)", addr, err)
+	}
+	if err := validService(service); err != nil {
+		return err
+	}
+	*l = append(*l, clientListener{addr: addr, service: service})
+	return nil
+}
+
+// validService accepts the names a Hello can carry and a log can show
+// unquoted: letters, digits, '.', '-', '_', at most 128 bytes.
+func validService(s string) error {
+	if s == "" || len(s) > 128 {
+		return fmt.Errorf("service name %q: want 1 to 128 characters", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return fmt.Errorf("service name %q: only letters, digits, '.', '-' and '_'", s)
+		}
+	}
+	return nil
+}
+
+// clientListeners returns the listeners to open: every --listen, and
+// --client-addr for service "default" when it was given or no --listen was.
+func (o *options) clientListeners() []clientListener {
+	if len(o.listens) > 0 && !o.clientAddrSet {
+		return o.listens
+	}
+	return append([]clientListener{{addr: o.clientAddr, service: "default"}}, o.listens...)
+}

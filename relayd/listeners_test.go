@@ -1,0 +1,45 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestListenFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string // the listeners opened, ADDR=SERVICE,...
+	}{
+		{nil, ":8002=default"},
+		{[]string{"--client-addr", "127.0.0.1:9"}, "127.0.0.1:9=default"},
+		{[]string{"--listen", ":9000=web", "--listen", "[::1]:9001=db"}, ":9000=web,[::1]:9001=db"},
+		{[]string{"--listen", ":9000=web", "--client-addr", ":8002"}, ":8002=default,:9000=web"},
+		{[]string{"--listen", ":9000=web", "--listen", ":9001=web"}, ":9000=web,:9001=web"},
+	} {
+		o, err := parseFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		var got []string
+		for _, l := range o.clientListeners() {
+			got = append(got, l.addr+"="+l.service)
+		}
+		if strings.Join(got, ",") != tt.want {
+			t.Errorf("%q: listeners %s, want %s", tt.args, strings.Join(got, ","), tt.want)
+		}
+	}
+	for _, bad := range []struct{ arg, want string }{
+		{"9000=web", "want HOST:PORT"},
+		{":9000", "want ADDR=SERVICE"},
+		{":9000=", "want 1 to 128 characters"},
+		{":9000=we b", "only letters, digits"},
+		{":9000=" + strings.Repeat("x", 129), "want 1 to 128 characters"},
+	} {
+		_, err := parseFlags([]string{"--listen", bad.arg}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("--listen %q: %v, want an error containing %q", bad.arg, err, bad.want)
+		}
+	}
+}
