@@ -44,6 +44,7 @@ type options struct {
 	service, hostID     string
 	idle, maxSessions   int
 	weight              int
+	resolveInterval     time.Duration
 	labels              labelsFlag
 	dialTimeout         time.Duration
 	drainTimeout        time.Duration
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
+	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")
 	fs.IntVar(&o.weight, "weight", 1, "relative capacity of this host: relays give it clients in proportion (1 to 1000)")
 	fs.Var(o.labels, "label", "`KEY=VALUE` shown in the relay's status (repeatable)")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "forward: how long to wait for the local server to accept")
@@ -109,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.idle < 1 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--idle must be at least 1, got %d", o.idle)}
+	}
+	if o.resolveInterval < time.Second {
+		return nil, cli.UsageError{Err: fmt.Errorf("--resolve-interval must be at least 1s, got %v", o.resolveInterval)}
 	}
 	if o.weight < 1 || o.weight > 1000 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--weight must be between 1 and 1000, got %d", o.weight)}
@@ -158,7 +163,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, MaxSessions: o.maxSessions, Weight: o.weight, Logger: log, DialOptionsFor: dialFor,
+		Idle: o.idle, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +65,13 @@ type Config struct {
 	// DialOptionsFor, if set, adds options for one relay address after
 	// DialOptions (TLS for remote relays, plaintext for loopback ones).
 	DialOptionsFor func(relay string) []grpc.DialOption
+	// ResolveInterval is how often a relay given by DNS name (not an IP
+	// address, not localhost) is resolved again: the agent keeps slots on
+	// every address the name has, adding and retiring relays as the name
+	// changes. Zero means 30s; negative means resolve once, at Listen.
+	ResolveInterval time.Duration
+	// LookupHost resolves relay names; nil means net.DefaultResolver.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 	// AuthBackoff is the wait after a relay refused the agent's
 	// credentials (Unauthenticated, PermissionDenied): an operator has to
 	// act, retrying sooner would only hammer the relay. Zero means 30s.
@@ -104,6 +110,9 @@ func (c *Config) validate() error {
 		}
 		c.HostID = h
 	}
+	if c.ResolveInterval == 0 {
+		c.ResolveInterval = 30 * time.Second
+	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
 	}
@@ -124,10 +133,14 @@ func (c *Config) validate() error {
 
 // Listener is an agent: a net.Listener whose connections are relay sessions.
 type Listener struct {
-	cfg    Config
-	log    *slog.Logger
-	links  []*link
-	accept chan *Conn
+	cfg      Config
+	log      *slog.Logger
+	links    []*link // owned by the manager goroutine once it runs
+	accept   chan *Conn
+	dialOpts []grpc.DialOption
+
+	resolved     chan resolution // from the resolver to the manager
+	resolverDone chan struct{}   // closed when the resolver goroutine ends
 
 	idleCtx    context.Context // canceled by Close: idle slots end, no new ones
 	stopIdle   context.CancelFunc
@@ -174,9 +187,15 @@ func (l *Listener) Stats() Stats {
 
 // link is one relay.
 type link struct {
-	addr   string
+	addr   string // dial address: the --relay entry, or one address of its name
+	entry  string // the --relay entry it comes from
 	cc     *grpc.ClientConn
 	client relayv1.HostServiceClient
+	// idleCtx ends the link's idle slots: canceled by Close (through the
+	// listener's) or when the link is retired.
+	idleCtx  context.Context
+	stopIdle context.CancelFunc
+	retired  bool // its address left DNS: no new slots; closed once empty
 
 	// Counts, owned by the manager goroutine.
 	connecting, idle, active int
@@ -222,7 +241,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{})}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
-	opts := append([]grpc.DialOption{
+	l.dialOpts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		// grpc-go's own reconnect backoff grows to 120s; keep it within ours,
@@ -232,20 +251,13 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 	}, cfg.DialOptions...)
-	for _, addr := range cfg.Relays {
-		relayOpts := opts
-		if cfg.DialOptionsFor != nil {
-			relayOpts = append(slices.Clip(opts), cfg.DialOptionsFor(addr)...)
+	if err := l.initialLinks(ctx); err != nil {
+		for _, lk := range l.links {
+			lk.cc.Close()
 		}
-		cc, err := grpc.NewClient(addr, relayOpts...)
-		if err != nil {
-			for _, lk := range l.links {
-				lk.cc.Close()
-			}
-			return nil, fmt.Errorf("agent: relay %s: %w", addr, err)
-		}
-		l.links = append(l.links, &link{addr: addr, cc: cc, client: relayv1.NewHostServiceClient(cc)})
+		return nil, err
 	}
+	l.startResolver()
 	go l.manage()
 	context.AfterFunc(ctx, func() {
 		expired, cancel := context.WithCancel(context.Background())
@@ -286,6 +298,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.stopSess()
 	l.slots.Wait()
+	<-l.resolverDone
 	for _, lk := range l.links {
 		lk.cc.Close()
 	}
@@ -320,6 +333,9 @@ func (l *Listener) manage() {
 		now := time.Now()
 		var nextRetry time.Time
 		for _, lk := range l.links {
+			if lk.retired {
+				continue
+			}
 			if !closing && now.Before(lk.drainedUntil) {
 				// The relay asked for no slots for now; the other relays
 				// are served as usual.
@@ -355,6 +371,10 @@ func (l *Listener) manage() {
 		select {
 		case ev := <-l.events:
 			l.handle(ev)
+			l.reapRetired()
+		case res := <-l.resolved:
+			l.applyResolution(res)
+			l.reapRetired()
 		case <-timer.C:
 		case <-l.idleCtx.Done():
 			// Re-evaluate: no new slots; wait for the open ones to end.
@@ -477,7 +497,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	defer l.slots.Done()
 	ctx, cancel := context.WithCancel(l.sessCtx)
 	defer cancel()
-	stopIdle := context.AfterFunc(l.idleCtx, cancel)
+	stopIdle := context.AfterFunc(lk.idleCtx, cancel)
 
 	welcome, stream, err := l.attach(ctx, lk)
 	if err != nil {
@@ -506,7 +526,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		err = net.ErrClosed // the listener closed as Open arrived: too late
 	}
 	if err != nil {
-		if l.idleCtx.Err() != nil || err == io.EOF {
+		if lk.idleCtx.Err() != nil || err == io.EOF {
 			err = nil
 		}
 		emit(evIdleEnded, err)
