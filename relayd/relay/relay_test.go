@@ -327,9 +327,18 @@ func TestStatusService(t *testing.T) {
 	}
 	active.expectCloseWrite() // sent after the bytes were counted
 	active.send(dataFrame([]byte("abcdefg")))
-	readN(t, client, 7) // read by the client: counted
-
+	readN(t, client, 7) // read by the client
 	ctx := context.Background()
+	// The relay counts host bytes once its write to the client has
+	// returned, which may be just after the client read them.
+	waitUntil(t, "the host's 7 bytes counted", func() (bool, string) {
+		s, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{})
+		if err != nil || len(s.GetSessions()) != 1 {
+			return false, fmt.Sprint(s, err)
+		}
+		return s.GetSessions()[0].GetBytesFromHost() == 7, s.String()
+	})
+
 	st := tr.getStatus(t)
 	want := &relayv1.GetStatusResponse{
 		RelayId: "test-relay", Version: "v-test", Hosts: 1, IdleSlots: 1, ActiveSessions: 1, SessionsTotal: 1,
