@@ -60,22 +60,6 @@ func greeter(tb testing.TB, name string) *backend {
 	})
 }
 
-// readLine reads up to and including the first newline.
-func readLine(tb testing.TB, c net.Conn) string {
-	tb.Helper()
-	var b strings.Builder
-	one := make([]byte, 1)
-	for {
-		if _, err := io.ReadFull(c, one); err != nil {
-			tb.Fatalf("read line: %v (after %q)", err, b.String())
-		}
-		b.WriteByte(one[0])
-		if one[0] == '\n' {
-			return b.String()
-		}
-	}
-}
-
 // TestServicesNeverCross: two listeners feed two services; every client is
 // bridged to a host of its listener's service, and a host of a service no
 // listener serves is refused.
