@@ -16,6 +16,7 @@ import (
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -46,6 +47,7 @@ type options struct {
 	dialTimeout         time.Duration
 	drainTimeout        time.Duration
 	logLevel, logFormat string
+	pprofAddr           string
 	mode, target        string
 }
 
@@ -73,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060; off when empty")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -133,6 +136,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	if o.pprofAddr != "" {
+		stop, err := profiling.Start(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,

@@ -21,6 +21,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/relayd/relay"
 	"github.com/relayproject/relay/relayd/scheduler"
 )
@@ -35,6 +36,7 @@ type options struct {
 	drainTimeout                    time.Duration
 	maxDataBytes                    int
 	logLevel, logFormat             string
+	pprofAddr                       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -53,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060; off when empty")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -123,6 +126,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	if o.pprofAddr != "" {
+		stop, err := profiling.Start(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	policy, _ := scheduler.ParsePolicy(o.scheduler)
 
