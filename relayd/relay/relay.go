@@ -5,10 +5,11 @@
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life:
 // it returns when the session ends or is aborted), one receive loop (the
-// only caller of Recv), and during a session the two copies of splice.Join
-// (client → host, the only sender; host → client). The receive loop and the
-// copies can outlive the handler by a moment (Recv and a Send blocked on
-// flow control return once the handler has returned); Relay.Close waits.
+// only caller of Recv, which during a session also writes the host's bytes
+// to the client socket itself), and during a session splice.Join copying
+// client → host (the only sender). The receive loop and the copy can
+// outlive the handler by a moment (Recv and a Send blocked on flow control
+// return once the handler has returned); Relay.Close waits.
 package relay
 
 import (
