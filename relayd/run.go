@@ -20,6 +20,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/relayd/relay"
@@ -173,6 +174,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	healthSrv := health.NewServer()
 	hostSrv := grpc.NewServer(
 		grpc.MaxRecvMsgSize(o.maxDataBytes+1024),
+		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)

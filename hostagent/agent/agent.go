@@ -35,6 +35,7 @@ import (
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/framecodec"
 )
 
 // Version is sent as Hello.agent_version unless Config.AgentVersion is set.
@@ -432,7 +433,9 @@ func (l *Listener) runSlot(lk *link, outage int) {
 
 // attach opens the stream and exchanges Hello and Welcome.
 func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
-	stream, err := lk.client.Attach(ctx)
+	// The frame codec decodes Data payloads into pooled buffers; the wire
+	// format is plain proto, so any relay understands it.
+	stream, err := lk.client.Attach(ctx, grpc.ForceCodecV2(framecodec.Codec{}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -455,9 +458,10 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 
 // receive feeds conn from the stream until the stream ends.
 func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attachconn.Conn) {
+	// One message for the whole stream, not reset between frames: the
+	// frame codec reuses its Data message (see framecodec).
 	var resp relayv1.AttachResponse
 	for {
-		resp.Reset()
 		if err := stream.RecvMsg(&resp); err != nil {
 			st := conn.Stats()
 			if err == io.EOF && st.ReadClosed && st.WriteClosed {
@@ -471,7 +475,12 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 		}
 		switch f := resp.Frame.(type) {
 		case *relayv1.AttachResponse_Data:
-			conn.Deliver(f.Data.GetPayload()) // on abort, keep receiving until the relay ends the RPC
+			// On abort, keep receiving until the relay ends the RPC. Deliver
+			// has consumed the payload when it returns: its pooled buffer is
+			// free for the next frame.
+			conn.Deliver(f.Data.Payload)
+			framecodec.Recycle(f.Data.Payload)
+			f.Data.Payload = nil
 		case *relayv1.AttachResponse_CloseWrite:
 			conn.DeliverCloseWrite()
 		case *relayv1.AttachResponse_Close:

@@ -32,6 +32,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -596,9 +597,10 @@ func (l *recvLoop) loop() error {
 	}
 	l.hello <- hello
 	hostClosedWrite := false
+	// One message for the whole stream, not reset between frames: the
+	// frame codec reuses its Data message (see framecodec).
 	var req relayv1.AttachRequest
 	for {
-		req.Reset()
 		if err := l.stream.RecvMsg(&req); err != nil {
 			if err == io.EOF {
 				// The host half-closed the RPC. While idle that gives the slot
@@ -627,7 +629,12 @@ func (l *recvLoop) loop() error {
 			case len(f.Data.GetPayload()) > l.maxData:
 				return protocolError(codes.ResourceExhausted, "Data payload of %d bytes exceeds max_data_bytes %d", len(f.Data.GetPayload()), l.maxData)
 			}
-			if err := conn.Deliver(f.Data.GetPayload()); err != nil {
+			// Deliver has consumed the payload when it returns: its pooled
+			// buffer is free for the next frame.
+			err := conn.Deliver(f.Data.Payload)
+			framecodec.Recycle(f.Data.Payload)
+			f.Data.Payload = nil
+			if err != nil {
 				return nil // the session ended; the handler knows why
 			}
 		case *relayv1.AttachRequest_CloseWrite:
