@@ -153,12 +153,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(o.relays, ","), "service", o.service, "idle", o.idle, "target", o.target)
 
-	var handle func(*agent.Conn, *slog.Logger)
+	// handle serves one session and calls done once it is over, which may
+	// be after handle has returned.
+	var handle func(c *agent.Conn, log *slog.Logger, done func())
 	switch o.mode {
 	case "echo":
-		handle = serveEcho
+		handle = func(c *agent.Conn, log *slog.Logger, done func()) { defer done(); serveEcho(c, log) }
 	case "forward":
-		handle = func(c *agent.Conn, log *slog.Logger) { forward(c, o.target, o.dialTimeout, log) }
+		handle = func(c *agent.Conn, log *slog.Logger, done func()) { forward(c, o.target, o.dialTimeout, log, done) }
 	}
 
 	var sessions sync.WaitGroup
@@ -171,10 +173,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		}
 		c := nc.(*agent.Conn)
 		sessions.Add(1)
-		go func() {
-			defer sessions.Done()
-			handle(c, log.With("session_id", c.SessionID(), "client_addr", c.RemoteAddr().String()))
-		}()
+		go handle(c, log.With("session_id", c.SessionID(), "client_addr", c.RemoteAddr().String()), sessions.Done)
 	}
 	log.Info("draining", "drain_timeout", o.drainTimeout)
 	dctx, cancel := context.WithTimeout(force, o.drainTimeout)
@@ -201,14 +200,19 @@ func serveEcho(c *agent.Conn, log *slog.Logger) {
 	log.Debug("echo session done", "bytes", n)
 }
 
-// forward joins the session with a new connection to target.
-func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger) {
+// forward joins the session with a new connection to target, and calls
+// done when the join is over. It returns once the join has started: a
+// silent session keeps no goroutine (splice.Start).
+func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger, done func()) {
 	backend, err := net.DialTimeout("tcp", target, timeout)
 	if err != nil {
 		log.Warn("backend unreachable", "target", target, "err", err)
 		c.AbortWith(relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE, fmt.Errorf("dial %s: %w", target, err))
+		done()
 		return
 	}
-	res := splice.Join(c, backend.(*net.TCPConn))
-	log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
+	splice.Start(c, backend.(*net.TCPConn), func(res splice.Result) {
+		log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
+		done()
+	})
 }

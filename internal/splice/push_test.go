@@ -56,20 +56,33 @@ type pushJoined struct {
 	res    Result
 }
 
-func newPushJoined(tb testing.TB, streamFirst bool) *pushJoined {
+// joinModes are the two ways to join: Join on a goroutine, and Start.
+var joinModes = []struct {
+	name  string
+	async bool
+}{{"join", false}, {"start", true}}
+
+func newPushJoined(tb testing.TB, streamFirst, async bool) *pushJoined {
 	tb.Helper()
 	peer, sock := tcpPair(tb)
 	j := &pushJoined{peer: peer, sink: &frameSink{ended: make(chan struct{})}, done: make(chan struct{})}
 	j.stream = attachconn.New(attachconn.Config{Sender: j.sink, MaxData: 1000})
-	go func() {
-		defer close(j.done)
+	a, b := Conn(sock), Conn(j.stream)
+	if streamFirst {
+		a, b = b, a
+	}
+	report := func(res Result) {
 		if streamFirst {
-			j.res = Join(j.stream, sock)
-			j.res.AToB, j.res.BToA = j.res.BToA, j.res.AToB // report as sock→stream, stream→sock
-		} else {
-			j.res = Join(sock, j.stream)
+			res.AToB, res.BToA = res.BToA, res.AToB // report as sock→stream, stream→sock
 		}
-	}()
+		j.res = res
+		close(j.done)
+	}
+	if async {
+		Start(a, b, report)
+	} else {
+		go func() { report(Join(a, b)) }()
+	}
 	tb.Cleanup(func() {
 		j.peer.Close()
 		j.stream.Abort(errors.New("test cleanup"))
@@ -110,50 +123,58 @@ func TestJoinPushBothWaysExact(t *testing.T) {
 		{"both_large_stream_closes_first", false, 2<<20 + 3, 3<<20 + 1, true},
 		{"pusher_as_a", true, 1<<20 + 9, 1<<20 + 11, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			j := newPushJoined(t, tc.streamFirst)
-			toStream, toPeer := pattern(tc.toStream, 5), pattern(tc.toPeer, 6)
-			var gotPeer []byte
-			var readErr error
-			readDone := make(chan struct{})
-			go func() {
-				defer close(readDone)
-				gotPeer, readErr = io.ReadAll(j.peer)
-			}()
-			deliverDone := make(chan error, 1)
-			go func() {
-				err := j.deliver(toPeer)
-				if err == nil {
-					j.stream.DeliverCloseWrite()
-				}
-				deliverDone <- err
-			}()
-			if tc.streamClosesFirst {
-				<-readDone // the peer's EOF: the stream's CloseWrite went through
-			}
-			if _, err := j.peer.Write(toStream); err != nil {
-				t.Fatal(err)
-			}
-			j.peer.CloseWrite()
-			<-readDone
-			if err := <-deliverDone; err != nil {
-				t.Fatalf("deliver: %v", err)
-			}
-			<-j.done
-			if readErr != nil || !bytes.Equal(gotPeer, toPeer) {
-				t.Errorf("peer read %d bytes (%v), want %d exact", len(gotPeer), readErr, len(toPeer))
-			}
-			j.sink.mu.Lock()
-			gotStream, cw, closed := j.sink.data.Bytes(), j.sink.closeWrite, j.sink.closed
-			j.sink.mu.Unlock()
-			if !bytes.Equal(gotStream, toStream) || !cw || closed {
-				t.Errorf("stream got %d bytes, CloseWrite %v, Close %v; want %d exact, CloseWrite only", len(gotStream), cw, closed, len(toStream))
-			}
-			if j.res.Err != nil || j.res.AToB != int64(tc.toStream) || j.res.BToA != int64(tc.toPeer) {
-				t.Errorf("Result = %+v, want %d/%d bytes and no error", j.res, tc.toStream, tc.toPeer)
-			}
-		})
+		for _, mode := range joinModes {
+			t.Run(tc.name+"/"+mode.name, func(t *testing.T) {
+				t.Parallel()
+				testJoinPushExact(t, newPushJoined(t, tc.streamFirst, mode.async), tc.toStream, tc.toPeer, tc.streamClosesFirst)
+			})
+		}
+	}
+}
+
+// testJoinPushExact sends nToStream bytes from the socket peer and nToPeer
+// from the stream, each followed by its end; with streamClosesFirst the
+// stream's end has reached the peer before the peer sends anything.
+func testJoinPushExact(t *testing.T, j *pushJoined, nToStream, nToPeer int, streamClosesFirst bool) {
+	toStream, toPeer := pattern(nToStream, 5), pattern(nToPeer, 6)
+	var gotPeer []byte
+	var readErr error
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		gotPeer, readErr = io.ReadAll(j.peer)
+	}()
+	deliverDone := make(chan error, 1)
+	go func() {
+		err := j.deliver(toPeer)
+		if err == nil {
+			j.stream.DeliverCloseWrite()
+		}
+		deliverDone <- err
+	}()
+	if streamClosesFirst {
+		<-readDone // the peer's EOF: the stream's CloseWrite went through
+	}
+	if _, err := j.peer.Write(toStream); err != nil {
+		t.Fatal(err)
+	}
+	j.peer.CloseWrite()
+	<-readDone
+	if err := <-deliverDone; err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+	<-j.done
+	if readErr != nil || !bytes.Equal(gotPeer, toPeer) {
+		t.Errorf("peer read %d bytes (%v), want %d exact", len(gotPeer), readErr, len(toPeer))
+	}
+	j.sink.mu.Lock()
+	gotStream, cw, closed := j.sink.data.Bytes(), j.sink.closeWrite, j.sink.closed
+	j.sink.mu.Unlock()
+	if !bytes.Equal(gotStream, toStream) || !cw || closed {
+		t.Errorf("stream got %d bytes, CloseWrite %v, Close %v; want %d exact, CloseWrite only", len(gotStream), cw, closed, len(toStream))
+	}
+	if j.res.Err != nil || j.res.AToB != int64(nToStream) || j.res.BToA != int64(nToPeer) {
+		t.Errorf("Result = %+v, want %d/%d bytes and no error", j.res, nToStream, nToPeer)
 	}
 }
 
@@ -162,7 +183,15 @@ func TestJoinPushBothWaysExact(t *testing.T) {
 // nothing reads the stream any more.
 func TestJoinPushAbortAfterCleanEnd(t *testing.T) {
 	t.Parallel()
-	j := newPushJoined(t, false)
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testJoinPushAbortAfterCleanEnd(t, newPushJoined(t, false, mode.async))
+		})
+	}
+}
+
+func testJoinPushAbortAfterCleanEnd(t *testing.T, j *pushJoined) {
 	if err := j.deliver([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +219,15 @@ func TestJoinPushAbortAfterCleanEnd(t *testing.T) {
 // stream (a Close frame) and ends the Join.
 func TestJoinPushPeerResets(t *testing.T) {
 	t.Parallel()
-	j := newPushJoined(t, false)
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testJoinPushPeerResets(t, newPushJoined(t, false, mode.async))
+		})
+	}
+}
+
+func testJoinPushPeerResets(t *testing.T, j *pushJoined) {
 	if err := j.deliver([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -210,5 +247,49 @@ func TestJoinPushPeerResets(t *testing.T) {
 	}
 	if err := j.deliver([]byte("too late")); err == nil {
 		t.Fatal("Deliver after the abort succeeded")
+	}
+}
+
+// A socket peer that half-closes and then resets, while the stream still
+// sends, aborts the join: after the FIN nothing reads the socket, and Start
+// watches it for the reset without a goroutine.
+func TestJoinPushResetAfterFIN(t *testing.T) {
+	t.Parallel()
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			j := newPushJoined(t, false, mode.async)
+			if _, err := j.peer.Write([]byte("request")); err != nil {
+				t.Fatal(err)
+			}
+			j.peer.CloseWrite()
+			<-j.sink.ended // the stream has the CloseWrite
+			j.peer.SetLinger(0)
+			j.peer.Close()
+			<-j.done
+			j.sink.mu.Lock()
+			got, closed := j.sink.data.String(), j.sink.closed
+			j.sink.mu.Unlock()
+			if got != "request" || !closed || j.res.Err == nil {
+				t.Fatalf("stream got %q, Close frame %v, Join error %v; want the request, Close, an error", got, closed, j.res.Err)
+			}
+		})
+	}
+}
+
+// A silent session that the stream's peer aborts ends at once, although
+// nothing is reading either side.
+func TestJoinPushAbortWhileSilent(t *testing.T) {
+	t.Parallel()
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			j := newPushJoined(t, false, mode.async)
+			j.stream.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("host gone"))
+			<-j.done
+			if _, err := io.ReadAll(j.peer); !isReset(err) {
+				t.Fatalf("peer read %v, want a reset", err)
+			}
+		})
 	}
 }

@@ -4,12 +4,13 @@
 // clientbridge.Bridge; this package joins each assigned client to its slot.
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life:
-// it returns when the session ends or is aborted), one receive loop (the
+// it returns when the session ends or is aborted) and one receive loop (the
 // only caller of Recv, which during a session also writes the host's bytes
-// to the client socket itself), and during a session splice.Join copying
-// client → host (the only sender). The receive loop and the copy can
-// outlive the handler by a moment (Recv and a Send blocked on flow control
-// return once the handler has returned); Relay.Close waits.
+// to the client socket itself). A session's client → host copy
+// (splice.Start, the only sender) has a goroutine only while the client has
+// bytes to copy. The receive loop and the copy can outlive the handler by a
+// moment (Recv and a Send blocked on flow control return once the handler
+// has returned); Relay.Close waits.
 package relay
 
 import (
@@ -376,18 +377,20 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		shutdownMu.Unlock()
 	}()
 
-	// Join runs on its own goroutine so that the handler can return as soon
-	// as the session is aborted: if the client → host copy is stuck in Send
-	// because the host stopped reading, no Close frame can go out, and only
-	// ending the RPC releases that Send. (The Close frame, when it could be
-	// sent, went out before Aborted is closed.) Join then finishes on its own
-	// (the client is reset after the bytes it already has); Close waits for it.
+	// The join runs apart from the handler (splice.Start: a silent client
+	// waits in an epoll set, a goroutine copies only while it has bytes) so
+	// that the handler can return as soon as the session is aborted: if the
+	// client → host copy is stuck in Send because the host stopped reading,
+	// no Close frame can go out, and only ending the RPC releases that Send.
+	// (The Close frame, when it could be sent, went out before Aborted is
+	// closed.) The join then finishes on its own (the client is reset after
+	// the bytes it already has); Close waits for it.
 	joined := make(chan splice.Result, 1)
 	r.loops.Add(1)
-	go func() {
-		defer r.loops.Done()
-		joined <- splice.Join(c.Conn, sess.conn)
-	}()
+	splice.Start(c.Conn, sess.conn, func(res splice.Result) {
+		joined <- res
+		r.loops.Done()
+	})
 	var res splice.Result
 	select {
 	case res = <-joined:
