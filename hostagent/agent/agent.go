@@ -366,7 +366,15 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	defer cancel()
 	stopIdle := context.AfterFunc(l.idleCtx, cancel)
 
-	welcome, stream, err := l.attach(ctx, lk)
+	// The stream's setup and its first frames are the deepest calls a slot
+	// makes; on a goroutine of their own they do not double the stack that
+	// this one keeps, parked in Recv, for the session's whole life.
+	var (
+		welcome *relayv1.Welcome
+		stream  relayv1.HostService_AttachClient
+		err     error
+	)
+	shallow(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
 		emit(evFailed, err)
@@ -374,7 +382,8 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	}
 	emit(evAttached, nil)
 
-	first, err := stream.Recv()
+	var first *relayv1.AttachResponse
+	shallow(func() { first, err = stream.Recv() })
 	var open *relayv1.Open
 	if err == nil {
 		open = first.GetOpen()
@@ -429,6 +438,19 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		return
 	}
 	l.receive(stream, conn)
+}
+
+// shallow runs f on a goroutine of its own and waits for it, so that the
+// stack f grows is freed when f returns, instead of staying with a
+// goroutine that then parks for a long time (Go shrinks a parked stack only
+// while it uses less than a quarter of it).
+func shallow(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // attach opens the stream and exchanges Hello and Welcome.
