@@ -13,6 +13,11 @@ import (
 // socket waits in a shared epoll set (Linux), a goroutine copies only while
 // it has bytes, and the Pusher's receive loop writes the other direction.
 // Otherwise Start runs Join on a goroutine of its own.
+//
+// While the join runs, end it by aborting a conn (an Aborter's Abort, the
+// Pusher's abort), never by closing the socket behind its back: a closed
+// socket leaves the epoll set without an event, and its watch would wait
+// forever.
 func Start(a, b Conn, done func(Result)) {
 	if pb, ok := b.(Pusher); ok {
 		if sa, ok := a.(socket); ok && readinessAvailable() {
@@ -124,8 +129,13 @@ func (j *asyncJoin) pushEnded(n int64, err error) {
 }
 
 // onReady is the watch's callback: s is readable, or (in the watch for
-// errors) reset or closed, or the watch ended with err.
-func (j *asyncJoin) onReady(err error) {
+// errors) reset or closed, or the watch ended with err. It runs in the
+// watcher's goroutine, which serves every session: the work goes to a
+// goroutine of its own (a reset may wait for unacknowledged bytes, a
+// CloseWrite for flow control).
+func (j *asyncJoin) onReady(err error) { go j.ready(err) }
+
+func (j *asyncJoin) ready(err error) {
 	j.mu.Lock()
 	sEOF := j.sEOF
 	j.mu.Unlock()
@@ -144,7 +154,7 @@ func (j *asyncJoin) onReady(err error) {
 		j.fail(err) // usually already failed: the watch ended because of it
 		j.finishOne()
 	default:
-		j.startPump()
+		j.pump()
 	}
 }
 
