@@ -9,8 +9,10 @@
 //	http.Serve(l, handler)
 //
 // Goroutines: one manager per Listener (it decides when to open slots), one
-// per slot (it owns the stream and is its only receiver). Every one of them
-// ends by Shutdown.
+// per slot (it owns the stream and is its only receiver; while the slot is
+// being set up and is idle, a short-lived one it waits for makes the calls
+// that would grow its stack), and grpc-go's own one per stream. Every one of
+// them ends by Shutdown.
 package agent
 
 import (
