@@ -71,11 +71,10 @@ func startPush(s Conn, sock socket, p Conn, pp Pusher, swapped bool, done func(R
 		return
 	}
 	j.w = w
-	j.mu.Lock()
-	j.stopHook = func() {} // set for real below; finish may not run before
-	j.mu.Unlock()
 	// An abort of p that comes while s is silent, or after p's bytes ended,
-	// is seen by no read: it must end the join by itself.
+	// is seen by no read: it must end the join by itself. (Neither direction
+	// can end before PushTo and the first pump, so stopHook is set before
+	// finishOne reads it.)
 	stop := pp.AfterAbort(func() {
 		err := pp.Err()
 		if err == nil {
@@ -239,7 +238,9 @@ func (j *asyncJoin) finishOne() {
 	if !last {
 		return
 	}
-	stop()
+	if stop != nil {
+		stop()
+	}
 	j.w.end(nil)
 	j.s.Close()
 	j.p.Close()
