@@ -17,6 +17,7 @@ import (
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -50,6 +51,7 @@ type options struct {
 	drainTimeout        time.Duration
 	logLevel, logFormat string
 	metricsAddr         string
+	pprofAddr           string
 	mode, target        string
 	sec                 securityOptions
 }
@@ -82,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9091 (default off)")
 	o.sec.register(fs)
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060; off when empty")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -161,6 +164,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.pprofAddr != "" {
+		stop, err := profiling.Start(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
 		Idle: o.idle, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
@@ -186,13 +196,15 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(links, ","), "service", o.service, "idle", o.idle, "target", o.target,
 		"metrics_addr", metricsSrv.AddrString())
 
-	var handle func(*agent.Conn, *slog.Logger)
+	// handle serves one session and calls done once it is over, which may
+	// be after handle has returned.
+	var handle func(c *agent.Conn, log *slog.Logger, done func())
 	switch o.mode {
 	case "echo":
-		handle = serveEcho
+		handle = func(c *agent.Conn, log *slog.Logger, done func()) { defer done(); serveEcho(c, log) }
 	case "forward":
-		handle = func(c *agent.Conn, log *slog.Logger) {
-			if !forward(c, o.target, o.dialTimeout, log) {
+		handle = func(c *agent.Conn, log *slog.Logger, done func()) {
+			if !forward(c, o.target, o.dialTimeout, log, done) {
 				metrics.dialErrors.Inc()
 			}
 		}
@@ -208,10 +220,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		}
 		c := nc.(*agent.Conn)
 		sessions.Add(1)
-		go func() {
-			defer sessions.Done()
-			handle(c, log.With("session_id", c.SessionID(), "client_addr", c.RemoteAddr().String()))
-		}()
+		go handle(c, log.With("session_id", c.SessionID(), "client_addr", c.RemoteAddr().String()), sessions.Done)
 	}
 	log.Info("draining", "drain_timeout", o.drainTimeout)
 	dctx, cancel := context.WithTimeout(force, o.drainTimeout)
@@ -323,16 +332,21 @@ func bulkPayload() []byte {
 	return b
 }
 
-// forward joins the session with a new connection to target; it reports
-// false when target could not be reached.
-func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger) bool {
+// forward joins the session with a new connection to target, and calls
+// done when the join is over. It returns once the join has started (a
+// silent session keeps no goroutine: splice.Start), reporting false when
+// target could not be reached.
+func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger, done func()) bool {
 	backend, err := net.DialTimeout("tcp", target, timeout)
 	if err != nil {
 		log.Warn("backend unreachable", "target", target, "err", err)
 		c.AbortWith(relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE, fmt.Errorf("dial %s: %w", target, err))
+		done()
 		return false
 	}
-	res := splice.Join(c, backend.(*net.TCPConn))
-	log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
+	splice.Start(c, backend.(*net.TCPConn), func(res splice.Result) {
+		log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
+		done()
+	})
 	return true
 }

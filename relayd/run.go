@@ -20,7 +20,9 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/relayd/relay"
 	"github.com/relayproject/relay/relayd/scheduler"
 )
@@ -40,6 +42,7 @@ type options struct {
 	metricsAddr                     string
 	watchBuffer                     int
 	sec                             securityOptions
+	pprofAddr                       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -62,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", relay.DefaultWatchBuffer, "events a WatchEvents stream may lag behind before its events are dropped (and counted)")
 	o.sec.register(fs)
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060; off when empty")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: relayd [flags]\n\nrelayd bridges raw TCP clients to host processes that attach over gRPC.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -143,6 +147,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
+	if o.pprofAddr != "" {
+		stop, err := profiling.Start(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	policy, _ := scheduler.ParsePolicy(o.scheduler)
 	obs, err := newObservability(log, o.metricsAddr != "")
 	if err != nil {
@@ -214,7 +225,10 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{grpc.MaxRecvMsgSize(o.maxDataBytes + 1024)})...)
+	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
+		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
+	})...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
 	healthpb.RegisterHealthServer(hostSrv, healthSrv)
 	reflection.Register(hostSrv)

@@ -24,6 +24,7 @@ type runConfig struct {
 	rateDuration        time.Duration
 	hold                int // sessions held for the memory figure
 	idleSlots           int // --idle of the agent for the idle-slot figure
+	memoryOnly          bool
 }
 
 var (
@@ -43,6 +44,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	reps := fs.Int("reps", 0, "passes over the throughput, RTT and rate figures (default 3, or 1 with --quick)")
 	hold := fs.Int("hold", 0, "sessions held for the memory figure (default 2000, or 500 with --quick; 19000 is issue 3's target)")
 	idle := fs.Int("idle-slots", 0, "idle slots of the agent for the idle-slot figure (default 1000)")
+	memOnly := fs.Bool("memory-only", false, "only the memory figures (held sessions, idle slots): they stay exact on a busy machine, unlike speed")
 	keepLogs := fs.Bool("keep-logs", false, "keep the build and the processes' logs (printed path)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -60,6 +62,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *idle != 0 {
 		cfg.idleSlots = *idle
 	}
+	cfg.memoryOnly = *memOnly
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
@@ -82,6 +85,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	mode := "full"
 	if *quick {
 		mode = "quick"
+	}
+	if *memOnly {
+		mode = "memory only"
 	}
 	r.report(stdout, mode)
 	return nil
@@ -151,8 +157,10 @@ func (r *runner) run(ctx context.Context) error {
 	r.echoAddr, _ = m["addr"].(string)
 	r.logf("echo backend %s (pid %d)", r.echoAddr, echo.pid())
 
-	if err := r.throughputPhase(ctx); err != nil {
-		return err
+	if !r.cfg.memoryOnly {
+		if err := r.throughputPhase(ctx); err != nil {
+			return err
+		}
 	}
 	if err := r.holdPhase(ctx); err != nil {
 		return err
@@ -447,8 +455,11 @@ func (r *runner) report(w io.Writer, mode string) {
 	fmt.Fprintf(w, "Machine: %d CPUs (%s), kernel %s, %s, load average at the end %s.\n",
 		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), loadavg())
 	fmt.Fprintf(w, "Topology: client → echo backend (direct) and client → relayd → hostagent forward → echo backend (relay), all on 127.0.0.1, plaintext gRPC. ")
-	fmt.Fprintf(w, "Median of %d passes, direct and relay interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.\n\n",
-		cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
+	if !cfg.memoryOnly {
+		fmt.Fprintf(w, "Median of %d passes, direct and relay interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
+			cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
+	}
+	fmt.Fprint(w, "\n\n")
 
 	fmt.Fprintln(w, "| figure | direct | relay | relay ÷ direct | target (issue 3) | |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
@@ -492,8 +503,10 @@ func (r *runner) report(w io.Writer, mode string) {
 	fmt.Fprintf(w, "\nMB = 10^6 bytes of payload one way. \"GB relayed\" counts payload crossing the relay in both directions (an echoed byte counts twice), over the relayed bulk runs. ")
 	fmt.Fprintf(w, "Memory per held session is the RSS growth of a fresh relayd and hostagent while %d sessions are open (baseline %d + %d KiB); the idle-slot figure is relayd's RSS growth (%d → %d KiB) when an agent with --idle %d attaches.\n\n",
 		r.held.n, r.held.relayBase, r.held.agentBase, r.idle.before, r.idle.after, r.idle.n)
-	fmt.Fprintln(w, "Samples, in pass order (direct | relay):")
-	fmt.Fprintln(w)
+	if !cfg.memoryOnly {
+		fmt.Fprintln(w, "Samples, in pass order (direct | relay):")
+		fmt.Fprintln(w)
+	}
 	for _, name := range []string{figBulk1, figBulk8, figP50, figP99, figRate} {
 		if f := r.figs[name]; f != nil {
 			fmt.Fprintf(w, "- %s: %s | %s\n", name, join(f.direct), join(f.relay))

@@ -9,8 +9,10 @@
 //	http.Serve(l, handler)
 //
 // Goroutines: one manager per Listener (it decides when to open slots), one
-// per slot (it owns the stream and is its only receiver). Every one of them
-// ends by Shutdown.
+// per slot (it owns the stream and is its only receiver; while the slot is
+// being set up and is idle, a short-lived one it waits for makes the calls
+// that would grow its stack), and grpc-go's own one per stream. Every one of
+// them ends by Shutdown.
 package agent
 
 import (
@@ -36,6 +38,7 @@ import (
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/framecodec"
 )
 
 // Version is sent as Hello.agent_version unless Config.AgentVersion is set.
@@ -499,7 +502,15 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	defer cancel()
 	stopIdle := context.AfterFunc(lk.idleCtx, cancel)
 
-	welcome, stream, err := l.attach(ctx, lk)
+	// The stream's setup and its first frames are the deepest calls a slot
+	// makes; on a goroutine of their own they do not double the stack that
+	// this one keeps, parked in Recv, for the session's whole life.
+	var (
+		welcome *relayv1.Welcome
+		stream  relayv1.HostService_AttachClient
+		err     error
+	)
+	shallow(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
 		emit(evFailed, err)
@@ -507,7 +518,8 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	}
 	emit(evAttached, nil)
 
-	first, err := stream.Recv()
+	var first *relayv1.AttachResponse
+	shallow(func() { first, err = stream.Recv() })
 	var open *relayv1.Open
 	if err == nil {
 		open = first.GetOpen()
@@ -568,9 +580,24 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	l.receive(stream, conn)
 }
 
+// shallow runs f on a goroutine of its own and waits for it, so that the
+// stack f grows is freed when f returns, instead of staying with a
+// goroutine that then parks for a long time (Go shrinks a parked stack only
+// while it uses less than a quarter of it).
+func shallow(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
 // attach opens the stream and exchanges Hello and Welcome.
 func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
-	stream, err := lk.client.Attach(ctx)
+	// The frame codec decodes Data payloads into pooled buffers; the wire
+	// format is plain proto, so any relay understands it.
+	stream, err := lk.client.Attach(ctx, grpc.ForceCodecV2(framecodec.Codec{}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -598,9 +625,10 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 
 // receive feeds conn from the stream until the stream ends.
 func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attachconn.Conn) {
+	// One message for the whole stream, not reset between frames: the
+	// frame codec reuses its Data message (see framecodec).
 	var resp relayv1.AttachResponse
 	for {
-		resp.Reset()
 		if err := stream.RecvMsg(&resp); err != nil {
 			st := conn.Stats()
 			if err == io.EOF && st.ReadClosed && st.WriteClosed {
@@ -614,7 +642,12 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 		}
 		switch f := resp.Frame.(type) {
 		case *relayv1.AttachResponse_Data:
-			conn.Deliver(f.Data.GetPayload()) // on abort, keep receiving until the relay ends the RPC
+			// On abort, keep receiving until the relay ends the RPC. Deliver
+			// has consumed the payload when it returns: its pooled buffer is
+			// free for the next frame.
+			conn.Deliver(f.Data.Payload)
+			framecodec.Recycle(f.Data.Payload)
+			f.Data.Payload = nil
 		case *relayv1.AttachResponse_CloseWrite:
 			conn.DeliverCloseWrite()
 		case *relayv1.AttachResponse_Close:

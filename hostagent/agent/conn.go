@@ -26,10 +26,16 @@ func (c *Conn) Read(b []byte) (int, error) { return c.conn.Read(b) }
 // Write sends bytes to the client.
 func (c *Conn) Write(b []byte) (int, error) { return c.conn.Write(b) }
 
-// WritePayloadsTo writes the client's bytes to w as they arrive, straight
-// from each frame, until the client's FIN (then a nil error). It is what
-// splice.Copy uses; do not call it concurrently with Read.
-func (c *Conn) WritePayloadsTo(w io.Writer) (int64, error) { return c.conn.WritePayloadsTo(w) }
+// PushTo makes the session's receive loop write the client's bytes to w as
+// they arrive, straight from each frame, instead of handing them to Read:
+// no goroutine waits for a silent client, and no buffer is pinned. end runs
+// once, when the bytes end: a nil error after the client's FIN, or why they
+// ended. It is what splice.Copy and splice.Join use; do not Read after it.
+func (c *Conn) PushTo(w io.Writer, end func(n int64, err error)) { c.conn.PushTo(w, end) }
+
+// AfterAbort runs f once the session is aborted, unless stop was called
+// first; f must not block. splice.Join uses it.
+func (c *Conn) AfterAbort(f func()) (stop func()) { return c.conn.AfterAbort(f) }
 
 // CloseWrite sends the client a FIN once every byte written has arrived.
 func (c *Conn) CloseWrite() error { return c.conn.CloseWrite() }

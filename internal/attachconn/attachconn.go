@@ -4,10 +4,15 @@
 // receive loop and feeds this Conn with Deliver, DeliverCloseWrite and
 // DeliverAbort; Conn serializes every send through a Sender.
 //
-// Delivery is a hand-off, not a queue: Deliver blocks until Read has copied
-// the whole payload, so the receive loop stops calling Recv while the reader
-// is slow, and HTTP/2 flow control pushes back on the peer. Nothing here
-// buffers more than the frame in hand.
+// Delivery is a hand-off, not a queue: Deliver blocks until the payload is
+// consumed, so the receive loop stops calling Recv while the reader is slow,
+// and HTTP/2 flow control pushes back on the peer. Nothing here buffers more
+// than the frame in hand, and no payload is used once Deliver has returned:
+// the receive loop may reuse its buffer.
+//
+// A payload is consumed by Read (copied), or, after PushTo, written to a
+// destination by the receive loop itself: then no goroutine waits to read
+// the session, and a silent session pins no buffer.
 package attachconn
 
 import (
@@ -97,6 +102,14 @@ type Conn struct {
 	aborted   chan struct{} // closed when aborted, after the Close frame went out
 	abortMu   sync.Mutex
 	abortErr  *AbortError // guarded by abortMu
+	hooks     []*func()   // AfterAbort's; guarded by abortMu
+
+	// Push mode (PushTo): the sink is set once, before sinkSet is closed,
+	// and only the receive loop writes to it.
+	sinkSet chan struct{}
+	sink    io.Writer
+	pushMu  sync.Mutex
+	pushEnd func(int64, error) // nil until PushTo and once called; guarded by pushMu
 
 	writeDLMu sync.Mutex
 
@@ -117,18 +130,27 @@ func New(cfg Config) *Conn {
 		readDL:  newDeadline(),
 		closed:  make(chan struct{}),
 		aborted: make(chan struct{}),
+		sinkSet: make(chan struct{}),
 	}
 }
 
-// Deliver hands a Data payload to Read and waits until Read has consumed
-// it, so the caller may reuse payload afterwards. It returns an error once
-// the session is aborted or closed.
+// Deliver hands a Data payload to Read, or writes it to the PushTo
+// destination, and returns once it is consumed: payload is not used after
+// Deliver has returned, so the caller may reuse it. It returns an error
+// once the session is aborted or closed, or the push failed.
 func (c *Conn) Deliver(payload []byte) error {
 	if len(payload) == 0 {
 		return nil
 	}
 	select {
+	case <-c.sinkSet:
+		return c.push(payload)
+	default:
+	}
+	select {
 	case c.data <- payload:
+	case <-c.sinkSet:
+		return c.push(payload)
 	case <-c.aborted:
 		return c.Err()
 	case <-c.closed:
@@ -160,6 +182,105 @@ func (c *Conn) Deliver(payload []byte) error {
 	return c.Err()
 }
 
+// push writes p to the sink in the caller's goroutine (the receive loop).
+func (c *Conn) push(p []byte) error {
+	if err := c.Err(); err != nil {
+		return err
+	}
+	if isClosed(c.closed) {
+		c.Abort(ErrDataAfterClose) // nobody will read it: TCP's reset
+		return c.Err()
+	}
+	n, err := c.sink.Write(p)
+	c.bytesRead.Add(int64(n))
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		c.endPush(err)
+		return err
+	}
+	return nil
+}
+
+// PushTo makes the receive loop write each payload to w itself, from
+// within Deliver, instead of handing it to Read; do not call Read after it.
+// end runs once, when the peer's bytes end: with a nil error after the
+// peer's CloseWrite (every earlier payload written), or with why they
+// ended (a failed write, an abort, Close). It may run in any goroutine,
+// before PushTo returns if the end came first; it must not block.
+func (c *Conn) PushTo(w io.Writer, end func(n int64, err error)) {
+	// What a Read left of the current payload goes first. Its Deliver is
+	// still waiting for the ack, so no later payload can overtake it.
+	c.readMu.Lock()
+	var leftErr error
+	if p := c.pending; len(p) > 0 {
+		c.pending = nil
+		n, err := w.Write(p)
+		c.bytesRead.Add(int64(n))
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		leftErr = err
+		c.ack <- struct{}{} // capacity 1: the payload is consumed
+	}
+	c.readMu.Unlock()
+	c.pushMu.Lock()
+	c.sink, c.pushEnd = w, end
+	close(c.sinkSet)
+	c.pushMu.Unlock()
+	if leftErr != nil {
+		c.endPush(leftErr)
+		return
+	}
+	// An end that came before PushTo is reported now. A payload delivered
+	// before CloseWrite was consumed before it, so EOF here is complete.
+	switch {
+	case c.Err() != nil:
+		c.endPush(c.Err())
+	case isClosed(c.closed):
+		c.endPush(net.ErrClosed)
+	case isClosed(c.eof):
+		c.endPush(nil)
+	}
+}
+
+// endPush reports the end of the pushed bytes, once.
+func (c *Conn) endPush(err error) {
+	c.pushMu.Lock()
+	end := c.pushEnd
+	c.pushEnd = nil
+	c.pushMu.Unlock()
+	if end != nil {
+		end(c.bytesRead.Load(), err)
+	}
+}
+
+// AfterAbort runs f once the session is aborted (at once if it already
+// is), unless stop was called first: a way to learn of an abort with no
+// goroutine waiting for it. f must not block.
+func (c *Conn) AfterAbort(f func()) (stop func()) {
+	c.abortMu.Lock()
+	if c.abortErr != nil {
+		c.abortMu.Unlock()
+		f()
+		return func() {}
+	}
+	h := &f
+	c.hooks = append(c.hooks, h)
+	c.abortMu.Unlock()
+	return func() {
+		c.abortMu.Lock()
+		defer c.abortMu.Unlock()
+		for i, x := range c.hooks {
+			if x == h {
+				c.hooks = append(c.hooks[:i], c.hooks[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
 // DeliverCloseWrite marks the end of the peer's data: Read returns io.EOF
 // once the payloads delivered before have been read.
 func (c *Conn) DeliverCloseWrite() {
@@ -167,6 +288,9 @@ func (c *Conn) DeliverCloseWrite() {
 		c.readEOF.Store(true)
 		close(c.eof)
 	})
+	if isClosed(c.sinkSet) {
+		c.endPush(nil)
+	}
 }
 
 // DeliverAbort records that the peer aborted the session (a Close frame,
@@ -212,6 +336,14 @@ func (c *Conn) abort(e *AbortError, sendClose bool) {
 	if c.cfg.OnAbort != nil {
 		c.cfg.OnAbort(closeSent)
 	}
+	c.abortMu.Lock()
+	hooks := c.hooks
+	c.hooks = nil
+	c.abortMu.Unlock()
+	for _, h := range hooks {
+		(*h)()
+	}
+	c.endPush(e)
 }
 
 // Err returns the abort error, or nil while the session is not aborted.
@@ -259,66 +391,6 @@ func (c *Conn) Read(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	case <-c.readDL.wait():
 		return 0, os.ErrDeadlineExceeded
-	}
-}
-
-// WritePayloadsTo writes the peer's bytes to w straight from each received
-// frame, with no copy buffer, until the peer's CloseWrite (then it returns
-// a nil error), an abort, Close, the read deadline, or a failed write. It
-// is Read for a copy loop: a silent session pins no buffer, and each byte is
-// copied once less. Do not call it concurrently with Read.
-func (c *Conn) WritePayloadsTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		p, err := c.take()
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		n, werr := w.Write(p)
-		total += int64(n)
-		c.bytesRead.Add(int64(n))
-		// The payload is released only now that w is done with it. (If Close
-		// or an abort raced this write, Deliver may have returned first; both
-		// receive loops decode each frame into a fresh payload, so nothing
-		// reuses it meanwhile.)
-		c.ack <- struct{}{}
-		if werr != nil {
-			return total, werr
-		}
-	}
-}
-
-// take returns the rest of the payload being read, or waits for the next
-// one; io.EOF after the peer's CloseWrite.
-func (c *Conn) take() ([]byte, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if len(c.pending) > 0 {
-		p := c.pending
-		c.pending = nil
-		return p, nil
-	}
-	select { // an abort or Close wins over buffered state
-	case <-c.aborted:
-		return nil, c.Err()
-	case <-c.closed:
-		return nil, net.ErrClosed
-	default:
-	}
-	select {
-	case p := <-c.data:
-		return p, nil
-	case <-c.eof:
-		return nil, io.EOF
-	case <-c.aborted:
-		return nil, c.Err()
-	case <-c.closed:
-		return nil, net.ErrClosed
-	case <-c.readDL.wait():
-		return nil, os.ErrDeadlineExceeded
 	}
 }
 
@@ -410,6 +482,7 @@ func (c *Conn) Close() error {
 	if !first {
 		return nil
 	}
+	c.endPush(net.ErrClosed)
 	c.readMu.Lock() // Read has returned: closed is closed
 	unread := len(c.pending) > 0
 	c.pending = nil

@@ -1063,3 +1063,138 @@ func TestAbortErrorText(t *testing.T) {
 		}
 	}
 }
+
+// pushEnd records PushTo's end call; a second call fails the test.
+type pushEnd struct {
+	tb   testing.TB
+	done chan struct{}
+	n    int64
+	err  error
+}
+
+func newPushEnd(tb testing.TB) *pushEnd { return &pushEnd{tb: tb, done: make(chan struct{})} }
+
+func (e *pushEnd) end(n int64, err error) {
+	select {
+	case <-e.done:
+		e.tb.Errorf("end called twice (second: %d, %v)", n, err)
+		return
+	default:
+	}
+	e.n, e.err = n, err
+	close(e.done)
+}
+
+// A Deliver waiting for a reader is released by PushTo, and writes its
+// payload itself; the peer's CloseWrite ends the push cleanly.
+func TestPushToReleasesWaitingDeliver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, false)
+	d := f.goDeliver(t, []byte("early"))
+	var got bytes.Buffer
+	e := newPushEnd(t)
+	f.c.PushTo(&got, e.end)
+	if _, err := d.wait(t); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if err := f.c.Deliver([]byte(" late")); err != nil {
+		t.Fatalf("Deliver after PushTo: %v", err)
+	}
+	f.c.DeliverCloseWrite()
+	<-e.done
+	if got.String() != "early late" || e.n != 10 || e.err != nil {
+		t.Fatalf("pushed %q, end(%d, %v); want %q, end(10, nil)", got.String(), e.n, e.err, "early late")
+	}
+}
+
+// An end that came before PushTo is reported by PushTo itself.
+func TestPushToAfterEnd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		end     func(c *Conn)
+		wantErr bool
+	}{
+		{"close_write", func(c *Conn) { c.DeliverCloseWrite() }, false},
+		{"abort", func(c *Conn) { c.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("gone")) }, true},
+		{"close", func(c *Conn) { c.Close() }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, false)
+			tc.end(f.c)
+			e := newPushEnd(t)
+			f.c.PushTo(io.Discard, e.end)
+			select {
+			case <-e.done:
+			default:
+				t.Fatal("PushTo did not report the end that came before it")
+			}
+			if (e.err != nil) != tc.wantErr {
+				t.Fatalf("end error = %v, want error: %v", e.err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A failed write to the push destination ends the push with that error
+// and fails Deliver; an abort afterwards runs AfterAbort's hooks once.
+func TestPushWriteErrorAndAfterAbort(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, false)
+	e := newPushEnd(t)
+	werr := errors.New("destination gone")
+	f.c.PushTo(errWriter{werr}, e.end)
+	var hooks atomic.Int32
+	f.c.AfterAbort(func() { hooks.Add(1) })
+	stop := f.c.AfterAbort(func() { t.Error("stopped hook ran") })
+	stop()
+	if err := f.c.Deliver([]byte("x")); !errors.Is(err, werr) {
+		t.Fatalf("Deliver = %v, want %v", err, werr)
+	}
+	<-e.done
+	if !errors.Is(e.err, werr) {
+		t.Fatalf("end error = %v, want %v", e.err, werr)
+	}
+	f.c.Abort(werr)
+	f.c.Abort(werr)
+	if n := hooks.Load(); n != 1 {
+		t.Fatalf("AfterAbort hook ran %d times, want 1", n)
+	}
+	ran := false
+	f.c.AfterAbort(func() { ran = true })
+	if !ran {
+		t.Fatal("AfterAbort on an aborted conn did not run at once")
+	}
+}
+
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// What a Read left of a payload is pushed first, before later payloads:
+// a host that reads a prefix, then hands the session to a push copy (the
+// conformance echo does), loses and reorders nothing.
+func TestPushToAfterPartialRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, false)
+	d := f.goDeliver(t, []byte("0123456789abcdef"))
+	buf := make([]byte, 6)
+	if n, err := f.c.Read(buf); err != nil || string(buf[:n]) != "012345" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	var got bytes.Buffer
+	e := newPushEnd(t)
+	f.c.PushTo(&got, e.end)
+	if _, err := d.wait(t); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if err := f.c.Deliver([]byte("-next")); err != nil {
+		t.Fatalf("Deliver after PushTo: %v", err)
+	}
+	f.c.DeliverCloseWrite()
+	<-e.done
+	if got.String() != "6789abcdef-next" || e.n != 21 || e.err != nil {
+		t.Fatalf("pushed %q, end(%d, %v); want %q, end(21, nil)", got.String(), e.n, e.err, "6789abcdef-next")
+	}
+}

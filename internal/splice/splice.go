@@ -46,21 +46,24 @@ type Result struct {
 }
 
 // Join copies a→b and b→a until both directions end, then closes both.
-// The b→a direction runs on a goroutine that Join waits for.
+// The b→a direction runs on a goroutine that Join waits for, unless one of
+// the conns is a Pusher: then its owner's receive loop writes its bytes,
+// and Join needs no goroutine of its own.
 func Join(a, b Conn) Result {
+	if pb, ok := b.(Pusher); ok {
+		return joinPush(a, b, pb)
+	}
+	if pa, ok := a.(Pusher); ok {
+		res := joinPush(b, a, pa)
+		res.AToB, res.BToA = res.BToA, res.AToB
+		return res
+	}
 	var (
-		once     sync.Once
 		firstErr error
 		res      Result
 		wg       sync.WaitGroup
 	)
-	fail := func(err error) {
-		once.Do(func() {
-			firstErr = err
-			abort(a, err)
-			abort(b, err)
-		})
-	}
+	fail := failer(a, b, &firstErr)
 	// Once a direction has ended cleanly, its source is read no more; a
 	// reset that it sends later must still abort the session, so each
 	// side watches its source until the other direction ends too.
@@ -88,6 +91,70 @@ func Join(a, b Conn) Result {
 	return res
 }
 
+// failer returns the fail function of a join of a and b: the first error
+// is kept in *first and aborts both. It may be called again from within
+// those aborts (a Pusher reports its end from Abort), so it guards itself
+// with a flag, not a sync.Once, which would deadlock.
+func failer(a, b Conn, first *error) func(error) {
+	var mu sync.Mutex
+	failed := false
+	return func(err error) {
+		mu.Lock()
+		if failed {
+			mu.Unlock()
+			return
+		}
+		failed = true
+		*first = err
+		mu.Unlock()
+		abort(a, err)
+		abort(b, err)
+	}
+}
+
+// joinPush is Join of a socket-like conn s, copied to p by this goroutine,
+// and a Pusher p, whose bytes its receive loop writes to s.
+func joinPush(s, p Conn, pp Pusher) Result {
+	var (
+		firstErr error
+		res      Result
+		pushed   int64
+	)
+	fail := failer(s, p, &firstErr)
+	pushDone := make(chan struct{})
+	pp.PushTo(s, func(n int64, err error) {
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		if err != nil {
+			fail(err)
+		}
+		pushed = n
+		close(pushDone)
+	})
+	// Once p's bytes have ended cleanly, nothing reads p any more: an abort
+	// that comes later (the peer's Close) must still end the session.
+	stop := pp.AfterAbort(func() {
+		err := pp.Err()
+		if err == nil {
+			err = errAborted
+		}
+		fail(err)
+	})
+	var clean bool
+	res.AToB, clean = half(p, s, fail)
+	if clean {
+		watchReset(s, pushDone, fail)
+	}
+	<-pushDone
+	stop()
+	res.BToA = pushed
+	s.Close()
+	p.Close()
+	res.Err = firstErr
+	return res
+}
+
 // half copies src to dst, then half-closes dst; on error it calls fail.
 // It reports whether the direction ended cleanly.
 func half(dst, src Conn, fail func(error)) (int64, bool) {
@@ -101,11 +168,21 @@ func half(dst, src Conn, fail func(error)) (int64, bool) {
 	return n, err == nil
 }
 
-// PayloadWriter is implemented by conns that hand over received frames
-// themselves (attachconn's Conn): Copy lets them write each payload to the
-// destination directly, with no buffer in between.
-type PayloadWriter interface {
-	WritePayloadsTo(w io.Writer) (int64, error)
+// Pusher is implemented by conns whose received bytes are delivered by
+// their owner's receive loop (attachconn's Conn): Copy and Join let that
+// loop write each payload to the destination itself, with no buffer in
+// between and no goroutine waiting to read a silent session.
+type Pusher interface {
+	AbortNotifier
+	// PushTo makes the receive loop write every received payload to w. end
+	// runs once, in any goroutine, when the bytes end: a nil error after
+	// the peer's clean end, or why they ended (a failed write, an abort,
+	// Close). end must not wait for the receive loop.
+	PushTo(w io.Writer, end func(n int64, err error))
+	// AfterAbort runs f once the conn is aborted (at once if it already
+	// is), unless stop was called first. f must not wait for the receive
+	// loop.
+	AfterAbort(f func()) (stop func())
 }
 
 // socket is a conn whose reset can be watched for (a *net.TCPConn, or a
@@ -168,10 +245,17 @@ func watchReset(src Conn, stop <-chan struct{}, fail func(error)) {
 // Copy copies src to dst until src reports io.EOF, with a pooled buffer of
 // BufferSize bytes, so one read becomes at most one write (one frame). Unlike
 // io.Copy it never uses ReaderFrom/WriterTo, whose buffers are larger; a
-// PayloadWriter source writes its frames itself.
+// Pusher source has its receive loop write its frames, while Copy waits.
 func Copy(dst io.Writer, src io.Reader) (int64, error) {
-	if pw, ok := src.(PayloadWriter); ok {
-		return pw.WritePayloadsTo(dst)
+	if p, ok := src.(Pusher); ok {
+		type result struct {
+			n   int64
+			err error
+		}
+		done := make(chan result, 1)
+		p.PushTo(dst, func(n int64, err error) { done <- result{n, err} })
+		r := <-done
+		return r.n, r.err
 	}
 	// A socket source is read only once it is readable, and its buffer goes
 	// back to the pool whenever a read drains it: a silent session holds no

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -97,7 +98,7 @@ func (s switchHost) Attach(st relayv1.HostService_AttachServer) error {
 
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	fz := &fuzzServer{ended: make(chan error, 1)}
-	srv := grpc.NewServer(grpc.WaitForHandlers(true))
+	srv := grpc.NewServer(grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))
 	relayv1.RegisterHostServiceServer(srv, switchHost{fz: fz})
 	bl := bufconn.Listen(1 << 20)
 	done := make(chan struct{})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -76,7 +77,7 @@ func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbri
 	}
 	tr := &testRelay{r: r, bridge: bridge, clientAddr: lis.Addr().String(), ends: map[string]chan error{}}
 
-	srv := grpc.NewServer(grpc.StreamInterceptor(tr.intercept), grpc.WaitForHandlers(true))
+	srv := grpc.NewServer(grpc.StreamInterceptor(tr.intercept), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))
 	relayv1.RegisterHostServiceServer(srv, r)
 	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(srv, r.AdminService())

@@ -6,11 +6,13 @@
 // clientbridge.Bridge; this package joins each assigned client to its slot.
 //
 // Goroutines per Attach stream: the gRPC handler (owns the stream's life:
-// it returns when the session ends or is aborted), one receive loop (the
-// only caller of Recv), and during a session the two copies of splice.Join
-// (client → host, the only sender; host → client). The receive loop and the
-// copies can outlive the handler by a moment (Recv and a Send blocked on
-// flow control return once the handler has returned); Relay.Close waits.
+// it returns when the session ends or is aborted) and one receive loop (the
+// only caller of Recv, which during a session also writes the host's bytes
+// to the client socket itself). A session's client → host copy
+// (splice.Start, the only sender) has a goroutine only while the client has
+// bytes to copy. The receive loop and the copy can outlive the handler by a
+// moment (Recv and a Send blocked on flow control return once the handler
+// has returned); Relay.Close waits.
 package relay
 
 import (
@@ -36,6 +38,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -559,20 +562,21 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		defer idle.Stop()
 	}
 
-	// Join runs on its own goroutine so that the handler can return as soon
-	// as the session is aborted: if the client → host copy is stuck in Send
-	// because the host stopped reading, no Close frame can go out, and only
-	// ending the RPC releases that Send. (The Close frame, when it could be
-	// sent, went out before Aborted is closed.) Join then finishes on its own
-	// (the client is reset after the bytes it already has); Close waits for it.
+	// The join runs apart from the handler (splice.Start: a silent client
+	// waits in an epoll set, a goroutine copies only while it has bytes) so
+	// that the handler can return as soon as the session is aborted: if the
+	// client → host copy is stuck in Send because the host stopped reading,
+	// no Close frame can go out, and only ending the RPC releases that Send.
+	// (The Close frame, when it could be sent, went out before Aborted is
+	// closed.) The join then finishes on its own (the client is reset after
+	// the bytes it already has); Close waits for it.
 	joined := make(chan splice.Result, 1)
 	r.loops.Add(1)
-	go func() {
-		defer r.loops.Done()
-		res := splice.Join(c.Conn, sess.conn)
-		c.Release() // Join closed the client's socket
+	splice.Start(c.Conn, sess.conn, func(res splice.Result) {
+		c.Release() // the join closed the client's socket
 		joined <- res
-	}()
+		r.loops.Done()
+	})
 	var res splice.Result
 	select {
 	case res = <-joined:
@@ -836,7 +840,7 @@ func (e *closeFrameError) Error() string {
 
 // loop returns nil when the host ends cleanly, or why it stopped.
 func (l *recvLoop) loop() error {
-	first, err := l.stream.Recv()
+	first, err := recvShallow(l.stream)
 	if err != nil {
 		if err == io.EOF {
 			return nil
@@ -849,9 +853,10 @@ func (l *recvLoop) loop() error {
 	}
 	l.hello <- hello
 	hostClosedWrite := false
+	// One message for the whole stream, not reset between frames: the
+	// frame codec reuses its Data message (see framecodec).
 	var req relayv1.AttachRequest
 	for {
-		req.Reset()
 		if err := l.stream.RecvMsg(&req); err != nil {
 			if err == io.EOF {
 				// The host half-closed the RPC. While idle that gives the slot
@@ -880,7 +885,12 @@ func (l *recvLoop) loop() error {
 			case len(f.Data.GetPayload()) > l.maxData:
 				return protocolError(codes.ResourceExhausted, "Data payload of %d bytes exceeds max_data_bytes %d", len(f.Data.GetPayload()), l.maxData)
 			}
-			if err := conn.Deliver(f.Data.GetPayload()); err != nil {
+			// Deliver has consumed the payload when it returns: its pooled
+			// buffer is free for the next frame.
+			err := conn.Deliver(f.Data.Payload)
+			framecodec.Recycle(f.Data.Payload)
+			f.Data.Payload = nil
+			if err != nil {
 				return nil // the session ended; the handler knows why
 			}
 		case *relayv1.AttachRequest_CloseWrite:
@@ -901,6 +911,21 @@ func (l *recvLoop) loop() error {
 			return protocolError(codes.InvalidArgument, "frame with no known field set")
 		}
 	}
+}
+
+// recvShallow receives the first frame on a goroutine of its own, and
+// waits for it: decoding Hello (a map, by reflection) is the deepest call a
+// receive loop makes, and would double its stack (Go shrinks a parked stack
+// only while it uses less than a quarter of it) for the stream's whole
+// life, which the loop spends parked in Recv with less than 4 KiB in use.
+func recvShallow(stream relayv1.HostService_AttachServer) (req *relayv1.AttachRequest, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, err = stream.Recv()
+	}()
+	<-done
+	return req, err
 }
 
 func frameName(req *relayv1.AttachRequest) string {

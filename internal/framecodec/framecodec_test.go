@@ -1,0 +1,148 @@
+package framecodec
+
+import (
+	"bytes"
+	"testing"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+)
+
+// split cuts b into a BufferSlice of pieces of at most n bytes, as gRPC
+// hands over a message received in several HTTP/2 frames.
+func split(b []byte, n int) mem.BufferSlice {
+	var s mem.BufferSlice
+	for len(b) > 0 {
+		k := min(n, len(b))
+		s = append(s, mem.SliceBuffer(b[:k]))
+		b = b[k:]
+	}
+	return s
+}
+
+func reqData(p []byte) *relayv1.AttachRequest {
+	return &relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Data{Data: &relayv1.Data{Payload: p}}}
+}
+
+func respData(p []byte) *relayv1.AttachResponse {
+	return &relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Data{Data: &relayv1.Data{Payload: p}}}
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*31 + 7)
+	}
+	return b
+}
+
+// Every message decodes as proto.Unmarshal decodes it, whichever path it
+// takes, however the bytes are split, into a fresh or a reused message.
+func TestUnmarshalMatchesProto(t *testing.T) {
+	t.Parallel()
+	withUnknown := reqData([]byte("abc"))
+	withUnknown.GetData().ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
+	msgs := []proto.Message{
+		reqData(nil),
+		reqData([]byte{}),
+		reqData([]byte("x")),
+		reqData(pattern(32*1024 - 256)),
+		reqData(pattern(BufferSize)),
+		reqData(pattern(BufferSize + 1)), // too large for the pool
+		withUnknown,
+		respData(pattern(1000)),
+		respData(pattern(BufferSize)),
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: "s", HostId: "h", Labels: map[string]string{"k": "v"}}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, Detail: "d"}}},
+		&relayv1.AttachRequest{},
+	}
+	var c Codec
+	for i, m := range msgs {
+		wire, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, piece := range []int{1, 3, 16 * 1024, len(wire) + 1} {
+			for _, reuse := range []bool{false, true} {
+				got := m.ProtoReflect().New().Interface()
+				if reuse { // a message left over from an earlier Data frame
+					switch g := got.(type) {
+					case *relayv1.AttachRequest:
+						g.Frame = &relayv1.AttachRequest_Data{Data: &relayv1.Data{Payload: []byte("stale")}}
+					case *relayv1.AttachResponse:
+						g.Frame = &relayv1.AttachResponse_Data{Data: &relayv1.Data{Payload: []byte("stale")}}
+					}
+				}
+				if piece > 0 && len(wire) == 0 {
+					piece = 1
+				}
+				if err := c.Unmarshal(split(wire, piece), got); err != nil {
+					t.Fatalf("message %d, pieces of %d: %v", i, piece, err)
+				}
+				if !proto.Equal(got, m) {
+					t.Fatalf("message %d, pieces of %d, reuse %v: got %v, want %v", i, piece, reuse, got, m)
+				}
+			}
+		}
+	}
+}
+
+// A Data frame decoded into a reused message, and recycled after use,
+// allocates nothing: the steady state of a receive loop.
+func TestUnmarshalDataAllocatesNothing(t *testing.T) {
+	wire, err := proto.Marshal(reqData(pattern(32*1024 - 256)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := split(wire, 16*1024)
+	var c Codec
+	var m relayv1.AttachRequest
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := c.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		d := m.GetData()
+		if !bytes.Equal(d.Payload, wire[len(wire)-len(d.Payload):]) {
+			t.Fatal("payload differs")
+		}
+		Recycle(d.Payload)
+		d.Payload = nil
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per Data frame, want 0", allocs)
+	}
+}
+
+// FuzzUnmarshal: on any input the codec agrees with proto.Unmarshal, for
+// requests and responses, in one piece or two.
+func FuzzUnmarshal(f *testing.F) {
+	for _, m := range []proto.Message{reqData([]byte("hello")), respData(pattern(300)), reqData(nil)} {
+		b, _ := proto.Marshal(m)
+		f.Add(b, 2)
+	}
+	f.Add([]byte{0x12, 0x02, 0x0a, 0x05}, 1)
+	f.Fuzz(func(t *testing.T, wire []byte, cut int) {
+		for _, newMsg := range []func() proto.Message{
+			func() proto.Message { return &relayv1.AttachRequest{} },
+			func() proto.Message { return &relayv1.AttachResponse{} },
+		} {
+			want, got := newMsg(), newMsg()
+			wantErr := proto.Unmarshal(wire, want)
+			data := mem.BufferSlice{mem.SliceBuffer(wire)}
+			if cut > 0 && cut < len(wire) {
+				data = mem.BufferSlice{mem.SliceBuffer(wire[:cut]), mem.SliceBuffer(wire[cut:])}
+			}
+			gotErr := Codec{}.Unmarshal(data, got)
+			if (wantErr == nil) != (gotErr == nil) {
+				t.Fatalf("proto error %v, codec error %v", wantErr, gotErr)
+			}
+			if wantErr == nil && !proto.Equal(got, want) {
+				t.Fatalf("codec decoded %v, proto %v", got, want)
+			}
+		}
+	})
+}

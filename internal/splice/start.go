@@ -1,0 +1,259 @@
+package splice
+
+import (
+	"errors"
+	"os"
+	"sync"
+)
+
+// Start joins a and b as Join does, but returns at once: done runs once,
+// in some goroutine, with the Result, after both directions have ended and
+// both conns are closed. When one conn is a Pusher and the other a socket,
+// a held, silent session then has no goroutine at all on Start's side: the
+// socket waits in a shared epoll set (Linux), a goroutine copies only while
+// it has bytes, and the Pusher's receive loop writes the other direction.
+// Otherwise Start runs Join on a goroutine of its own.
+//
+// While the join runs, end it by aborting a conn (an Aborter's Abort, the
+// Pusher's abort), never by closing the socket behind its back: a closed
+// socket leaves the epoll set without an event, and its watch would wait
+// forever.
+func Start(a, b Conn, done func(Result)) {
+	if pb, ok := b.(Pusher); ok {
+		if sa, ok := a.(socket); ok && readinessAvailable() {
+			startPush(a, sa, b, pb, false, done)
+			return
+		}
+	}
+	if pa, ok := a.(Pusher); ok {
+		if sb, ok := b.(socket); ok && readinessAvailable() {
+			startPush(b, sb, a, pa, true, done)
+			return
+		}
+	}
+	go func() { done(Join(a, b)) }()
+}
+
+// asyncJoin is Start's join of a socket s and a Pusher p. The s → p
+// direction is driven by a watch: armed while s is silent, a pump goroutine
+// while s has bytes, then, after s's clean EOF, armed for errors only until
+// p's bytes have ended too (a reset after the FIN must still abort).
+type asyncJoin struct {
+	s, p    Conn
+	sock    socket
+	pp      Pusher
+	swapped bool // s is Start's b: report the directions the other way
+	done    func(Result)
+	w       *watch
+
+	mu       sync.Mutex
+	failed   bool
+	firstErr error
+	left     int  // directions not yet ended
+	sEOF     bool // s ended cleanly; the watch now looks for a reset
+	pushEnd  bool // p's bytes have ended
+	sToP     int64
+	pToS     int64
+	stopHook func()
+}
+
+func startPush(s Conn, sock socket, p Conn, pp Pusher, swapped bool, done func(Result)) {
+	j := &asyncJoin{s: s, sock: sock, p: p, pp: pp, swapped: swapped, done: done, left: 2}
+	w, err := newWatch(sock, j.onReady)
+	if err != nil { // cannot watch: fall back to a goroutine
+		go func() {
+			res := Join(s, p)
+			if swapped {
+				res.AToB, res.BToA = res.BToA, res.AToB
+			}
+			done(res)
+		}()
+		return
+	}
+	j.w = w
+	// An abort of p that comes while s is silent, or after p's bytes ended,
+	// is seen by no read: it must end the join by itself. (Neither direction
+	// can end before PushTo and the first pump, so stopHook is set before
+	// finishOne reads it.)
+	stop := pp.AfterAbort(func() {
+		err := pp.Err()
+		if err == nil {
+			err = errAborted
+		}
+		j.fail(err)
+	})
+	j.mu.Lock()
+	j.stopHook = stop
+	j.mu.Unlock()
+	pp.PushTo(s, j.pushEnded)
+	// Bytes may already be waiting: start with a read, not a wait.
+	j.startPump()
+}
+
+// fail keeps the first error and aborts both conns; it ends the watch, so
+// an s → p direction waiting for s ends too. It may be called again from
+// within those aborts.
+func (j *asyncJoin) fail(err error) {
+	j.mu.Lock()
+	if j.failed {
+		j.mu.Unlock()
+		return
+	}
+	j.failed, j.firstErr = true, err
+	j.mu.Unlock()
+	abort(j.s, err)
+	abort(j.p, err)
+	j.w.end(err)
+}
+
+// pushEnded is p's end callback: its bytes have all been written to s.
+func (j *asyncJoin) pushEnded(n int64, err error) {
+	if err == nil {
+		err = j.s.CloseWrite()
+	}
+	if err != nil {
+		j.fail(err)
+	}
+	j.mu.Lock()
+	j.pToS = n
+	j.pushEnd = true
+	watching := j.sEOF
+	j.mu.Unlock()
+	if watching {
+		// s had ended cleanly and was watched for a reset: nothing is left
+		// to watch for. end runs onReady, which ends the s → p direction.
+		j.w.end(nil)
+	}
+	j.finishOne()
+}
+
+// onReady is the watch's callback: s is readable, or (in the watch for
+// errors) reset or closed, or the watch ended with err. It runs in the
+// watcher's goroutine, which serves every session: the work goes to a
+// goroutine of its own (a reset may wait for unacknowledged bytes, a
+// CloseWrite for flow control).
+func (j *asyncJoin) onReady(err error) { go j.ready(err) }
+
+func (j *asyncJoin) ready(err error) {
+	j.mu.Lock()
+	sEOF := j.sEOF
+	j.mu.Unlock()
+	switch {
+	case sEOF:
+		// After s's clean EOF only a reset matters; a clean hang-up or the
+		// end of the watch closes the direction.
+		if err == nil {
+			if serr := socketError(j.sock); serr != nil {
+				j.fail(os.NewSyscallError("read", serr))
+			}
+			j.w.end(nil)
+		}
+		j.finishOne()
+	case err != nil:
+		j.fail(err) // usually already failed: the watch ended because of it
+		j.finishOne()
+	default:
+		j.pump()
+	}
+}
+
+func (j *asyncJoin) startPump() { go j.pump() }
+
+// pump copies what s has to p, until s has nothing more for now (then it
+// arms the watch and returns), its EOF, or an error.
+func (j *asyncJoin) pump() {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := readOnce(j.sock, buf)
+		if n > 0 {
+			w, werr := j.p.Write(buf[:n])
+			j.mu.Lock()
+			j.sToP += int64(w)
+			j.mu.Unlock()
+			if werr == nil && w != n {
+				werr = errShortWrite
+			}
+			if werr != nil {
+				j.fail(werr)
+				j.w.end(werr)
+				j.finishOne()
+				return
+			}
+			continue
+		}
+		switch {
+		case wouldBlock(err):
+			if aerr := j.w.arm(false); aerr != nil {
+				j.failEnd(aerr)
+			}
+			return
+		case err == nil: // EOF
+			if cerr := j.p.CloseWrite(); cerr != nil {
+				j.failEnd(cerr)
+				return
+			}
+			j.mu.Lock()
+			j.sEOF = true
+			pushEnd := j.pushEnd
+			j.mu.Unlock()
+			if pushEnd {
+				j.w.end(nil)
+				j.finishOne()
+				return
+			}
+			if aerr := j.w.arm(true); aerr != nil {
+				// The watch ended meanwhile (p's end, a failure): then
+				// onReady is not coming, and the direction ends here.
+				if errors.Is(aerr, errWatchEnded) {
+					j.finishOne()
+					return
+				}
+				j.failEnd(aerr)
+			}
+			return
+		default:
+			j.failEnd(os.NewSyscallError("read", err))
+			return
+		}
+	}
+}
+
+// failEnd fails the join from the pump and ends the s → p direction.
+func (j *asyncJoin) failEnd(err error) {
+	j.fail(err)
+	j.w.end(err)
+	j.finishOne()
+}
+
+// finishOne marks one direction ended; the second one closes both conns
+// and reports.
+func (j *asyncJoin) finishOne() {
+	j.mu.Lock()
+	j.left--
+	last := j.left == 0
+	stop := j.stopHook
+	j.mu.Unlock()
+	if !last {
+		return
+	}
+	if stop != nil {
+		stop()
+	}
+	j.w.end(nil)
+	j.s.Close()
+	j.p.Close()
+	j.mu.Lock()
+	res := Result{AToB: j.sToP, BToA: j.pToS, Err: j.firstErr}
+	j.mu.Unlock()
+	if j.swapped {
+		res.AToB, res.BToA = res.BToA, res.AToB
+	}
+	j.done(res)
+}
+
+var (
+	errShortWrite = errors.New("short write")
+	errWatchEnded = errors.New("splice: socket watch ended")
+)
