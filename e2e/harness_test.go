@@ -413,6 +413,24 @@ func dial(tb testing.TB, addr string) *net.TCPConn {
 	return tc
 }
 
+// expectRefused connects a client the relay must refuse: it is reset at
+// once (the reset may even beat connect) and reads nothing.
+func expectRefused(tb testing.TB, addr, what string) {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+	if err != nil {
+		if !errors.Is(err, syscall.ECONNRESET) {
+			tb.Fatalf("%s: dial: %v, want a reset", what, err)
+		}
+		return
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		tb.Fatalf("%s: read %d bytes, %v; want a reset", what, n, err)
+	}
+}
+
 // roundTrip writes msg and reads back exactly len(msg) bytes.
 func roundTrip(tb testing.TB, c net.Conn, msg string) {
 	tb.Helper()
