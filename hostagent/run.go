@@ -31,6 +31,9 @@ func (l labelsFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
+// Repeatable makes HOSTAGENT_LABEL a comma-separated list (see cli.Parse).
+func (l labelsFlag) Repeatable() {}
+
 func (l labelsFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 
@@ -40,5 +41,18 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	_, err = parseFlags([]string{"echo"}, &stderr)
 	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "HOSTAGENT_IDLE") {
 		t.Errorf("bad HOSTAGENT_IDLE: %v, want a usage error naming the variable", err)
+	}
+}
+
+// TestLabelsFromEnvironment: HOSTAGENT_LABEL holds a comma-separated list of
+// KEY=VALUE, as --label may be repeated.
+func TestLabelsFromEnvironment(t *testing.T) {
+	t.Setenv("HOSTAGENT_LABEL", "zone=a,rack=7")
+	o, err := parseFlags([]string{"echo"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.labels) != 2 || o.labels["zone"] != "a" || o.labels["rack"] != "7" {
+		t.Errorf("HOSTAGENT_LABEL=zone=a,rack=7: labels %v, want zone=a and rack=7", map[string]string(o.labels))
 	}
 }

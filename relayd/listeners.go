@@ -20,6 +20,9 @@ func (l *listenFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
+// Repeatable makes RELAYD_LISTEN a comma-separated list (see cli.Parse).
+func (l *listenFlag) Repeatable() {}
+
 func (l *listenFlag) Set(s string) error {
 	addr, service, ok := strings.Cut(s, "=")
 	if !ok {

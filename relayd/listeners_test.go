@@ -43,3 +43,28 @@ func TestListenFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestListenFromEnvironment: RELAYD_LISTEN holds a comma-separated list of
+// ADDR=SERVICE, as --listen may be repeated.
+func TestListenFromEnvironment(t *testing.T) {
+	t.Setenv("RELAYD_LISTEN", ":9000=web, [::1]:9001=db")
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range o.clientListeners() {
+		got = append(got, l.addr+"="+l.service)
+	}
+	if want := ":9000=web,[::1]:9001=db"; strings.Join(got, ",") != want {
+		t.Errorf("RELAYD_LISTEN: listeners %s, want %s", strings.Join(got, ","), want)
+	}
+	// The command line wins over the variable, as for every flag.
+	o, err = parseFlags([]string{"--listen", ":9002=api"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.listens) != 1 || o.listens[0].addr != ":9002" {
+		t.Errorf("--listen with RELAYD_LISTEN set: %v, want only :9002=api", o.listens)
+	}
+}

@@ -459,7 +459,9 @@ func (l *Listener) drained(lk *link, de *drainError) {
 
 // backoff schedules the next attempt on lk: capped, jittered exponential.
 func (l *Listener) backoff(lk *link, err error) {
-	if l.idleCtx.Err() != nil {
+	// Closing, or lk retired (its address left DNS): the slot was given up
+	// by the agent itself (its attach canceled), not failed by the relay.
+	if lk.idleCtx.Err() != nil {
 		return
 	}
 	lk.failures++

@@ -3,11 +3,14 @@ package agent_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
@@ -105,4 +108,121 @@ func TestRelayNameResolvedToEveryAddress(t *testing.T) {
 	// b comes back.
 	dns.set("127.0.0.1", "127.0.0.2")
 	waitStatus(t, b, "slots again on the returning address", idle(2))
+}
+
+// hangingRelay is a HostService whose Attach never answers Hello: a slot on
+// it stays connecting until the agent gives it up.
+type hangingRelay struct {
+	relayv1.UnimplementedHostServiceServer
+	entered chan struct{}
+}
+
+func (h *hangingRelay) Attach(stream relayv1.HostService_AttachServer) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-stream.Context().Done()
+	return stream.Context().Err()
+}
+
+// closeWatchListener reports, on closed, every accepted connection whose
+// peer has closed it.
+type closeWatchListener struct {
+	net.Listener
+	closed chan struct{}
+}
+
+func (l closeWatchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return closeWatchConn{Conn: c, closed: l.closed}, nil
+}
+
+type closeWatchConn struct {
+	net.Conn
+	closed chan struct{}
+}
+
+func (c closeWatchConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err == io.EOF {
+		select {
+		case c.closed <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+// TestRetiredAddressIsNoFailure: a slot still connecting to an address
+// that leaves DNS is given up by the agent; that is no failure of the
+// relay: no reconnect is counted and no warning logged.
+func TestRetiredAddressIsNoFailure(t *testing.T) {
+	t.Parallel()
+	var la, lb net.Listener
+	var port string
+	for range 20 {
+		var err error
+		if la, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		port = strconv.Itoa(la.Addr().(*net.TCPAddr).Port)
+		if lb, err = net.Listen("tcp", "127.0.0.2:"+port); err == nil {
+			break
+		}
+		la.Close()
+		la = nil
+	}
+	if la == nil {
+		t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
+	}
+	a := newRelayOn(t, la)
+	hang := &hangingRelay{entered: make(chan struct{}, 1)}
+	srv := grpc.NewServer()
+	relayv1.RegisterHostServiceServer(srv, hang)
+	closed := make(chan struct{}, 1)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(closeWatchListener{Listener: lb, closed: closed}) }()
+	t.Cleanup(func() { srv.Stop(); <-served })
+
+	dns := &fakeDNS{asked: make(chan struct{}, 1)}
+	dns.set("127.0.0.1", "127.0.0.2")
+	logs := make(chan string, 256)
+	l := listen(t, agent.Config{
+		Relays: []string{net.JoinHostPort("relays.test", port)}, Idle: 1,
+		LookupHost: dns.lookup, ResolveInterval: 20 * time.Millisecond,
+		Logger: slog.New(logHandler{logs}),
+	})
+	waitStatus(t, a, "an idle slot on the first address", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() == 1 })
+	select {
+	case <-hang.entered:
+	case <-time.After(hangGuard):
+		t.Fatal("no slot opened on the second address")
+	}
+
+	dns.set("127.0.0.1")
+	// The retired link's connection closes once its slot has ended and
+	// the manager has handled that.
+	select {
+	case <-closed:
+	case <-time.After(hangGuard):
+		t.Fatal("the retired address's connection was not closed")
+	}
+	if n := l.Stats().Reconnects; n != 0 {
+		t.Errorf("Reconnects = %d after an address left DNS, want 0", n)
+	}
+	for {
+		select {
+		case msg := <-logs:
+			if msg == "relay refused the slot" || msg == "relay unreachable" {
+				t.Errorf("logged %q for a slot the agent gave up itself", msg)
+			}
+			continue
+		default:
+		}
+		break
+	}
 }

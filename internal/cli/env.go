@@ -14,6 +14,14 @@ func EnvName(prefix, name string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// Repeatable is implemented by the value of a flag that may be given more
+// than once (--listen, --label): its variable holds a comma-separated list,
+// each item set as if the flag were given once for it.
+type Repeatable interface {
+	flag.Value
+	Repeatable()
+}
+
 // Parse parses args into fs after taking every flag not given on the
 // command line from its environment variable (see EnvName): a flag on the
 // command line wins. Each flag's usage names its variable, so -h shows both.
@@ -37,8 +45,20 @@ func Parse(fs *flag.FlagSet, prefix string, args []string) error {
 		if !ok {
 			return
 		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			err = UsageError{Err: fmt.Errorf("%s=%q (for --%s): %v", name, v, f.Name, serr)}
+		items := []string{v}
+		if _, ok := f.Value.(Repeatable); ok {
+			items = items[:0]
+			for item := range strings.SplitSeq(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					items = append(items, item)
+				}
+			}
+		}
+		for _, item := range items {
+			if serr := fs.Set(f.Name, item); serr != nil {
+				err = UsageError{Err: fmt.Errorf("%s=%q (for --%s): %v", name, v, f.Name, serr)}
+				return
+			}
 		}
 	})
 	return err

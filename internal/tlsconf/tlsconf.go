@@ -199,10 +199,15 @@ func (s *Source) ServerConfig() *tls.Config {
 // against the CA file (or the system roots), under serverName when given,
 // and the client certificate, if any, for mTLS.
 func (s *Source) ClientConfig(serverName string) *tls.Config {
+	// Under mu: the agent makes a configuration for each new relay address
+	// while handshakes of its other links may reload s.cur.
+	s.mu.Lock()
+	pool := s.cur.pool
+	s.mu.Unlock()
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ServerName: serverName,
-		RootCAs:    s.cur.pool, // fixed: the CA bundle is read at start
+		RootCAs:    pool, // fixed for this configuration: the CA bundle as loaded now
 	}
 	if s.files.CertFile != "" {
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {

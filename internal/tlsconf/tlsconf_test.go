@@ -215,3 +215,43 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestClientConfigWhileReloading: the agent builds a client configuration
+// for each new relay address (a DNS name's addresses change at run time)
+// while handshakes of other links reload its client certificate; the two
+// must not race (go test -race).
+func TestClientConfigWhileReloading(t *testing.T) {
+	old := checkInterval
+	checkInterval = 0 // every handshake looks at the files
+	t.Cleanup(func() { checkInterval = old })
+
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "test")
+	cert, key := ca.Issue(t, dir, "agent")
+	src, err := NewSource(Files{CertFile: cert, KeyFile: key, CAFile: ca.File}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getCert := src.ClientConfig("").GetClientCertificate
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		mod := time.Now()
+		for range 50 {
+			mod = mod.Add(time.Second) // the file changed: the next handshake reloads
+			if err := os.Chtimes(cert, mod, mod); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := getCert(nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 50 {
+		if c := src.ClientConfig(""); c.RootCAs == nil {
+			t.Fatal("no CA pool in the client configuration")
+		}
+	}
+	wg.Wait()
+}

@@ -102,6 +102,15 @@ func startRelayd(ctx context.Context, bin, grpcAddr, adminAddr, clientAddr strin
 		"--relay-id", "conformance",
 	}, extra...)
 	cmd := exec.Command(bin, args...)
+	// relayd takes any flag not on its command line from RELAYD_*: the
+	// operator's variables (tokens, TLS, limits) must not shape the relay
+	// the suite checks hosts against.
+	cmd.Env = []string{} // not nil: nil would mean the whole environment
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RELAYD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -120,3 +120,18 @@ func TestRunBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRelaydIgnoresEnvironment: relayd takes every flag from RELAYD_*
+// variables; the suite's own relayd must not pick up the operator's (auth
+// tokens, TLS, limits), or the suite would test a relay the host under
+// test was not configured for.
+func TestRelaydIgnoresEnvironment(t *testing.T) {
+	t.Setenv("RELAYD_AUTH_TOKENS", filepath.Join(t.TempDir(), "no-such-file"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := startRelayd(ctx, filepath.Join(binDir, "relayd"), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("relayd with RELAYD_AUTH_TOKENS in the environment: %v", err)
+	}
+	r.stop()
+}
