@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,9 +151,11 @@ func startProc(tb testing.TB, name string, args ...string) *proc {
 func startProcEnv(tb testing.TB, env []string, name string, args ...string) *proc {
 	tb.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
+	// The binaries read RELAYD_* and HOSTAGENT_* as flags: only what a
+	// test sets, never the developer's shell.
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "RELAYD_") || strings.HasPrefix(kv, "HOSTAGENT_")
+	}), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)

@@ -75,6 +75,9 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []gr
 	if err != nil {
 		return nil, err
 	}
+	if s.insecure && token != "" && log != nil {
+		log.Warn("--insecure with a token: relays not on loopback receive the token in clear text")
+	}
 	return func(relay string) []grpc.DialOption {
 		var opts []grpc.DialOption
 		if s.linkDescription(relay) != "plaintext" {

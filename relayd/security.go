@@ -130,6 +130,9 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 		}
 		sec.adminToken = tok
 	}
+	if sec.adminToken != "" && !tlsconf.IsLoopback(o.adminAddr) {
+		log.Warn("the admin port is not on loopback and has no TLS: its bearer token crosses the network in clear text; keep it on a private network or tunnel it", "admin_addr", o.adminAddr)
+	}
 	if !tlsconf.IsLoopback(o.grpcAddr) {
 		if sec.tokens == nil && s.tlsClientCA == "" {
 			log.Warn("ANYONE CAN ATTACH AS A HOST: the gRPC port is not on loopback and neither --auth-tokens nor --tls-client-ca is set; any process that reaches it can receive your clients' connections",

@@ -549,14 +549,23 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		var last attachconn.Stats
 		var idle *time.Timer
 		idle = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+			// A callback running as the handler returns must not re-arm
+			// the timer, nor count a hit for a session already over.
+			sess.abortMu.Lock()
+			over := sess.returned || sess.conn.Err() != nil
+			sess.abortMu.Unlock()
+			if over {
+				return
+			}
 			st := sess.conn.Stats()
 			if st != last {
 				last = st
 				idle.Reset(d)
 				return
 			}
-			r.limitHit(LimitIdleTimeout, "session_id", sess.id, "client_addr", sess.clientAddr, "idle_timeout", d)
-			sess.abort(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v (relayd --idle-timeout)", d))
+			if sess.abort(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v (relayd --idle-timeout)", d)) {
+				r.limitHit(LimitIdleTimeout, "session_id", sess.id, "client_addr", sess.clientAddr, "idle_timeout", d)
+			}
 		})
 		idle.Reset(d) // after the assignment the callback reads
 		defer idle.Stop()
