@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -46,4 +48,21 @@ relay_limit_hits_total{limit="idle_timeout"} 0
 	second.send(helloFrame("default", "h"))
 	second.expectEnd(codes.ResourceExhausted)
 	check("1")
+}
+
+// TestNewStreamWhileDrainingGetsDrain: a stream opened while the relay
+// drains is told Drain (go elsewhere for a while) and ends OK, rather than
+// failing with UNAVAILABLE, which agents count as a relay failure.
+func TestNewStreamWhileDrainingGetsDrain(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	if !tr.r.Drain(context.Background()) {
+		t.Fatal("Drain with no session did not finish")
+	}
+	h := tr.attach(t)
+	h.send(helloFrame("default", "late"))
+	if d := h.recv().GetDrain(); d == nil || d.GetReason() != relayv1.DrainReason_DRAIN_REASON_SHUTDOWN || d.GetRetryAfter().AsDuration() <= 0 {
+		t.Fatalf("answer = %v, want Drain{SHUTDOWN, retry_after > 0}", d)
+	}
+	h.expectEnd(codes.OK)
 }

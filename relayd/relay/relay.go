@@ -327,7 +327,9 @@ var (
 func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	ctx := stream.Context()
 	if r.idleCtx.Err() != nil {
-		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+		// Draining: tell the agent to go elsewhere for a while, as its idle
+		// slots were told, rather than fail it (it would count a failure).
+		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
 	peerAddr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -354,7 +356,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	case <-r.idleCtx.Done():
-		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
 	timer.Stop()
 	service := hello.GetService()

@@ -48,7 +48,8 @@
 //   - a Data payload longer than Welcome.max_data_bytes: RESOURCE_EXHAUSTED
 //   - Hello naming a service this relay does not serve: PERMISSION_DENIED
 //   - no Hello within the relay's hello timeout: DEADLINE_EXCEEDED
-//   - the relay is shutting down: UNAVAILABLE
+//   - the relay is shutting down: a Drain frame, then OK (UNAVAILABLE once
+//     its gRPC server stops)
 //
 // Compatibility: proto3, additive changes only (checked by buf breaking).
 // A peer ignores fields it does not know.
@@ -920,8 +921,10 @@ func (x *Open) GetOpenedAt() *timestamppb.Timestamp {
 }
 
 // Drain is sent by the relay on an idle slot to tell the HP to stop offering
-// slots on this relay for a while and to finish its open sessions. The relay
-// ends the stream with OK right after it.
+// slots on this relay for a while and to finish its open sessions. It is
+// also the answer to a new stream while the relay drains (possibly before
+// the relay has read Hello) or while the host is drained (instead of
+// Welcome). The relay ends the stream with OK right after it.
 type Drain struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// reason says why the relay drains.

@@ -48,7 +48,8 @@
 //   - a Data payload longer than Welcome.max_data_bytes: RESOURCE_EXHAUSTED
 //   - Hello naming a service this relay does not serve: PERMISSION_DENIED
 //   - no Hello within the relay's hello timeout: DEADLINE_EXCEEDED
-//   - the relay is shutting down: UNAVAILABLE
+//   - the relay is shutting down: a Drain frame, then OK (UNAVAILABLE once
+//     its gRPC server stops)
 //
 // Compatibility: proto3, additive changes only (checked by buf breaking).
 // A peer ignores fields it does not know.
