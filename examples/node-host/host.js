@@ -96,6 +96,15 @@ function backoff(err) {
   retryTimer = setTimeout(() => { retryTimer = null; fill(); }, delay);
 }
 
+// pause stops opening slots for ms, as a Drain frame asks; it is not a
+// failure, so the backoff does not grow.
+function pause(ms) {
+  if (stopping || retryTimer !== null) return;
+  announced = false;
+  console.error(`node-host: relay ${RELAY_ADDR} asked for no slots for ${Math.round(ms)}ms (drain)`);
+  retryTimer = setTimeout(() => { retryTimer = null; fill(); }, ms);
+}
+
 // openSlot runs one Attach stream: Hello, Welcome, then at most one session.
 function openSlot() {
   const metadata = new grpc.Metadata();
@@ -132,6 +141,11 @@ function openSlot() {
       case 'close': // the session is aborted; the relay ends the stream
         if (slot.session) slot.session.aborted = true;
         break;
+      case 'drain': { // no new slots on this relay for retry_after; not a failure
+        const ra = msg.drain.retryAfter || {};
+        slot.drainMs = Number(ra.seconds || 0) * 1000 + Number(ra.nanos || 0) / 1e6 || BACKOFF_BASE_MS;
+        break;
+      }
       default: // a frame from a newer relay: ignore it
     }
   });
@@ -148,8 +162,10 @@ function openSlot() {
     } else {
       waiting--;
       // The slot ended before a client came: the relay is draining,
-      // restarting or refusing us. Try again after a pause.
-      if (!stopping) backoff(`${grpc.status[st.code]}: ${st.details}`);
+      // restarting or refusing us. Try again after a pause: the one a
+      // Drain asked for, or a backoff.
+      if (slot.drainMs !== undefined) pause(slot.drainMs);
+      else if (!stopping) backoff(`${grpc.status[st.code]}: ${st.details}`);
     }
     maybeExit();
     fill();
