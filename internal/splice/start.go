@@ -2,8 +2,10 @@ package splice
 
 import (
 	"errors"
+	"net"
 	"os"
 	"sync"
+	"time"
 )
 
 // Start joins a and b as Join does, but returns at once: done runs once,
@@ -159,31 +161,42 @@ func (j *asyncJoin) ready(err error) {
 
 func (j *asyncJoin) startPump() { go j.pump() }
 
-// pump copies what s has to p, until s has nothing more for now (then it
-// arms the watch and returns), its EOF, or an error.
+// pollLinger is how long a pump that has just moved bytes waits for more in
+// Go's poller before it gives its socket to the epoll watch and exits. The
+// watch costs no goroutine, but each wake-up through it costs a blocking
+// epoll_wait returning, a new goroutine and an epoll_ctl to re-arm: on an
+// echo round trip that was about a third of the relay's latency. A busy
+// session (the next request within pollLinger) keeps its pump, parked
+// without a buffer; a silent one is back in the watch after pollLinger.
+const pollLinger = 20 * time.Millisecond
+
+// pump copies what s has to p, until s has nothing more for pollLinger
+// (then it arms the watch and returns), its EOF, or an error.
 func (j *asyncJoin) pump() {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
 	for {
-		n, err := readOnce(j.sock, buf)
-		if n > 0 {
-			w, werr := j.p.Write(buf[:n])
-			j.mu.Lock()
-			j.sToP += int64(w)
-			j.mu.Unlock()
-			if werr == nil && w != n {
-				werr = errShortWrite
-			}
-			if werr != nil {
-				j.fail(werr)
-				j.w.end(werr)
-				j.finishOne()
+		n, err := j.drain()
+		if n > 0 && wouldBlock(err) {
+			// Wait in Go's poller, holding no buffer, for the next bytes.
+			// A close (an abort) or a reset ends the wait too; the read
+			// after it reports them.
+			j.sock.SetReadDeadline(time.Now().Add(pollLinger))
+			werr := waitReadable(j.sock)
+			j.sock.SetReadDeadline(time.Time{})
+			switch {
+			case werr == nil:
+				continue
+			case errors.Is(werr, os.ErrDeadlineExceeded):
+				// Silent for pollLinger: hand s to the watch.
+			case errors.Is(werr, net.ErrClosed):
+				continue // the read reports it
+			default:
+				j.failEnd(werr) // a reset, consumed by the peek
 				return
 			}
-			continue
 		}
 		switch {
+		case n < 0:
+			return // drain has ended the direction
 		case wouldBlock(err):
 			if aerr := j.w.arm(false); aerr != nil {
 				j.failEnd(aerr)
@@ -216,6 +229,37 @@ func (j *asyncJoin) pump() {
 		default:
 			j.failEnd(os.NewSyscallError("read", err))
 			return
+		}
+	}
+}
+
+// drain copies what s has now to p with a pooled buffer, and returns how
+// many bytes it moved and the read's result that stopped it: EAGAIN, EOF
+// (nil) or an error. n < 0 means a write to p failed and the direction has
+// ended.
+func (j *asyncJoin) drain() (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var moved int64
+	for {
+		n, err := readOnce(j.sock, buf)
+		if n <= 0 {
+			return moved, err
+		}
+		w, werr := j.p.Write(buf[:n])
+		j.mu.Lock()
+		j.sToP += int64(w)
+		j.mu.Unlock()
+		moved += int64(w)
+		if werr == nil && w != n {
+			werr = errShortWrite
+		}
+		if werr != nil {
+			j.fail(werr)
+			j.w.end(werr)
+			j.finishOne()
+			return -1, werr
 		}
 	}
 }
