@@ -2,7 +2,6 @@ package splice
 
 import (
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -161,43 +160,55 @@ func (j *asyncJoin) ready(err error) {
 
 func (j *asyncJoin) startPump() { go j.pump() }
 
-// pollLinger is how long a pump that has just moved bytes waits for more in
-// Go's poller before it gives its socket to the epoll watch and exits. The
-// watch costs no goroutine, but each wake-up through it costs a blocking
-// epoll_wait returning, a new goroutine and an epoll_ctl to re-arm: on an
-// echo round trip that was about a third of the relay's latency. A busy
-// session (the next request within pollLinger) keeps its pump, parked
-// without a buffer; a silent one is back in the watch after pollLinger.
+// pollLinger is how long a pump waits for more bytes in Go's poller, after
+// it last moved some, before it gives its socket to the epoll watch and
+// exits. The watch costs no goroutine, but each wake-up through it costs a
+// blocking epoll_wait returning, a new goroutine and an epoll_ctl to
+// re-arm: on an echo round trip that was about a fifth of the relay's
+// latency. A busy session (the next bytes within pollLinger) keeps its
+// pump and its pooled buffer; a silent one is back in the watch, with
+// neither, after at most twice pollLinger.
 const pollLinger = 20 * time.Millisecond
 
-// pump copies what s has to p, until s has nothing more for pollLinger
+// pump copies what s has to p, until s has been silent for pollLinger
 // (then it arms the watch and returns), its EOF, or an error.
 func (j *asyncJoin) pump() {
+	bp := bufPool.Get().(*[]byte)
+	defer func() { bufPool.Put(bp) }()
+	buf := *bp
+	// One deadline per pollLinger, not per wait: a timer reset for every
+	// read would cost more than the wake-ups saved.
+	j.sock.SetReadDeadline(time.Now().Add(pollLinger))
+	moved := false // since the deadline was set
 	for {
-		n, err := j.drain()
-		if n > 0 && wouldBlock(err) {
-			// Wait in Go's poller, holding no buffer, for the next bytes.
-			// A close (an abort) or a reset ends the wait too; the read
-			// after it reports them.
-			j.sock.SetReadDeadline(time.Now().Add(pollLinger))
-			werr := waitReadable(j.sock)
-			j.sock.SetReadDeadline(time.Time{})
-			switch {
-			case werr == nil:
-				continue
-			case errors.Is(werr, os.ErrDeadlineExceeded):
-				// Silent for pollLinger: hand s to the watch.
-			case errors.Is(werr, net.ErrClosed):
-				continue // the read reports it
-			default:
-				j.failEnd(werr) // a reset, consumed by the peek
+		n, err := readWait(j.sock, buf)
+		if n > 0 {
+			w, werr := j.p.Write(buf[:n])
+			j.mu.Lock()
+			j.sToP += int64(w)
+			j.mu.Unlock()
+			if werr == nil && w != n {
+				werr = errShortWrite
+			}
+			if werr != nil {
+				j.sock.SetReadDeadline(time.Time{})
+				j.fail(werr)
+				j.w.end(werr)
+				j.finishOne()
 				return
 			}
+			moved = true
+			continue
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && moved {
+			moved = false
+			j.sock.SetReadDeadline(time.Now().Add(pollLinger))
+			continue
+		}
+		j.sock.SetReadDeadline(time.Time{})
 		switch {
-		case n < 0:
-			return // drain has ended the direction
-		case wouldBlock(err):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Silent for pollLinger: the watch waits for the next bytes.
 			if aerr := j.w.arm(false); aerr != nil {
 				j.failEnd(aerr)
 			}
@@ -229,37 +240,6 @@ func (j *asyncJoin) pump() {
 		default:
 			j.failEnd(os.NewSyscallError("read", err))
 			return
-		}
-	}
-}
-
-// drain copies what s has now to p with a pooled buffer, and returns how
-// many bytes it moved and the read's result that stopped it: EAGAIN, EOF
-// (nil) or an error. n < 0 means a write to p failed and the direction has
-// ended.
-func (j *asyncJoin) drain() (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var moved int64
-	for {
-		n, err := readOnce(j.sock, buf)
-		if n <= 0 {
-			return moved, err
-		}
-		w, werr := j.p.Write(buf[:n])
-		j.mu.Lock()
-		j.sToP += int64(w)
-		j.mu.Unlock()
-		moved += int64(w)
-		if werr == nil && w != n {
-			werr = errShortWrite
-		}
-		if werr != nil {
-			j.fail(werr)
-			j.w.end(werr)
-			j.finishOne()
-			return -1, werr
 		}
 	}
 }
