@@ -47,6 +47,7 @@ type options struct {
 	relays              []string
 	service, hostID     string
 	idle, maxSessions   int
+	conns               int
 	weight              int
 	resolveInterval     time.Duration
 	labels              labelsFlag
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.service, "service", "default", "`service` to serve on the relay")
 	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
+	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
 	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")
 	fs.IntVar(&o.weight, "weight", 1, "relative capacity of this host: relays give it clients in proportion (1 to 1000)")
@@ -117,6 +119,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.idle < 1 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--idle must be at least 1, got %d", o.idle)}
+	}
+	if o.conns < 1 || o.conns > 16 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--conns must be in [1, 16], got %d", o.conns)}
 	}
 	if o.resolveInterval < time.Second {
 		return nil, cli.UsageError{Err: fmt.Errorf("--resolve-interval must be at least 1s, got %v", o.resolveInterval)}
@@ -176,7 +181,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
+		Idle: o.idle, Conns: o.conns, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@
 //	relayload rtt  --target ADDR [--count 5000] [--size 64]
 //	relayload rate --target ADDR [--workers 4] [--count 20000] [--duration 3s]
 //	relayload hold --target ADDR [--conns 1000] [--for 10s] [--pids PID,...]
-//	relayload run  [--quick] [--reps 3] [--hold 2000] [--idle-slots 1000]
+//	relayload run  [--quick] [--reps 3] [--hold 2000] [--idle-slots 1000] [--link both] [--base REV]
 //
 // bulk sends a deterministic pattern on each connection while it reads the
 // echo back and checks every byte, half-closes after the last byte, and

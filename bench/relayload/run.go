@@ -25,6 +25,8 @@ type runConfig struct {
 	hold                int // sessions held for the memory figure
 	idleSlots           int // --idle of the agent for the idle-slot figure
 	memoryOnly          bool
+	links               []string // "plaintext", "tls": the gRPC links measured
+	base                string   // a git revision to build and measure beside the working tree, or ""
 }
 
 var (
@@ -46,6 +48,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	idle := fs.Int("idle-slots", 0, "idle slots of the agent for the idle-slot figure (default 1000)")
 	memOnly := fs.Bool("memory-only", false, "only the memory figures (held sessions, idle slots): they stay exact on a busy machine, unlike speed")
 	keepLogs := fs.Bool("keep-logs", false, "keep the build and the processes' logs (printed path)")
+	link := fs.String("link", "both", "gRPC link between hostagent and relayd for the speed figures: plaintext, tls, or both (each in the same passes)")
+	base := fs.String("base", "", "also build this git `revision` (git archive of the module) and measure it in the same passes, as the \"before\" of a change")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +67,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.idleSlots = *idle
 	}
 	cfg.memoryOnly = *memOnly
+	switch *link {
+	case "both":
+		cfg.links = []string{"plaintext", "tls"}
+	case "plaintext", "tls":
+		cfg.links = []string{*link}
+	default:
+		return usageError{fmt.Errorf("--link is plaintext, tls or both, got %q", *link)}
+	}
+	cfg.base = *base
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
@@ -100,16 +113,15 @@ type runner struct {
 	log     io.Writer
 	started time.Time
 
-	relaydBin, agentBin string
-	procs               []*proc // every process started, stopped in reverse order
-	echoAddr            string
+	cur, old bins    // the working tree's build, and --base's
+	procs    []*proc // every process started, stopped in reverse order
+	echoAddr string
+	tls      tlsFiles
 
-	figs     map[string]*figure
-	cpuRelay float64 // CPU seconds of relayd during relayed bulk runs
-	cpuAgent float64
-	relayed  int64 // payload bytes that crossed the relay in those runs, both directions
-	peak     struct{ relayd, agent int64 }
-	held     struct {
+	paths []*path // in column order: direct first
+	figs  map[string]*figure
+	peak  struct{ relayd, agent int64 } // of the working tree's plaintext relay
+	held  struct {
 		n                    int
 		relayKiB, agentKiB   int64 // RSS delta while n sessions were held
 		relayBase, agentBase int64
@@ -121,9 +133,24 @@ type runner struct {
 	}
 }
 
-// figure is one row of the table: samples through each path.
+// bins are the two binaries of one build.
+type bins struct{ relayd, agent string }
+
+// path is one way from the client to the echo backend: direct, or through
+// a relayd and hostagent of one build over one kind of gRPC link.
+type path struct {
+	name   string // column label
+	target string
+	relayd *proc // nil for direct
+	agent  *proc
+
+	cpuRelay, cpuAgent float64 // CPU seconds during this path's bulk runs
+	relayed            int64   // payload bytes that crossed the relay in those runs, both directions
+}
+
+// figure is one row of the table: samples through each path, by name.
 type figure struct {
-	direct, relay []float64
+	samples map[string][]float64
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -136,15 +163,27 @@ func (r *runner) fig(name string) *figure {
 	}
 	f := r.figs[name]
 	if f == nil {
-		f = &figure{}
+		f = &figure{samples: map[string][]float64{}}
 		r.figs[name] = f
 	}
 	return f
 }
 
 func (r *runner) run(ctx context.Context) error {
-	if err := r.build(ctx); err != nil {
+	root, err := moduleRoot(ctx)
+	if err != nil {
 		return err
+	}
+	if r.cur, err = r.build(ctx, root, filepath.Join(r.dir, "bin")); err != nil {
+		return err
+	}
+	if r.cfg.base != "" {
+		if r.old, err = r.buildRevision(ctx, root, r.cfg.base); err != nil {
+			return err
+		}
+	}
+	if r.tls, err = makeTLSFiles(r.dir); err != nil {
+		return fmt.Errorf("throwaway TLS certificate: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -168,26 +207,46 @@ func (r *runner) run(ctx context.Context) error {
 	return r.idlePhase(ctx)
 }
 
-// build compiles relayd and hostagent from the module that holds this
-// command's source, found through `go env GOMOD` from the working directory.
-func (r *runner) build(ctx context.Context) error {
+// moduleRoot finds the module that holds this command's source through
+// `go env GOMOD` from the working directory.
+func moduleRoot(ctx context.Context) (string, error) {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
 	if _, err := os.Stat(filepath.Join(root, "relayd", "run.go")); err != nil {
-		return fmt.Errorf("run relayload from inside the relay module (no relayd/ under %s)", root)
+		return "", fmt.Errorf("run relayload from inside the relay module (no relayd/ under %s)", root)
 	}
-	r.logf("building relayd and hostagent into %s", r.dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", r.dir+string(filepath.Separator), "./relayd", "./hostagent")
+	return root, nil
+}
+
+// build compiles relayd and hostagent from the module at root into out.
+func (r *runner) build(ctx context.Context, root, out string) (bins, error) {
+	r.logf("building relayd and hostagent of %s into %s", root, out)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out+string(filepath.Separator), "./relayd", "./hostagent")
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = r.log, r.log
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+		return bins{}, fmt.Errorf("go build: %w", err)
 	}
-	r.relaydBin, r.agentBin = filepath.Join(r.dir, "relayd"), filepath.Join(r.dir, "hostagent")
-	return nil
+	return bins{filepath.Join(out, "relayd"), filepath.Join(out, "hostagent")}, nil
+}
+
+// buildRevision builds rev of the repository at root from a `git archive`
+// unpacked in the run's directory: no checkout, no worktree, the
+// repository is only read.
+func (r *runner) buildRevision(ctx context.Context, root, rev string) (bins, error) {
+	src := filepath.Join(r.dir, "base-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return bins{}, err
+	}
+	cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, rev, src)
+	cmd.Stderr = r.log
+	if err := cmd.Run(); err != nil {
+		return bins{}, fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	return r.build(ctx, src, filepath.Join(r.dir, "base-bin"))
 }
 
 func (r *runner) start(ctx context.Context, name, readyMsg string, argv ...string) (*proc, map[string]any, error) {
@@ -215,14 +274,19 @@ func (r *runner) stopAll() {
 
 // startRelay starts relayd on free loopback ports and returns its grpc and
 // client addresses.
-func (r *runner) startRelay(ctx context.Context, name string) (p *proc, grpcAddr, clientAddr string, err error) {
-	p, m, err := r.start(ctx, name, "relayd ready", r.relaydBin,
+// With tls, the gRPC port serves the run's throwaway certificate.
+func (r *runner) startRelay(ctx context.Context, name string, b bins, tls bool) (p *proc, grpcAddr, clientAddr string, err error) {
+	argv := []string{b.relayd,
 		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0",
 		"--log-format", "json", "--drain-timeout", "2s",
 		// The load comes from one address at rates and counts the safety
 		// limits exist to refuse: measure the relay, not its limits.
 		"--client-rate", "0", "--max-clients-per-ip", "0", "--max-sessions", "0",
-		"--max-slots-per-host", "0", "--max-slots-per-conn", "0")
+		"--max-slots-per-host", "0", "--max-slots-per-conn", "0"}
+	if tls {
+		argv = append(argv, "--tls-cert", r.tls.cert, "--tls-key", r.tls.key)
+	}
+	p, m, err := r.start(ctx, name, "relayd ready", argv...)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -235,70 +299,101 @@ func (r *runner) startRelay(ctx context.Context, name string) (p *proc, grpcAddr
 }
 
 // startAgent starts `hostagent forward <echo>` and returns once its idle
-// pool on the relay is full.
-func (r *runner) startAgent(ctx context.Context, name, grpcAddr string, idle int) (*proc, error) {
-	p, _, err := r.start(ctx, name, "relay attached", r.agentBin,
-		"--relay", grpcAddr, "--idle", fmt.Sprint(idle), "--host-id", "bench",
-		"--log-format", "json", "--drain-timeout", "2s", "forward", r.echoAddr)
+// pool on the relay is full. With tls, it trusts the run's throwaway CA
+// (and so dials the relay with TLS).
+func (r *runner) startAgent(ctx context.Context, name string, b bins, grpcAddr string, idle int, tls bool) (*proc, error) {
+	argv := []string{b.agent, "--relay", grpcAddr, "--idle", fmt.Sprint(idle), "--host-id", "bench",
+		"--log-format", "json", "--drain-timeout", "2s"}
+	if tls {
+		argv = append(argv, "--tls-ca", r.tls.ca)
+	}
+	p, _, err := r.start(ctx, name, "relay attached", append(argv, "forward", r.echoAddr)...)
 	return p, err
 }
 
-// throughputPhase measures bulk, RTT and session rate, direct and relayed,
-// interleaved pass by pass so that drifting load on the machine hits both.
-func (r *runner) throughputPhase(ctx context.Context) error {
-	relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd")
-	if err != nil {
-		return err
+// startPaths starts a relayd and an agent for every build and link of the
+// run, each pair on its own ports, and returns the paths in column order.
+// The pairs not being measured sit idle (keepalives only) meanwhile.
+func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
+	paths := []*path{{name: "direct", target: r.echoAddr}}
+	builds := []struct {
+		label string
+		b     bins
+	}{{"relay", r.cur}}
+	if r.cfg.base != "" {
+		builds = append(builds, struct {
+			label string
+			b     bins
+		}{"base " + r.cfg.base, r.old})
 	}
-	agent, err := r.startAgent(ctx, "hostagent", grpcAddr, 10)
-	if err != nil {
-		return err
+	for _, bd := range builds {
+		for _, link := range r.cfg.links {
+			tls := link == "tls"
+			name := bd.label
+			if tls {
+				name += " TLS"
+			}
+			suffix := strings.NewReplacer(" ", "-", "/", "-").Replace(name)
+			relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd-"+suffix, bd.b, tls)
+			if err != nil {
+				return nil, err
+			}
+			agent, err := r.startAgent(ctx, "hostagent-"+suffix, bd.b, grpcAddr, 10, tls)
+			if err != nil {
+				return nil, err
+			}
+			r.logf("%s: relayd pid %d (client port %s), hostagent forward pid %d (default --idle 10), %s gRPC link",
+				name, relayd.pid(), clientAddr, agent.pid(), link)
+			paths = append(paths, &path{name: name, target: clientAddr, relayd: relayd, agent: agent})
+		}
 	}
-	r.logf("relayd pid %d (client port %s), hostagent forward pid %d (default --idle 10)", relayd.pid(), clientAddr, agent.pid())
+	return paths, nil
+}
 
-	// A short warm-up through both paths: first connections, heap growth.
-	for _, target := range []string{r.echoAddr, clientAddr} {
-		if _, err := runBulk(ctx, target, 2, 16<<20, stepLimit); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+// throughputPhase measures bulk, RTT and session rate, direct and through
+// every relayed path, interleaved pass by pass so that drifting load on
+// the machine hits all of them.
+func (r *runner) throughputPhase(ctx context.Context) error {
+	paths, err := r.startPaths(ctx)
+	if err != nil {
+		return err
+	}
+	r.paths = paths
+
+	// A short warm-up through every path: first connections, heap growth.
+	for _, p := range paths {
+		if _, err := runBulk(ctx, p.target, 2, 16<<20, stepLimit); err != nil {
+			return fmt.Errorf("warm-up, %s: %w", p.name, err)
 		}
 	}
 
 	cfg := r.cfg
-	type path struct {
-		name, target string
-		relayed      bool
-	}
-	paths := []path{{"direct", r.echoAddr, false}, {"relay", clientAddr, true}}
-	add := func(fig string, p path, v float64) {
+	add := func(fig string, p *path, v float64) {
 		f := r.fig(fig)
-		if p.relayed {
-			f.relay = append(f.relay, v)
-		} else {
-			f.direct = append(f.direct, v)
-		}
+		f.samples[p.name] = append(f.samples[p.name], v)
 	}
-	bulk := func(fig string, p path, conns, mib int) error {
+	bulk := func(fig string, p *path, conns, mib int) error {
 		var c0, a0 float64
-		if p.relayed {
-			c0, _ = cpuSeconds(relayd.pid())
-			a0, _ = cpuSeconds(agent.pid())
+		if p.relayd != nil {
+			c0, _ = cpuSeconds(p.relayd.pid())
+			a0, _ = cpuSeconds(p.agent.pid())
 		}
 		res, err := runBulk(ctx, p.target, conns, int64(mib)<<20, stepLimit)
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", fig, p.name, err)
 		}
-		if p.relayed {
-			c1, err1 := cpuSeconds(relayd.pid())
-			a1, err2 := cpuSeconds(agent.pid())
+		if p.relayd != nil {
+			c1, err1 := cpuSeconds(p.relayd.pid())
+			a1, err2 := cpuSeconds(p.agent.pid())
 			if err := errors.Join(err1, err2); err != nil {
 				return err
 			}
-			r.cpuRelay += c1 - c0
-			r.cpuAgent += a1 - a0
-			r.relayed += 2 * res.Bytes
+			p.cpuRelay += c1 - c0
+			p.cpuAgent += a1 - a0
+			p.relayed += 2 * res.Bytes
 		}
 		add(fig, p, res.MBps())
-		r.logf("%-14s %-6s %8.0f MB/s  (%d MiB in %v)", fig, p.name, res.MBps(), res.Bytes>>20, res.Elapsed.Round(time.Millisecond))
+		r.logf("%-14s %-12s %8.0f MB/s  (%d MiB in %v)", fig, p.name, res.MBps(), res.Bytes>>20, res.Elapsed.Round(time.Millisecond))
 		return nil
 	}
 	for rep := 1; rep <= cfg.reps; rep++ {
@@ -320,7 +415,7 @@ func (r *runner) throughputPhase(ctx context.Context) error {
 			}
 			add(figP50, p, us(res.P50))
 			add(figP99, p, us(res.P99))
-			r.logf("%-14s %-6s p50 %6.0f µs, p99 %6.0f µs (%d round trips)", "rtt 64 B", p.name, us(res.P50), us(res.P99), res.Count)
+			r.logf("%-14s %-12s p50 %6.0f µs, p99 %6.0f µs (%d round trips)", "rtt 64 B", p.name, us(res.P50), us(res.P99), res.Count)
 		}
 		for _, p := range paths {
 			res, err := runRate(ctx, p.target, cfg.rateWorkers, cfg.rateCount, cfg.rateDuration)
@@ -328,24 +423,30 @@ func (r *runner) throughputPhase(ctx context.Context) error {
 				return fmt.Errorf("rate, %s: %w", p.name, err)
 			}
 			add(figRate, p, res.PerSecond())
-			r.logf("%-14s %-6s %8.0f sessions/s (%d in %v)", "sessions/s", p.name, res.PerSecond(), res.Sessions, res.Elapsed.Round(time.Millisecond))
+			r.logf("%-14s %-12s %8.0f sessions/s (%d in %v)", "sessions/s", p.name, res.PerSecond(), res.Sessions, res.Elapsed.Round(time.Millisecond))
 		}
 	}
-	r.peak.relayd, _ = procStatusKiB(relayd.pid(), "VmHWM")
-	r.peak.agent, _ = procStatusKiB(agent.pid(), "VmHWM")
-	r.stop(agent)
-	r.stop(relayd)
+	if p := paths[1]; p.relayd != nil {
+		r.peak.relayd, _ = procStatusKiB(p.relayd.pid(), "VmHWM")
+		r.peak.agent, _ = procStatusKiB(p.agent.pid(), "VmHWM")
+	}
+	for _, p := range slices.Backward(paths) {
+		if p.relayd != nil {
+			r.stop(p.agent)
+			r.stop(p.relayd)
+		}
+	}
 	return nil
 }
 
 // holdPhase measures the RSS cost of held sessions on a fresh relayd and
 // agent, so that buffers left over from bulk runs do not hide it.
 func (r *runner) holdPhase(ctx context.Context) error {
-	relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd-hold")
+	relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd-hold", r.cur, false)
 	if err != nil {
 		return err
 	}
-	agent, err := r.startAgent(ctx, "hostagent-hold", grpcAddr, 10)
+	agent, err := r.startAgent(ctx, "hostagent-hold", r.cur, grpcAddr, 10, false)
 	if err != nil {
 		return err
 	}
@@ -378,7 +479,7 @@ func (r *runner) holdPhase(ctx context.Context) error {
 // idlePhase measures what idle slots cost the relay: its RSS before and
 // after an agent with --idle N has filled its pool.
 func (r *runner) idlePhase(ctx context.Context) error {
-	relayd, grpcAddr, _, err := r.startRelay(ctx, "relayd-idle")
+	relayd, grpcAddr, _, err := r.startRelay(ctx, "relayd-idle", r.cur, false)
 	if err != nil {
 		return err
 	}
@@ -386,7 +487,7 @@ func (r *runner) idlePhase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	agent, err := r.startAgent(ctx, "hostagent-idle", grpcAddr, r.cfg.idleSlots)
+	agent, err := r.startAgent(ctx, "hostagent-idle", r.cur, grpcAddr, r.cfg.idleSlots, false)
 	if err != nil {
 		return err
 	}
@@ -454,62 +555,100 @@ func (r *runner) report(w io.Writer, mode string) {
 	fmt.Fprintf(w, "\n## relayload run (%s): %s\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "Machine: %d CPUs (%s), kernel %s, %s, load average at the end %s.\n",
 		runtime.NumCPU(), cpuModel(), kernel(), runtime.Version(), loadavg())
-	fmt.Fprintf(w, "Topology: client → echo backend (direct) and client → relayd → hostagent forward → echo backend (relay), all on 127.0.0.1, plaintext gRPC. ")
+	fmt.Fprintf(w, "Topology: client → echo backend (direct) and client → relayd → hostagent forward → echo backend (relay), all on 127.0.0.1; gRPC link %s. ",
+		strings.Join(cfg.links, " and "))
+	if cfg.base != "" {
+		fmt.Fprintf(w, "Columns \"base …\" are revision %s, built and measured in the same passes. ", cfg.base)
+	}
 	if !cfg.memoryOnly {
-		fmt.Fprintf(w, "Median of %d passes, direct and relay interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
+		fmt.Fprintf(w, "Median of %d passes, all paths interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
 			cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
 	}
 	fmt.Fprint(w, "\n\n")
 
-	fmt.Fprintln(w, "| figure | direct | relay | relay ÷ direct | target (issue 3) | |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	relayed := []*path{}
+	if len(r.paths) > 1 {
+		relayed = r.paths[1:]
+	}
+	// Header: direct, then each relayed path with its ratio, target, and
+	// whether each relayed path meets it.
+	hdr, sep := "| figure | direct |", "|---|---:|"
+	for _, p := range relayed {
+		hdr += fmt.Sprintf(" %s | ÷ direct |", p.name)
+		sep += "---:|---:|"
+	}
+	hdr += " target (issue 3) | met |"
+	sep += "---|---|"
+	fmt.Fprintln(w, hdr)
+	fmt.Fprintln(w, sep)
+	empty := strings.Repeat(" – | – |", max(len(relayed)-1, 0))
 	for _, name := range []string{figBulk1, figBulk8, figP50, figP99, figRate} {
 		f := r.figs[name]
 		if f == nil {
 			continue
 		}
-		d, v := median(f.direct), median(f.relay)
-		ratio := v / d
+		d := median(f.samples["direct"])
 		t := targets[name]
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %s | %s |\n", name, d, v, ratio, t.text, t.met(ratio))
+		line := fmt.Sprintf("| %s | %.0f |", name, d)
+		var met []string
+		for _, p := range relayed {
+			v := median(f.samples[p.name])
+			line += fmt.Sprintf(" %.0f | %.2f |", v, v/d)
+			met = append(met, t.met(v/d))
+		}
+		fmt.Fprintf(w, "%s %s | %s |\n", line, t.text, strings.Join(met, " / "))
+	}
+	// Memory rows are the working tree's, plaintext: TLS buffers are per
+	// connection, not per stream.
+	row := func(name, value, tgt, met string) {
+		fmt.Fprintf(w, "| %s | – | %s | – |%s %s | %s |\n", name, value, empty, tgt, met)
 	}
 	if r.held.n > 0 {
 		per := float64(r.held.relayKiB+r.held.agentKiB) / float64(r.held.n)
-		fmt.Fprintf(w, "| memory per held session, relayd + hostagent RSS (KiB; %d held) | – | %.1f | – | ≤ 24 KiB | %s |\n",
-			r.held.n, per, target{text: "x", bound: 24}.met(per))
-		fmt.Fprintf(w, "| … of which relayd / hostagent (KiB) | – | %.1f / %.1f | – | | |\n",
-			float64(r.held.relayKiB)/float64(r.held.n), float64(r.held.agentKiB)/float64(r.held.n))
+		row(fmt.Sprintf("memory per held session, relayd + hostagent RSS (KiB; %d held; plaintext)", r.held.n),
+			fmt.Sprintf("%.1f", per), "≤ 24 KiB", target{text: "x", bound: 24}.met(per))
+		row("… of which relayd / hostagent (KiB)",
+			fmt.Sprintf("%.1f / %.1f", float64(r.held.relayKiB)/float64(r.held.n), float64(r.held.agentKiB)/float64(r.held.n)), "", "")
 		status := ""
 		if r.held.n >= 19000 {
 			status = "met"
 		}
-		fmt.Fprintf(w, "| concurrent sessions held and verified | – | %d | – | 19,000 | %s |\n", r.held.n, status)
+		row("concurrent sessions held and verified", fmt.Sprint(r.held.n), "19,000", status)
 	}
 	if r.idle.n > 0 {
 		per := float64(r.idle.after-r.idle.before) / float64(r.idle.n)
-		fmt.Fprintf(w, "| idle slot on relayd (KiB RSS each; %d slots) | – | %.1f | – | ≤ 4 KiB | %s |\n",
-			r.idle.n, per, target{text: "x", bound: 4}.met(per))
+		row(fmt.Sprintf("idle slot on relayd (KiB RSS each; %d slots; plaintext)", r.idle.n),
+			fmt.Sprintf("%.1f", per), "≤ 4 KiB", target{text: "x", bound: 4}.met(per))
 	}
-	if r.relayed > 0 {
-		gb := float64(r.relayed) / 1e9
-		fmt.Fprintf(w, "| relayd CPU seconds per GB relayed | – | %.2f | – | | |\n", r.cpuRelay/gb)
-		fmt.Fprintf(w, "| hostagent CPU seconds per GB relayed | – | %.2f | – | | |\n", r.cpuAgent/gb)
+	for _, p := range relayed {
+		if p.relayed > 0 {
+			gb := float64(p.relayed) / 1e9
+			row(fmt.Sprintf("CPU seconds per GB relayed, relayd / hostagent (%s)", p.name),
+				fmt.Sprintf("%.2f / %.2f", p.cpuRelay/gb, p.cpuAgent/gb), "", "")
+		}
 	}
 	if r.peak.relayd > 0 {
-		fmt.Fprintf(w, "| relayd / hostagent peak RSS in the bulk/RTT/rate phase (MiB) | – | %.1f / %.1f | – | | |\n",
-			float64(r.peak.relayd)/1024, float64(r.peak.agent)/1024)
+		row(fmt.Sprintf("relayd / hostagent peak RSS in the bulk/RTT/rate phase (MiB; %s)", r.paths[1].name),
+			fmt.Sprintf("%.1f / %.1f", float64(r.peak.relayd)/1024, float64(r.peak.agent)/1024), "", "")
 	}
 
 	fmt.Fprintf(w, "\nMB = 10^6 bytes of payload one way. \"GB relayed\" counts payload crossing the relay in both directions (an echoed byte counts twice), over the relayed bulk runs. ")
 	fmt.Fprintf(w, "Memory per held session is the RSS growth of a fresh relayd and hostagent while %d sessions are open (baseline %d + %d KiB); the idle-slot figure is relayd's RSS growth (%d → %d KiB) when an agent with --idle %d attaches.\n\n",
 		r.held.n, r.held.relayBase, r.held.agentBase, r.idle.before, r.idle.after, r.idle.n)
 	if !cfg.memoryOnly {
-		fmt.Fprintln(w, "Samples, in pass order (direct | relay):")
-		fmt.Fprintln(w)
+		names := make([]string, len(r.paths))
+		for i, p := range r.paths {
+			names[i] = p.name
+		}
+		fmt.Fprintf(w, "Samples, in pass order (%s):\n\n", strings.Join(names, " | "))
 	}
 	for _, name := range []string{figBulk1, figBulk8, figP50, figP99, figRate} {
 		if f := r.figs[name]; f != nil {
-			fmt.Fprintf(w, "- %s: %s | %s\n", name, join(f.direct), join(f.relay))
+			cols := make([]string, len(r.paths))
+			for i, p := range r.paths {
+				cols[i] = join(f.samples[p.name])
+			}
+			fmt.Fprintf(w, "- %s: %s\n", name, strings.Join(cols, " | "))
 		}
 	}
 	fmt.Fprintf(w, "\nTotal run time %v.\n", time.Since(r.started).Round(time.Second))

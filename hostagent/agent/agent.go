@@ -59,6 +59,13 @@ type Config struct {
 	Weight int
 	// Idle is the number of idle slots kept on each relay; zero means 10.
 	Idle int
+	// Conns is the number of gRPC (HTTP/2) connections kept to each relay,
+	// slots spread over them in turn: each connection has one writer
+	// goroutine and one TCP stream, which bound what its sessions move
+	// together. Zero means 1: on loopback with 2 cores, 2 and 4 measured no
+	// faster (docs/performance.md); a fast link with many busy sessions may
+	// differ.
+	Conns int
 	// MaxSessions caps concurrent sessions (over all relays); no slots are
 	// offered while it is reached. Zero means no cap.
 	MaxSessions int
@@ -97,8 +104,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("agent: relay address %q: %v (want HOST:PORT)", r, err)
 		}
 	}
-	if c.Idle < 0 || c.MaxSessions < 0 {
-		return errors.New("agent: Idle and MaxSessions must not be negative")
+	if c.Idle < 0 || c.MaxSessions < 0 || c.Conns < 0 {
+		return errors.New("agent: Idle, MaxSessions and Conns must not be negative")
+	}
+	if c.Conns == 0 {
+		c.Conns = 1
 	}
 	if c.Idle == 0 {
 		c.Idle = 10
@@ -190,10 +200,11 @@ func (l *Listener) Stats() Stats {
 
 // link is one relay.
 type link struct {
-	addr   string // dial address: the --relay entry, or one address of its name
-	entry  string // the --relay entry it comes from
-	cc     *grpc.ClientConn
-	client relayv1.HostServiceClient
+	addr    string             // dial address: the --relay entry, or one address of its name
+	entry   string             // the --relay entry it comes from
+	ccs     []*grpc.ClientConn // Config.Conns of them
+	clients []relayv1.HostServiceClient
+	next    atomic.Uint32 // the connection the next slot opens on, mod len(clients)
 	// idleCtx ends the link's idle slots: canceled by Close (through the
 	// listener's) or when the link is retired.
 	idleCtx  context.Context
@@ -256,7 +267,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	}, cfg.DialOptions...)
 	if err := l.initialLinks(ctx); err != nil {
 		for _, lk := range l.links {
-			lk.cc.Close()
+			lk.close()
 		}
 		return nil, err
 	}
@@ -303,7 +314,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	l.slots.Wait()
 	<-l.resolverDone
 	for _, lk := range l.links {
-		lk.cc.Close()
+		lk.close()
 	}
 	return err
 }
@@ -599,7 +610,7 @@ func shallow(f func()) {
 func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
 	// The frame codec decodes Data payloads into pooled buffers; the wire
 	// format is plain proto, so any relay understands it.
-	stream, err := lk.client.Attach(ctx, grpc.ForceCodecV2(framecodec.Codec{}))
+	stream, err := lk.client().Attach(ctx, grpc.ForceCodecV2(framecodec.Codec{}))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -114,6 +114,32 @@ func TestSlotsReplenished(t *testing.T) {
 	}
 }
 
+// TestConns spreads slots over several connections to one relay: every
+// connection carries slots, and sessions on each are byte-exact.
+func TestConns(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	const conns, idle = 3, 6
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, Conns: conns})
+	for i := range 2 * idle {
+		client := dialClient(t, ir.ClientAddr)
+		conn := accept(t, l)
+		msg := fmt.Sprint("session ", i)
+		client.Write([]byte(msg))
+		client.CloseWrite()
+		echo(conn)
+		got, err := io.ReadAll(client)
+		if err != nil || string(got) != msg {
+			t.Fatalf("session %d: client read %q, %v", i, got, err)
+		}
+	}
+	// The first idle slots went to the connections in turn, and the
+	// first of them has been assigned (Attach seen) by now.
+	if got := ir.agentConns(); got != conns {
+		t.Fatalf("Attach came over %d agent connections, want %d", got, conns)
+	}
+}
+
 // TestSlotsReplacedWhileInUse keeps every session open: a slot must be
 // replaced as soon as a client is assigned to it, not when its session ends.
 func TestSlotsReplacedWhileInUse(t *testing.T) {

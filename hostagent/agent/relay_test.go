@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -32,7 +33,8 @@ type inProcessRelay struct {
 	Relay                *relay.Relay
 
 	mu                  sync.Mutex
-	attached, maxAttach int // Attach handlers running now, and at most
+	attached, maxAttach int                 // Attach handlers running now, and at most
+	peers               map[string]struct{} // agent connections (their addresses) that opened Attach
 	stop                func()
 }
 
@@ -77,6 +79,12 @@ func (ir *inProcessRelay) count(srv any, ss grpc.ServerStream, _ *grpc.StreamSer
 	ir.mu.Lock()
 	ir.attached++
 	ir.maxAttach = max(ir.maxAttach, ir.attached)
+	if p, ok := peer.FromContext(ss.Context()); ok {
+		if ir.peers == nil {
+			ir.peers = map[string]struct{}{}
+		}
+		ir.peers[p.Addr.String()] = struct{}{}
+	}
 	ir.mu.Unlock()
 	defer func() {
 		ir.mu.Lock()
@@ -84,6 +92,13 @@ func (ir *inProcessRelay) count(srv any, ss grpc.ServerStream, _ *grpc.StreamSer
 		ir.mu.Unlock()
 	}()
 	return handler(srv, ss)
+}
+
+// agentConns returns how many agent connections have opened Attach.
+func (ir *inProcessRelay) agentConns() int {
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	return len(ir.peers)
 }
 
 func (ir *inProcessRelay) maxConcurrentAttach() int {

@@ -77,11 +77,16 @@ func (l *Listener) newLink(entry, addr string) (*link, error) {
 	if addr != entry {
 		opts = append(opts, grpc.WithAuthority(entry))
 	}
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("agent: relay %s: %w", addr, err)
+	lk := &link{addr: addr, entry: entry}
+	for range l.cfg.Conns {
+		cc, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			lk.close()
+			return nil, fmt.Errorf("agent: relay %s: %w", addr, err)
+		}
+		lk.ccs = append(lk.ccs, cc)
+		lk.clients = append(lk.clients, relayv1.NewHostServiceClient(cc))
 	}
-	lk := &link{addr: addr, entry: entry, cc: cc, client: relayv1.NewHostServiceClient(cc)}
 	lk.idleCtx, lk.stopIdle = context.WithCancel(l.idleCtx)
 	return lk, nil
 }
@@ -187,9 +192,22 @@ func (l *Listener) applyResolution(res resolution) {
 func (l *Listener) reapRetired() {
 	l.links = slices.DeleteFunc(l.links, func(lk *link) bool {
 		if lk.retired && lk.connecting+lk.idle+lk.active == 0 {
-			lk.cc.Close()
+			lk.close()
 			return true
 		}
 		return false
 	})
+}
+
+// client returns the connection for the next slot: slots go to the link's
+// connections in turn, so sessions spread over them.
+func (lk *link) client() relayv1.HostServiceClient {
+	return lk.clients[int(lk.next.Add(1)-1)%len(lk.clients)]
+}
+
+// close closes the link's connections.
+func (lk *link) close() {
+	for _, cc := range lk.ccs {
+		cc.Close()
+	}
 }

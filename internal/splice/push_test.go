@@ -20,12 +20,17 @@ type frameSink struct {
 	closeWrite bool
 	closed     bool
 	ended      chan struct{} // closed by the first CloseWrite or Close frame
+	sent       chan struct{} // signalled (if made, capacity 1) after each Data frame
 }
 
 func (s *frameSink) SendData(p []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.data.Write(p)
+	select {
+	case s.sent <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -289,6 +294,88 @@ func TestJoinPushAbortWhileSilent(t *testing.T) {
 			<-j.done
 			if _, err := io.ReadAll(j.peer); !isReset(err) {
 				t.Fatalf("peer read %v, want a reset", err)
+			}
+		})
+	}
+}
+
+// A session aborted right after its socket sent bytes ends at once too: the
+// pump that moved them then waits in Go's poller for more (pollLinger), not
+// in the epoll watch, and the abort must reach it there.
+func TestJoinPushAbortAfterBytes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			j := newPushJoined(t, false, mode.async)
+			j.sink.mu.Lock()
+			j.sink.sent = make(chan struct{}, 1)
+			j.sink.mu.Unlock()
+			if _, err := j.peer.Write([]byte("request")); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				<-j.sink.sent
+				j.sink.mu.Lock()
+				got := j.sink.data.String()
+				j.sink.mu.Unlock()
+				if got == "request" {
+					break
+				}
+			}
+			j.stream.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("host gone"))
+			<-j.done
+			if _, err := io.ReadAll(j.peer); !isReset(err) {
+				t.Fatalf("peer read %v, want a reset", err)
+			}
+			if j.res.Err == nil {
+				t.Fatal("Join ended without an error after an abort")
+			}
+		})
+	}
+}
+
+// Round trips with the socket silent in between, each waiting for the
+// other side: the pump lingers in Go's poller between them, or has gone
+// back to the epoll watch; either way every byte crosses, in order.
+func TestJoinPushRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, mode := range joinModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			j := newPushJoined(t, false, mode.async)
+			j.sink.mu.Lock()
+			j.sink.sent = make(chan struct{}, 1)
+			j.sink.mu.Unlock()
+			var want bytes.Buffer
+			for i := range 200 {
+				msg := []byte{byte(i), byte(i >> 8), 'x'}
+				want.Write(msg)
+				if _, err := j.peer.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					<-j.sink.sent
+					j.sink.mu.Lock()
+					n := j.sink.data.Len()
+					j.sink.mu.Unlock()
+					if n == want.Len() {
+						break
+					}
+				}
+				if err := j.deliver(msg); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(j.peer, got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("round trip %d: peer read %q, %v; want %q", i, got, err, msg)
+				}
+			}
+			j.sink.mu.Lock()
+			got := j.sink.data.Bytes()
+			j.sink.mu.Unlock()
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("stream got %d bytes, not the %d sent in order", len(got), want.Len())
 			}
 		})
 	}

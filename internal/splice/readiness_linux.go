@@ -219,10 +219,11 @@ func (r *readiness) failAll(err error) {
 	}
 }
 
-// readOnce reads what sock has now, without waiting: n > 0 bytes, or
-// unix.EAGAIN when it has nothing, n == 0 with a nil error at EOF, or the
-// socket's error.
-func readOnce(sock socket, buf []byte) (int, error) {
+// readWait reads what sock has into buf, waiting in Go's poller (not
+// holding an OS thread) until it has bytes, an EOF or an error: n > 0
+// bytes, or n == 0 with a nil error at EOF, or the socket's error, or the
+// poller's (the read deadline passed, the socket was closed).
+func readWait(sock socket, buf []byte) (int, error) {
 	raw, err := sock.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -233,7 +234,7 @@ func readOnce(sock socket, buf []byte) (int, error) {
 		for {
 			n, rerr = unix.Read(int(fd), buf)
 			if rerr != unix.EINTR {
-				return true // one attempt: never park in Go's poller
+				return rerr != unix.EAGAIN // nothing yet: park in the poller
 			}
 		}
 	})
@@ -245,9 +246,6 @@ func readOnce(sock socket, buf []byte) (int, error) {
 	}
 	return n, rerr
 }
-
-// wouldBlock reports whether readOnce found nothing to read.
-func wouldBlock(err error) bool { return err == unix.EAGAIN }
 
 // socketError returns sock's pending error (SO_ERROR), if any.
 func socketError(sock socket) error {

@@ -14,6 +14,5 @@ func readinessAvailable() bool                     { return false }
 func newWatch(socket, func(error)) (*watch, error) { return nil, errNoReadiness }
 func (*watch) arm(bool) error                      { return errNoReadiness }
 func (*watch) end(error)                           {}
-func readOnce(socket, []byte) (int, error)         { return 0, errNoReadiness }
-func wouldBlock(error) bool                        { return false }
+func readWait(socket, []byte) (int, error)         { return 0, errNoReadiness }
 func socketError(socket) error                     { return nil }
