@@ -148,7 +148,9 @@ type closeWatchConn struct {
 
 func (c closeWatchConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if err == io.EOF {
+	// EOF, or a reset when the agent closed with bytes unread: either way
+	// the agent closed the connection.
+	if err != nil {
 		select {
 		case c.closed <- struct{}{}:
 		default:

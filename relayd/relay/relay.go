@@ -523,7 +523,10 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		return err
 	}
 	r.openSession(sess, c.Service)
-	defer r.closeSession(sess)
+	// Closed before the session_closed event and metrics below, so that
+	// whoever sees the event and then asks for status sees it gone.
+	closeSession := sync.OnceFunc(func() { r.closeSession(sess) })
+	defer closeSession()
 	wait := now.Sub(c.AcceptedAt)
 	r.metrics.sessionOpened(c.Service, wait)
 	r.emitSessionOpened(sess, wait)
@@ -611,6 +614,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	default:
 		closed.Detail = res.Err.Error()
 	}
+	closeSession()
 	r.metrics.sessionClosed(c.Service, closed)
 	r.emitSessionClosed(sess, closed)
 	// The one line per session end, with its numbers.
