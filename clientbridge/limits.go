@@ -146,3 +146,50 @@ func (r *releaser) release() {
 		r.a.release(r.ip)
 	}
 }
+
+// LimitListener wraps l so that Accept refuses (resets) connections over
+// lim, reporting each refusal to onReject, and hands out connections that
+// give their place back when closed. The gRPC port uses it: every HTTP/2
+// connection costs the relay buffers before any authentication.
+func LimitListener(l net.Listener, lim Limits, onReject func(remote net.Addr, reason string)) net.Listener {
+	return &limitListener{Listener: l, adm: newAdmission(lim), onReject: onReject}
+}
+
+type limitListener struct {
+	net.Listener
+	adm      *admission
+	onReject func(net.Addr, string)
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := clientIP(c)
+		if reason := l.adm.admit(ip, time.Now()); reason != "" {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			c.Close()
+			if l.onReject != nil {
+				l.onReject(c.RemoteAddr(), reason)
+			}
+			continue
+		}
+		return &limitedConn{Conn: c, place: &releaser{a: l.adm, ip: ip}}, nil
+	}
+}
+
+// limitedConn gives its place back on Close (once).
+type limitedConn struct {
+	net.Conn
+	place *releaser
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.place.release()
+	return err
+}

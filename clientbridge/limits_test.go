@@ -208,3 +208,77 @@ func expectRefused(tb testing.TB, addr, what string) {
 		tb.Fatalf("%s: Read error %v, want a reset", what, err)
 	}
 }
+
+func TestLimitListener(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var reasons []string
+	lis := LimitListener(inner, Limits{MaxClients: 3, MaxClientsPerIP: 2}, func(_ net.Addr, reason string) {
+		mu.Lock()
+		reasons = append(reasons, reason)
+		mu.Unlock()
+	})
+	defer lis.Close()
+	accepted := make(chan net.Conn, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() { lis.Close(); <-done }()
+	take := func(what string) net.Conn {
+		t.Helper()
+		select {
+		case c := <-accepted:
+			t.Cleanup(func() { c.Close() })
+			return c
+		case <-time.After(watchdog):
+			t.Fatalf("%s: not accepted", what)
+			return nil
+		}
+	}
+	first := dial(t, lis.Addr().String())
+	c1 := take("first")
+	dial(t, lis.Addr().String())
+	take("second")
+	// A third from the same address is over the per-IP limit: reset.
+	expectRefused(t, lis.Addr().String(), "a third connection from one address")
+	// Another address is still let in, up to the total.
+	other, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, lis.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Skipf("no 127.0.0.2 here: %v", err)
+	}
+	defer other.Close()
+	take("from 127.0.0.2")
+	other2, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}, lis.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other2.Close()
+	other2.SetReadDeadline(time.Now().Add(watchdog))
+	if _, err := other2.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a connection over the total: %v, want a reset", err)
+	}
+	// Closing an accepted connection gives its place back.
+	c1.Close()
+	c1.Close() // once only
+	first.Close()
+	dial(t, lis.Addr().String())
+	take("after a close")
+	expectRefused(t, lis.Addr().String(), "one over the total again (a double Close gave back one place)")
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(reasons); got != "[max_clients_per_ip max_clients max_clients]" {
+		t.Errorf("refusals reported: %s", got)
+	}
+}

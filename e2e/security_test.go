@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,4 +292,31 @@ func TestSecurityBadCommandLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAgentConnectionLimits: the gRPC port holds at most
+// --max-agent-conns-per-ip connections from one address; more are reset,
+// counted and logged, and a closed connection gives its place back.
+func TestAgentConnectionLimits(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--max-agent-conns-per-ip", "2")
+	var held []net.Conn
+	for range 2 {
+		c, err := net.DialTimeout("tcp", r.grpcAddr, ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	expectRefused(t, r.grpcAddr, "a third connection to the gRPC port")
+	r.waitLog(t, startTimeout, `"limit hit" max_agent_conns_per_ip`, func(l logLine) bool {
+		return l.msg() == "limit hit" && l.str("limit") == "max_agent_conns_per_ip"
+	})
+	// Silent connections give their places back when they close: an agent
+	// (one connection) attaches and serves.
+	for _, c := range held {
+		c.Close()
+	}
+	startAgent(t, r.grpcAddr, "echo")
+	roundTrip(t, dial(t, r.clientAddr), "after the limit\n")
 }

@@ -227,6 +227,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	healthSrv := health.NewServer()
 	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
+		grpc.ConnectionTimeout(o.helloTimeout), // the TLS and HTTP/2 handshakes, too, are bounded
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
 	})...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
@@ -244,7 +245,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	obs.initServer(adminSrv)
 
 	errc := make(chan error, 2+len(clientLis))
-	go func() { errc <- hostSrv.Serve(grpcLis) }()
+	go func() { errc <- hostSrv.Serve(o.sec.limitAgentConns(grpcLis, r)) }()
 	go func() { errc <- adminSrv.Serve(adminLis) }()
 	listening := make([]string, len(clientLis))
 	for i, cl := range o.clientListeners() {

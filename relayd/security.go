@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/relayproject/relay/internal/auth"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/tlsconf"
+	"github.com/relayproject/relay/relayd/relay"
 )
 
 // securityOptions are the flags of transport security, authentication and
@@ -35,6 +37,7 @@ type securityOptions struct {
 	clientBurst                      int
 	maxSlotsPerHost, maxSlotsPerConn int
 	idleTimeout, keepaliveMinTime    time.Duration
+	maxAgentConns, maxAgentConnsIP   int
 }
 
 func (s *securityOptions) register(fs *flag.FlagSet) {
@@ -50,6 +53,8 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service (0: no limit)")
 	fs.IntVar(&s.maxSlotsPerConn, "max-slots-per-conn", 10000, "Attach streams one agent connection may hold; also its HTTP/2 concurrent stream limit (0: no limit)")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")
+	fs.IntVar(&s.maxAgentConns, "max-agent-conns", 1000, "connections the gRPC port holds at once (each costs buffers before any token is checked; 0: no limit)")
+	fs.IntVar(&s.maxAgentConnsIP, "max-agent-conns-per-ip", 100, "connections the gRPC port holds at once from one IP address (0: no limit)")
 	fs.DurationVar(&s.keepaliveMinTime, "keepalive-min-time", 10*time.Second, "agents that send keepalive pings more often than this are disconnected")
 }
 
@@ -71,6 +76,7 @@ func (s *securityOptions) validate(o *options) error {
 		{"client-rate", s.clientRate}, {"client-burst", float64(s.clientBurst)},
 		{"max-slots-per-host", float64(s.maxSlotsPerHost)}, {"max-slots-per-conn", float64(s.maxSlotsPerConn)},
 		{"idle-timeout", float64(s.idleTimeout)},
+		{"max-agent-conns", float64(s.maxAgentConns)}, {"max-agent-conns-per-ip", float64(s.maxAgentConnsIP)},
 	} {
 		if v.n < 0 {
 			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %v", v.flag, v.n)}
@@ -87,6 +93,22 @@ func (s *securityOptions) validate(o *options) error {
 
 func (s *securityOptions) bridgeLimits() clientbridge.Limits {
 	return clientbridge.Limits{MaxClients: s.maxSessions, MaxClientsPerIP: s.maxClientsPerIP, RatePerIP: s.clientRate, BurstPerIP: s.clientBurst}
+}
+
+// limitAgentConns wraps the gRPC port's listener with the connection
+// limits; refusals are counted as limit hits of the relay.
+func (s *securityOptions) limitAgentConns(l net.Listener, r *relay.Relay) net.Listener {
+	if s.maxAgentConns == 0 && s.maxAgentConnsIP == 0 {
+		return l
+	}
+	return clientbridge.LimitListener(l, clientbridge.Limits{MaxClients: s.maxAgentConns, MaxClientsPerIP: s.maxAgentConnsIP},
+		func(remote net.Addr, reason string) {
+			name := relay.LimitAgentConns
+			if reason == clientbridge.RejectMaxClientsPerIP {
+				name = relay.LimitAgentConnsPerIP
+			}
+			r.LimitHit(name, "peer_addr", remote.String())
+		})
 }
 
 // security is the loaded state behind securityOptions.

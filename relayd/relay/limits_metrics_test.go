@@ -27,6 +27,8 @@ func TestLimitHitsMetric(t *testing.T) {
 # TYPE relay_limit_hits_total counter
 relay_limit_hits_total{limit="accept_error"} 0
 relay_limit_hits_total{limit="hello_timeout"} 0
+relay_limit_hits_total{limit="max_agent_conns"} 0
+relay_limit_hits_total{limit="max_agent_conns_per_ip"} 0
 relay_limit_hits_total{limit="max_clients"} 0
 relay_limit_hits_total{limit="max_clients_per_ip"} 0
 relay_limit_hits_total{limit="max_slots_per_conn"} 0

@@ -87,6 +87,9 @@ const (
 	LimitSlotsPerConn = "max_slots_per_conn"
 	LimitIdleTimeout  = "idle_timeout"
 	LimitHelloTimeout = "hello_timeout"
+	// Connections to the gRPC port, counted by relayd's listener.
+	LimitAgentConns      = "max_agent_conns"
+	LimitAgentConnsPerIP = "max_agent_conns_per_ip"
 )
 
 // How long an agent told to Drain should wait before it offers slots again:
@@ -250,11 +253,15 @@ func (r *Relay) LimitHits() map[string]uint64 {
 	return maps.Clone(r.limits)
 }
 
+// LimitHit counts a limit hit outside the relay (relayd's gRPC listener)
+// and logs it like the relay's own, at most once a second.
+func (r *Relay) LimitHit(name string, attrs ...any) { r.limitHit(name, attrs...) }
+
 // limitHitsAll adds the bridge's client limits (and accept failures) to
 // LimitHits, for the metrics; every limit shows, hit or not.
 func (r *Relay) limitHitsAll() map[string]uint64 {
 	all := r.LimitHits()
-	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout} {
+	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitAgentConns, LimitAgentConnsPerIP} {
 		all[name] += 0
 	}
 	rej := r.cfg.Bridge.Rejections()
