@@ -674,3 +674,22 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		t.Fatalf("ListHosts = %v, %v; want one host e2e-env", hosts, err)
 	}
 }
+
+// TestWatcherSeesShutdownAborts: sessions still open when the drain ends
+// are closed with RELAY_SHUTDOWN, and a watcher gets those events before
+// its feed ends.
+func TestWatcherSeesShutdownAborts(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--drain-timeout", "300ms")
+	w := watchEvents(t, adminConn(t, r), &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_CLOSED}})
+	startAgent(t, r.grpcAddr, "echo")
+	c := dial(t, r.clientAddr)
+	roundTrip(t, c, "held open across the shutdown\n")
+	if err := r.terminate(t); err != nil {
+		t.Fatalf("relayd: SIGTERM: want exit status 0, got %v", err)
+	}
+	ev := nextEvent(t, w).GetSessionClosed()
+	if ev == nil || ev.GetClean() || ev.GetReason() != relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN {
+		t.Fatalf("event = %v, want session_closed with RELAY_SHUTDOWN", ev)
+	}
+}

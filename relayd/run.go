@@ -227,7 +227,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	healthSrv := health.NewServer()
 	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
-		grpc.ConnectionTimeout(o.helloTimeout), // the TLS and HTTP/2 handshakes, too, are bounded
+		grpc.ConnectionTimeout(o.helloTimeout),      // the TLS and HTTP/2 handshakes, too, are bounded
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
 	})...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
@@ -290,8 +290,18 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	hostSrv.Stop()
 	<-stopped
-	adminSrv.Stop()
+	// The relay first, so WatchEvents streams get the last events (the
+	// sessions the shutdown aborted) before the admin server stops.
 	r.Close()
+	adminStopped := make(chan struct{})
+	go func() { adminSrv.GracefulStop(); close(adminStopped) }()
+	select {
+	case <-adminStopped:
+	case <-time.After(2 * time.Second): // a watcher that does not read
+	case <-force.Done():
+	}
+	adminSrv.Stop()
+	<-adminStopped
 	log.Info("relayd stopped")
 	return serveErr
 }

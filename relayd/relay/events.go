@@ -149,8 +149,20 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 			}
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case <-r.ctx.Done():
-			return status.Error(codes.Unavailable, "relay is shutting down")
+		case <-r.watchEnd:
+			// The relay has stopped: send what this watcher still holds
+			// (bounded by its buffer), then end.
+			for {
+				select {
+				case q := <-w.ch:
+					out := &relayv1.WatchEventsResponse{Time: q.ev.Time, Dropped: q.dropped, Event: q.ev.Event}
+					if err := stream.Send(out); err != nil {
+						return err
+					}
+				default:
+					return status.Error(codes.Unavailable, "relay is shutting down")
+				}
+			}
 		}
 	}
 }

@@ -127,8 +127,12 @@ type Relay struct {
 	// entry, so that the host's new slots are drained too until UndrainHost.
 	drainedHosts map[hostKey]bool
 
-	events  eventHub
-	metrics *metrics // nil until RegisterMetrics
+	events eventHub
+	// watchEnd is closed by Close, once the last event is out: WatchEvents
+	// streams end then, not at Shutdown, so they see the sessions it aborts.
+	watchEnd     chan struct{}
+	watchEndOnce sync.Once
+	metrics      *metrics // nil until RegisterMetrics
 
 	slotSeq, sessionSeq atomic.Uint64
 }
@@ -206,8 +210,8 @@ func New(cfg Config) (*Relay, error) {
 	r := &Relay{
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
-		drainedHosts: map[hostKey]bool{},
-		conns:        map[string]int{}, limits: map[string]uint64{},
+		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
+		conns: map[string]int{}, limits: map[string]uint64{},
 		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
 	}
 	r.events.buffer = cfg.WatchBuffer
@@ -310,6 +314,8 @@ func (r *Relay) Close() {
 	r.cancel()
 	r.Drain(context.Background())
 	r.loops.Wait()
+	// Every event has been published: watchers send what they hold, then end.
+	r.watchEndOnce.Do(func() { close(r.watchEnd) })
 }
 
 // Shutdown aborts open sessions at once; unlike Close it does not wait for
