@@ -19,6 +19,7 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
@@ -225,7 +226,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), []grpc.ServerOption{
+	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), attachconn.ServerWindowOptions(), []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
 		grpc.ConnectionTimeout(o.helloTimeout),      // the TLS and HTTP/2 handshakes, too, are bounded
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire

@@ -264,7 +264,8 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 			Backoff:           backoff.Config{BaseDelay: cfg.BackoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.BackoffMax},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-	}, cfg.DialOptions...)
+	}, attachconn.DialWindowOptions()...)
+	l.dialOpts = append(l.dialOpts, cfg.DialOptions...)
 	if err := l.initialLinks(ctx); err != nil {
 		for _, lk := range l.links {
 			lk.close()
