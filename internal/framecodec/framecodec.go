@@ -1,9 +1,10 @@
 // Package framecodec is the gRPC codec both sides use on Attach streams. It
 // encodes like grpc-go's proto codec, and decodes a received Data frame's
 // payload into a pooled buffer instead of a fresh allocation: the steady
-// data path allocates nothing per frame. Every other message, and any Data
-// frame not in the plain encoding (unknown fields, a payload too large for
-// the pool), is decoded by the proto codec.
+// data path allocates nothing per frame. The other frames of a session are
+// decoded by hand too (see control.go). Every other message, and any frame
+// not in the plain encoding (unknown fields, a payload too large for the
+// pool), is decoded by the proto codec.
 //
 // Ownership: a pooled payload belongs to the receive loop that received it,
 // and goes back with Recycle once consumed. attachconn's Deliver consumes a
@@ -57,10 +58,16 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 			d.Payload = p
 			return nil
 		}
+		if controlRequest(data, m) {
+			return nil
+		}
 	case *relayv1.AttachResponse:
 		if p, ok := dataPayload(data, 3); ok {
 			d := reuseResponseData(m)
 			d.Payload = p
+			return nil
+		}
+		if controlResponse(data, m) {
 			return nil
 		}
 	}

@@ -3,10 +3,12 @@ package framecodec
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
@@ -60,6 +62,7 @@ func TestUnmarshalMatchesProto(t *testing.T) {
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, Detail: "d"}}},
 		&relayv1.AttachRequest{},
 	}
+	msgs = append(msgs, controlFrames()...)
 	var c Codec
 	for i, m := range msgs {
 		wire, err := proto.Marshal(m)
@@ -120,7 +123,7 @@ func TestUnmarshalDataAllocatesNothing(t *testing.T) {
 // FuzzUnmarshal: on any input the codec agrees with proto.Unmarshal, for
 // requests and responses, in one piece or two.
 func FuzzUnmarshal(f *testing.F) {
-	for _, m := range []proto.Message{reqData([]byte("hello")), respData(pattern(300)), reqData(nil)} {
+	for _, m := range append([]proto.Message{reqData([]byte("hello")), respData(pattern(300)), reqData(nil)}, controlFrames()...) {
 		b, _ := proto.Marshal(m)
 		f.Add(b, 2)
 	}
@@ -145,4 +148,63 @@ func FuzzUnmarshal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// controlFrames are the frames decoded by hand, as relayd and hostagent
+// send them, with empty and extreme values.
+func controlFrames() []proto.Message {
+	open := &relayv1.Open{SessionId: "c42", ClientAddr: "127.0.0.1:50123", ListenerAddr: "127.0.0.1:8002", Service: "default", OpenedAt: timestamppb.New(time.Date(2026, 11, 26, 6, 0, 0, 123456789, time.UTC))}
+	return []proto.Message{
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, Detail: "backend refused: dial tcp 127.0.0.1:8080: connect: connection refused"}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: -1, Detail: "ü"}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s17", MaxDataBytes: 32512}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{MaxDataBytes: 1<<32 - 1}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: open}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{SessionId: "c1", OpenedAt: &timestamppb.Timestamp{}}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{OpenedAt: &timestamppb.Timestamp{Seconds: -62135596800, Nanos: -1}}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, Detail: "client reset"}}},
+	}
+}
+
+// Every control frame as proto.Marshal encodes it takes the hand-written
+// path, not the reflection one.
+func TestControlFramesDecodedByHand(t *testing.T) {
+	t.Parallel()
+	for _, m := range controlFrames() {
+		wire, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		switch m := m.(type) {
+		case *relayv1.AttachRequest:
+			var got relayv1.AttachRequest
+			ok = controlRequest(split(wire, 7), &got)
+			ok = ok && proto.Equal(&got, m)
+		case *relayv1.AttachResponse:
+			var got relayv1.AttachResponse
+			ok = controlResponse(split(wire, 7), &got)
+			ok = ok && proto.Equal(&got, m)
+		}
+		if !ok {
+			t.Errorf("%v: not decoded by hand, or decoded wrong", m)
+		}
+	}
+	// And what it must leave to proto: unknown fields, repeats, Hello.
+	for _, wire := range [][]byte{
+		{0x22, 0x02, 0x18, 0x01},             // Close with a field 3
+		{0x22, 0x04, 0x08, 0x01, 0x08, 0x02}, // Close with its reason twice
+		{0x22, 0x03, 0x12, 0x01, 0xff},       // Close detail not UTF-8
+		{0x22, 0x02, 0x10, 0x01},             // Close detail as a varint
+		{0x0a, 0x02, 0x0a, 0x00},             // Hello
+	} {
+		if controlRequest(split(wire, 7), &relayv1.AttachRequest{}) {
+			t.Errorf("% x decoded by hand, want proto", wire)
+		}
+	}
 }

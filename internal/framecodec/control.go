@@ -1,0 +1,217 @@
+package framecodec
+
+import (
+	"unicode/utf8"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+)
+
+// The control frames every session exchanges (Welcome, Open, CloseWrite,
+// Close) are decoded by hand when they are in the plain encoding: each
+// field once, in field order, no unknown field. The generic decoder finds
+// oneof and message types by reflection, which was ≈ 8 % of relayd's and
+// hostagent's CPU per session and grew long-lived receive loops' stacks.
+// Anything else (Hello, Drain, an unusual encoding) goes to proto.
+
+// maxControl bounds the control frames decoded here: a larger one goes to
+// proto. Addresses, ids and details are far shorter.
+const maxControl = 512
+
+// field is one field of a plain encoding: its varint, or its bytes.
+type field struct {
+	set bool // present on the wire
+	typ protowire.Type
+	v   uint64
+	b   []byte
+}
+
+// fields splits a plain encoding into fields 1..len(out); ok is false for
+// an unknown, repeated or out-of-order field, a group, or a fixed-width
+// type. An absent field reads as its zero value, as proto3 leaves out.
+func fields(b []byte, out []field) bool {
+	last := protowire.Number(0)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num <= last || int(num) > len(out) {
+			return false
+		}
+		last = num
+		b = b[n:]
+		f := &out[num-1]
+		f.set, f.typ = true, typ
+		switch typ {
+		case protowire.VarintType:
+			f.v, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			f.b, n = protowire.ConsumeBytes(b)
+		default:
+			return false
+		}
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// str reads a string field; ok is false for a wrong wire type (proto keeps
+// such a field as unknown) or invalid UTF-8 (which proto rejects: let it
+// say so).
+func (f field) str() (string, bool) {
+	if !f.set {
+		return "", true
+	}
+	if f.typ != protowire.BytesType || !utf8.Valid(f.b) {
+		return "", false
+	}
+	return string(f.b), true
+}
+
+// num reads a varint field.
+func (f field) num() (uint64, bool) {
+	return f.v, !f.set || f.typ == protowire.VarintType
+}
+
+// frame returns the oneof field of a control frame: its number and its
+// message's bytes. ok is false unless data is exactly one such field.
+func frame(data mem.BufferSlice, buf *[maxControl]byte) (num protowire.Number, msg []byte, ok bool) {
+	total := data.Len()
+	if total == 0 || total > maxControl {
+		return 0, nil, false
+	}
+	b := buf[:total]
+	copyFrom(data, 0, b)
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.BytesType {
+		return 0, nil, false
+	}
+	msg, m := protowire.ConsumeBytes(b[n:])
+	if m < 0 || n+m != total {
+		return 0, nil, false
+	}
+	return num, msg, true
+}
+
+// controlRequest decodes CloseWrite and Close frames from a host.
+func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
+	var buf [maxControl]byte
+	num, msg, ok := frame(data, &buf)
+	if !ok {
+		return false
+	}
+	switch num {
+	case 3:
+		if len(msg) != 0 {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachRequest_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}
+		return true
+	case 4:
+		c, ok := closeFrame(msg)
+		if !ok {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachRequest_Close{Close: c}
+		return true
+	}
+	return false
+}
+
+// controlResponse decodes Welcome, Open, CloseWrite and Close frames from
+// a relay.
+func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
+	var buf [maxControl]byte
+	num, msg, ok := frame(data, &buf)
+	if !ok {
+		return false
+	}
+	switch num {
+	case 1:
+		var f [3]field
+		if !fields(msg, f[:]) {
+			return false
+		}
+		relayID, ok1 := f[0].str()
+		slotID, ok2 := f[1].str()
+		maxData, ok3 := f[2].num()
+		if !ok1 || !ok2 || !ok3 {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData)}}
+		return true
+	case 2:
+		o, ok := openFrame(msg)
+		if !ok {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_Open{Open: o}
+		return true
+	case 4:
+		if len(msg) != 0 {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}
+		return true
+	case 5:
+		c, ok := closeFrame(msg)
+		if !ok {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_Close{Close: c}
+		return true
+	}
+	return false
+}
+
+func closeFrame(msg []byte) (*relayv1.Close, bool) {
+	var f [2]field
+	if !fields(msg, f[:]) {
+		return nil, false
+	}
+	reason, ok1 := f[0].num()
+	detail, ok2 := f[1].str()
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	return &relayv1.Close{Reason: relayv1.CloseReason(int32(reason)), Detail: detail}, true
+}
+
+func openFrame(msg []byte) (*relayv1.Open, bool) {
+	var f [5]field
+	if !fields(msg, f[:]) {
+		return nil, false
+	}
+	var o relayv1.Open
+	var ok [4]bool
+	o.SessionId, ok[0] = f[0].str()
+	o.ClientAddr, ok[1] = f[1].str()
+	o.ListenerAddr, ok[2] = f[2].str()
+	o.Service, ok[3] = f[3].str()
+	if ok != [4]bool{true, true, true, true} {
+		return nil, false
+	}
+	if f[4].set {
+		var t [2]field
+		if f[4].typ != protowire.BytesType || !fields(f[4].b, t[:]) {
+			return nil, false
+		}
+		secs, ok1 := t[0].num()
+		nanos, ok2 := t[1].num()
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		o.OpenedAt = &timestamppb.Timestamp{Seconds: int64(secs), Nanos: int32(nanos)}
+	}
+	return &o, true
+}
