@@ -573,6 +573,9 @@ func (r *runner) report(w io.Writer, mode string) {
 	// Header: direct, then each relayed path with its ratio, target, and
 	// whether each relayed path meets it.
 	hdr, sep := "| figure | direct |", "|---|---:|"
+	if len(relayed) == 0 { // --memory-only: no direct column, no ratios
+		hdr, sep = "| figure | relay |", "|---|---:|"
+	}
 	for _, p := range relayed {
 		hdr += fmt.Sprintf(" %s | ÷ direct |", p.name)
 		sep += "---:|---:|"
@@ -601,6 +604,10 @@ func (r *runner) report(w io.Writer, mode string) {
 	// Memory rows are the working tree's, plaintext: TLS buffers are per
 	// connection, not per stream.
 	row := func(name, value, tgt, met string) {
+		if len(relayed) == 0 {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, value, tgt, met)
+			return
+		}
 		fmt.Fprintf(w, "| %s | – | %s | – |%s %s | %s |\n", name, value, empty, tgt, met)
 	}
 	if r.held.n > 0 {
