@@ -39,6 +39,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
+	"github.com/relayproject/relay/internal/shallow"
 )
 
 // Version is sent as Hello.agent_version unless Config.AgentVersion is set.
@@ -524,7 +525,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		stream  relayv1.HostService_AttachClient
 		err     error
 	)
-	shallow(func() { welcome, stream, err = l.attach(ctx, lk) })
+	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
 		emit(evFailed, err)
@@ -533,7 +534,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	emit(evAttached, nil)
 
 	var first *relayv1.AttachResponse
-	shallow(func() { first, err = stream.Recv() })
+	shallow.Run(func() { first, err = stream.Recv() })
 	var open *relayv1.Open
 	if err == nil {
 		open = first.GetOpen()
@@ -592,19 +593,6 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		return
 	}
 	l.receive(stream, conn)
-}
-
-// shallow runs f on a goroutine of its own and waits for it, so that the
-// stack f grows is freed when f returns, instead of staying with a
-// goroutine that then parks for a long time (Go shrinks a parked stack only
-// while it uses less than a quarter of it).
-func shallow(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
 }
 
 // attach opens the stream and exchanges Hello and Welcome.
