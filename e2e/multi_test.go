@@ -111,6 +111,25 @@ func TestServicesNeverCross(t *testing.T) {
 	mail.waitLog(t, startTimeout, "a PermissionDenied refusal", func(l logLine) bool {
 		return strings.Contains(l.str("err"), "PermissionDenied") && strings.Contains(l.str("err"), `"mail"`)
 	})
+	// relayd logs the refused stream's end as go-grpc-middleware's logging
+	// interceptor logs every other call (Attach has a lighter logger of its
+	// own, see relayd/observe.go).
+	fin := r.waitLog(t, startTimeout, `"finished call" of the refused Attach`, func(l logLine) bool {
+		return l.msg() == "finished call" && l.str("grpc.method") == "Attach" && l.str("grpc.code") == "PermissionDenied"
+	})
+	for k, want := range map[string]string{"level": "WARN", "protocol": "grpc", "grpc.component": "server", "grpc.service": "relay.v1.HostService", "grpc.method_type": "bidi_stream"} {
+		if got := fin.str(k); got != want {
+			t.Errorf("finished call: %s = %q, want %q (%s)", k, got, want, fin.raw)
+		}
+	}
+	for _, k := range []string{"peer.address", "grpc.start_time", "grpc.time_ms"} {
+		if fin.fields[k] == nil {
+			t.Errorf("finished call: no %s (%s)", k, fin.raw)
+		}
+	}
+	if !strings.Contains(fin.str("grpc.error"), `"mail"`) {
+		t.Errorf("finished call: grpc.error = %q, want the refusal (%s)", fin.str("grpc.error"), fin.raw)
+	}
 
 	st, err := getStatus(statusClient(t, r))
 	if err != nil {

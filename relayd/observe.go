@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -14,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/relayproject/relay/clientbridge"
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/metricshttp"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -67,7 +72,7 @@ func (o *observability) serverOptions() []grpc.ServerOption {
 		return status.Error(codes.Internal, "internal error")
 	})}
 	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{logging.StreamServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{o.streamLogging(logging.StreamServerInterceptor(logger, logOpts...))}
 	if o.grpcm != nil {
 		unary = append(unary, o.grpcm.UnaryServerInterceptor())
 		stream = append(stream, o.grpcm.StreamServerInterceptor())
@@ -75,6 +80,53 @@ func (o *observability) serverOptions() []grpc.ServerOption {
 	unary = append(unary, recovery.UnaryServerInterceptor(recoverOpts...))
 	stream = append(stream, recovery.StreamServerInterceptor(recoverOpts...))
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+}
+
+// streamLogging logs each stream's end through mw, except Attach streams,
+// which it logs itself with the same message, fields and levels. mw builds
+// its per-call fields (a map) before the handler runs, on the goroutine
+// grpc-go starts for the stream, and that grows its stack from 4 to 8 KiB;
+// an Attach stream's goroutine then waits for the stream's whole life,
+// keeping the 8 KiB: measured, 4 KiB more per idle slot and per session.
+func (o *observability) streamLogging(mw grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if info.FullMethod != relayv1.HostService_Attach_FullMethodName {
+			return mw(srv, ss, info, handler)
+		}
+		start := time.Now()
+		err := handler(srv, ss)
+		o.attachEnded(ss.Context(), start, err)
+		return err
+	}
+}
+
+// attachEnded logs an Attach stream's end as go-grpc-middleware's logging
+// interceptor would.
+func (o *observability) attachEnded(ctx context.Context, start time.Time, err error) {
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	code := logging.DefaultErrorToCode(err)
+	level := slog.Level(codeToLevel(code))
+	if !o.log.Enabled(ctx, level) {
+		return
+	}
+	fields := []any{
+		logging.SystemTag[0], logging.SystemTag[1],
+		logging.ComponentFieldKey, logging.KindServerFieldValue,
+		logging.ServiceFieldKey, relayv1.HostService_ServiceDesc.ServiceName,
+		logging.MethodFieldKey, "Attach",
+		logging.MethodTypeFieldKey, "bidi_stream",
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		fields = append(fields, "peer.address", p.Addr.String())
+	}
+	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339), "grpc.code", code.String())
+	if err != nil {
+		fields = append(fields, "grpc.error", fmt.Sprintf("%v", err))
+	}
+	fields = append(fields, logging.DurationToTimeMillisFields(time.Since(start))...)
+	o.log.Log(ctx, level, "finished call", fields...)
 }
 
 // initServer zero-initializes the gRPC metrics of every method of srv, so

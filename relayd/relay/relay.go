@@ -39,6 +39,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
+	"github.com/relayproject/relay/internal/shallow"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -337,12 +338,73 @@ var (
 )
 
 // Attach implements relay.v1.HostService.
+//
+// It runs on the goroutine grpc-go starts for the stream, which waits for
+// most of the stream's life (see package shallow). grpc-go and the
+// interceptors take ≈ 3 KiB below the handler; so that the goroutine stays
+// at 4 KiB, the handler's frames are small and everything deep before a
+// wait (sends, events, logging) runs through shallow.Run. What follows the
+// last wait runs here: the goroutine ends soon after.
 func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
+	var a *attachment
+	var err error
+	shallow.Run(func() { a, err = r.attach(stream) })
+	if a == nil {
+		return err
+	}
+	defer a.release()
+	for {
+		client, endErr, how := a.waitIdle()
+		if how != idleAssigned || client == nil {
+			if again, err := r.afterIdle(a, how, endErr); !again {
+				return err
+			}
+			continue
+		}
+		if r.hostDrained(a.key) {
+			// Drained as this client was assigned: the client, untouched,
+			// goes to another host.
+			r.giveBack(a.sl, client)
+			a.detach = "drained"
+			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+		}
+		a.detach = "session ended"
+		var run *sessionRun
+		shallow.Run(func() { run, err = r.startSession(a, client) })
+		if run == nil {
+			return err
+		}
+		run.wait()
+		return r.finishSession(run)
+	}
+}
+
+// attachment is an Attach stream that has become a slot.
+type attachment struct {
+	stream   relayv1.HostService_AttachServer
+	ctx      context.Context
+	loop     *recvLoop
+	key      hostKey
+	service  string
+	peerAddr string
+	h        *host
+	drainC   <-chan struct{}
+	// relayIdle is closed when the relay drains.
+	relayIdle <-chan struct{}
+	sl        *slot
+	log       *slog.Logger
+	detach    string // how the slot ended, for the host's detach event
+	release   func()
+}
+
+// attach takes the stream from Hello to Welcome. It returns nil and the
+// handler's status if the stream does not become a slot.
+func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, error) {
 	ctx := stream.Context()
 	if r.idleCtx.Err() != nil {
 		// Draining: tell the agent to go elsewhere for a while, as its idle
 		// slots were told, rather than fail it (it would count a failure).
-		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
+		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
 	peerAddr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -362,14 +424,14 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	select {
 	case hello = <-loop.hello:
 	case err := <-loop.idleEnd:
-		return endStatus(err)
+		return nil, endStatus(err)
 	case <-timer.C:
 		r.limitHit(LimitHelloTimeout, "peer_addr", peerAddr)
-		return status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
 	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
+		return nil, status.FromContextError(ctx.Err()).Err()
 	case <-r.idleCtx.Done():
-		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
+		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
 	timer.Stop()
 	service := hello.GetService()
@@ -377,7 +439,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		service = "default"
 	}
 	if !r.services[service] {
-		return status.Errorf(codes.PermissionDenied, "service %q is not served by this relay", service)
+		return nil, status.Errorf(codes.PermissionDenied, "service %q is not served by this relay", service)
 	}
 	hostID := hello.GetHostId()
 	if hostID == "" {
@@ -386,88 +448,101 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	if r.cfg.Authorize != nil {
 		if err := r.cfg.Authorize(ctx, service, hostID); err != nil {
 			r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err)
-			return err
+			return nil, err
 		}
 	}
 	key := hostKey{service, hostID}
 	if r.hostDrained(key) {
 		// Instead of Welcome: the host is drained, it should come back later.
-		return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	}
 	h, drainC, err := r.addSlot(key, peerAddr, hello)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	detach := "slot ended"
-	defer func() { r.removeSlot(h, peerAddr, detach) }()
-	sl := &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
-	log := r.log.With("host_id", hostID, "service", service, "slot_id", sl.id)
+	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, drainC: drainC, relayIdle: r.idleCtx.Done(), detach: "slot ended"}
+	a.release = func() { r.removeSlot(h, peerAddr, a.detach) }
+	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
+	a.log = r.log.With("host_id", hostID, "service", service, "slot_id", a.sl.id)
 
 	// The slot is idle before Welcome goes out, so a host (and status) that
 	// has seen Welcome can count on it; a client assigned meanwhile is sent
 	// Open right after Welcome.
-	if !r.cfg.Bridge.AddIdle(service, sl) {
-		return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+	if !r.cfg.Bridge.AddIdle(service, a.sl) {
+		a.release()
+		return nil, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 	}
 	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
-		RelayId: r.cfg.RelayID, SlotId: sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
+		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
 	}}}); err != nil {
-		r.withdraw(service, sl)
-		detach = "stream broke"
-		return err
+		r.withdraw(service, a.sl)
+		a.detach = "stream broke"
+		a.release()
+		return nil, err
 	}
-	r.emitSlotOpened(key, sl.id)
+	r.emitSlotOpened(key, a.sl.id)
+	return a, nil
+}
 
-	// Idle: wait for a client.
-	for {
-		var client *clientbridge.Client
-		var endErr error
-		ended := true // endErr nil and ended: the host gave the slot up
-		select {
-		case client = <-sl.assigned:
-			ended = false
-		case endErr = <-loop.idleEnd:
-		case <-ctx.Done():
-			endErr = status.FromContextError(ctx.Err()).Err()
-		case <-r.idleCtx.Done():
-			r.withdraw(service, sl)
-			detach = "relay shutting down"
-			log.Debug("slot drained: relay shutting down")
-			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
-		case <-drainC:
-			r.withdraw(service, sl)
-			detach = "drained"
-			log.Debug("slot drained by an operator")
-			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
-		}
-		if client != nil && r.hostDrained(key) {
-			// Drained as this client was assigned: the client, untouched,
-			// goes to another host.
-			r.giveBack(sl, client)
-			detach = "drained"
-			return r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
-		}
-		if !ended && client == nil {
-			// A reservation was dropped: offer the slot again.
-			sl.host.active.Add(-1)
-			if !r.cfg.Bridge.AddIdle(service, sl) {
-				return status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
-			}
-			continue
-		}
-		if ended {
-			r.withdraw(service, sl)
-			log.Debug("slot ended while idle", "err", endErr)
-			if endErr != nil {
-				detach = endErr.Error()
-			} else {
-				detach = "slot given up"
-			}
-			return endStatus(endErr)
-		}
-		detach = "session ended"
-		return r.serveSession(ctx, stream, loop, sl, client, log)
+// How an idle slot's wait ended.
+type idleOutcome int
+
+const (
+	idleAssigned idleOutcome = iota // a client, or nil: a reservation was dropped
+	idleEnded                       // the stream ended; the error says how (nil: given up)
+	idleShutdown                    // the relay drains
+	idleDrained                     // an operator drained the host
+)
+
+// waitIdle waits for a client or the slot's end. Small on purpose: the
+// handler's goroutine spends the slot's idle life here.
+func (a *attachment) waitIdle() (*clientbridge.Client, error, idleOutcome) {
+	select {
+	case c := <-a.sl.assigned:
+		return c, nil, idleAssigned
+	case err := <-a.loop.idleEnd:
+		return nil, err, idleEnded
+	case <-a.ctx.Done():
+		return nil, a.ctx.Err(), idleEnded
+	case <-a.drainC:
+		return nil, nil, idleDrained
+	case <-a.relayIdle:
+		return nil, nil, idleShutdown
 	}
+}
+
+// afterIdle handles the ends of an idle wait other than a client: it
+// reports whether the slot waits again, or the handler's status.
+func (r *Relay) afterIdle(a *attachment, how idleOutcome, endErr error) (again bool, err error) {
+	switch how {
+	case idleAssigned: // a reservation was dropped: offer the slot again
+		a.sl.host.active.Add(-1)
+		if !r.cfg.Bridge.AddIdle(a.service, a.sl) {
+			return false, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+		}
+		return true, nil
+	case idleShutdown:
+		r.withdraw(a.service, a.sl)
+		a.detach = "relay shutting down"
+		a.log.Debug("slot drained: relay shutting down")
+		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
+	case idleDrained:
+		r.withdraw(a.service, a.sl)
+		a.detach = "drained"
+		a.log.Debug("slot drained by an operator")
+		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+	}
+	if errors.Is(endErr, context.Canceled) || errors.Is(endErr, context.DeadlineExceeded) {
+		endErr = status.FromContextError(endErr).Err()
+	}
+	r.withdraw(a.service, a.sl)
+	a.log.Debug("slot ended while idle", "err", endErr)
+	if endErr != nil {
+		a.detach = endErr.Error()
+	} else {
+		a.detach = "slot given up"
+	}
+	return false, endStatus(endErr)
 }
 
 // withdraw takes an idle slot back from the bridge; a client reserved for
@@ -499,7 +574,22 @@ func endStatus(err error) error {
 	return status.Error(codes.Unavailable, err.Error())
 }
 
-func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_AttachServer, loop *recvLoop, sl *slot, c *clientbridge.Client, log *slog.Logger) error {
+// sessionRun is a session under way on a slot.
+type sessionRun struct {
+	sess         *session
+	c            *clientbridge.Client
+	log          *slog.Logger
+	now          time.Time
+	joined       chan splice.Result
+	res          splice.Result
+	closeSession func()
+	cleanup      []func() // run last first when the session is over
+}
+
+// startSession sends Open for client c on slot a and starts the session.
+// It returns nil and the handler's status if the session does not start.
+func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun, error) {
+	ctx, stream, loop, sl, log := a.ctx, a.stream, a.loop, a.sl, a.log
 	now := time.Now()
 	sess := &session{
 		id:         "c" + strconv.FormatUint(r.sessionSeq.Add(1), 10),
@@ -521,7 +611,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
 		r.giveBack(sl, c)
-		return endStatus(<-loop.idleEnd)
+		return nil, endStatus(<-loop.idleEnd)
 	}
 	err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{
 		SessionId:    sess.id,
@@ -533,13 +623,14 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	if err != nil {
 		// The stream broke before the session began: the client is untouched.
 		r.giveBack(sl, c)
-		return err
+		return nil, err
 	}
 	r.openSession(sess, c.Service)
 	// Closed before the session_closed event and metrics below, so that
 	// whoever sees the event and then asks for status sees it gone.
-	closeSession := sync.OnceFunc(func() { r.closeSession(sess) })
-	defer closeSession()
+	run := &sessionRun{sess: sess, c: c, log: log, now: now, joined: make(chan splice.Result, 1)}
+	run.closeSession = sync.OnceFunc(func() { r.closeSession(sess) })
+	run.cleanup = append(run.cleanup, run.closeSession)
 	wait := now.Sub(c.AcceptedAt)
 	r.metrics.sessionOpened(c.Service, wait)
 	r.emitSessionOpened(sess, wait)
@@ -548,19 +639,19 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	stopBroken := context.AfterFunc(ctx, func() {
 		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
 	})
-	defer stopBroken()
+	run.cleanup = append(run.cleanup, func() { stopBroken() })
 	// The shutdown abort may send a Close frame: never once the handler
 	// has returned (the stream must not be used then); session.abort
 	// checks.
 	stopShutdown := context.AfterFunc(r.ctx, func() {
 		sess.abort(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN, errShutdown)
 	})
-	defer func() {
+	run.cleanup = append(run.cleanup, func() {
 		stopShutdown()
 		sess.abortMu.Lock()
 		sess.returned = true
 		sess.abortMu.Unlock()
-	}()
+	})
 	if d := r.cfg.IdleTimeout; d > 0 {
 		// A timer, not a goroutine: it looks at the byte counters every
 		// d and ends the session if they have not moved.
@@ -586,7 +677,7 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 			}
 		})
 		idle.Reset(d) // after the assignment the callback reads
-		defer idle.Stop()
+		run.cleanup = append(run.cleanup, func() { idle.Stop() })
 	}
 
 	// The join runs apart from the handler (splice.Start: a silent client
@@ -597,18 +688,34 @@ func (r *Relay) serveSession(ctx context.Context, stream relayv1.HostService_Att
 	// (The Close frame, when it could be sent, went out before Aborted is
 	// closed.) The join then finishes on its own (the client is reset after
 	// the bytes it already has); Close waits for it.
-	joined := make(chan splice.Result, 1)
+	joined := run.joined
 	r.loops.Add(1)
 	splice.Start(c.Conn, sess.conn, func(res splice.Result) {
 		c.Release() // the join closed the client's socket
 		joined <- res
 		r.loops.Done()
 	})
-	var res splice.Result
+	return run, nil
+}
+
+// wait waits for the session's end. Small on purpose: the handler's
+// goroutine spends the session here.
+func (run *sessionRun) wait() {
 	select {
-	case res = <-joined:
-	case <-sess.conn.Aborted():
+	case run.res = <-run.joined:
+	case <-run.sess.conn.Aborted():
 	}
+}
+
+// finishSession reports a session that has ended and returns the
+// handler's status.
+func (r *Relay) finishSession(run *sessionRun) error {
+	defer func() {
+		for i := len(run.cleanup) - 1; i >= 0; i-- {
+			run.cleanup[i]()
+		}
+	}()
+	sess, c, log, now, res, closeSession := run.sess, run.c, run.log, run.now, run.res, run.closeSession
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	dur := time.Since(now)
@@ -941,18 +1048,12 @@ func (l *recvLoop) loop() error {
 	}
 }
 
-// recvShallow receives the first frame on a goroutine of its own, and
-// waits for it: decoding Hello (a map, by reflection) is the deepest call a
-// receive loop makes, and would double its stack (Go shrinks a parked stack
-// only while it uses less than a quarter of it) for the stream's whole
-// life, which the loop spends parked in Recv with less than 4 KiB in use.
+// recvShallow receives the first frame through shallow.Run: decoding Hello
+// (a map, by reflection) is the deepest call a receive loop makes, and
+// would double its stack for the stream's whole life, which the loop spends
+// parked in Recv with less than 4 KiB in use.
 func recvShallow(stream relayv1.HostService_AttachServer) (req *relayv1.AttachRequest, err error) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		req, err = stream.Recv()
-	}()
-	<-done
+	shallow.Run(func() { req, err = stream.Recv() })
 	return req, err
 }
 

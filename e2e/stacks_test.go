@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestGoroutineStacksPerSlotAndSession: what relayd holds for a waiting
+// slot and a held session is two goroutines of 4 KiB stack each (the
+// Attach handler and its receive loop), with a token check on the way in.
+// Nothing the interceptors or the handler do before they wait may grow a
+// stack to 8 KiB, which it would keep for the slot's whole life (Go
+// shrinks a parked stack only while it uses less than a quarter of it).
+// Read from relayd's runtime through --pprof-addr, after a collection.
+func TestGoroutineStacksPerSlotAndSession(t *testing.T) {
+	t.Parallel()
+	const slots, held = 2000, 400
+	// 8 KiB, plus what stacks of ended goroutines still hold (Go keeps a
+	// few per CPU for reuse): under 1 KiB per slot here. 12 KiB when a
+	// handler has grown to 8.
+	const maxPerSlot = 11 << 10
+	dir := t.TempDir()
+	r := startRelay(t, "--auth-tokens", writeFile(t, dir, "tokens", goodToken+"\n"), "--pprof-addr", "127.0.0.1:0")
+	pprofAddr := r.loggedAddr(t, "pprof serving", "pprof_addr")
+
+	st := statusClient(t, r)
+	if _, err := getStatus(st); err != nil { // its connection's goroutines, in the baseline
+		t.Fatal(err)
+	}
+	// Each count waits until the goroutines of setting up (handshakes,
+	// decoding Hello, sending Welcome or Open, a session's first bytes)
+	// have ended: then two goroutines per slot or session are left, and a
+	// few for the agent's connection.
+	settle := func(want int) {
+		waitFor(t, ioTimeout, func() (bool, string) {
+			n := goroutines(t, pprofAddr)
+			return n <= want, fmt.Sprintf("%d goroutines, want at most %d", n, want)
+		})
+	}
+	beforeGoroutines := goroutines(t, pprofAddr)
+	before := stackInuse(t, pprofAddr)
+	startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + goodToken}, r.grpcAddr, "--idle", strconv.Itoa(slots), "echo").waitAttached(t)
+	settle(beforeGoroutines + 2*slots + 8)
+	idleGoroutines := goroutines(t, pprofAddr)
+	idle := stackInuse(t, pprofAddr)
+	perSlot := (idle - before) / slots
+	t.Logf("relayd goroutine stacks: %d KiB before, %d KiB with %d idle slots (%d B each)", before>>10, idle>>10, slots, perSlot)
+	if perSlot > maxPerSlot {
+		t.Errorf("relayd holds %d B of goroutine stack per idle slot, want at most %d", perSlot, maxPerSlot)
+	}
+
+	// Held sessions, each answered once; the agent refills its idle pool,
+	// so the relay then holds held sessions and slots idle slots.
+	for i := range held {
+		roundTrip(t, dial(t, r.clientAddr), fmt.Sprintf("held %d\n", i))
+	}
+	waitFor(t, ioTimeout, func() (bool, string) {
+		st, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.GetActiveSessions() == held && st.GetIdleSlots() == slots,
+			fmt.Sprintf("%d sessions and %d idle slots, want %d and %d", st.GetActiveSessions(), st.GetIdleSlots(), held, slots)
+	})
+	// A session's copy goroutine lingers a few milliseconds after its
+	// bytes (splice.Start).
+	settle(idleGoroutines + 2*held + 8)
+	perSession := (stackInuse(t, pprofAddr) - idle) / held
+	t.Logf("%d B of goroutine stack per held session", perSession)
+	if perSession > maxPerSlot {
+		t.Errorf("relayd holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSlot)
+	}
+}
+
+// loggedAddr returns field key of the first line logged with message msg.
+func (p *proc) loggedAddr(tb testing.TB, msg, key string) string {
+	tb.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.lines {
+		if l.fields != nil && l.msg() == msg {
+			return l.str(key)
+		}
+	}
+	tb.Fatalf("%s did not log %q", p.name, msg)
+	return ""
+}
+
+// stackInuse returns the bytes of goroutine stacks a Go process serving
+// net/http/pprof at addr has, right after a garbage collection.
+func stackInuse(tb testing.TB, addr string) int64 {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		// "# Stack = 458752 / 458752": in use / from the OS.
+		if rest, ok := strings.CutPrefix(sc.Text(), "# Stack = "); ok {
+			n, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			if err != nil {
+				tb.Fatalf("pprof heap profile: %q: %v", sc.Text(), err)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("pprof heap profile at %s has no '# Stack' line (%v)", addr, sc.Err())
+	return 0
+}
+
+// goroutines returns how many goroutines a Go process serving
+// net/http/pprof at addr has.
+func goroutines(tb testing.TB, addr string) int {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var n int
+	// The first line: "goroutine profile: total 13".
+	if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+		tb.Fatalf("pprof goroutine profile at %s: %v", addr, err)
+	}
+	return n
+}
