@@ -15,7 +15,8 @@ import (
 // field once, in field order, no unknown field. The generic decoder finds
 // oneof and message types by reflection, which was ≈ 8 % of relayd's and
 // hostagent's CPU per session and grew long-lived receive loops' stacks.
-// Anything else (Hello, Drain, an unusual encoding) goes to proto.
+// Anything else (Hello, Drain, an unusual encoding) goes to proto. Nothing
+// decoded keeps a reference to data: strings are copied.
 
 // maxControl bounds the control frames decoded here: a larger one goes to
 // proto. Addresses, ids and details are far shorter.
@@ -78,14 +79,19 @@ func (f field) num() (uint64, bool) {
 }
 
 // frame returns the oneof field of a control frame: its number and its
-// message's bytes. ok is false unless data is exactly one such field.
-func frame(data mem.BufferSlice, buf *[maxControl]byte) (num protowire.Number, msg []byte, ok bool) {
+// message's bytes, which alias data. ok is false unless data is exactly one
+// such field.
+func frame(data mem.BufferSlice) (num protowire.Number, msg []byte, ok bool) {
 	total := data.Len()
 	if total == 0 || total > maxControl {
 		return 0, nil, false
 	}
-	b := buf[:total]
-	copyFrom(data, 0, b)
+	var b []byte
+	if len(data) == 1 {
+		b = data[0].ReadOnlyData() // the usual case: no copy
+	} else {
+		b = data.Materialize()
+	}
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 || typ != protowire.BytesType {
 		return 0, nil, false
@@ -99,8 +105,7 @@ func frame(data mem.BufferSlice, buf *[maxControl]byte) (num protowire.Number, m
 
 // controlRequest decodes CloseWrite and Close frames from a host.
 func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
-	var buf [maxControl]byte
-	num, msg, ok := frame(data, &buf)
+	num, msg, ok := frame(data)
 	if !ok {
 		return false
 	}
@@ -127,8 +132,7 @@ func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
 // controlResponse decodes Welcome, Open, CloseWrite and Close frames from
 // a relay.
 func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
-	var buf [maxControl]byte
-	num, msg, ok := frame(data, &buf)
+	num, msg, ok := frame(data)
 	if !ok {
 		return false
 	}

@@ -208,3 +208,31 @@ func TestControlFramesDecodedByHand(t *testing.T) {
 		}
 	}
 }
+
+// Decoding a control frame allocates only what it returns: the oneof
+// wrapper, the message, its strings; no scratch buffer.
+func TestControlFrameAllocations(t *testing.T) {
+	for _, tt := range []struct {
+		m    proto.Message
+		want float64
+	}{
+		{&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}}, 2},
+		{&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: 1, Detail: "client reset"}}}, 3},
+		{&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "r", SlotId: "s1", MaxDataBytes: 100}}}, 4},
+	} {
+		wire, err := proto.Marshal(tt.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := mem.BufferSlice{mem.SliceBuffer(wire)}
+		got := tt.m.ProtoReflect().New().Interface()
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := (Codec{}).Unmarshal(data, got); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs > tt.want {
+			t.Errorf("%v: %v allocations, want at most %v", tt.m, allocs, tt.want)
+		}
+	}
+}
