@@ -354,7 +354,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	}
 	defer a.release()
 	for {
-		client, endErr, how := a.waitIdle()
+		client, how, endErr := a.waitIdle()
 		if how != idleAssigned || client == nil {
 			if again, err := r.afterIdle(a, how, endErr); !again {
 				return err
@@ -496,18 +496,18 @@ const (
 
 // waitIdle waits for a client or the slot's end. Small on purpose: the
 // handler's goroutine spends the slot's idle life here.
-func (a *attachment) waitIdle() (*clientbridge.Client, error, idleOutcome) {
+func (a *attachment) waitIdle() (*clientbridge.Client, idleOutcome, error) {
 	select {
 	case c := <-a.sl.assigned:
-		return c, nil, idleAssigned
+		return c, idleAssigned, nil
 	case err := <-a.loop.idleEnd:
-		return nil, err, idleEnded
+		return nil, idleEnded, err
 	case <-a.ctx.Done():
-		return nil, a.ctx.Err(), idleEnded
+		return nil, idleEnded, a.ctx.Err()
 	case <-a.drainC:
-		return nil, nil, idleDrained
+		return nil, idleDrained, nil
 	case <-a.relayIdle:
-		return nil, nil, idleShutdown
+		return nil, idleShutdown, nil
 	}
 }
 
