@@ -121,7 +121,11 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 	if p, ok := peer.FromContext(ctx); ok {
 		fields = append(fields, "peer.address", p.Addr.String())
 	}
-	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339), "grpc.code", code.String())
+	fields = append(fields, "grpc.start_time", start.Format(time.RFC3339))
+	if d, ok := ctx.Deadline(); ok {
+		fields = append(fields, "grpc.request.deadline", d.Format(time.RFC3339))
+	}
+	fields = append(fields, "grpc.code", code.String())
 	if err != nil {
 		fields = append(fields, "grpc.error", fmt.Sprintf("%v", err))
 	}

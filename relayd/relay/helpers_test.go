@@ -109,7 +109,7 @@ func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbri
 }
 
 func (tr *testRelay) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	err := handler(srv, ss)
+	err := recovered(srv, ss, handler)
 	if md, ok := metadata.FromIncomingContext(ss.Context()); ok {
 		if ids := md.Get(streamIDKey); len(ids) == 1 {
 			tr.mu.Lock()
@@ -347,3 +347,14 @@ func (tr *testRelay) getStatus(tb testing.TB) *relayv1.GetStatusResponse {
 
 // codeOf is status.Code, with nil as OK.
 func codeOf(err error) codes.Code { return status.Code(err) }
+
+// recovered runs handler, turning a panic into codes.Internal as relayd's
+// recovery interceptor does.
+func recovered(srv any, ss grpc.ServerStream, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = status.Errorf(codes.Internal, "panic: %v", p)
+		}
+	}()
+	return handler(srv, ss)
+}

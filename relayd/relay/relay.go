@@ -462,6 +462,12 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	}
 	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, drainC: drainC, relayIdle: r.idleCtx.Done(), detach: "slot ended"}
 	a.release = func() { r.removeSlot(h, peerAddr, a.detach) }
+	defer func() {
+		if p := recover(); p != nil {
+			a.release() // as Attach would have: the slot is not counted forever
+			panic(p)
+		}
+	}()
 	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	a.log = r.log.With("host_id", hostID, "service", service, "slot_id", a.sl.id)
 
@@ -631,6 +637,22 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	run := &sessionRun{sess: sess, c: c, log: log, now: now, joined: make(chan splice.Result, 1)}
 	run.closeSession = sync.OnceFunc(func() { r.closeSession(sess) })
 	run.cleanup = append(run.cleanup, run.closeSession)
+	joinStarted := false
+	defer func() {
+		if p := recover(); p != nil {
+			// As finishSession would have: the session does not stay listed
+			// (Drain would wait for it), and no abort uses the stream. The
+			// client, if no join owns it yet, is reset: nothing it sent
+			// went through.
+			run.runCleanup()
+			if !joinStarted {
+				c.Conn.SetLinger(0)
+				c.Conn.Close()
+				c.Release()
+			}
+			panic(p)
+		}
+	}()
 	wait := now.Sub(c.AcceptedAt)
 	r.metrics.sessionOpened(c.Service, wait)
 	r.emitSessionOpened(sess, wait)
@@ -690,12 +712,20 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	// the bytes it already has); Close waits for it.
 	joined := run.joined
 	r.loops.Add(1)
+	joinStarted = true
 	splice.Start(c.Conn, sess.conn, func(res splice.Result) {
 		c.Release() // the join closed the client's socket
 		joined <- res
 		r.loops.Done()
 	})
 	return run, nil
+}
+
+// runCleanup undoes what startSession set up, last first.
+func (run *sessionRun) runCleanup() {
+	for i := len(run.cleanup) - 1; i >= 0; i-- {
+		run.cleanup[i]()
+	}
 }
 
 // wait waits for the session's end. Small on purpose: the handler's
@@ -710,11 +740,7 @@ func (run *sessionRun) wait() {
 // finishSession reports a session that has ended and returns the
 // handler's status.
 func (r *Relay) finishSession(run *sessionRun) error {
-	defer func() {
-		for i := len(run.cleanup) - 1; i >= 0; i-- {
-			run.cleanup[i]()
-		}
-	}()
+	defer run.runCleanup()
 	sess, c, log, now, res, closeSession := run.sess, run.c, run.log, run.now, run.res, run.closeSession
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()

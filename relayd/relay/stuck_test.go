@@ -1,14 +1,17 @@
 package relay_test
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -74,5 +77,44 @@ func TestClientResetWhileHostNotReading(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// panicOnMessage is a log handler that panics on one message, standing for
+// a bug in what a handler does while setting something up.
+type panicOnMessage struct{ msg string }
+
+func (h panicOnMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h panicOnMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		panic("bug while logging " + h.msg)
+	}
+	return nil
+}
+func (h panicOnMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h panicOnMessage) WithGroup(string) slog.Handler      { return h }
+
+// A panic while a session is set up (here, its "session opened" line, run
+// on a short-lived goroutine) reaches the recovery interceptor as Internal,
+// and undoes the setup as the handler's defers once did: the session is
+// not left listed (Drain would wait for it forever) and the client, which
+// nothing served, is reset.
+func TestPanicInSessionSetup(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{Logger: slog.New(panicOnMessage{msg: "session opened"})})
+	h := tr.attach(t)
+	h.hello(&relayv1.Hello{HostId: "h"})
+	c := dialClient(t, tr.clientAddr)
+	h.expectOpen()
+	h.expectEnd(codes.Internal)
+	expectReset(t, c)
+	if n := tr.getStatus(t).GetActiveSessions(); n != 0 {
+		t.Errorf("%d sessions listed after the panic, want 0", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	tr.r.Shutdown()
+	if !tr.r.Drain(ctx) {
+		t.Error("Drain did not return: a session of the panicked handler is still counted")
 	}
 }
