@@ -392,7 +392,7 @@ type attachment struct {
 	// relayIdle is closed when the relay drains.
 	relayIdle <-chan struct{}
 	sl        *slot
-	log       *slog.Logger
+	log       lazyLog
 	detach    string // how the slot ended, for the host's detach event
 	release   func()
 }
@@ -469,7 +469,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		}
 	}()
 	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
-	a.log = r.log.With("host_id", hostID, "service", service, "slot_id", a.sl.id)
+	a.log = lazyLog{base: r.log, attrs: []any{"host_id", hostID, "service", service, "slot_id", a.sl.id}}
 
 	// The slot is idle before Welcome goes out, so a host (and status) that
 	// has seen Welcome can count on it; a client assigned meanwhile is sent
@@ -489,6 +489,27 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	r.emitSlotOpened(key, a.sl.id)
 	return a, nil
 }
+
+// lazyLog is a logger with attributes of its own, formatted only when a
+// line is logged: slog's With formats them at once, a cost (≈ 0.5 KB and
+// its CPU) every slot and every session paid whether it logged or not.
+type lazyLog struct {
+	base  *slog.Logger
+	attrs []any
+}
+
+func (l lazyLog) with(args ...any) lazyLog {
+	return lazyLog{base: l.base, attrs: append(l.attrs[:len(l.attrs):len(l.attrs)], args...)}
+}
+
+func (l lazyLog) log(level slog.Level, msg string, args []any) {
+	if l.base.Enabled(context.Background(), level) {
+		l.base.Log(context.Background(), level, msg, append(l.attrs[:len(l.attrs):len(l.attrs)], args...)...)
+	}
+}
+
+func (l lazyLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l lazyLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
 
 // How an idle slot's wait ended.
 type idleOutcome int
@@ -584,7 +605,7 @@ func endStatus(err error) error {
 type sessionRun struct {
 	sess         *session
 	c            *clientbridge.Client
-	log          *slog.Logger
+	log          lazyLog
 	now          time.Time
 	joined       chan splice.Result
 	res          splice.Result
@@ -604,7 +625,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		clientAddr: c.Conn.RemoteAddr().String(),
 		openedAt:   now,
 	}
-	log = log.With("session_id", sess.id, "client_addr", sess.clientAddr)
+	log = log.with("session_id", sess.id, "client_addr", sess.clientAddr)
 	sess.conn = attachconn.New(attachconn.Config{
 		// The relay sends CloseWrite when the client's FIN has come through.
 		Sender:      &serverSender{stream: stream, onCloseWrite: func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_CLIENT) }},
