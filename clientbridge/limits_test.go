@@ -260,13 +260,15 @@ func TestLimitListener(t *testing.T) {
 	}
 	defer other.Close()
 	take("from 127.0.0.2")
+	// Over the total: reset. The reset may reach the client before its
+	// connect returns (a loaded machine), or at its first read.
 	other2, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}, lis.Addr().(*net.TCPAddr))
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		defer other2.Close()
+		other2.SetReadDeadline(time.Now().Add(watchdog))
+		_, err = other2.Read(make([]byte, 1))
 	}
-	defer other2.Close()
-	other2.SetReadDeadline(time.Now().Add(watchdog))
-	if _, err := other2.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("a connection over the total: %v, want a reset", err)
 	}
 	// Closing an accepted connection gives its place back.
