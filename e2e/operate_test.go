@@ -122,6 +122,17 @@ func TestWatchEvents(t *testing.T) {
 	}})
 	a := startAgent(t, r.grpcAddr, "--host-id", "e2e-w", "echo")
 	echoSession(t, r.clientAddr, "watch me\n")
+	// The agent replaces the slot the session used; SIGTERM while that
+	// attach is in flight could bring its Hello after the other slots had
+	// ended (a second host_attached). Wait for the pool to be full again.
+	st := statusClient(t, r)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		s, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.GetIdleSlots() == 10, fmt.Sprintf("%d idle slots, want the agent's 10", s.GetIdleSlots())
+	})
 	if err := a.terminate(t); err != nil {
 		t.Fatalf("hostagent: SIGTERM: %v", err)
 	}
