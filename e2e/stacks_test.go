@@ -91,8 +91,25 @@ func (p *proc) loggedAddr(tb testing.TB, msg, key string) string {
 }
 
 // stackInuse returns the bytes of goroutine stacks a Go process serving
-// net/http/pprof at addr has, right after a garbage collection.
+// net/http/pprof at addr has, once the figure is steady: each reading
+// follows a garbage collection, which frees the stacks of goroutines that
+// have ended (until then they count, and a burst of short-lived ones
+// inflates the figure); it returns when two readings in a row agree.
 func stackInuse(tb testing.TB, addr string) int64 {
+	tb.Helper()
+	last := int64(-1)
+	for range 20 {
+		n := stackReading(tb, addr)
+		if n == last {
+			return n
+		}
+		last = n
+	}
+	tb.Fatalf("goroutine stacks at %s did not settle in 20 collections (last %d B)", addr, last)
+	return 0
+}
+
+func stackReading(tb testing.TB, addr string) int64 {
 	tb.Helper()
 	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1&gc=1")
 	if err != nil {
