@@ -1,5 +1,6 @@
 // Package framecodec is the gRPC codec both sides use on Attach streams. It
-// encodes like grpc-go's proto codec, and decodes a received Data frame's
+// encodes a session's frames by hand into the bytes of grpc-go's proto
+// codec (see encode.go), and decodes a received Data frame's
 // payload into a pooled buffer instead of a fresh allocation: the steady
 // data path allocates nothing per frame. The other frames of a session are
 // decoded by hand too (see control.go). Every other message, and any frame
@@ -46,8 +47,21 @@ func base() encoding.CodecV2 { return encoding.GetCodecV2(Name) }
 // Name returns "proto".
 func (Codec) Name() string { return Name }
 
-// Marshal encodes v as the proto codec does (into pooled buffers when large).
-func (Codec) Marshal(v any) (mem.BufferSlice, error) { return base().Marshal(v) }
+// Marshal encodes v into the bytes the proto codec gives (into pooled
+// buffers when large); see encode.go.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	switch m := v.(type) {
+	case *relayv1.AttachRequest:
+		if b, ok := encodeRequest(m); ok {
+			return b, nil
+		}
+	case *relayv1.AttachResponse:
+		if b, ok := encodeResponse(m); ok {
+			return b, nil
+		}
+	}
+	return base().Marshal(v)
+}
 
 // Unmarshal decodes data into v; see the package doc for Data frames.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {

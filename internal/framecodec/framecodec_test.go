@@ -236,3 +236,120 @@ func TestControlFrameAllocations(t *testing.T) {
 		}
 	}
 }
+
+// encodedFrames are frames relayd and hostagent send, with empty and
+// extreme values, for the encoder's tests.
+func encodedFrames() []proto.Message {
+	withUnknown := respData([]byte("abc"))
+	withUnknown.GetData().ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9, protowire.VarintType), 1))
+	hello := func(h *relayv1.Hello) proto.Message {
+		return &relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: h}}
+	}
+	return append([]proto.Message{
+		reqData(nil), reqData([]byte{}), reqData([]byte("x")),
+		reqData(pattern(100)), reqData(pattern(32*1024 - 256)), reqData(pattern(BufferSize + 1)),
+		respData(nil), respData(pattern(1000)), respData(pattern(32*1024 - 256)),
+		withUnknown,
+		hello(&relayv1.Hello{}),
+		hello(&relayv1.Hello{Service: "default", HostId: "web-1", AgentVersion: "hostagent/1.0", Weight: 3}),
+		hello(&relayv1.Hello{Service: "s", Labels: map[string]string{"zone": "eu", "a": "", "": "empty key", "rack": "r7"}, Weight: 1<<32 - 1}),
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Drain{Drain: &relayv1.Drain{Reason: relayv1.DrainReason_DRAIN_REASON_ADMIN, Detail: "d"}}},
+		&relayv1.AttachRequest{}, &relayv1.AttachResponse{},
+	}, controlFrames()...)
+}
+
+// Every frame is encoded into exactly the bytes of proto.Marshal (with
+// Deterministic, for Hello's labels), and decodes back to an equal frame.
+func TestMarshalMatchesProto(t *testing.T) {
+	t.Parallel()
+	for _, m := range encodedFrames() {
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Codec{}.Marshal(m)
+		if err != nil {
+			t.Fatalf("%v: %v", m, err)
+		}
+		if !bytes.Equal(got.Materialize(), want) {
+			t.Errorf("%v:\n encoded % x\n proto   % x", m, got.Materialize(), want)
+		}
+		got.Free()
+	}
+}
+
+// The frames of a session skip proto's reflection: each is encoded by
+// hand, in an allocation or two.
+func TestSessionFramesEncodedByHand(t *testing.T) {
+	for _, m := range encodedFrames() {
+		var ok bool
+		switch m := m.(type) {
+		case *relayv1.AttachRequest:
+			_, ok = encodeRequest(m)
+			ok = ok || m.Frame == nil
+		case *relayv1.AttachResponse:
+			_, ok = encodeResponse(m)
+			ok = ok || m.Frame == nil || m.GetDrain() != nil || len(m.GetData().ProtoReflect().GetUnknown()) > 0
+		}
+		if !ok {
+			t.Errorf("%v: not encoded by hand", m)
+		}
+	}
+	open := controlFrames()[7].(*relayv1.AttachResponse)
+	if open.GetOpen() == nil {
+		t.Fatal("controlFrames()[7] is not an Open frame")
+	}
+	if n := testing.AllocsPerRun(100, func() { b, _ := encodeResponse(open); b.Free() }); n > 3 {
+		t.Errorf("encoding Open: %v allocations, want at most 3", n)
+	}
+	data := respData(pattern(32*1024 - 256))
+	if n := testing.AllocsPerRun(100, func() { b, _ := encodeResponse(data); b.Free() }); n > 2 {
+		t.Errorf("encoding a 32 KiB Data frame: %v allocations, want at most 2 (its buffer is pooled)", n)
+	}
+}
+
+// A string proto refuses (not UTF-8) is refused the same way: the frame
+// goes to proto, which returns its error, as before hand encoding.
+func TestMarshalInvalidUTF8LikeProto(t *testing.T) {
+	t.Parallel()
+	bad := "\xff"
+	for _, m := range []proto.Message{
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: bad}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Labels: map[string]string{"k": bad}}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Detail: bad}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{SlotId: bad}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{ClientAddr: bad}}},
+	} {
+		if _, err := proto.Marshal(m); err == nil {
+			t.Fatalf("%v: proto encodes it", m)
+		}
+		if _, err := (Codec{}).Marshal(m); err == nil {
+			t.Errorf("%v: encoded, but proto refuses it", m)
+		}
+	}
+}
+
+// FuzzMarshal: frames built from any values encode into proto's bytes.
+func FuzzMarshal(f *testing.F) {
+	f.Add("c42", "127.0.0.1:50123", int64(1764136800), int32(123456789), uint32(32512), int32(2), []byte("payload"))
+	f.Add("", "", int64(-1), int32(-1), uint32(0), int32(-7), []byte{})
+	f.Fuzz(func(t *testing.T, s1, s2 string, secs int64, nanos int32, n uint32, reason int32, payload []byte) {
+		for _, m := range []proto.Message{
+			&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{SessionId: s1, ClientAddr: s2, ListenerAddr: s1, Service: s2, OpenedAt: &timestamppb.Timestamp{Seconds: secs, Nanos: nanos}}}},
+			&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: s1, SlotId: s2, MaxDataBytes: n}}},
+			&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason(reason), Detail: s1}}},
+			&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason(reason), Detail: s2}}},
+			&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: s1, HostId: s2, Labels: map[string]string{s1: s2, s2: s1}, AgentVersion: s1, Weight: n}}},
+			reqData(payload), respData(payload),
+		} {
+			want, wantErr := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+			got, gotErr := Codec{}.Marshal(m)
+			if (wantErr == nil) != (gotErr == nil) {
+				t.Fatalf("%v: proto error %v, codec error %v", m, wantErr, gotErr)
+			}
+			if wantErr == nil && !bytes.Equal(got.Materialize(), want) {
+				t.Fatalf("%v:\n encoded % x\n proto   % x", m, got.Materialize(), want)
+			}
+		}
+	})
+}
