@@ -60,7 +60,7 @@ func (s adminService) DrainHost(_ context.Context, req *relayv1.DrainHostRequest
 		resp.ActiveSessions += uint32(h.active.Load())
 		if !r.drainedHosts[k] {
 			r.drainedHosts[k] = true
-			close(h.drainC) // its idle slots send Drain and end
+			h.wakeSlots(idleDrained) // its idle slots send Drain and end
 		}
 	}
 	r.mu.Unlock()
@@ -85,10 +85,7 @@ func (s adminService) UndrainHost(_ context.Context, req *relayv1.UndrainHostReq
 			continue
 		}
 		found = true
-		delete(r.drainedHosts, k)
-		if h := r.hosts[k]; h != nil {
-			h.drainC = make(chan struct{}) // slots opened from now on are offered again
-		}
+		delete(r.drainedHosts, k) // slots opened from now on are offered again
 	}
 	r.mu.Unlock()
 	if !found {

@@ -154,9 +154,26 @@ type host struct {
 	total        atomic.Uint64
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
-	// drainC is closed when an operator drains the host: its idle slots
-	// wake and end. Replaced by UndrainHost. Guarded by Relay.mu.
-	drainC chan struct{}
+	// waiting holds each slot's wake-up channel (attachment.woken), for
+	// an operator's drain. Guarded by Relay.mu.
+	waiting map[chan idleOutcome]struct{}
+}
+
+// wakeSlots tells every slot of h how its idle wait ends (its sessions,
+// if any, go on). r.mu is held.
+func (h *host) wakeSlots(how idleOutcome) {
+	for w := range h.waiting {
+		wake(w, how)
+	}
+}
+
+// wake sends how to a slot's woken channel, unless it already holds two
+// wake-ups (one of each kind is all a slot can act on).
+func wake(w chan idleOutcome, how idleOutcome) {
+	select {
+	case w <- how:
+	default:
+	}
 }
 
 // session is one open client session, for status.
@@ -224,6 +241,13 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.idleCtx, r.idleCancel = context.WithCancel(r.ctx)
+	context.AfterFunc(r.idleCtx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, h := range r.hosts {
+			h.wakeSlots(idleShutdown)
+		}
+	})
 	return r, nil
 }
 
@@ -388,13 +412,16 @@ type attachment struct {
 	service  string
 	peerAddr string
 	h        *host
-	drainC   <-chan struct{}
-	// relayIdle is closed when the relay drains.
-	relayIdle <-chan struct{}
-	sl        *slot
-	log       lazyLog
-	detach    string // how the slot ended, for the host's detach event
-	release   func()
+	// woken receives idleDrained when an operator drains the host, and
+	// idleShutdown when the relay drains (see host.waiting). A channel of
+	// its own: slots parking in a select on one channel shared by all
+	// (the relay's Done, a host's drain) contend for its lock, a deep path
+	// (lock2, futex) that grew many handlers' stacks to 8 KiB.
+	woken   chan idleOutcome
+	sl      *slot
+	log     lazyLog
+	detach  string // how the slot ended, for the host's detach event
+	release func()
 }
 
 // attach takes the stream from Hello to Welcome. It returns nil and the
@@ -456,12 +483,13 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		// Instead of Welcome: the host is drained, it should come back later.
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	}
-	h, drainC, err := r.addSlot(key, peerAddr, hello)
+	woken := make(chan idleOutcome, 2)
+	h, err := r.addSlot(key, peerAddr, hello, woken)
 	if err != nil {
 		return nil, err
 	}
-	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, drainC: drainC, relayIdle: r.idleCtx.Done(), detach: "slot ended"}
-	a.release = func() { r.removeSlot(h, peerAddr, a.detach) }
+	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended"}
+	a.release = func() { r.removeSlot(h, peerAddr, woken, a.detach) }
 	defer func() {
 		if p := recover(); p != nil {
 			a.release() // as Attach would have: the slot is not counted forever
@@ -531,10 +559,8 @@ func (a *attachment) waitIdle() (*clientbridge.Client, idleOutcome, error) {
 		return nil, idleEnded, err
 	case <-a.ctx.Done():
 		return nil, idleEnded, a.ctx.Err()
-	case <-a.drainC:
-		return nil, idleDrained, nil
-	case <-a.relayIdle:
-		return nil, idleShutdown, nil
+	case how := <-a.woken:
+		return nil, how, nil
 	}
 }
 
@@ -811,27 +837,24 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	}
 }
 
-// addSlot counts a new slot of host k, and returns the host and the
-// channel closed when an operator drains it; a slot beyond the limits is
-// refused with ResourceExhausted.
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host, <-chan struct{}, error) {
+// addSlot counts a new slot of host k, whose idle wait is woken through
+// woken, and returns the host; a slot beyond the limits is refused with
+// ResourceExhausted.
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken chan idleOutcome) (*host, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
 	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
 		r.limitHitLocked(LimitSlotsPerHost, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
-		return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
+		return nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
 	}
 	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
 		r.limitHitLocked(LimitSlotsPerConn, "host_id", k.id, "peer_addr", peerAddr, "max", max)
-		return nil, nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
+		return nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
 	}
 	r.conns[peerAddr]++
 	if h == nil {
-		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), drainC: make(chan struct{})}
-		if r.drainedHosts[k] {
-			close(h.drainC)
-		}
+		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
 		r.hosts[k] = h
 		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
 		// Under mu, so that a host's attached and detached events keep their order.
@@ -842,13 +865,23 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello) (*host
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
 	h.weight.Store(int64(max(hello.GetWeight(), 1)))
-	return h, h.drainC, nil
+	h.waiting[woken] = struct{}{}
+	// Under mu, as DrainHost and the relay's drain wake slots: a slot
+	// added after either has its wake-up at once.
+	if r.drainedHosts[k] {
+		wake(woken, idleDrained)
+	}
+	if r.idleCtx.Err() != nil {
+		wake(woken, idleShutdown)
+	}
+	return h, nil
 }
 
 // removeSlot uncounts a slot; reason says how the host's last slot ended.
-func (r *Relay) removeSlot(h *host, peerAddr, reason string) {
+func (r *Relay) removeSlot(h *host, peerAddr string, woken chan idleOutcome, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(h.waiting, woken)
 	if r.conns[peerAddr]--; r.conns[peerAddr] <= 0 {
 		delete(r.conns, peerAddr)
 	}
