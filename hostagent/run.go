@@ -18,6 +18,7 @@ import (
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/profiling"
+	"github.com/relayproject/relay/internal/shallow"
 	"github.com/relayproject/relay/internal/splice"
 )
 
@@ -204,6 +205,10 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(links, ","), "service", o.service, "idle", o.idle, "target", o.target,
 		"metrics_addr", metricsSrv.AddrString())
 
+	// Dialing the backend is the deepest call a session makes: see
+	// package shallow.
+	deep := shallow.NewPool(0)
+	defer deep.Close()
 	// handle serves one session and calls done once it is over, which may
 	// be after handle has returned.
 	var handle func(c *agent.Conn, log *slog.Logger, done func())
@@ -212,7 +217,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		handle = func(c *agent.Conn, log *slog.Logger, done func()) { defer done(); serveEcho(c, log) }
 	case "forward":
 		handle = func(c *agent.Conn, log *slog.Logger, done func()) {
-			if !forward(c, o.target, o.dialTimeout, log, done) {
+			if !forward(c, o.target, o.dialTimeout, deep, log, done) {
 				metrics.dialErrors.Inc()
 			}
 		}
@@ -344,8 +349,10 @@ func bulkPayload() []byte {
 // done when the join is over. It returns once the join has started (a
 // silent session keeps no goroutine: splice.Start), reporting false when
 // target could not be reached.
-func forward(c *agent.Conn, target string, timeout time.Duration, log *slog.Logger, done func()) bool {
-	backend, err := net.DialTimeout("tcp", target, timeout)
+func forward(c *agent.Conn, target string, timeout time.Duration, deep *shallow.Pool, log *slog.Logger, done func()) bool {
+	var backend net.Conn
+	var err error
+	deep.Run(func() { backend, err = net.DialTimeout("tcp", target, timeout) })
 	if err != nil {
 		log.Warn("backend unreachable", "target", target, "err", err)
 		c.AbortWith(relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE, fmt.Errorf("dial %s: %w", target, err))

@@ -164,6 +164,7 @@ type Listener struct {
 	managerEnd chan struct{}
 	unaccepted int // sessions opened but not yet taken by Accept; owned by manage
 	slots      sync.WaitGroup
+	deep       *shallow.Pool // runs the slots' deep calls (see runSlot)
 	stats      stats
 }
 
@@ -253,7 +254,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{})}
+	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), deep: shallow.NewPool(0)}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
 	l.dialOpts = append([]grpc.DialOption{
@@ -314,6 +315,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.stopSess()
 	l.slots.Wait()
+	l.deep.Close()
 	<-l.resolverDone
 	for _, lk := range l.links {
 		lk.close()
@@ -518,14 +520,14 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	stopIdle := context.AfterFunc(lk.idleCtx, cancel)
 
 	// The stream's setup and its first frames are the deepest calls a slot
-	// makes; on a goroutine of their own they do not double the stack that
+	// makes; on the pool's goroutines they do not double the stack that
 	// this one keeps, parked in Recv, for the session's whole life.
 	var (
 		welcome *relayv1.Welcome
 		stream  relayv1.HostService_AttachClient
 		err     error
 	)
-	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
+	l.deep.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
 		emit(evFailed, err)
@@ -533,6 +535,8 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	}
 	emit(evAttached, nil)
 
+	// The wait for Open lasts as long as the slot is idle: not on the
+	// pool, whose workers are for calls that end soon.
 	var first *relayv1.AttachResponse
 	shallow.Run(func() { first, err = stream.Recv() })
 	var open *relayv1.Open

@@ -124,6 +124,7 @@ type Relay struct {
 	limitQuiet  map[string]uint64    // hits not logged since the last line
 	drained     chan struct{}        // closed when the last session ends; made by Drain
 	loops       sync.WaitGroup       // receive loops
+	deep        *shallow.Pool        // runs the handlers' deep calls (see Attach)
 	// drainedHosts are the hosts an operator drained; it outlives the host
 	// entry, so that the host's new slots are drained too until UndrainHost.
 	drainedHosts map[hostKey]bool
@@ -248,6 +249,7 @@ func New(cfg Config) (*Relay, error) {
 			h.wakeSlots(idleShutdown)
 		}
 	})
+	r.deep = shallow.NewPool(0)
 	return r, nil
 }
 
@@ -339,6 +341,7 @@ func (r *Relay) Close() {
 	r.cancel()
 	r.Drain(context.Background())
 	r.loops.Wait()
+	r.deep.Close()
 	// Every event has been published: watchers send what they hold, then end.
 	r.watchEndOnce.Do(func() { close(r.watchEnd) })
 }
@@ -367,12 +370,14 @@ var (
 // most of the stream's life (see package shallow). grpc-go and the
 // interceptors take ≈ 3 KiB below the handler; so that the goroutine stays
 // at 4 KiB, the handler's frames are small and everything deep before a
-// wait (sends, events, logging) runs through shallow.Run. What follows the
-// last wait runs here: the goroutine ends soon after.
+// wait (sends, events, logging) runs on the relay's shallow.Pool. (attach
+// waits there for Hello too, as the receive loop does: a peer that stalls
+// before Hello keeps a worker until the hello timeout, and calls meanwhile
+// run on goroutines of their own, as without the pool.)
 func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 	var a *attachment
 	var err error
-	shallow.Run(func() { a, err = r.attach(stream) })
+	r.deep.Run(func() { a, err = r.attach(stream) })
 	if a == nil {
 		return err
 	}
@@ -394,12 +399,15 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		}
 		a.detach = "session ended"
 		var run *sessionRun
-		shallow.Run(func() { run, err = r.startSession(a, client) })
+		r.deep.Run(func() { run, err = r.startSession(a, client) })
 		if run == nil {
 			return err
 		}
 		run.wait()
-		return r.finishSession(run)
+		// The session's log line alone would grow the stack to 8 KiB, a
+		// copy of every frame below it just before the goroutine ends.
+		r.deep.Run(func() { err = r.finishSession(run) })
+		return err
 	}
 }
 
@@ -437,7 +445,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		peerAddr = p.Addr.String()
 	}
-	loop := &recvLoop{stream: stream, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1)}
+	loop := &recvLoop{stream: stream, deep: r.deep, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1)}
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
@@ -985,7 +993,11 @@ func (s *serverSender) SendClose(reason relayv1.CloseReason, detail string) erro
 // recvLoop is the only caller of stream.Recv. It enforces the host's side
 // of the protocol and feeds the session's Conn.
 type recvLoop struct {
-	stream  relayv1.HostService_AttachServer
+	stream relayv1.HostService_AttachServer
+	// deep receives Hello: decoding it (a map, by reflection) is the
+	// deepest call the loop makes, and would double the stack it keeps,
+	// parked in Recv with less than 4 KiB in use, for the stream's life.
+	deep    *shallow.Pool
 	maxData int
 	hello   chan *relayv1.Hello // the Hello, once
 	idleEnd chan error          // how the stream ended before a session: nil = given up
@@ -1055,7 +1067,9 @@ func (e *closeFrameError) Error() string {
 
 // loop returns nil when the host ends cleanly, or why it stopped.
 func (l *recvLoop) loop() error {
-	first, err := recvShallow(l.stream)
+	var first *relayv1.AttachRequest
+	var err error
+	l.deep.Run(func() { first, err = l.stream.Recv() })
 	if err != nil {
 		if err == io.EOF {
 			return nil
@@ -1126,15 +1140,6 @@ func (l *recvLoop) loop() error {
 			return protocolError(codes.InvalidArgument, "frame with no known field set")
 		}
 	}
-}
-
-// recvShallow receives the first frame through shallow.Run: decoding Hello
-// (a map, by reflection) is the deepest call a receive loop makes, and
-// would double its stack for the stream's whole life, which the loop spends
-// parked in Recv with less than 4 KiB in use.
-func recvShallow(stream relayv1.HostService_AttachServer) (req *relayv1.AttachRequest, err error) {
-	shallow.Run(func() { req, err = stream.Recv() })
-	return req, err
 }
 
 func frameName(req *relayv1.AttachRequest) string {
