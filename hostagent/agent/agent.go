@@ -164,7 +164,6 @@ type Listener struct {
 	managerEnd chan struct{}
 	unaccepted int // sessions opened but not yet taken by Accept; owned by manage
 	slots      sync.WaitGroup
-	deep       *shallow.Pool // runs the slots' deep calls (see runSlot)
 	stats      stats
 }
 
@@ -254,7 +253,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), deep: shallow.NewPool(0)}
+	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{})}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
 	l.dialOpts = append([]grpc.DialOption{
@@ -315,7 +314,6 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 	l.stopSess()
 	l.slots.Wait()
-	l.deep.Close()
 	<-l.resolverDone
 	for _, lk := range l.links {
 		lk.close()
@@ -520,14 +518,18 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	stopIdle := context.AfterFunc(lk.idleCtx, cancel)
 
 	// The stream's setup and its first frames are the deepest calls a slot
-	// makes; on the pool's goroutines they do not double the stack that
-	// this one keeps, parked in Recv, for the session's whole life.
+	// makes; on goroutines of their own they do not double the stack that
+	// this one keeps, parked in Recv, for the session's whole life. Not on
+	// a shallow.Pool: grpc-go starts a goroutine per stream as it opens
+	// (its watcher), and started from a pool's worker it more often reused
+	// a dead goroutine, with the runtime's current starting stack (4 KiB
+	// here), than got a new one of 2 KiB: +1.6 KB per held session.
 	var (
 		welcome *relayv1.Welcome
 		stream  relayv1.HostService_AttachClient
 		err     error
 	)
-	l.deep.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
+	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
 		emit(evFailed, err)
@@ -535,8 +537,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	}
 	emit(evAttached, nil)
 
-	// The wait for Open lasts as long as the slot is idle: not on the
-	// pool, whose workers are for calls that end soon.
+	// The wait for Open lasts as long as the slot is idle.
 	var first *relayv1.AttachResponse
 	shallow.Run(func() { first, err = stream.Recv() })
 	var open *relayv1.Open
