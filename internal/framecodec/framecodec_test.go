@@ -353,3 +353,33 @@ func FuzzMarshal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMarshal compares the hand encoding with grpc-go's proto codec
+// for the frames of a session.
+func BenchmarkMarshal(b *testing.B) {
+	frames := map[string]proto.Message{
+		"Open":      controlFrames()[7],
+		"Hello":     &relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: "default", HostId: "web-1", AgentVersion: "hostagent/1.0", Labels: map[string]string{"zone": "eu"}}}},
+		"Data32KiB": respData(pattern(32*1024 - 256)),
+	}
+	for _, name := range []string{"Open", "Hello", "Data32KiB"} {
+		m := frames[name]
+		for _, codec := range []struct {
+			name string
+			c    interface {
+				Marshal(any) (mem.BufferSlice, error)
+			}
+		}{{"hand", Codec{}}, {"proto", base()}} {
+			b.Run(name+"/"+codec.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					d, err := codec.c.Marshal(m)
+					if err != nil {
+						b.Fatal(err)
+					}
+					d.Free()
+				}
+			})
+		}
+	}
+}
