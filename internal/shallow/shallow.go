@@ -59,9 +59,10 @@ func NewPool(max int) *Pool {
 
 // call is one Run: f, and how it ended.
 type call struct {
-	f     func()
-	done  chan struct{}
-	panic any
+	f      func()
+	done   chan struct{}
+	panic  any
+	goexit bool // f called runtime.Goexit (t.FailNow does)
 }
 
 // invoke calls f, and keeps a panic for the caller.
@@ -90,14 +91,27 @@ func (p *Pool) Run(f func()) {
 	if c.panic != nil {
 		panic(c.panic)
 	}
+	if c.goexit {
+		runtime.Goexit() // as if f had run here
+	}
+}
+
+// runAlone runs c on the current goroutine, which ends with it.
+func (c *call) runAlone() {
+	returned := false
+	defer func() {
+		c.goexit = !returned
+		close(c.done)
+	}()
+	c.invoke()
+	returned = true
 }
 
 // dispatch, on a new goroutine, gives c to an idle worker, or becomes a
 // worker and runs it if the pool has room for one, or runs it and ends.
 func (p *Pool) dispatch(c *call) {
 	if p == nil {
-		c.invoke()
-		close(c.done)
+		c.runAlone()
 		return
 	}
 	p.mu.Lock()
@@ -110,8 +124,7 @@ func (p *Pool) dispatch(c *call) {
 	}
 	if p.closed || p.workers >= p.max {
 		p.mu.Unlock()
-		c.invoke()
-		close(c.done)
+		c.runAlone()
 		return
 	}
 	p.workers++
@@ -123,8 +136,19 @@ func (p *Pool) dispatch(c *call) {
 // work runs c and every call handed to w after it, until the pool closes.
 func (p *Pool) work(w *worker, c *call) {
 	defer p.wg.Done()
+	running := true // c has not returned
+	defer func() {
+		if running { // c called runtime.Goexit: the worker ends with it
+			p.mu.Lock()
+			p.workers--
+			p.mu.Unlock()
+			c.goexit = true
+			close(c.done)
+		}
+	}()
 	for {
 		c.invoke()
+		running = false
 		again := p.park(w)
 		close(c.done) // after park: the caller's next call finds w idle
 		if !again {
@@ -133,6 +157,7 @@ func (p *Pool) work(w *worker, c *call) {
 		if c = <-w.calls; c == nil {
 			return // closed by Close
 		}
+		running = true
 	}
 }
 

@@ -194,3 +194,34 @@ func BenchmarkRunDeep(b *testing.B) {
 		}
 	})
 }
+
+// A call that ends its goroutine (runtime.Goexit, as t.FailNow does) ends
+// the caller's too, on a worker or not, and the pool goes on with one
+// worker fewer.
+func TestGoexitReachesCaller(t *testing.T) {
+	p := NewPool(1)
+	defer p.Close()
+	for _, run := range []func(func()){Run, p.Run, p.Run} {
+		done := make(chan bool)
+		go func() {
+			finished := false
+			defer func() { done <- finished }()
+			run(runtime.Goexit)
+			finished = true
+		}()
+		if <-done {
+			t.Fatal("Run returned after its call called runtime.Goexit")
+		}
+	}
+	ran := false
+	p.Run(func() { ran = true })
+	if !ran {
+		t.Fatal("the pool did not run a call after a Goexit")
+	}
+	p.mu.Lock()
+	workers := p.workers
+	p.mu.Unlock()
+	if workers != 1 {
+		t.Fatalf("pool has %d workers after its worker's call called Goexit and a new call ran, want 1", workers)
+	}
+}
