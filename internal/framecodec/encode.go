@@ -28,11 +28,14 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 	}
 	switch f := m.Frame.(type) {
 	case *relayv1.AttachRequest_Data:
-		if f.Data == nil || hasUnknown(f.Data) {
+		if f == nil || f.Data == nil || hasUnknown(f.Data) {
 			return nil, false
 		}
 		return encodeData(2, f.Data.Payload), true
 	case *relayv1.AttachRequest_Hello:
+		if f == nil {
+			return nil, false
+		}
 		h := f.Hello
 		if h == nil || hasUnknown(h) || !utf8s(h.Service, h.HostId, h.AgentVersion) {
 			return nil, false
@@ -66,11 +69,14 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 		b = appendVarint(b, 5, uint64(h.Weight))
 		return finish(b, 1), true
 	case *relayv1.AttachRequest_CloseWrite:
-		if f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
+		if f == nil || f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
 			return nil, false
 		}
 		return finish(start(0), 3), true
 	case *relayv1.AttachRequest_Close:
+		if f == nil {
+			return nil, false
+		}
 		return encodeClose(f.Close, 4)
 	}
 	return nil, false
@@ -84,11 +90,14 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 	}
 	switch f := m.Frame.(type) {
 	case *relayv1.AttachResponse_Data:
-		if f.Data == nil || hasUnknown(f.Data) {
+		if f == nil || f.Data == nil || hasUnknown(f.Data) {
 			return nil, false
 		}
 		return encodeData(3, f.Data.Payload), true
 	case *relayv1.AttachResponse_Welcome:
+		if f == nil {
+			return nil, false
+		}
 		w := f.Welcome
 		if w == nil || hasUnknown(w) || !utf8s(w.RelayId, w.SlotId) {
 			return nil, false
@@ -99,6 +108,9 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 		b = appendVarint(b, 3, uint64(w.MaxDataBytes))
 		return finish(b, 1), true
 	case *relayv1.AttachResponse_Open:
+		if f == nil {
+			return nil, false
+		}
 		o := f.Open
 		if o == nil || hasUnknown(o) || (o.OpenedAt != nil && hasUnknown(o.OpenedAt)) ||
 			!utf8s(o.SessionId, o.ClientAddr, o.ListenerAddr, o.Service) {
@@ -118,11 +130,14 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 		}
 		return finish(b, 2), true
 	case *relayv1.AttachResponse_CloseWrite:
-		if f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
+		if f == nil || f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
 			return nil, false
 		}
 		return finish(start(0), 4), true
 	case *relayv1.AttachResponse_Close:
+		if f == nil {
+			return nil, false
+		}
 		return encodeClose(f.Close, 5)
 	}
 	return nil, false
