@@ -242,13 +242,6 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.idleCtx, r.idleCancel = context.WithCancel(r.ctx)
-	context.AfterFunc(r.idleCtx, func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, h := range r.hosts {
-			h.wakeSlots(idleShutdown)
-		}
-	})
 	r.deep = shallow.NewPool(0)
 	return r, nil
 }
@@ -316,7 +309,7 @@ func (r *Relay) ActiveSessions() int {
 // and refuses new streams; open sessions go on. It then waits until they
 // have all ended or ctx is done, and reports whether they all ended.
 func (r *Relay) Drain(ctx context.Context) bool {
-	r.idleCancel()
+	r.stopIdle()
 	r.mu.Lock()
 	if r.drained == nil {
 		r.drained = make(chan struct{})
@@ -339,7 +332,7 @@ func (r *Relay) Drain(ctx context.Context) bool {
 // (so every handler has returned).
 func (r *Relay) Close() {
 	r.cancel()
-	r.Drain(context.Background())
+	r.Drain(context.Background()) // wakes the idle slots
 	r.loops.Wait()
 	r.deep.Close()
 	// Every event has been published: watchers send what they hold, then end.
@@ -348,7 +341,18 @@ func (r *Relay) Close() {
 
 // Shutdown aborts open sessions at once; unlike Close it does not wait for
 // the gRPC handlers' receive loops, so it may run before the server stops.
-func (r *Relay) Shutdown() { r.idleCancel(); r.cancel() }
+func (r *Relay) Shutdown() { r.stopIdle(); r.cancel() }
+
+// stopIdle ends the relay's idle time: no new slots, and every idle slot is
+// woken to send Drain. Synchronous, under mu, as addSlot checks idleCtx.
+func (r *Relay) stopIdle() {
+	r.idleCancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.hosts {
+		h.wakeSlots(idleShutdown)
+	}
+}
 
 // AbortSessions is Shutdown, then a wait until every aborted session has
 // ended (its host sent Close{CLOSE_REASON_RELAY_SHUTDOWN}) or ctx is done.
