@@ -11,11 +11,12 @@ import (
 )
 
 // The control frames every session exchanges (Welcome, Open, CloseWrite,
-// Close) are decoded by hand when they are in the plain encoding: each
+// Close, SessionEnd, and the empty Hello that offers a stream again) are
+// decoded by hand when they are in the plain encoding: each
 // field once, in field order, no unknown field. The generic decoder finds
 // oneof and message types by reflection, which was ≈ 8 % of relayd's and
 // hostagent's CPU per session and grew long-lived receive loops' stacks.
-// Anything else (Hello, Drain, an unusual encoding) goes to proto. Nothing
+// Anything else (a first Hello, Drain, an unusual encoding) goes to proto. Nothing
 // decoded keeps a reference to data: strings are copied.
 
 // maxControl bounds the control frames decoded here: a larger one goes to
@@ -103,13 +104,24 @@ func frame(data mem.BufferSlice) (num protowire.Number, msg []byte, ok bool) {
 	return num, msg, true
 }
 
-// controlRequest decodes CloseWrite and Close frames from a host.
+// controlRequest decodes an empty Hello, CloseWrite and Close frames from a
+// host.
 func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
 	num, msg, ok := frame(data)
 	if !ok {
 		return false
 	}
 	switch num {
+	case 1:
+		// Only the empty Hello that offers a stream again after its session
+		// (Hello.sequential_sessions); a first Hello, with its labels, goes
+		// to proto.
+		if len(msg) != 0 {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}
+		return true
 	case 3:
 		if len(msg) != 0 {
 			return false
@@ -129,8 +141,8 @@ func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
 	return false
 }
 
-// controlResponse decodes Welcome, Open, CloseWrite and Close frames from
-// a relay.
+// controlResponse decodes Welcome, Open, CloseWrite, Close and SessionEnd
+// frames from a relay.
 func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 	num, msg, ok := frame(data)
 	if !ok {
@@ -138,18 +150,19 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 	}
 	switch num {
 	case 1:
-		var f [3]field
+		var f [4]field
 		if !fields(msg, f[:]) {
 			return false
 		}
 		relayID, ok1 := f[0].str()
 		slotID, ok2 := f[1].str()
 		maxData, ok3 := f[2].num()
-		if !ok1 || !ok2 || !ok3 {
+		sequential, ok4 := f[3].num()
+		if !ok1 || !ok2 || !ok3 || !ok4 {
 			return false
 		}
 		m.Reset()
-		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData)}}
+		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData), SequentialSessions: sequential != 0}}
 		return true
 	case 2:
 		o, ok := openFrame(msg)
@@ -173,6 +186,18 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 		}
 		m.Reset()
 		m.Frame = &relayv1.AttachResponse_Close{Close: c}
+		return true
+	case 7:
+		var f [1]field
+		if !fields(msg, f[:]) {
+			return false
+		}
+		id, ok := f[0].str()
+		if !ok {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{SessionId: id}}
 		return true
 	}
 	return false

@@ -11,8 +11,8 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
 
-// The frames of a session (Hello, Welcome, Open, Data, CloseWrite, Close)
-// are encoded by hand, into the bytes proto.Marshal gives with
+// The frames of a session (Hello, Welcome, Open, Data, CloseWrite, Close,
+// SessionEnd) are encoded by hand, into the bytes proto.Marshal gives with
 // Deterministic set (fields in number order, proto3 zero values left out,
 // map entries sorted by key). The generic encoder sizes and walks a
 // message by reflection: with the matching decoding, ≈ 5 % of each
@@ -67,6 +67,7 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 		}
 		b = appendString(b, 4, h.AgentVersion)
 		b = appendVarint(b, 5, uint64(h.Weight))
+		b = appendVarint(b, 6, boolVarint(h.SequentialSessions))
 		return finish(b, 1), true
 	case *relayv1.AttachRequest_CloseWrite:
 		if f == nil || f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
@@ -106,6 +107,7 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 		b = appendString(b, 1, w.RelayId)
 		b = appendString(b, 2, w.SlotId)
 		b = appendVarint(b, 3, uint64(w.MaxDataBytes))
+		b = appendVarint(b, 4, boolVarint(w.SequentialSessions))
 		return finish(b, 1), true
 	case *relayv1.AttachResponse_Open:
 		if f == nil {
@@ -139,6 +141,15 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		return encodeClose(f.Close, 5)
+	case *relayv1.AttachResponse_SessionEnd:
+		if f == nil {
+			return nil, false
+		}
+		e := f.SessionEnd
+		if e == nil || hasUnknown(e) || !utf8.ValidString(e.SessionId) {
+			return nil, false
+		}
+		return finish(appendString(start(len(e.SessionId)), 1, e.SessionId), 7), true
 	}
 	return nil, false
 }
@@ -152,6 +163,15 @@ func encodeClose(c *relayv1.Close, num protowire.Number) (mem.BufferSlice, bool)
 	b = appendVarint(b, 1, uint64(int64(c.Reason)))
 	b = appendString(b, 2, c.Detail)
 	return finish(b, num), true
+}
+
+// boolVarint is a bool field's varint: appendVarint leaves out false, as
+// proto3 does.
+func boolVarint(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func hasUnknown(m proto.Message) bool { return len(m.ProtoReflect().GetUnknown()) > 0 }

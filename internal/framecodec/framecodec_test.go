@@ -168,6 +168,12 @@ func controlFrames() []proto.Message {
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{}}},
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}},
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, Detail: "client reset"}}},
+		// Sequential sessions: the Welcome that agrees, SessionEnd, and the
+		// empty Hello that offers the stream again.
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s17", MaxDataBytes: 32512, SequentialSessions: true}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{SessionId: "c42"}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}},
 	}
 }
 
@@ -253,6 +259,7 @@ func encodedFrames() []proto.Message {
 		hello(&relayv1.Hello{}),
 		hello(&relayv1.Hello{Service: "default", HostId: "web-1", AgentVersion: "hostagent/1.0", Weight: 3}),
 		hello(&relayv1.Hello{Service: "s", Labels: map[string]string{"zone": "eu", "a": "", "": "empty key", "rack": "r7"}, Weight: 1<<32 - 1}),
+		hello(&relayv1.Hello{Service: "default", HostId: "web-1", SequentialSessions: true}),
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Drain{Drain: &relayv1.Drain{Reason: relayv1.DrainReason_DRAIN_REASON_ADMIN, Detail: "d"}}},
 		&relayv1.AttachRequest{}, &relayv1.AttachResponse{},
 		// A nil oneof wrapper is an unset field to proto.
@@ -265,6 +272,7 @@ func encodedFrames() []proto.Message {
 		&relayv1.AttachResponse{Frame: (*relayv1.AttachResponse_Data)(nil)},
 		&relayv1.AttachResponse{Frame: (*relayv1.AttachResponse_CloseWrite)(nil)},
 		&relayv1.AttachResponse{Frame: (*relayv1.AttachResponse_Close)(nil)},
+		&relayv1.AttachResponse{Frame: (*relayv1.AttachResponse_SessionEnd)(nil)},
 	}, controlFrames()...)
 }
 

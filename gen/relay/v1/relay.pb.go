@@ -15,7 +15,8 @@
 //     The slot is now idle: it waits for a client. The HP sends nothing while
 //     idle; to give the slot up it cancels the RPC (or half-closes it).
 //  3. A client connects; the relay's scheduler picks this slot and sends Open.
-//     One stream carries at most one session in its life.
+//     One stream carries at most one session in its life (but see
+//     sequential sessions below).
 //  4. Data frames flow both ways, in order, each payload at most
 //     Welcome.max_data_bytes long (the relay sends no larger payloads either).
 //  5. Either side ends its direction with CloseWrite (TCP FIN semantics): the
@@ -33,6 +34,20 @@
 //     having sent CloseWrite aborts the session too.
 //  7. The HP opens a new Attach stream to replace the slot.
 //
+// Sequential sessions: an HP that sets Hello.sequential_sessions, on a relay
+// that answers with Welcome.sequential_sessions, keeps the stream after a
+// clean end instead of step 7. In step 6 the relay then sends SessionEnd in
+// place of ending the RPC with OK. After SessionEnd the HP either sends
+// Hello again (its fields are ignored: send an empty Hello), which the relay
+// answers with Welcome (or Drain) as in step 2, the stream again an idle
+// slot with the same slot_id; or it half-closes the RPC, which the relay
+// ends with OK. Between its CloseWrite and SessionEnd (or Close) the HP
+// sends nothing: a frame it sends for a session that has ended would
+// otherwise fall into the next one. A session that does not end cleanly
+// ends the stream as in step 6. Setting up a stream (its HEADERS and
+// trailers, a goroutine or two on each side, Hello and Welcome, the
+// token check) costs more than a session of a short-lived client.
+//
 // Instead of Open, the relay may send Drain on an idle slot (it is shutting
 // down, or an operator drained the host) and end the stream with OK: the HP
 // stops opening slots on that relay for Drain.retry_after, lets its open
@@ -43,11 +58,13 @@
 // Protocol violations end only the offending stream, with these statuses:
 //
 //   - first frame is not Hello, a frame with no field set: INVALID_ARGUMENT
-//   - a second Hello, Data or CloseWrite before Open, Data after the HP's own
-//     CloseWrite: FAILED_PRECONDITION
+//   - a second Hello (other than the one answering SessionEnd), Data or
+//     CloseWrite before Open or between SessionEnd and the next Hello, Data
+//     after the HP's own CloseWrite: FAILED_PRECONDITION
 //   - a Data payload longer than Welcome.max_data_bytes: RESOURCE_EXHAUSTED
 //   - Hello naming a service this relay does not serve: PERMISSION_DENIED
-//   - no Hello within the relay's hello timeout: DEADLINE_EXCEEDED
+//   - no Hello within the relay's hello timeout (of the stream's start, or of
+//     SessionEnd): DEADLINE_EXCEEDED
 //   - the relay is shutting down: a Drain frame, then OK (UNAVAILABLE once
 //     its gRPC server stops)
 //
@@ -491,7 +508,8 @@ type isAttachRequest_Frame interface {
 }
 
 type AttachRequest_Hello struct {
-	// hello is the first frame of every stream, sent once.
+	// hello is the first frame of every stream, sent once; with sequential
+	// sessions also the answer to each SessionEnd that offers the slot again.
 	Hello *Hello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
 }
 
@@ -535,6 +553,7 @@ type AttachResponse struct {
 	//	*AttachResponse_CloseWrite
 	//	*AttachResponse_Close
 	//	*AttachResponse_Drain
+	//	*AttachResponse_SessionEnd
 	Frame         isAttachResponse_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -631,6 +650,15 @@ func (x *AttachResponse) GetDrain() *Drain {
 	return nil
 }
 
+func (x *AttachResponse) GetSessionEnd() *SessionEnd {
+	if x != nil {
+		if x, ok := x.Frame.(*AttachResponse_SessionEnd); ok {
+			return x.SessionEnd
+		}
+	}
+	return nil
+}
+
 type isAttachResponse_Frame interface {
 	isAttachResponse_Frame()
 }
@@ -674,6 +702,15 @@ type AttachResponse_Drain struct {
 	Drain *Drain `protobuf:"bytes,6,opt,name=drain,proto3,oneof"`
 }
 
+type AttachResponse_SessionEnd struct {
+	// session_end is sent, on a stream whose Hello and Welcome agreed on
+	// sequential_sessions, when its session has ended cleanly: both
+	// directions closed, every byte delivered. It takes the place of the
+	// RPC's OK status. The HP answers with Hello to offer the slot again,
+	// or half-closes the RPC to give it up.
+	SessionEnd *SessionEnd `protobuf:"bytes,7,opt,name=session_end,json=sessionEnd,proto3,oneof"`
+}
+
 func (*AttachResponse_Welcome) isAttachResponse_Frame() {}
 
 func (*AttachResponse_Open) isAttachResponse_Frame() {}
@@ -685,6 +722,8 @@ func (*AttachResponse_CloseWrite) isAttachResponse_Frame() {}
 func (*AttachResponse_Close) isAttachResponse_Frame() {}
 
 func (*AttachResponse_Drain) isAttachResponse_Frame() {}
+
+func (*AttachResponse_SessionEnd) isAttachResponse_Frame() {}
 
 // Hello is sent by the HP as the first frame of every Attach stream.
 type Hello struct {
@@ -703,9 +742,14 @@ type Hello struct {
 	// --weight): a host of weight 2 is given twice the clients of a host of
 	// weight 1 under every policy. 0 means 1. Every slot of one host should
 	// carry the same weight; the latest Hello wins.
-	Weight        uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Weight uint32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	// sequential_sessions asks for several sessions on this stream, one
+	// after another (see SessionEnd). The relay agrees in
+	// Welcome.sequential_sessions; a relay that does not know the field
+	// ends the stream after its session, as without it.
+	SequentialSessions bool `protobuf:"varint,6,opt,name=sequential_sessions,json=sequentialSessions,proto3" json:"sequential_sessions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -773,6 +817,13 @@ func (x *Hello) GetWeight() uint32 {
 	return 0
 }
 
+func (x *Hello) GetSequentialSessions() bool {
+	if x != nil {
+		return x.SequentialSessions
+	}
+	return false
+}
+
 // Welcome is the relay's answer to Hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -782,9 +833,13 @@ type Welcome struct {
 	SlotId string `protobuf:"bytes,2,opt,name=slot_id,json=slotId,proto3" json:"slot_id,omitempty"`
 	// max_data_bytes is the largest Data payload the relay accepts, and the
 	// largest it sends. A larger payload ends the stream with RESOURCE_EXHAUSTED.
-	MaxDataBytes  uint32 `protobuf:"varint,3,opt,name=max_data_bytes,json=maxDataBytes,proto3" json:"max_data_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxDataBytes uint32 `protobuf:"varint,3,opt,name=max_data_bytes,json=maxDataBytes,proto3" json:"max_data_bytes,omitempty"`
+	// sequential_sessions is true when Hello asked for sequential sessions
+	// and the relay agrees: a clean end of the session is SessionEnd, not
+	// the end of the RPC.
+	SequentialSessions bool `protobuf:"varint,4,opt,name=sequential_sessions,json=sequentialSessions,proto3" json:"sequential_sessions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -836,6 +891,13 @@ func (x *Welcome) GetMaxDataBytes() uint32 {
 		return x.MaxDataBytes
 	}
 	return 0
+}
+
+func (x *Welcome) GetSequentialSessions() bool {
+	if x != nil {
+		return x.SequentialSessions
+	}
+	return false
 }
 
 // Open is sent by the relay when a client is assigned to this slot.
@@ -1036,6 +1098,53 @@ func (x *Data) GetPayload() []byte {
 	return nil
 }
 
+// SessionEnd tells the HP that the stream's session has ended cleanly and
+// that the stream can carry another (see Hello.sequential_sessions).
+type SessionEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id is the session that ended, as sent in Open.
+	SessionId     string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionEnd) Reset() {
+	*x = SessionEnd{}
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionEnd) ProtoMessage() {}
+
+func (x *SessionEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionEnd.ProtoReflect.Descriptor instead.
+func (*SessionEnd) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SessionEnd) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
 // CloseWrite ends the sender's direction of the session (TCP FIN). Sent at
 // most once by each side, after Open. An empty message so it can grow.
 type CloseWrite struct {
@@ -1046,7 +1155,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1167,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1180,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
 }
 
 // Close aborts the session. Sent by either side; the relay ends the stream
@@ -1088,7 +1197,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1209,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1222,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Close) GetReason() CloseReason {
@@ -1139,7 +1248,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1260,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1273,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
 }
 
 // GetStatusResponse is a snapshot of the relay.
@@ -1199,7 +1308,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1320,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1333,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetStatusResponse) GetRelayId() string {
@@ -1327,7 +1436,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1448,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1461,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ServiceStatus) GetService() string {
@@ -1415,7 +1524,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1536,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1549,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListHostsRequest) GetService() string {
@@ -1461,7 +1570,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1582,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1595,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -1532,7 +1641,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1653,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1666,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Host) GetHostId() string {
@@ -1664,7 +1773,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1785,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1798,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListSessionsRequest) GetService() string {
@@ -1717,7 +1826,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +1838,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +1851,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1781,7 +1890,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1902,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1915,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Session) GetSessionId() string {
@@ -1897,7 +2006,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2018,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2031,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchEventsRequest) GetService() string {
@@ -1974,7 +2083,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2095,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2108,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchEventsResponse) GetTime() *timestamppb.Timestamp {
@@ -2156,7 +2265,7 @@ type HostAttached struct {
 
 func (x *HostAttached) Reset() {
 	*x = HostAttached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2168,7 +2277,7 @@ func (x *HostAttached) String() string {
 func (*HostAttached) ProtoMessage() {}
 
 func (x *HostAttached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2181,7 +2290,7 @@ func (x *HostAttached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostAttached.ProtoReflect.Descriptor instead.
 func (*HostAttached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HostAttached) GetHostId() string {
@@ -2228,7 +2337,7 @@ type HostDetached struct {
 
 func (x *HostDetached) Reset() {
 	*x = HostDetached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2349,7 @@ func (x *HostDetached) String() string {
 func (*HostDetached) ProtoMessage() {}
 
 func (x *HostDetached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2362,7 @@ func (x *HostDetached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDetached.ProtoReflect.Descriptor instead.
 func (*HostDetached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HostDetached) GetHostId() string {
@@ -2292,7 +2401,7 @@ type SlotOpened struct {
 
 func (x *SlotOpened) Reset() {
 	*x = SlotOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2413,7 @@ func (x *SlotOpened) String() string {
 func (*SlotOpened) ProtoMessage() {}
 
 func (x *SlotOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2426,7 @@ func (x *SlotOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOpened.ProtoReflect.Descriptor instead.
 func (*SlotOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SlotOpened) GetSlotId() string {
@@ -2362,7 +2471,7 @@ type SessionOpened struct {
 
 func (x *SessionOpened) Reset() {
 	*x = SessionOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2483,7 @@ func (x *SessionOpened) String() string {
 func (*SessionOpened) ProtoMessage() {}
 
 func (x *SessionOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2496,7 @@ func (x *SessionOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpened.ProtoReflect.Descriptor instead.
 func (*SessionOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SessionOpened) GetSessionId() string {
@@ -2450,7 +2559,7 @@ type SessionHalfClosed struct {
 
 func (x *SessionHalfClosed) Reset() {
 	*x = SessionHalfClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2571,7 @@ func (x *SessionHalfClosed) String() string {
 func (*SessionHalfClosed) ProtoMessage() {}
 
 func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2584,7 @@ func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHalfClosed.ProtoReflect.Descriptor instead.
 func (*SessionHalfClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SessionHalfClosed) GetSessionId() string {
@@ -2536,7 +2645,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2657,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2670,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionClosed) GetSessionId() string {
@@ -2649,7 +2758,7 @@ type ClientRejected struct {
 
 func (x *ClientRejected) Reset() {
 	*x = ClientRejected{}
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2770,7 @@ func (x *ClientRejected) String() string {
 func (*ClientRejected) ProtoMessage() {}
 
 func (x *ClientRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2783,7 @@ func (x *ClientRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRejected.ProtoReflect.Descriptor instead.
 func (*ClientRejected) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClientRejected) GetClientAddr() string {
@@ -2711,7 +2820,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2832,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2845,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CloseSessionRequest) GetSessionId() string {
@@ -2762,7 +2871,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2883,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2896,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
 }
 
 // DrainHostRequest names the host to drain.
@@ -2804,7 +2913,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2925,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2938,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DrainHostRequest) GetHostId() string {
@@ -2859,7 +2968,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2980,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2993,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DrainHostResponse) GetIdleSlotsDrained() uint32 {
@@ -2914,7 +3023,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3035,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3048,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UndrainHostRequest) GetHostId() string {
@@ -2965,7 +3074,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3086,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3099,7 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{33}
 }
 
 var File_relay_v1_relay_proto protoreflect.FileDescriptor
@@ -3004,7 +3113,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vclose_write\x18\x03 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
 	"\x05close\x18\x04 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05closeB\a\n" +
-	"\x05frame\"\x9f\x02\n" +
+	"\x05frame\"\xd8\x02\n" +
 	"\x0eAttachResponse\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.relay.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x04open\x18\x02 \x01(\v2\x0e.relay.v1.OpenH\x00R\x04open\x12$\n" +
@@ -3012,21 +3121,25 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vclose_write\x18\x04 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
 	"\x05close\x18\x05 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12'\n" +
-	"\x05drain\x18\x06 \x01(\v2\x0f.relay.v1.DrainH\x00R\x05drainB\a\n" +
-	"\x05frame\"\xe7\x01\n" +
+	"\x05drain\x18\x06 \x01(\v2\x0f.relay.v1.DrainH\x00R\x05drain\x127\n" +
+	"\vsession_end\x18\a \x01(\v2\x14.relay.v1.SessionEndH\x00R\n" +
+	"sessionEndB\a\n" +
+	"\x05frame\"\x98\x02\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x123\n" +
 	"\x06labels\x18\x03 \x03(\v2\x1b.relay.v1.Hello.LabelsEntryR\x06labels\x12#\n" +
 	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x12\x16\n" +
-	"\x06weight\x18\x05 \x01(\rR\x06weight\x1a9\n" +
+	"\x06weight\x18\x05 \x01(\rR\x06weight\x12/\n" +
+	"\x13sequential_sessions\x18\x06 \x01(\bR\x12sequentialSessions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"c\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
 	"\aWelcome\x12\x19\n" +
 	"\brelay_id\x18\x01 \x01(\tR\arelayId\x12\x17\n" +
 	"\aslot_id\x18\x02 \x01(\tR\x06slotId\x12$\n" +
-	"\x0emax_data_bytes\x18\x03 \x01(\rR\fmaxDataBytes\"\xbe\x01\n" +
+	"\x0emax_data_bytes\x18\x03 \x01(\rR\fmaxDataBytes\x12/\n" +
+	"\x13sequential_sessions\x18\x04 \x01(\bR\x12sequentialSessions\"\xbe\x01\n" +
 	"\x04Open\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -3041,7 +3154,11 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"retryAfter\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\" \n" +
 	"\x04Data\x12\x18\n" +
-	"\apayload\x18\x01 \x01(\fR\apayload\"\f\n" +
+	"\apayload\x18\x01 \x01(\fR\apayload\"+\n" +
+	"\n" +
+	"SessionEnd\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\"\f\n" +
 	"\n" +
 	"CloseWrite\"N\n" +
 	"\x05Close\x12-\n" +
@@ -3255,7 +3372,7 @@ func file_relay_v1_relay_proto_rawDescGZIP() []byte {
 }
 
 var file_relay_v1_relay_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_relay_v1_relay_proto_goTypes = []any{
 	(DrainReason)(0),              // 0: relay.v1.DrainReason
 	(CloseReason)(0),              // 1: relay.v1.CloseReason
@@ -3269,96 +3386,98 @@ var file_relay_v1_relay_proto_goTypes = []any{
 	(*Open)(nil),                  // 9: relay.v1.Open
 	(*Drain)(nil),                 // 10: relay.v1.Drain
 	(*Data)(nil),                  // 11: relay.v1.Data
-	(*CloseWrite)(nil),            // 12: relay.v1.CloseWrite
-	(*Close)(nil),                 // 13: relay.v1.Close
-	(*GetStatusRequest)(nil),      // 14: relay.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 15: relay.v1.GetStatusResponse
-	(*ServiceStatus)(nil),         // 16: relay.v1.ServiceStatus
-	(*ListHostsRequest)(nil),      // 17: relay.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),     // 18: relay.v1.ListHostsResponse
-	(*Host)(nil),                  // 19: relay.v1.Host
-	(*ListSessionsRequest)(nil),   // 20: relay.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 21: relay.v1.ListSessionsResponse
-	(*Session)(nil),               // 22: relay.v1.Session
-	(*WatchEventsRequest)(nil),    // 23: relay.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),   // 24: relay.v1.WatchEventsResponse
-	(*HostAttached)(nil),          // 25: relay.v1.HostAttached
-	(*HostDetached)(nil),          // 26: relay.v1.HostDetached
-	(*SlotOpened)(nil),            // 27: relay.v1.SlotOpened
-	(*SessionOpened)(nil),         // 28: relay.v1.SessionOpened
-	(*SessionHalfClosed)(nil),     // 29: relay.v1.SessionHalfClosed
-	(*SessionClosed)(nil),         // 30: relay.v1.SessionClosed
-	(*ClientRejected)(nil),        // 31: relay.v1.ClientRejected
-	(*CloseSessionRequest)(nil),   // 32: relay.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 33: relay.v1.CloseSessionResponse
-	(*DrainHostRequest)(nil),      // 34: relay.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),     // 35: relay.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),    // 36: relay.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),   // 37: relay.v1.UndrainHostResponse
-	nil,                           // 38: relay.v1.Hello.LabelsEntry
-	nil,                           // 39: relay.v1.Host.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
+	(*SessionEnd)(nil),            // 12: relay.v1.SessionEnd
+	(*CloseWrite)(nil),            // 13: relay.v1.CloseWrite
+	(*Close)(nil),                 // 14: relay.v1.Close
+	(*GetStatusRequest)(nil),      // 15: relay.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 16: relay.v1.GetStatusResponse
+	(*ServiceStatus)(nil),         // 17: relay.v1.ServiceStatus
+	(*ListHostsRequest)(nil),      // 18: relay.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),     // 19: relay.v1.ListHostsResponse
+	(*Host)(nil),                  // 20: relay.v1.Host
+	(*ListSessionsRequest)(nil),   // 21: relay.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 22: relay.v1.ListSessionsResponse
+	(*Session)(nil),               // 23: relay.v1.Session
+	(*WatchEventsRequest)(nil),    // 24: relay.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),   // 25: relay.v1.WatchEventsResponse
+	(*HostAttached)(nil),          // 26: relay.v1.HostAttached
+	(*HostDetached)(nil),          // 27: relay.v1.HostDetached
+	(*SlotOpened)(nil),            // 28: relay.v1.SlotOpened
+	(*SessionOpened)(nil),         // 29: relay.v1.SessionOpened
+	(*SessionHalfClosed)(nil),     // 30: relay.v1.SessionHalfClosed
+	(*SessionClosed)(nil),         // 31: relay.v1.SessionClosed
+	(*ClientRejected)(nil),        // 32: relay.v1.ClientRejected
+	(*CloseSessionRequest)(nil),   // 33: relay.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 34: relay.v1.CloseSessionResponse
+	(*DrainHostRequest)(nil),      // 35: relay.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),     // 36: relay.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),    // 37: relay.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),   // 38: relay.v1.UndrainHostResponse
+	nil,                           // 39: relay.v1.Hello.LabelsEntry
+	nil,                           // 40: relay.v1.Host.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
 	7,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
 	11, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
-	12, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
-	13, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
+	13, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
+	14, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
 	8,  // 4: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
 	9,  // 5: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
 	11, // 6: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
-	12, // 7: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
-	13, // 8: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
+	13, // 7: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
+	14, // 8: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
 	10, // 9: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
-	38, // 10: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	40, // 11: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 12: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
-	41, // 13: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
-	1,  // 14: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	41, // 15: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	16, // 16: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	40, // 17: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	19, // 18: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	40, // 19: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	39, // 20: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	22, // 21: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	40, // 22: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 23: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	40, // 24: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	25, // 25: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	26, // 26: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	27, // 27: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	28, // 28: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	29, // 29: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	30, // 30: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	31, // 31: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	41, // 32: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 33: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 34: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	41, // 35: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 36: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 37: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	14, // 38: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	17, // 39: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	20, // 40: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	23, // 41: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	32, // 42: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	34, // 43: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	36, // 44: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 45: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	15, // 46: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	18, // 47: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	21, // 48: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	24, // 49: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	33, // 50: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	35, // 51: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	37, // 52: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	45, // [45:53] is the sub-list for method output_type
-	37, // [37:45] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	12, // 10: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
+	39, // 11: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
+	41, // 12: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 13: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	42, // 14: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 15: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	42, // 16: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	17, // 17: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	41, // 18: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	20, // 19: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	41, // 20: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	40, // 21: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	23, // 22: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	41, // 23: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 24: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	41, // 25: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	26, // 26: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	27, // 27: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	28, // 28: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	29, // 29: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	30, // 30: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	31, // 31: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	32, // 32: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	42, // 33: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 34: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 35: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	42, // 36: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 37: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 38: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	15, // 39: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	18, // 40: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	21, // 41: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	24, // 42: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	33, // 43: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	35, // 44: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	37, // 45: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 46: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	16, // 47: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	19, // 48: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	22, // 49: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	25, // 50: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	34, // 51: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	36, // 52: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	38, // 53: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	46, // [46:54] is the sub-list for method output_type
+	38, // [38:46] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
@@ -3379,8 +3498,9 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachResponse_CloseWrite)(nil),
 		(*AttachResponse_Close)(nil),
 		(*AttachResponse_Drain)(nil),
+		(*AttachResponse_SessionEnd)(nil),
 	}
-	file_relay_v1_relay_proto_msgTypes[19].OneofWrappers = []any{
+	file_relay_v1_relay_proto_msgTypes[20].OneofWrappers = []any{
 		(*WatchEventsResponse_HostAttached)(nil),
 		(*WatchEventsResponse_HostDetached)(nil),
 		(*WatchEventsResponse_SlotOpened)(nil),
@@ -3395,7 +3515,7 @@ func file_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_v1_relay_proto_rawDesc), len(file_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

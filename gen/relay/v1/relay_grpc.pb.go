@@ -15,7 +15,8 @@
 //     The slot is now idle: it waits for a client. The HP sends nothing while
 //     idle; to give the slot up it cancels the RPC (or half-closes it).
 //  3. A client connects; the relay's scheduler picks this slot and sends Open.
-//     One stream carries at most one session in its life.
+//     One stream carries at most one session in its life (but see
+//     sequential sessions below).
 //  4. Data frames flow both ways, in order, each payload at most
 //     Welcome.max_data_bytes long (the relay sends no larger payloads either).
 //  5. Either side ends its direction with CloseWrite (TCP FIN semantics): the
@@ -33,6 +34,20 @@
 //     having sent CloseWrite aborts the session too.
 //  7. The HP opens a new Attach stream to replace the slot.
 //
+// Sequential sessions: an HP that sets Hello.sequential_sessions, on a relay
+// that answers with Welcome.sequential_sessions, keeps the stream after a
+// clean end instead of step 7. In step 6 the relay then sends SessionEnd in
+// place of ending the RPC with OK. After SessionEnd the HP either sends
+// Hello again (its fields are ignored: send an empty Hello), which the relay
+// answers with Welcome (or Drain) as in step 2, the stream again an idle
+// slot with the same slot_id; or it half-closes the RPC, which the relay
+// ends with OK. Between its CloseWrite and SessionEnd (or Close) the HP
+// sends nothing: a frame it sends for a session that has ended would
+// otherwise fall into the next one. A session that does not end cleanly
+// ends the stream as in step 6. Setting up a stream (its HEADERS and
+// trailers, a goroutine or two on each side, Hello and Welcome, the
+// token check) costs more than a session of a short-lived client.
+//
 // Instead of Open, the relay may send Drain on an idle slot (it is shutting
 // down, or an operator drained the host) and end the stream with OK: the HP
 // stops opening slots on that relay for Drain.retry_after, lets its open
@@ -43,11 +58,13 @@
 // Protocol violations end only the offending stream, with these statuses:
 //
 //   - first frame is not Hello, a frame with no field set: INVALID_ARGUMENT
-//   - a second Hello, Data or CloseWrite before Open, Data after the HP's own
-//     CloseWrite: FAILED_PRECONDITION
+//   - a second Hello (other than the one answering SessionEnd), Data or
+//     CloseWrite before Open or between SessionEnd and the next Hello, Data
+//     after the HP's own CloseWrite: FAILED_PRECONDITION
 //   - a Data payload longer than Welcome.max_data_bytes: RESOURCE_EXHAUSTED
 //   - Hello naming a service this relay does not serve: PERMISSION_DENIED
-//   - no Hello within the relay's hello timeout: DEADLINE_EXCEEDED
+//   - no Hello within the relay's hello timeout (of the stream's start, or of
+//     SessionEnd): DEADLINE_EXCEEDED
 //   - the relay is shutting down: a Drain frame, then OK (UNAVAILABLE once
 //     its gRPC server stops)
 //
@@ -85,8 +102,9 @@ const (
 // HostService is served on the relay's gRPC port (default :8000) to host
 // processes and their agents.
 type HostServiceClient interface {
-	// Attach offers one slot: a stream that carries at most one client session.
-	// See the protocol flow at the top of this file.
+	// Attach offers one slot: a stream that carries at most one client session,
+	// or several one after another when both sides agree (sequential
+	// sessions). See the protocol flow at the top of this file.
 	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachRequest, AttachResponse], error)
 }
 
@@ -118,8 +136,9 @@ type HostService_AttachClient = grpc.BidiStreamingClient[AttachRequest, AttachRe
 // HostService is served on the relay's gRPC port (default :8000) to host
 // processes and their agents.
 type HostServiceServer interface {
-	// Attach offers one slot: a stream that carries at most one client session.
-	// See the protocol flow at the top of this file.
+	// Attach offers one slot: a stream that carries at most one client session,
+	// or several one after another when both sides agree (sequential
+	// sessions). See the protocol flow at the top of this file.
 	Attach(grpc.BidiStreamingServer[AttachRequest, AttachResponse]) error
 	mustEmbedUnimplementedHostServiceServer()
 }
