@@ -411,8 +411,113 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		// The session's log line alone would grow the stack to 8 KiB, a
 		// copy of every frame below it just before the goroutine ends.
 		r.deep.Run(func() { err = r.finishSession(run) })
-		return err
+		if err != nil || !a.sequential || !run.clean() || !r.betweenSessions(a, run, &err) {
+			return err
+		}
 	}
+}
+
+// betweenSessions takes a stream of sequential sessions from a clean end to
+// its next idle wait: SessionEnd instead of OK, then the host's Hello (the
+// slot waits again) or the stream's end (false; *err is the handler's
+// status). Apart from Attach, which it would make deeper for the slot's
+// whole life.
+//
+//go:noinline
+func (r *Relay) betweenSessions(a *attachment, run *sessionRun, err *error) bool {
+	var again bool
+	r.deep.Run(func() { again, *err = r.endSession(a, run) })
+	if !again {
+		return false
+	}
+	hello, endErr := a.waitHello()
+	r.deep.Run(func() { again, *err = r.reoffer(a, hello, endErr) })
+	return again
+}
+
+// endSession sends SessionEnd after a clean session on a stream of
+// sequential sessions. It reports whether the stream waits for the host's
+// next Hello, or the handler's status.
+func (r *Relay) endSession(a *attachment, run *sessionRun) (again bool, err error) {
+	if !a.loop.nextSession() {
+		// The host half-closed the RPC after its CloseWrite: it gives the
+		// stream up, and the session's OK is the stream's.
+		return false, nil
+	}
+	// The timer before SessionEnd goes out: the host may answer at once.
+	a.helloTimer = time.NewTimer(r.cfg.HelloTimeout)
+	if err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{SessionId: run.sess.id}}}); err != nil {
+		a.helloTimer.Stop()
+		a.detach = "stream broke"
+		return false, err
+	}
+	a.detach = "slot ended"
+	return true, nil
+}
+
+// waitHello waits for the host's Hello after SessionEnd, or the stream's
+// end. Small on purpose, as waitIdle.
+func (a *attachment) waitHello() (*relayv1.Hello, error) {
+	select {
+	case h := <-a.loop.hello:
+		return h, nil
+	case err := <-a.loop.idleEnd:
+		return nil, err
+	case <-a.ctx.Done():
+		return nil, a.ctx.Err()
+	case how := <-a.woken:
+		a.wokenAgain = how // acted on in reoffer
+		return nil, nil
+	case <-a.helloTimer.C:
+		return nil, errHelloTimeout
+	}
+}
+
+// errHelloTimeout is waitHello's timer.
+var errHelloTimeout = errors.New("hello timeout")
+
+// reoffer makes the stream an idle slot again after the host's Hello, as
+// attach did after the first: Welcome, or Drain if the relay or the host is
+// draining. It reports whether the slot waits for a client, or the
+// handler's status.
+func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (again bool, err error) {
+	a.helloTimer.Stop()
+	how := a.wokenAgain
+	a.wokenAgain = idleAssigned // none
+	switch {
+	case how == idleShutdown || (hello != nil && r.idleCtx.Err() != nil):
+		a.detach = "relay shutting down"
+		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
+	case how == idleDrained || (hello != nil && r.hostDrained(a.key)):
+		a.detach = "drained"
+		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+	case errors.Is(endErr, errHelloTimeout):
+		r.limitHit(LimitHelloTimeout, "peer_addr", a.peerAddr)
+		a.detach = "no Hello after SessionEnd"
+		return false, status.Errorf(codes.DeadlineExceeded, "no Hello within %v of SessionEnd", r.cfg.HelloTimeout)
+	case hello == nil:
+		if errors.Is(endErr, context.Canceled) || errors.Is(endErr, context.DeadlineExceeded) {
+			endErr = status.FromContextError(endErr).Err()
+		}
+		if endErr != nil {
+			a.detach = endErr.Error()
+		} else {
+			a.detach = "slot given up"
+		}
+		return false, endStatus(endErr)
+	}
+	if !r.cfg.Bridge.AddIdle(a.service, a.sl) {
+		return false, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
+	}
+	if err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
+		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: true,
+	}}}); err != nil {
+		r.withdraw(a.service, a.sl)
+		a.detach = "stream broke"
+		return false, err
+	}
+	r.emitSlotOpened(a.key, a.sl.id)
+	return true, nil
 }
 
 // attachment is an Attach stream that has become a slot.
@@ -434,6 +539,12 @@ type attachment struct {
 	log     lazyLog
 	detach  string // how the slot ended, for the host's detach event
 	release func()
+
+	// Sequential sessions (Hello.sequential_sessions): the stream waits
+	// for the host's next Hello after each clean session.
+	sequential bool
+	helloTimer *time.Timer // bounds that wait; made and stopped on the pool
+	wokenAgain idleOutcome // a wake-up (idleShutdown, idleDrained) during it
 }
 
 // attach takes the stream from Hello to Welcome. It returns nil and the
@@ -500,7 +611,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	if err != nil {
 		return nil, err
 	}
-	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended"}
+	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended", sequential: hello.GetSequentialSessions()}
 	a.release = func() { r.removeSlot(h, peerAddr, woken, a.detach) }
 	defer func() {
 		if p := recover(); p != nil {
@@ -519,7 +630,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 	}
 	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
-		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
+		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: a.sequential,
 	}}}); err != nil {
 		r.withdraw(service, a.sl)
 		a.detach = "stream broke"
@@ -649,6 +760,7 @@ type sessionRun struct {
 	res          splice.Result
 	closeSession func()
 	cleanup      []func() // run last first when the session is over
+	cleanEnd     bool     // set by finishSession
 }
 
 // startSession sends Open for client c on slot a and starts the session.
@@ -780,6 +892,10 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	return run, nil
 }
 
+// clean reports whether the session ended with both directions closed
+// and every byte delivered; finishSession has run.
+func (run *sessionRun) clean() bool { return run.cleanEnd }
+
 // runCleanup undoes what startSession set up, last first.
 func (run *sessionRun) runCleanup() {
 	for i := len(run.cleanup) - 1; i >= 0; i-- {
@@ -811,6 +927,7 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	switch {
 	case ae == nil && res.Err == nil:
 		closed.Clean = true
+		run.cleanEnd = true
 	case ae != nil:
 		closed.Reason = ae.Reason
 		if ae.Cause != nil {
@@ -1013,6 +1130,24 @@ type recvLoop struct {
 
 	endMu sync.Mutex // orders setSession against the loop's end
 	ended bool       // guarded by endMu
+
+	// helloAgain is set by nextSession, before SessionEnd goes out: the
+	// host may send Hello once more.
+	helloAgain atomic.Bool
+}
+
+// nextSession makes the loop wait for the next Hello, after a clean
+// session on a stream of sequential sessions. It returns false if the loop
+// has already ended.
+func (l *recvLoop) nextSession() bool {
+	l.endMu.Lock()
+	defer l.endMu.Unlock()
+	if l.ended {
+		return false
+	}
+	l.session.Store(nil)
+	l.helloAgain.Store(true)
+	return true
 }
 
 // setSession hands the loop the session's Conn. It returns false if the
@@ -1085,7 +1220,9 @@ func (l *recvLoop) loop() error {
 		return protocolError(codes.InvalidArgument, "the first frame must be Hello, got %s", frameName(first))
 	}
 	l.hello <- hello
+	sequential := hello.GetSequentialSessions()
 	hostClosedWrite := false
+	var last *attachconn.Conn // the session hostClosedWrite is about
 	// One message for the whole stream, not reset between frames: the
 	// frame codec reuses its Data message (see framecodec).
 	var req relayv1.AttachRequest
@@ -1104,8 +1241,18 @@ func (l *recvLoop) loop() error {
 			return err
 		}
 		conn := l.session.Load()
+		if conn != last {
+			last, hostClosedWrite = conn, false // the next session
+		}
 		switch f := req.Frame.(type) {
 		case *relayv1.AttachRequest_Hello:
+			if conn == nil && l.helloAgain.CompareAndSwap(true, false) {
+				l.hello <- f.Hello // its fields are ignored
+				continue
+			}
+			if sequential && hostClosedWrite {
+				return protocolError(codes.FailedPrecondition, "Hello before SessionEnd")
+			}
 			return protocolError(codes.FailedPrecondition, "Hello sent twice")
 		case *relayv1.AttachRequest_Close:
 			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
