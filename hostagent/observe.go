@@ -49,6 +49,8 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 			func(s agent.Stats) float64 { return float64(s.SessionsTotal) }),
 		counter("hostagent_reconnects_total", "Times a relay failed and the agent backed off before trying it again.",
 			func(s agent.Stats) float64 { return float64(s.Reconnects) }),
+		counter("hostagent_streams_opened_total", "Attach streams opened since start; with sequential sessions a stream carries several sessions, one after another.",
+			func(s agent.Stats) float64 { return float64(s.StreamsOpened) }),
 		counter("hostagent_drains_total", "Times a relay sent Drain and the agent paused offering slots there.",
 			func(s agent.Stats) float64 { return float64(s.Drains) }),
 		collectors.NewGoCollector(),

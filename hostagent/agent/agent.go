@@ -90,6 +90,13 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the reconnect delay; zero means
 	// 100ms and 5s.
 	BackoffBase, BackoffMax time.Duration
+	// StreamPerSession opens a new Attach stream for every session. By
+	// default the agent asks relays for sequential sessions
+	// (Hello.sequential_sessions): a stream whose session ended cleanly
+	// is offered again, which saves setting up a stream per session. Up to
+	// Idle/2 of a relay's open sessions on such streams then count towards
+	// its idle slots, as they come back when they end.
+	StreamPerSession bool
 	// AgentVersion is sent in Hello; empty means Version.
 	AgentVersion string
 	// Logger receives attach and failure logs; nil discards.
@@ -170,7 +177,7 @@ type Listener struct {
 // stats are counters kept for Stats; written by the manager only, read by
 // anyone.
 type stats struct {
-	idle, active, sessions, reconnects, drains atomic.Int64
+	idle, active, sessions, reconnects, drains, streams atomic.Int64
 }
 
 // Stats is a snapshot of an agent's counters, summed over its relays.
@@ -186,6 +193,9 @@ type Stats struct {
 	Reconnects uint64
 	// Drains counts the Drain frames that made the agent pause on a relay.
 	Drains uint64
+	// StreamsOpened counts the Attach streams opened since Listen; with
+	// sequential sessions, fewer than the sessions.
+	StreamsOpened uint64
 }
 
 // Stats returns the agent's counters.
@@ -196,6 +206,7 @@ func (l *Listener) Stats() Stats {
 		SessionsTotal:  uint64(l.stats.sessions.Load()),
 		Reconnects:     uint64(l.stats.reconnects.Load()),
 		Drains:         uint64(l.stats.drains.Load()),
+		StreamsOpened:  uint64(l.stats.streams.Load()),
 	}
 }
 
@@ -214,6 +225,7 @@ type link struct {
 
 	// Counts, owned by the manager goroutine.
 	connecting, idle, active int
+	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
 	ready                    bool      // the idle pool was full since the last failure
@@ -231,19 +243,22 @@ func (e *drainError) Error() string {
 type eventKind int
 
 const (
-	evAttached  eventKind = iota // Welcome received: connecting → idle
-	evFailed                     // the stream failed before Welcome: connecting → none
-	evOpened                     // Open received: idle → active
-	evIdleEnded                  // an idle slot ended: idle → none
-	evEnded                      // a session's stream ended: active → none
-	evHandedOff                  // a session left the accept queue (accepted, or dropped on Close)
+	evAttached   eventKind = iota // Welcome received: connecting → idle
+	evFailed                      // the stream failed before Welcome: connecting → none
+	evOpened                      // Open received: idle → active
+	evIdleEnded                   // an idle slot ended: idle → none
+	evEnded                       // a session's stream ended: active → none
+	evHandedOff                   // a session left the accept queue (accepted, or dropped on Close)
+	evSessionEnd                  // a session ended cleanly on a stream that can carry another: active → connecting, or none (reply)
 )
 
 type event struct {
-	link   *link
-	kind   eventKind
-	err    error
-	outage int // the link's outage count when the slot started
+	link       *link
+	kind       eventKind
+	err        error
+	outage     int       // the link's outage count when the slot started
+	sequential bool      // evOpened, evEnded: the stream may carry another session
+	reply      chan bool // evSessionEnd: whether to offer the stream again
 }
 
 // Listen starts an agent and returns at once; slots attach in the
@@ -362,7 +377,10 @@ func (l *Listener) manage() {
 			}
 			// While Accept lags by Idle sessions, replacing slots would only
 			// queue more clients behind it: the backlog stays bounded.
-			for !closing && lk.connecting+lk.idle < l.cfg.Idle && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
+			// Sessions on streams that come back when they end count for up
+			// to half of the idle slots: a short session's stream is offered
+			// again sooner, and far cheaper, than a new one is set up.
+			for !closing && lk.connecting+lk.idle+min(lk.returning, l.cfg.Idle/2) < l.cfg.Idle && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
 				if lk.failures > 0 {
 					// After a failure, one probe at a time, once the backoff ends.
 					if lk.connecting > 0 {
@@ -426,6 +444,9 @@ func (l *Listener) handle(ev event) {
 	case evOpened:
 		lk.idle--
 		lk.active++
+		if ev.sequential {
+			lk.returning++
+		}
 		l.stats.idle.Add(-1)
 		l.stats.active.Add(1)
 		l.stats.sessions.Add(1)
@@ -444,6 +465,22 @@ func (l *Listener) handle(ev event) {
 	case evEnded:
 		lk.active--
 		l.stats.active.Add(-1)
+		if ev.sequential {
+			lk.returning--
+		}
+	case evSessionEnd:
+		lk.active--
+		lk.returning--
+		l.stats.active.Add(-1)
+		// Offered again while the relay is short of idle slots; given up
+		// otherwise (after a burst, or closing), which the relay cannot
+		// mistake for anything else: it assigns no client before Welcome.
+		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
+			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle
+		if again {
+			lk.connecting++
+		}
+		ev.reply <- again
 	}
 }
 
@@ -507,7 +544,8 @@ func (l *Listener) backoff(lk *link, err error) {
 	l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
 }
 
-// runSlot owns one Attach stream from open to end.
+// runSlot owns one Attach stream from open to end: one session, or with
+// sequential sessions as many as the stream is offered again for.
 func (l *Listener) runSlot(lk *link, outage int) {
 	emit := func(kind eventKind, err error) {
 		l.events <- event{link: lk, kind: kind, err: err, outage: outage}
@@ -529,6 +567,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		stream  relayv1.HostService_AttachClient
 		err     error
 	)
+	l.stats.streams.Add(1)
 	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
 	if err != nil {
 		stopIdle()
@@ -536,49 +575,94 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		return
 	}
 	emit(evAttached, nil)
+	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession
+	sender := &clientSender{stream: stream}
+	for {
+		open, err := l.waitOpen(stream)
+		if !stopIdle() && err == nil {
+			err = net.ErrClosed // the listener closed as Open arrived: too late
+		}
+		if err != nil {
+			if lk.idleCtx.Err() != nil || err == io.EOF {
+				err = nil
+			}
+			emit(evIdleEnded, err)
+			return
+		}
+		l.events <- event{link: lk, kind: evOpened, sequential: sequential}
+		ended := l.serve(ctx, cancel, lk, welcome, open, sender)
+		if !ended || !sequential {
+			l.events <- event{link: lk, kind: evEnded, sequential: sequential}
+			return
+		}
+		reply := make(chan bool, 1)
+		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
+		if !<-reply {
+			// Given up: the relay ends the stream with OK.
+			shallow.Run(func() {
+				if stream.CloseSend() == nil {
+					l.drain(stream)
+				}
+			})
+			return
+		}
+		// Offered again: an empty Hello, answered by Welcome (or Drain).
+		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
+		shallow.Run(func() { err = l.reoffer(stream) })
+		if err != nil {
+			stopIdle()
+			if err == io.EOF {
+				// The relay ended the stream (a late frame of the last
+				// session gave it up): not a failure of the relay.
+				emit(evIdleEnded, nil)
+				return
+			}
+			emit(evFailed, err)
+			return
+		}
+		emit(evAttached, nil)
+	}
+}
 
-	// The wait for Open lasts as long as the slot is idle.
+// waitOpen waits, as long as the slot is idle, for the relay's Open.
+func (l *Listener) waitOpen(stream relayv1.HostService_AttachClient) (*relayv1.Open, error) {
 	var first *relayv1.AttachResponse
+	var err error
 	shallow.Run(func() { first, err = stream.Recv() })
-	var open *relayv1.Open
-	if err == nil {
-		open = first.GetOpen()
-		if open == nil {
-			err = fmt.Errorf("relay sent %T while the slot was idle", first.GetFrame())
-			if first.GetClose() != nil {
-				err = fmt.Errorf("relay closed the idle slot: %s", first.GetClose().GetDetail())
-			}
-			if d := first.GetDrain(); d != nil {
-				err = &drainError{drain: d}
-				l.drain(stream) // the relay ends the stream with OK
-			}
-		}
-	}
-	if !stopIdle() && err == nil {
-		err = net.ErrClosed // the listener closed as Open arrived: too late
-	}
 	if err != nil {
-		if lk.idleCtx.Err() != nil || err == io.EOF {
-			err = nil
-		}
-		emit(evIdleEnded, err)
-		return
+		return nil, err
 	}
-	emit(evOpened, nil)
-	defer emit(evEnded, nil)
+	if open := first.GetOpen(); open != nil {
+		return open, nil
+	}
+	err = fmt.Errorf("relay sent %T while the slot was idle", first.GetFrame())
+	if first.GetClose() != nil {
+		err = fmt.Errorf("relay closed the idle slot: %s", first.GetClose().GetDetail())
+	}
+	if d := first.GetDrain(); d != nil {
+		err = &drainError{drain: d}
+		shallow.Run(func() { l.drain(stream) }) // the relay ends the stream with OK
+	}
+	return nil, err
+}
 
+// serve runs one session on stream, from Open to its end. It reports
+// whether the relay ended it with SessionEnd (the stream can carry
+// another); otherwise the stream is over.
+func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *link, welcome *relayv1.Welcome, open *relayv1.Open, sender *clientSender) bool {
 	maxData := int(welcome.GetMaxDataBytes())
 	if maxData <= 0 {
 		maxData = 16 * 1024
 	}
+	ss := &sessionSender{stream: sender}
 	conn := attachconn.New(attachconn.Config{
-		Sender:      &clientSender{stream: stream},
+		Sender:      ss,
 		MaxData:     maxData,
 		LocalAddr:   tcpAddr(open.GetListenerAddr()),
 		RemoteAddr:  tcpAddr(open.GetClientAddr()),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_HOST_ABORT,
 		OnAbort: func(closeSent bool) {
-			if !closeSent {
+			if !closeSent && !ss.isRetired() {
 				cancel() // a Write is stuck: ending the stream releases it
 			}
 		},
@@ -590,14 +674,34 @@ func (l *Listener) runSlot(lk *link, outage int) {
 	defer stopAbort()
 	select {
 	case l.accept <- sc:
-		emit(evHandedOff, nil)
+		l.events <- event{link: lk, kind: evHandedOff}
 	case <-l.idleCtx.Done():
-		emit(evHandedOff, nil)
+		l.events <- event{link: lk, kind: evHandedOff}
 		conn.Abort(errors.New("agent closed before the session was accepted"))
-		l.drain(stream)
-		return
+		l.drain(sender.stream)
+		return false
 	}
-	l.receive(stream, conn)
+	return l.receive(sender.stream, conn, ss)
+}
+
+// reoffer offers the stream again after SessionEnd: an empty Hello (the
+// relay keeps the first one's fields), answered by Welcome.
+func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) error {
+	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}}); err != nil && err != io.EOF {
+		return err
+	}
+	resp, err := stream.Recv() // on a refused Send, Recv returns the status
+	if err != nil {
+		return err
+	}
+	if d := resp.GetDrain(); d != nil {
+		l.drain(stream) // the relay ends the stream with OK
+		return &drainError{drain: d}
+	}
+	if resp.GetWelcome() == nil {
+		return status.Errorf(codes.Internal, "relay answered Hello with %T, not Welcome", resp.GetFrame())
+	}
+	return nil
 }
 
 // attach opens the stream and exchanges Hello and Welcome.
@@ -610,7 +714,7 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 	}
 	err = stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{
 		Service: l.cfg.Service, HostId: l.cfg.HostID, Labels: l.cfg.Labels, AgentVersion: l.cfg.AgentVersion,
-		Weight: uint32(max(l.cfg.Weight, 0)),
+		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession,
 	}}})
 	if err != nil && err != io.EOF {
 		return nil, nil, err
@@ -630,8 +734,10 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 	return welcome, stream, nil
 }
 
-// receive feeds conn from the stream until the stream ends.
-func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attachconn.Conn) {
+// receive feeds conn from the stream until the session ends. It reports
+// whether the relay ended it with SessionEnd: then ss is retired, and the
+// stream can carry another session.
+func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attachconn.Conn, ss *sessionSender) bool {
 	// One message for the whole stream, not reset between frames: the
 	// frame codec reuses its Data message (see framecodec).
 	var resp relayv1.AttachResponse
@@ -639,13 +745,13 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 		if err := stream.RecvMsg(&resp); err != nil {
 			st := conn.Stats()
 			if err == io.EOF && st.ReadClosed && st.WriteClosed {
-				return // both directions closed: the relay ended the RPC with OK
+				return false // both directions closed: the relay ended the RPC with OK
 			}
 			if err == io.EOF {
 				err = errors.New("relay ended the session")
 			}
 			conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, err)
-			return
+			return false
 		}
 		switch f := resp.Frame.(type) {
 		case *relayv1.AttachResponse_Data:
@@ -659,6 +765,17 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 			conn.DeliverCloseWrite()
 		case *relayv1.AttachResponse_Close:
 			conn.DeliverAbort(f.Close.GetReason(), fmt.Errorf("relay closed the session (%s): %s", f.Close.GetReason(), f.Close.GetDetail()))
+		case *relayv1.AttachResponse_SessionEnd:
+			// Nothing of this session may follow: a Close the Conn would
+			// still send (aborted after both directions closed) would fall
+			// into the next session.
+			ss.retire()
+			st := conn.Stats()
+			if !st.ReadClosed || !st.WriteClosed || conn.Err() != nil {
+				conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR, errors.New("relay sent SessionEnd before both directions closed"))
+				return false
+			}
+			return true
 		default:
 			// A frame from a newer relay: ignore it.
 		}
@@ -698,6 +815,59 @@ func (s *clientSender) SendCloseWrite() error {
 
 func (s *clientSender) SendClose(reason relayv1.CloseReason, detail string) error {
 	return s.stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: reason, Detail: detail}}})
+}
+
+// sessionSender sends one session's frames. Once the session has ended
+// (SessionEnd), retire stops them: the stream may be carrying the next
+// session by then. The lock is the Conn's own order of sends (one at a
+// time), taken only to wait for a send under way.
+type sessionSender struct {
+	mu      sync.Mutex
+	retired bool
+	stream  *clientSender
+}
+
+var errSessionEnded = errors.New("the relay ended the session (SessionEnd)")
+
+func (s *sessionSender) SendData(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return errSessionEnded
+	}
+	return s.stream.SendData(p)
+}
+
+func (s *sessionSender) SendCloseWrite() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return errSessionEnded
+	}
+	return s.stream.SendCloseWrite()
+}
+
+func (s *sessionSender) SendClose(reason relayv1.CloseReason, detail string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return errSessionEnded
+	}
+	return s.stream.SendClose(reason, detail)
+}
+
+// isRetired reports whether the session has ended: an abort of its Conn
+// then concerns nobody else (the stream may carry the next session).
+func (s *sessionSender) isRetired() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retired
+}
+
+func (s *sessionSender) retire() {
+	s.mu.Lock()
+	s.retired = true
+	s.mu.Unlock()
 }
 
 // tcpAddr parses "ip:port" as sent by the relay; anything else is kept as text.

@@ -40,7 +40,9 @@ func TestAcceptBacklogBounded(t *testing.T) {
 	// sessions than that" shows as an event: their rejection.
 	ir := newRelayWith(t, clientbridge.Config{AssignTimeout: 300 * time.Millisecond})
 	const idle, clients = 2, 6
-	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle})
+	// One stream per session, so that a replacement is opened at each Open
+	// (with sequential sessions, fewer: TestSequentialSessions).
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, StreamPerSession: true})
 	waitStatus(t, ir, "the idle slots", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() == idle })
 	for range clients {
 		dialClient(t, ir.ClientAddr)

@@ -101,6 +101,13 @@ func (ir *inProcessRelay) agentConns() int {
 	return len(ir.peers)
 }
 
+// attachedNow returns how many Attach handlers are running.
+func (ir *inProcessRelay) attachedNow() int {
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	return ir.attached
+}
+
 func (ir *inProcessRelay) maxConcurrentAttach() int {
 	ir.mu.Lock()
 	defer ir.mu.Unlock()

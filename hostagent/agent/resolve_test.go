@@ -73,6 +73,9 @@ func TestRelayNameResolvedToEveryAddress(t *testing.T) {
 	l := listen(t, agent.Config{
 		Relays: []string{net.JoinHostPort("relays.test", port)}, Idle: 2,
 		LookupHost: dns.lookup, ResolveInterval: 20 * time.Millisecond,
+		// A pool refilled to Idle while a session is held: its stream
+		// does not count as one coming back (TestSequentialSessions).
+		StreamPerSession: true,
 	})
 	idle := func(n uint32) func(*relayv1.GetStatusResponse) bool {
 		return func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() == n }

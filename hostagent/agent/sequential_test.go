@@ -1,0 +1,172 @@
+package agent_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/hostagent/agent"
+)
+
+// idleSlots is a waitStatus condition: n idle slots and no session.
+func idleSlots(n uint32) func(*relayv1.GetStatusResponse) bool {
+	return func(st *relayv1.GetStatusResponse) bool {
+		return st.GetIdleSlots() == n && st.GetActiveSessions() == 0
+	}
+}
+
+// echoOnce runs one session through the relay: msg from the client, echoed
+// by the agent's Accept side, every byte checked, both directions closed.
+func echoOnce(t *testing.T, ir *inProcessRelay, l *agent.Listener, msg string) {
+	t.Helper()
+	c := dialClient(t, ir.ClientAddr)
+	conn := accept(t, l)
+	done := make(chan struct{})
+	go func() { defer close(done); echo(conn) }()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	<-done
+	if err != nil || string(got) != msg {
+		t.Fatalf("echo: %q, %v; want %q", got, err, msg)
+	}
+}
+
+// Sessions one after another ride the streams of the idle pool: a session's
+// stream is offered again when it ends cleanly, and the agent opens no new
+// stream for a session while it counts the session's stream as coming back.
+func TestSequentialSessions(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	const idle, sessions = 2, 20
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle})
+	waitStatus(t, ir, "the idle slots", idleSlots(idle))
+	for i := range sessions {
+		echoOnce(t, ir, l, fmt.Sprintf("session %d\n", i))
+		// Back to the full pool before the next client, so that each
+		// session finds both slots idle: the count below is exact.
+		waitStatus(t, ir, "the stream offered again", idleSlots(idle))
+	}
+	st := l.Stats()
+	if st.SessionsTotal != sessions || st.StreamsOpened != idle {
+		t.Errorf("agent: %d sessions on %d streams, want %d on %d", st.SessionsTotal, st.StreamsOpened, sessions, idle)
+	}
+	if n := ir.maxConcurrentAttach(); n != idle {
+		t.Errorf("relay: at most %d Attach streams at once, want %d", n, idle)
+	}
+
+	// The agent without sequential sessions: a stream per session.
+	ir2 := newRelay(t)
+	l2 := listen(t, agent.Config{Relays: []string{ir2.GRPCAddr}, Idle: idle, StreamPerSession: true})
+	waitStatus(t, ir2, "the idle slots", idleSlots(idle))
+	for i := range 3 {
+		echoOnce(t, ir2, l2, fmt.Sprintf("session %d\n", i))
+		waitStatus(t, ir2, "the pool refilled", idleSlots(idle))
+	}
+	if st := l2.Stats(); st.StreamsOpened != idle+3 {
+		t.Errorf("StreamPerSession: %d streams for 3 sessions and %d idle slots, want %d", st.StreamsOpened, idle, idle+3)
+	}
+}
+
+// After a burst has opened more streams than the pool needs, the streams
+// that come back beyond Idle are given up, not kept idle.
+func TestSequentialSessionsPoolTrimmed(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	const idle, burst = 2, 6
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle})
+	waitStatus(t, ir, "the idle slots", idleSlots(idle))
+	clients := make([]io.ReadWriter, burst)
+	conns := make([]chan struct{}, burst)
+	for i := range burst {
+		c := dialClient(t, ir.ClientAddr)
+		conn := accept(t, l)
+		clients[i] = c
+		done := make(chan struct{})
+		conns[i] = done
+		go func() { defer close(done); echo(conn) }()
+	}
+	for i, c := range clients {
+		msg := fmt.Sprintf("burst %d\n", i)
+		c.Write([]byte(msg))
+		dialled := c.(interface{ CloseWrite() error })
+		dialled.CloseWrite()
+		if got, err := io.ReadAll(c); err != nil || string(got) != msg {
+			t.Fatalf("echo %d: %q, %v", i, got, err)
+		}
+		<-conns[i]
+	}
+	waitStatus(t, ir, "the pool back to Idle", idleSlots(idle))
+	// Every stream beyond the pool ended (its handler returned): no idle
+	// stream is kept that the relay does not count.
+	deadline := time.Now().Add(hangGuard)
+	for ir.attachedNow() != idle {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Attach streams open, want %d", ir.attachedNow(), idle)
+		}
+		runtime.Gosched()
+	}
+	if st := l.Stats(); st.StreamsOpened <= idle+1 || st.SessionsTotal != burst {
+		t.Errorf("agent: %d sessions on %d streams, want %d sessions on more than %d streams (the burst)", st.SessionsTotal, st.StreamsOpened, burst, idle+1)
+	}
+	// The pool still serves.
+	echoOnce(t, ir, l, "after the burst\n")
+}
+
+// A Conn aborted after its session ended (both directions closed, the
+// stream offered again) sends nothing: the next session on the same
+// stream is not touched.
+func TestLateAbortDoesNotReachNextSession(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	// One stream in all (MaxSessions 1): the second session rides the
+	// first one's stream.
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 1, MaxSessions: 1})
+	waitStatus(t, ir, "the idle slot", idleSlots(1))
+
+	c1 := dialClient(t, ir.ClientAddr)
+	conn1 := accept(t, l).(*agent.Conn)
+	c1.Write([]byte("one"))
+	c1.CloseWrite()
+	if got := readN(t, conn1, 3); got != "one" {
+		t.Fatalf("host got %q", got)
+	}
+	conn1.Write([]byte("eno"))
+	conn1.CloseWrite()
+	if got, err := io.ReadAll(c1); err != nil || string(got) != "eno" {
+		t.Fatalf("client got %q, %v", got, err)
+	}
+	if _, err := conn1.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("host read after the client's FIN: %v, want EOF", err)
+	}
+	waitStatus(t, ir, "the first session over", func(st *relayv1.GetStatusResponse) bool {
+		return st.GetActiveSessions() == 0 && st.GetSessionsTotal() == 1
+	})
+
+	// The next session, on whichever stream; then the old Conn aborts.
+	c2 := dialClient(t, ir.ClientAddr)
+	conn2 := accept(t, l).(*agent.Conn)
+	conn1.Abort(errors.New("late abort of an ended session"))
+	c2.Write([]byte("two"))
+	if got := readN(t, conn2, 3); got != "two" {
+		t.Fatalf("second session: host got %q", got)
+	}
+	conn2.Write([]byte("owt"))
+	if got := readN(t, c2, 3); got != "owt" {
+		t.Fatalf("second session: client got %q", got)
+	}
+	c2.CloseWrite()
+	conn2.CloseWrite()
+	if got, err := io.ReadAll(c2); err != nil || len(got) != 0 {
+		t.Fatalf("second session after the late abort: %q, %v; want a clean EOF", got, err)
+	}
+	if st := l.Stats(); st.StreamsOpened != 1 {
+		t.Errorf("%d streams opened, want 1: the second session did not ride the first one's stream", st.StreamsOpened)
+	}
+}
