@@ -23,13 +23,14 @@ import (
 
 // Fuzz input: pairs of bytes (op, arg), at most fuzzMaxOps of them.
 const (
-	opHello      = iota // Hello; arg odd: service "" (means default)
+	opHello      = iota // Hello; arg odd: service "" (means default); arg&2: sequential sessions
 	opData              // Data of arg bytes (fuzzMaxData is below 255)
 	opCloseWrite        // CloseWrite
 	opClose             // Close{reason: arg % 8}
 	opEmpty             // a frame with no field set
 	opClient            // a client event: see clientOp
 	opCloseSend         // the host half-closes the RPC; nothing more is sent
+	opNext              // end the session cleanly (both sides close), await SessionEnd, offer the slot again
 	opCount
 )
 
@@ -60,6 +61,10 @@ func FuzzAttachFrames(f *testing.F) {
 		{opHello, 0, opCloseSend, 0},                                                     // slot given up by half-close
 		{opHello, 0, opClient, 0, opEmpty, 0},                                            // empty in session
 		{opHello, 0, opClient, 0, opClient, 2, opData, 9, opClose, 7, opData, 1, opCloseWrite, 0}, // frames after Close
+		{opHello, 2, opClient, 0, opData, 5, opNext, 0, opClient, 1, opData, 3, opNext, 0},       // sequential sessions
+		{opHello, 2, opClient, 0, opNext, 0, opData, 4},                                         // Data between sessions
+		{opHello, 2, opClient, 0, opCloseWrite, 0, opHello, 2},                                  // Hello before SessionEnd
+		{opHello, 0, opClient, 0, opNext, 0, opClient, 0},                                       // not sequential: the stream ends
 	} {
 		f.Add(seed)
 	}
@@ -141,8 +146,9 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One receiver drains the relay's frames, so flow control never stalls it.
-	frames := make(chan *relayv1.AttachResponse, 16)
+	// One receiver drains the relay's frames, so flow control never stalls
+	// it; it keeps the few the driver waits for (each answers an op).
+	frames := make(chan *relayv1.AttachResponse, 4*fuzzMaxOps)
 	var recvErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -155,9 +161,12 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 				recvErr = err
 				return
 			}
+			if resp.GetWelcome() == nil && resp.GetOpen() == nil && resp.GetSessionEnd() == nil {
+				continue
+			}
 			select {
 			case frames <- resp:
-			default: // only Welcome and Open matter; they come first
+			default: // not awaited: more than the ops could ask for
 			}
 		}
 	}()
@@ -196,7 +205,7 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 				svc = ""
 			}
 			helloSent = true
-			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: svc, HostId: "fuzz"}}})
+			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: svc, HostId: "fuzz", SequentialSessions: arg&2 != 0}}})
 		case opData:
 			send(dataFrame(make([]byte, arg)))
 		case opCloseWrite:
@@ -210,6 +219,22 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 				stream.CloseSend()
 				sendOK = false
 			}
+		case opNext:
+			if client == nil || streamDone {
+				break
+			}
+			if !clientDone {
+				client.(*net.TCPConn).CloseWrite()
+			}
+			send(closeWriteFrame())
+			// SessionEnd, or the stream's end (a session that did not end
+			// cleanly, a stream without sequential sessions).
+			if !await(func(r *relayv1.AttachResponse) bool { return r.GetSessionEnd() != nil }) {
+				break
+			}
+			client.Close()
+			client, clientDone, welcomed = nil, false, false
+			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}})
 		case opClient:
 			switch {
 			case client == nil && helloSent && !streamDone:
