@@ -244,7 +244,7 @@ type eventKind int
 
 const (
 	evAttached   eventKind = iota // Welcome received: connecting → idle
-	evFailed                      // the stream failed before Welcome: connecting → none
+	evFailed                      // the stream failed before Welcome (err nil: ended, no failure): connecting → none
 	evOpened                      // Open received: idle → active
 	evIdleEnded                   // an idle slot ended: idle → none
 	evEnded                       // a session's stream ended: active → none
@@ -438,7 +438,7 @@ func (l *Listener) handle(ev event) {
 		var de *drainError
 		if errors.As(ev.err, &de) {
 			l.drained(lk, de)
-		} else if ev.outage == lk.outage { // slots started together fail together: one failure
+		} else if ev.err != nil && ev.outage == lk.outage { // slots started together fail together: one failure
 			l.backoff(lk, ev.err)
 		}
 	case evOpened:
@@ -614,8 +614,7 @@ func (l *Listener) runSlot(lk *link, outage int) {
 			if err == io.EOF {
 				// The relay ended the stream (a late frame of the last
 				// session gave it up): not a failure of the relay.
-				emit(evIdleEnded, nil)
-				return
+				err = nil
 			}
 			emit(evFailed, err)
 			return

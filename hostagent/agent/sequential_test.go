@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
@@ -168,5 +172,86 @@ func TestLateAbortDoesNotReachNextSession(t *testing.T) {
 	}
 	if st := l.Stats(); st.StreamsOpened != 1 {
 		t.Errorf("%d streams opened, want 1: the second session did not ride the first one's stream", st.StreamsOpened)
+	}
+}
+
+// endingRelay is a relay that agrees to sequential sessions, runs one
+// session on its first stream, and ends that stream with OK when the agent
+// offers it again; every later stream it keeps idle.
+type endingRelay struct {
+	relayv1.UnimplementedHostServiceServer
+	first   atomic.Bool
+	waiting atomic.Int32 // streams welcomed and waiting for Open
+}
+
+func (e *endingRelay) Attach(stream relayv1.HostService_AttachServer) error {
+	if _, err := stream.Recv(); err != nil { // Hello
+		return err
+	}
+	welcome := &relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
+		RelayId: "ending", SlotId: "s", MaxDataBytes: 1024, SequentialSessions: true,
+	}}}
+	if err := stream.Send(welcome); err != nil {
+		return err
+	}
+	if !e.first.CompareAndSwap(false, true) {
+		e.waiting.Add(1)
+		defer e.waiting.Add(-1)
+		<-stream.Context().Done()
+		return nil
+	}
+	// One session with no bytes: both directions closed, then SessionEnd.
+	for _, f := range []*relayv1.AttachResponse{
+		{Frame: &relayv1.AttachResponse_Open{Open: &relayv1.Open{SessionId: "c1", ClientAddr: "127.0.0.1:1", ListenerAddr: "127.0.0.1:2"}}},
+		{Frame: &relayv1.AttachResponse_CloseWrite{CloseWrite: &relayv1.CloseWrite{}}},
+	} {
+		if err := stream.Send(f); err != nil {
+			return err
+		}
+	}
+	if req, err := stream.Recv(); err != nil || req.GetCloseWrite() == nil {
+		return fmt.Errorf("want the agent's CloseWrite, got %v, %v", req, err)
+	}
+	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{SessionId: "c1"}}}); err != nil {
+		return err
+	}
+	if req, err := stream.Recv(); err != nil || req.GetHello() == nil {
+		return fmt.Errorf("want the agent's Hello, got %v, %v", req, err)
+	}
+	return nil // ended with OK instead of Welcome
+}
+
+// A relay that ends a stream the agent offers again (OK, no Welcome) is not
+// a failure: no backoff, and the slot leaves the agent's counts, so the
+// pool is refilled to Idle and counted right.
+func TestSequentialStreamEndedOnReoffer(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &endingRelay{}
+	srv := grpc.NewServer()
+	relayv1.RegisterHostServiceServer(srv, fake)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-served })
+
+	const idle = 2
+	l := listen(t, agent.Config{Relays: []string{lis.Addr().String()}, Idle: idle})
+	conn := accept(t, l).(*agent.Conn)
+	if _, err := conn.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("Read = %v, want EOF (the relay's CloseWrite)", err)
+	}
+	conn.CloseWrite()
+	deadline := time.Now().Add(hangGuard)
+	for fake.waiting.Load() != idle || l.Stats().IdleSlots != idle {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay has %d idle streams, agent counts %d idle slots; want %d and %d", fake.waiting.Load(), l.Stats().IdleSlots, idle, idle)
+		}
+		runtime.Gosched()
+	}
+	if st := l.Stats(); st.Reconnects != 0 || st.ActiveSessions != 0 {
+		t.Errorf("agent stats %+v: want no reconnect and no session", st)
 	}
 }
