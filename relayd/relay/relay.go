@@ -507,6 +507,7 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 		return false, endStatus(endErr)
 	}
 	if !r.cfg.Bridge.AddIdle(a.service, a.sl) {
+		a.detach = "relay shutting down"
 		return false, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
 	}
 	if err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
@@ -917,6 +918,12 @@ func (run *sessionRun) wait() {
 func (r *Relay) finishSession(run *sessionRun) error {
 	defer run.runCleanup()
 	sess, c, log, now, res, closeSession := run.sess, run.c, run.log, run.now, run.res, run.closeSession
+	// No abort from outside (idle timeout, shutdown, admin) from here on:
+	// one now would send Close for a session this reports as it finds it,
+	// perhaps clean, and that SessionEnd may follow.
+	sess.abortMu.Lock()
+	sess.returned = true
+	sess.abortMu.Unlock()
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	dur := time.Since(now)

@@ -42,8 +42,10 @@
 // answers with Welcome (or Drain) as in step 2, the stream again an idle
 // slot with the same slot_id; or it half-closes the RPC, which the relay
 // ends with OK. Between its CloseWrite and SessionEnd (or Close) the HP
-// sends nothing: a frame it sends for a session that has ended would
-// otherwise fall into the next one. A session that does not end cleanly
+// sends nothing but, to abort, Close: any frame it sends for a session
+// that has ended would otherwise fall into the next one (a Close after
+// SessionEnd gives the slot up). The relay may send Drain right after
+// SessionEnd, before the HP's Hello, if it or the host is draining. A session that does not end cleanly
 // ends the stream as in step 6. Setting up a stream (its HEADERS and
 // trailers, a goroutine or two on each side, Hello and Welcome, the
 // token check) costs more than a session of a short-lived client.
@@ -2386,7 +2388,9 @@ func (x *HostDetached) GetReason() string {
 	return ""
 }
 
-// SlotOpened is sent when an Attach stream has said Hello and is idle.
+// SlotOpened is sent when an Attach stream has said Hello and is idle; with
+// sequential sessions again, with the same slot_id, each time the stream is
+// offered again after a session.
 type SlotOpened struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// slot_id is the id sent in Welcome.
