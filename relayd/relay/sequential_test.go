@@ -161,6 +161,29 @@ func TestSequentialSessionsWaitForHello(t *testing.T) {
 			t.Errorf("hello timeouts counted: %d, want 1", n)
 		}
 	})
+	t.Run("host_drained_during_the_session", func(t *testing.T) {
+		t.Parallel()
+		tr := newTestRelay(t, relay.Config{})
+		h, w := sequentialSlot(t, tr)
+		s := &session{host: h, client: dialClient(t, tr.clientAddr), welcome: w}
+		s.open = h.expectOpen()
+		resp, err := tr.admin.DrainHost(context.Background(), &relayv1.DrainHostRequest{HostId: "seq-host"})
+		if err != nil || resp.GetActiveSessions() != 1 {
+			t.Fatalf("DrainHost = %v, %v; want 1 active session", resp, err)
+		}
+		s.roundTrip(t, "the session goes on")
+		cleanEnd(t, s)
+		h.expectSessionEnd(s.open)
+		// Not offered again: Drain, before or after the host's Hello.
+		h.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}})
+		if d := h.recv().GetDrain(); d == nil || d.GetReason() != relayv1.DrainReason_DRAIN_REASON_ADMIN {
+			t.Fatalf("after SessionEnd on a drained host: %v, want Drain (admin)", d)
+		}
+		h.expectEnd(codes.OK)
+		if st := tr.getStatus(t); st.GetIdleSlots() != 0 || st.GetHosts() != 0 {
+			t.Errorf("status: %v, want the drained host's slot gone", st)
+		}
+	})
 	t.Run("relay_drains", func(t *testing.T) {
 		t.Parallel()
 		tr := newTestRelay(t, relay.Config{})
