@@ -61,10 +61,10 @@ func FuzzAttachFrames(f *testing.F) {
 		{opHello, 0, opCloseSend, 0},                                                     // slot given up by half-close
 		{opHello, 0, opClient, 0, opEmpty, 0},                                            // empty in session
 		{opHello, 0, opClient, 0, opClient, 2, opData, 9, opClose, 7, opData, 1, opCloseWrite, 0}, // frames after Close
-		{opHello, 2, opClient, 0, opData, 5, opNext, 0, opClient, 1, opData, 3, opNext, 0},       // sequential sessions
-		{opHello, 2, opClient, 0, opNext, 0, opData, 4},                                         // Data between sessions
-		{opHello, 2, opClient, 0, opCloseWrite, 0, opHello, 2},                                  // Hello before SessionEnd
-		{opHello, 0, opClient, 0, opNext, 0, opClient, 0},                                       // not sequential: the stream ends
+		{opHello, 2, opClient, 0, opData, 5, opNext, 0, opClient, 1, opData, 3, opNext, 0},        // sequential sessions
+		{opHello, 2, opClient, 0, opNext, 0, opData, 4},                                           // Data between sessions
+		{opHello, 2, opClient, 0, opCloseWrite, 0, opHello, 2},                                    // Hello before SessionEnd
+		{opHello, 0, opClient, 0, opNext, 0, opClient, 0},                                         // not sequential: the stream ends
 	} {
 		f.Add(seed)
 	}
