@@ -343,15 +343,32 @@ func TestMetrics(t *testing.T) {
 // metricsAddr is the metrics address from the process's start line.
 func (p *proc) metricsAddr(tb testing.TB) string {
 	tb.Helper()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.lines {
-		if a := l.str("metrics_addr"); a != "" && a != "off" {
-			return a
+	// Any line so far, or the next ones: hostagent logs its start line
+	// (with metrics_addr) after it has started attaching, so the line can
+	// come after "relay attached".
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	for exited := false; ; {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if a := l.str("metrics_addr"); a != "" && a != "off" {
+				p.mu.Unlock()
+				return a
+			}
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		if exited {
+			tb.Fatalf("%s exited (%v) without logging metrics_addr; stderr:%s", p.name, p.waitErr, p.tail(30))
+		}
+		select {
+		case <-changed:
+		case <-p.exited:
+			exited = true // every line is in: look once more
+		case <-timer.C:
+			tb.Fatalf("%s logged no metrics_addr within %v", p.name, startTimeout)
 		}
 	}
-	tb.Fatalf("%s logged no metrics_addr", p.name)
-	return ""
 }
 
 // TestDrainHost: a drained host gets no new sessions (they go to the other
