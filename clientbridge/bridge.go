@@ -355,6 +355,33 @@ func (b *Bridge) RemoveIdle(service string, slot Slot) bool {
 	return false
 }
 
+// RemoveIdleAll withdraws every idle entry of slot (a slot may stand in the
+// idle set more than once, as a credit stream does for each credit) and
+// returns how many there were. Entries already reserved get their Assign
+// as RemoveIdle says.
+func (b *Bridge) RemoveIdleAll(service string, slot Slot) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.svc(service)
+	key := slot.HostKey()
+	slots := s.idle[key]
+	kept := slots[:0]
+	for _, x := range slots {
+		if x != slot {
+			kept = append(kept, x)
+		}
+	}
+	n := len(slots) - len(kept)
+	clear(slots[len(kept):])
+	if len(kept) == 0 {
+		delete(s.idle, key)
+	} else {
+		s.idle[key] = kept
+	}
+	s.nIdle -= n
+	return n
+}
+
 // Requeue puts back, at the head of the queue, a client whose slot failed
 // before the session opened (the host went away at that moment).
 func (b *Bridge) Requeue(c *Client) { b.dispatch(c, true) }

@@ -211,6 +211,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
 		WatchBuffer: o.watchBuffer,
 		Authorize:   sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
+		MaxCredits:  o.sec.maxCredits,
 		IdleTimeout: o.sec.idleTimeout,
 	})
 	if err != nil {

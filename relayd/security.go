@@ -36,6 +36,7 @@ type securityOptions struct {
 	clientRate                       float64
 	clientBurst                      int
 	maxSlotsPerHost, maxSlotsPerConn int
+	maxCredits                       int
 	idleTimeout, keepaliveMinTime    time.Duration
 	maxAgentConns, maxAgentConnsIP   int
 }
@@ -52,6 +53,7 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.clientBurst, "client-burst", 1000, "new client connections one IP address may open at once before --client-rate applies")
 	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service (0: no limit)")
 	fs.IntVar(&s.maxSlotsPerConn, "max-slots-per-conn", 10000, "Attach streams one agent connection may hold; also its HTTP/2 concurrent stream limit (0: no limit)")
+	fs.IntVar(&s.maxCredits, "max-credits", 10000, "idle slots one credit stream (hostagent --slot-credits) may hold at once; they cost the relay no stream")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")
 	fs.IntVar(&s.maxAgentConns, "max-agent-conns", 1000, "connections the gRPC port holds at once (each costs buffers before any token is checked; 0: no limit)")
 	fs.IntVar(&s.maxAgentConnsIP, "max-agent-conns-per-ip", 100, "connections the gRPC port holds at once from one IP address (0: no limit)")
@@ -75,12 +77,15 @@ func (s *securityOptions) validate(o *options) error {
 		{"max-sessions", float64(s.maxSessions)}, {"max-clients-per-ip", float64(s.maxClientsPerIP)},
 		{"client-rate", s.clientRate}, {"client-burst", float64(s.clientBurst)},
 		{"max-slots-per-host", float64(s.maxSlotsPerHost)}, {"max-slots-per-conn", float64(s.maxSlotsPerConn)},
-		{"idle-timeout", float64(s.idleTimeout)},
+		{"max-credits", float64(s.maxCredits)}, {"idle-timeout", float64(s.idleTimeout)},
 		{"max-agent-conns", float64(s.maxAgentConns)}, {"max-agent-conns-per-ip", float64(s.maxAgentConnsIP)},
 	} {
 		if v.n < 0 {
 			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %v", v.flag, v.n)}
 		}
+	}
+	if s.maxCredits == 0 {
+		return cli.UsageError{Err: fmt.Errorf("--max-credits must be at least 1 (a host that asks for credits gets at most this many)")}
 	}
 	if math.IsNaN(s.clientRate) || math.IsInf(s.clientRate, 0) {
 		return cli.UsageError{Err: fmt.Errorf("--client-rate must be a number of connections per second, got %v", s.clientRate)}

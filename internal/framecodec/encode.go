@@ -37,7 +37,9 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		h := f.Hello
-		if h == nil || hasUnknown(h) || !utf8s(h.Service, h.HostId, h.AgentVersion) {
+		// A credit stream's Hello and a claim are one per stream at most:
+		// proto encodes them.
+		if h == nil || hasUnknown(h) || h.SlotCredits != 0 || h.ClaimId != "" || !utf8s(h.Service, h.HostId, h.AgentVersion) {
 			return nil, false
 		}
 		for k, v := range h.Labels {
@@ -100,7 +102,7 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		w := f.Welcome
-		if w == nil || hasUnknown(w) || !utf8s(w.RelayId, w.SlotId) {
+		if w == nil || hasUnknown(w) || w.SlotCredits != 0 || !utf8s(w.RelayId, w.SlotId) {
 			return nil, false
 		}
 		b := start(len(w.RelayId) + len(w.SlotId))

@@ -26,6 +26,7 @@ func TestLimitHitsMetric(t *testing.T) {
 # HELP relay_limit_hits_total Times a safety limit refused or ended something, by limit (clients over a limit are also in relay_clients_rejected_total).
 # TYPE relay_limit_hits_total counter
 relay_limit_hits_total{limit="accept_error"} 0
+relay_limit_hits_total{limit="claim_timeout"} 0
 relay_limit_hits_total{limit="hello_timeout"} 0
 relay_limit_hits_total{limit="max_agent_conns"} 0
 relay_limit_hits_total{limit="max_agent_conns_per_ip"} 0

@@ -80,6 +80,11 @@ type Config struct {
 	// IdleTimeout ends a session (CLOSE_REASON_TIMEOUT) that has moved no
 	// byte either way for this long; zero means never.
 	IdleTimeout time.Duration
+	// MaxCredits bounds the credits one credit stream (Hello.slot_credits)
+	// may hold at once; zero means DefaultMaxCredits. A Hello asking for
+	// more is given this many; a Credit frame that would pass it ends the
+	// stream with ResourceExhausted.
+	MaxCredits int
 }
 
 // Limits hit, as counted by LimitHits and logged.
@@ -88,6 +93,7 @@ const (
 	LimitSlotsPerConn = "max_slots_per_conn"
 	LimitIdleTimeout  = "idle_timeout"
 	LimitHelloTimeout = "hello_timeout"
+	// LimitClaimTimeout (credits.go): an offer not claimed in time.
 	// Connections to the gRPC port, counted by relayd's listener.
 	LimitAgentConns      = "max_agent_conns"
 	LimitAgentConnsPerIP = "max_agent_conns_per_ip"
@@ -117,6 +123,7 @@ type Relay struct {
 	mu          sync.Mutex
 	hosts       map[hostKey]*host
 	sessions    map[string]*session
+	offers      map[string]*offer    // offers on credit streams not yet claimed (credits.go)
 	totals      map[string]uint64    // sessions opened per service
 	conns       map[string]int       // streams per agent connection (peer address)
 	limits      map[string]uint64    // limits hit, by name
@@ -136,7 +143,7 @@ type Relay struct {
 	watchEndOnce sync.Once
 	metrics      *metrics // nil until RegisterMetrics
 
-	slotSeq, sessionSeq atomic.Uint64
+	slotSeq, sessionSeq, offerSeq atomic.Uint64
 }
 
 type hostKey struct{ service, id string }
@@ -222,6 +229,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = 10 * time.Second
 	}
+	if cfg.MaxCredits <= 0 {
+		cfg.MaxCredits = DefaultMaxCredits
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -230,7 +240,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
-		conns: map[string]int{}, limits: map[string]uint64{},
+		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{},
 		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
 	}
 	r.events.buffer = cfg.WatchBuffer
@@ -285,7 +295,7 @@ func (r *Relay) LimitHit(name string, attrs ...any) { r.limitHit(name, attrs...)
 // LimitHits, for the metrics; every limit shows, hit or not.
 func (r *Relay) limitHitsAll() map[string]uint64 {
 	all := r.LimitHits()
-	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitAgentConns, LimitAgentConnsPerIP} {
+	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitClaimTimeout, LimitAgentConns, LimitAgentConnsPerIP} {
 		all[name] += 0
 	}
 	rej := r.cfg.Bridge.Rejections()
@@ -386,6 +396,9 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		return err
 	}
 	defer a.release()
+	if a.credits != nil {
+		return r.serveCredits(a)
+	}
 	for {
 		client, how, endErr := a.waitIdle()
 		if how != idleAssigned || client == nil {
@@ -506,6 +519,22 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 		}
 		return false, endStatus(endErr)
 	}
+	if id := hello.GetClaimId(); id != "" {
+		// The stream claims an offer instead of waiting for a client.
+		c, err := r.claim(a.key, id)
+		if err != nil {
+			a.detach = "claim refused"
+			return false, err
+		}
+		if err := r.sendWelcome(a, 0); err != nil {
+			r.giveBackClient(a.h, c)
+			a.detach = "stream broke"
+			return false, err
+		}
+		a.sl.assigned <- c
+		r.emitSlotOpened(a.key, a.sl.id)
+		return true, nil
+	}
 	if !r.cfg.Bridge.AddIdle(a.service, a.sl) {
 		a.detach = "relay shutting down"
 		return false, status.Error(codes.Unavailable, "relay is shutting down; attach to another relay")
@@ -545,7 +574,9 @@ type attachment struct {
 	// for the host's next Hello after each clean session.
 	sequential bool
 	helloTimer *time.Timer // bounds that wait; made and stopped on the pool
-	wokenAgain idleOutcome // a wake-up (idleShutdown, idleDrained) during it
+
+	credits    *creditStream // a credit stream (Hello.slot_credits): no session
+	wokenAgain idleOutcome   // a wake-up (idleShutdown, idleDrained) during it
 }
 
 // attach takes the stream from Hello to Welcome. It returns nil and the
@@ -561,7 +592,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		peerAddr = p.Addr.String()
 	}
-	loop := &recvLoop{stream: stream, deep: r.deep, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1)}
+	loop := &recvLoop{stream: stream, deep: r.deep, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1), credits: make(chan uint32)}
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
@@ -603,6 +634,9 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		}
 	}
 	key := hostKey{service, hostID}
+	if hello.GetSlotCredits() > 0 && hello.GetClaimId() != "" {
+		return nil, status.Error(codes.InvalidArgument, "Hello sets both slot_credits and claim_id: a credit stream carries no session")
+	}
 	if r.hostDrained(key) {
 		// Instead of Welcome: the host is drained, it should come back later.
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
@@ -622,6 +656,12 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	}()
 	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
 	a.log = lazyLog{base: r.log, attrs: []any{"host_id", hostID, "service", service, "slot_id", a.sl.id}}
+	if hello.GetSlotCredits() > 0 {
+		return r.attachCredits(a, hello.GetSlotCredits())
+	}
+	if id := hello.GetClaimId(); id != "" {
+		return r.attachClaim(a, id)
+	}
 
 	// The slot is idle before Welcome goes out, so a host (and status) that
 	// has seen Welcome can count on it; a client assigned meanwhile is sent
@@ -1129,6 +1169,7 @@ type recvLoop struct {
 	maxData int
 	hello   chan *relayv1.Hello // the Hello, once
 	idleEnd chan error          // how the stream ended before a session: nil = given up
+	credits chan uint32         // a credit stream's Credit frames
 	session atomic.Pointer[attachconn.Conn]
 	// onCloseWrite runs when the host's CloseWrite arrives; written by
 	// setSession before session is stored, so the loop sees it once it sees
@@ -1227,6 +1268,9 @@ func (l *recvLoop) loop() error {
 		return protocolError(codes.InvalidArgument, "the first frame must be Hello, got %s", frameName(first))
 	}
 	l.hello <- hello
+	if hello.GetSlotCredits() > 0 {
+		return l.creditLoop()
+	}
 	sequential := hello.GetSequentialSessions()
 	hostClosedWrite := false
 	var last *attachconn.Conn // the session hostClosedWrite is about
@@ -1263,6 +1307,8 @@ func (l *recvLoop) loop() error {
 			return protocolError(codes.FailedPrecondition, "Hello sent twice")
 		case *relayv1.AttachRequest_Close:
 			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
+		case *relayv1.AttachRequest_Credit:
+			return protocolError(codes.FailedPrecondition, "Credit on a stream that is not a credit stream (Hello.slot_credits)")
 		case *relayv1.AttachRequest_Data:
 			switch {
 			case conn == nil:
@@ -1308,6 +1354,8 @@ func frameName(req *relayv1.AttachRequest) string {
 		return "CloseWrite"
 	case *relayv1.AttachRequest_Close:
 		return "Close"
+	case *relayv1.AttachRequest_Hello:
+		return "Hello"
 	default:
 		return "an empty frame"
 	}

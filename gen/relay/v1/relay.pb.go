@@ -50,6 +50,25 @@
 // trailers, a goroutine or two on each side, Hello and Welcome, the
 // token check) costs more than a session of a short-lived client.
 //
+// Slot credits: an HP that sets Hello.slot_credits, on a relay that answers
+// with Welcome.slot_credits, makes the stream a credit stream. It carries no
+// session: each credit is an idle slot that costs the relay no stream, and
+// the HP adds credits with Credit frames. When the scheduler gives a client
+// to a credit, the relay sends Offer on the credit stream and holds the
+// client untouched (it reads nothing from it); the HP claims the offer with
+// a new Attach stream whose Hello sets claim_id. The relay answers Welcome,
+// then Open at once, and the session runs as in steps 4 to 7 (with
+// sequential sessions, an HP may answer SessionEnd with a Hello that claims
+// another offer). An offer not claimed within the relay's hello timeout, or
+// still unclaimed when the credit stream ends, goes back to the head of the
+// queue with its client untouched, so a client never reaches an HP that
+// has gone away before it claimed. A claim that finds no offer (timed out,
+// given to another host, or never made) ends with NOT_FOUND; a claim for an
+// offer made to another host ends with PERMISSION_DENIED. Cancelling or
+// half-closing the credit stream withdraws its credits; Drain ends it as it
+// ends an idle slot. The cost is one round trip to the HP before a client's
+// first byte moves.
+//
 // Instead of Open, the relay may send Drain on an idle slot (it is shutting
 // down, or an operator drained the host) and end the stream with OK: the HP
 // stops opening slots on that relay for Drain.retry_after, lets its open
@@ -427,6 +446,7 @@ type AttachRequest struct {
 	//	*AttachRequest_Data
 	//	*AttachRequest_CloseWrite
 	//	*AttachRequest_Close
+	//	*AttachRequest_Credit
 	Frame         isAttachRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -505,6 +525,15 @@ func (x *AttachRequest) GetClose() *Close {
 	return nil
 }
 
+func (x *AttachRequest) GetCredit() *Credit {
+	if x != nil {
+		if x, ok := x.Frame.(*AttachRequest_Credit); ok {
+			return x.Credit
+		}
+	}
+	return nil
+}
+
 type isAttachRequest_Frame interface {
 	isAttachRequest_Frame()
 }
@@ -533,6 +562,12 @@ type AttachRequest_Close struct {
 	Close *Close `protobuf:"bytes,4,opt,name=close,proto3,oneof"`
 }
 
+type AttachRequest_Credit struct {
+	// credit adds idle slots to a credit stream (Hello.slot_credits); legal
+	// only there, at any time after Hello.
+	Credit *Credit `protobuf:"bytes,5,opt,name=credit,proto3,oneof"`
+}
+
 func (*AttachRequest_Hello) isAttachRequest_Frame() {}
 
 func (*AttachRequest_Data) isAttachRequest_Frame() {}
@@ -540,6 +575,8 @@ func (*AttachRequest_Data) isAttachRequest_Frame() {}
 func (*AttachRequest_CloseWrite) isAttachRequest_Frame() {}
 
 func (*AttachRequest_Close) isAttachRequest_Frame() {}
+
+func (*AttachRequest_Credit) isAttachRequest_Frame() {}
 
 // AttachResponse is one frame sent by the relay to the HP.
 type AttachResponse struct {
@@ -556,6 +593,7 @@ type AttachResponse struct {
 	//	*AttachResponse_Close
 	//	*AttachResponse_Drain
 	//	*AttachResponse_SessionEnd
+	//	*AttachResponse_Offer
 	Frame         isAttachResponse_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -661,6 +699,15 @@ func (x *AttachResponse) GetSessionEnd() *SessionEnd {
 	return nil
 }
 
+func (x *AttachResponse) GetOffer() *Offer {
+	if x != nil {
+		if x, ok := x.Frame.(*AttachResponse_Offer); ok {
+			return x.Offer
+		}
+	}
+	return nil
+}
+
 type isAttachResponse_Frame interface {
 	isAttachResponse_Frame()
 }
@@ -713,6 +760,13 @@ type AttachResponse_SessionEnd struct {
 	SessionEnd *SessionEnd `protobuf:"bytes,7,opt,name=session_end,json=sessionEnd,proto3,oneof"`
 }
 
+type AttachResponse_Offer struct {
+	// offer is sent on a credit stream (Hello.slot_credits) when a client is
+	// given to one of its credits: the HP claims it with a new Attach stream
+	// whose Hello carries offer.claim_id. Each offer uses up one credit.
+	Offer *Offer `protobuf:"bytes,8,opt,name=offer,proto3,oneof"`
+}
+
 func (*AttachResponse_Welcome) isAttachResponse_Frame() {}
 
 func (*AttachResponse_Open) isAttachResponse_Frame() {}
@@ -726,6 +780,8 @@ func (*AttachResponse_Close) isAttachResponse_Frame() {}
 func (*AttachResponse_Drain) isAttachResponse_Frame() {}
 
 func (*AttachResponse_SessionEnd) isAttachResponse_Frame() {}
+
+func (*AttachResponse_Offer) isAttachResponse_Frame() {}
 
 // Hello is sent by the HP as the first frame of every Attach stream.
 type Hello struct {
@@ -750,8 +806,19 @@ type Hello struct {
 	// Welcome.sequential_sessions; a relay that does not know the field
 	// ends the stream after its session, as without it.
 	SequentialSessions bool `protobuf:"varint,6,opt,name=sequential_sessions,json=sequentialSessions,proto3" json:"sequential_sessions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// slot_credits, when not 0, makes this stream a credit stream: it carries
+	// no session, and the relay counts this many idle slots for the host,
+	// each offered on this stream with Offer (see "Slot credits" above). A
+	// relay that does not know the field answers without
+	// Welcome.slot_credits and treats the stream as one idle slot.
+	SlotCredits uint32 `protobuf:"varint,7,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
+	// claim_id claims the Offer with that id for this stream, which then
+	// carries that offer's client (Welcome, then Open at once). The other
+	// fields are as in any Hello; service and host_id must be those of the
+	// credit stream that got the offer.
+	ClaimId       string `protobuf:"bytes,8,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -826,6 +893,20 @@ func (x *Hello) GetSequentialSessions() bool {
 	return false
 }
 
+func (x *Hello) GetSlotCredits() uint32 {
+	if x != nil {
+		return x.SlotCredits
+	}
+	return 0
+}
+
+func (x *Hello) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
 // Welcome is the relay's answer to Hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -840,8 +921,12 @@ type Welcome struct {
 	// and the relay agrees: a clean end of the session is SessionEnd, not
 	// the end of the RPC.
 	SequentialSessions bool `protobuf:"varint,4,opt,name=sequential_sessions,json=sequentialSessions,proto3" json:"sequential_sessions,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// slot_credits, on a credit stream, is the number of credits the relay
+	// took from Hello.slot_credits (it may take fewer: see the relay's
+	// --max-credits).
+	SlotCredits   uint32 `protobuf:"varint,5,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -902,6 +987,115 @@ func (x *Welcome) GetSequentialSessions() bool {
 	return false
 }
 
+func (x *Welcome) GetSlotCredits() uint32 {
+	if x != nil {
+		return x.SlotCredits
+	}
+	return 0
+}
+
+// Credit adds idle slots to a credit stream.
+type Credit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// slots is the number of credits added; 0 adds none.
+	Slots         uint32 `protobuf:"varint,1,opt,name=slots,proto3" json:"slots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Credit) Reset() {
+	*x = Credit{}
+	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credit) ProtoMessage() {}
+
+func (x *Credit) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credit.ProtoReflect.Descriptor instead.
+func (*Credit) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Credit) GetSlots() uint32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+// Offer tells the HP, on its credit stream, that a client is waiting for it.
+type Offer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// claim_id names the offer; a new Attach stream claims it with
+	// Hello.claim_id.
+	ClaimId string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// client_addr is the client's address as the relay saw it, for logs.
+	ClientAddr    string `protobuf:"bytes,2,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Offer) Reset() {
+	*x = Offer{}
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Offer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Offer) ProtoMessage() {}
+
+func (x *Offer) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Offer.ProtoReflect.Descriptor instead.
+func (*Offer) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Offer) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *Offer) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
 // Open is sent by the relay when a client is assigned to this slot.
 type Open struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -921,7 +1115,7 @@ type Open struct {
 
 func (x *Open) Reset() {
 	*x = Open{}
-	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1127,7 @@ func (x *Open) String() string {
 func (*Open) ProtoMessage() {}
 
 func (x *Open) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1140,7 @@ func (x *Open) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Open.ProtoReflect.Descriptor instead.
 func (*Open) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{4}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Open) GetSessionId() string {
@@ -1004,7 +1198,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1210,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1223,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Drain) GetReason() DrainReason {
@@ -1065,7 +1259,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1271,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1284,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Data) GetPayload() []byte {
@@ -1112,7 +1306,7 @@ type SessionEnd struct {
 
 func (x *SessionEnd) Reset() {
 	*x = SessionEnd{}
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1318,7 @@ func (x *SessionEnd) String() string {
 func (*SessionEnd) ProtoMessage() {}
 
 func (x *SessionEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1331,7 @@ func (x *SessionEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnd.ProtoReflect.Descriptor instead.
 func (*SessionEnd) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SessionEnd) GetSessionId() string {
@@ -1157,7 +1351,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1363,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1376,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
 }
 
 // Close aborts the session. Sent by either side; the relay ends the stream
@@ -1199,7 +1393,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1405,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1418,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Close) GetReason() CloseReason {
@@ -1250,7 +1444,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1456,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1469,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
 }
 
 // GetStatusResponse is a snapshot of the relay.
@@ -1310,7 +1504,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1516,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1529,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetStatusResponse) GetRelayId() string {
@@ -1438,7 +1632,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1644,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1657,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceStatus) GetService() string {
@@ -1526,7 +1720,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1732,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1745,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListHostsRequest) GetService() string {
@@ -1572,7 +1766,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1778,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1791,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -1643,7 +1837,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1849,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1862,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Host) GetHostId() string {
@@ -1775,7 +1969,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1981,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1994,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSessionsRequest) GetService() string {
@@ -1828,7 +2022,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2034,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2047,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1892,7 +2086,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2098,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2111,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Session) GetSessionId() string {
@@ -2008,7 +2202,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2214,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2227,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchEventsRequest) GetService() string {
@@ -2085,7 +2279,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2291,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2304,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchEventsResponse) GetTime() *timestamppb.Timestamp {
@@ -2267,7 +2461,7 @@ type HostAttached struct {
 
 func (x *HostAttached) Reset() {
 	*x = HostAttached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2473,7 @@ func (x *HostAttached) String() string {
 func (*HostAttached) ProtoMessage() {}
 
 func (x *HostAttached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2486,7 @@ func (x *HostAttached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostAttached.ProtoReflect.Descriptor instead.
 func (*HostAttached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HostAttached) GetHostId() string {
@@ -2339,7 +2533,7 @@ type HostDetached struct {
 
 func (x *HostDetached) Reset() {
 	*x = HostDetached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2545,7 @@ func (x *HostDetached) String() string {
 func (*HostDetached) ProtoMessage() {}
 
 func (x *HostDetached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2558,7 @@ func (x *HostDetached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDetached.ProtoReflect.Descriptor instead.
 func (*HostDetached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HostDetached) GetHostId() string {
@@ -2405,7 +2599,7 @@ type SlotOpened struct {
 
 func (x *SlotOpened) Reset() {
 	*x = SlotOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2611,7 @@ func (x *SlotOpened) String() string {
 func (*SlotOpened) ProtoMessage() {}
 
 func (x *SlotOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2624,7 @@ func (x *SlotOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOpened.ProtoReflect.Descriptor instead.
 func (*SlotOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SlotOpened) GetSlotId() string {
@@ -2475,7 +2669,7 @@ type SessionOpened struct {
 
 func (x *SessionOpened) Reset() {
 	*x = SessionOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2681,7 @@ func (x *SessionOpened) String() string {
 func (*SessionOpened) ProtoMessage() {}
 
 func (x *SessionOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2694,7 @@ func (x *SessionOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpened.ProtoReflect.Descriptor instead.
 func (*SessionOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionOpened) GetSessionId() string {
@@ -2563,7 +2757,7 @@ type SessionHalfClosed struct {
 
 func (x *SessionHalfClosed) Reset() {
 	*x = SessionHalfClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2769,7 @@ func (x *SessionHalfClosed) String() string {
 func (*SessionHalfClosed) ProtoMessage() {}
 
 func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2782,7 @@ func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHalfClosed.ProtoReflect.Descriptor instead.
 func (*SessionHalfClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionHalfClosed) GetSessionId() string {
@@ -2649,7 +2843,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2855,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2868,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SessionClosed) GetSessionId() string {
@@ -2762,7 +2956,7 @@ type ClientRejected struct {
 
 func (x *ClientRejected) Reset() {
 	*x = ClientRejected{}
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2968,7 @@ func (x *ClientRejected) String() string {
 func (*ClientRejected) ProtoMessage() {}
 
 func (x *ClientRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2981,7 @@ func (x *ClientRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRejected.ProtoReflect.Descriptor instead.
 func (*ClientRejected) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClientRejected) GetClientAddr() string {
@@ -2824,7 +3018,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2836,7 +3030,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2849,7 +3043,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CloseSessionRequest) GetSessionId() string {
@@ -2875,7 +3069,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3081,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3094,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
 }
 
 // DrainHostRequest names the host to drain.
@@ -2917,7 +3111,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3123,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3136,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DrainHostRequest) GetHostId() string {
@@ -2972,7 +3166,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3178,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3191,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DrainHostResponse) GetIdleSlotsDrained() uint32 {
@@ -3027,7 +3221,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3039,7 +3233,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3052,7 +3246,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UndrainHostRequest) GetHostId() string {
@@ -3078,7 +3272,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[33]
+	mi := &file_relay_v1_relay_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3284,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[33]
+	mi := &file_relay_v1_relay_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,21 +3297,22 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{33}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{35}
 }
 
 var File_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_relay_v1_relay_proto_rawDesc = "" +
 	"\n" +
-	"\x14relay/v1/relay.proto\x12\brelay.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n" +
+	"\x14relay/v1/relay.proto\x12\brelay.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
 	"\rAttachRequest\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.relay.v1.HelloH\x00R\x05hello\x12$\n" +
 	"\x04data\x18\x02 \x01(\v2\x0e.relay.v1.DataH\x00R\x04data\x127\n" +
 	"\vclose_write\x18\x03 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
-	"\x05close\x18\x04 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05closeB\a\n" +
-	"\x05frame\"\xd8\x02\n" +
+	"\x05close\x18\x04 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12*\n" +
+	"\x06credit\x18\x05 \x01(\v2\x10.relay.v1.CreditH\x00R\x06creditB\a\n" +
+	"\x05frame\"\x81\x03\n" +
 	"\x0eAttachResponse\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.relay.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x04open\x18\x02 \x01(\v2\x0e.relay.v1.OpenH\x00R\x04open\x12$\n" +
@@ -3127,23 +3322,33 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x05close\x18\x05 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12'\n" +
 	"\x05drain\x18\x06 \x01(\v2\x0f.relay.v1.DrainH\x00R\x05drain\x127\n" +
 	"\vsession_end\x18\a \x01(\v2\x14.relay.v1.SessionEndH\x00R\n" +
-	"sessionEndB\a\n" +
-	"\x05frame\"\x98\x02\n" +
+	"sessionEnd\x12'\n" +
+	"\x05offer\x18\b \x01(\v2\x0f.relay.v1.OfferH\x00R\x05offerB\a\n" +
+	"\x05frame\"\xd6\x02\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x123\n" +
 	"\x06labels\x18\x03 \x03(\v2\x1b.relay.v1.Hello.LabelsEntryR\x06labels\x12#\n" +
 	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\rR\x06weight\x12/\n" +
-	"\x13sequential_sessions\x18\x06 \x01(\bR\x12sequentialSessions\x1a9\n" +
+	"\x13sequential_sessions\x18\x06 \x01(\bR\x12sequentialSessions\x12!\n" +
+	"\fslot_credits\x18\a \x01(\rR\vslotCredits\x12\x19\n" +
+	"\bclaim_id\x18\b \x01(\tR\aclaimId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
 	"\aWelcome\x12\x19\n" +
 	"\brelay_id\x18\x01 \x01(\tR\arelayId\x12\x17\n" +
 	"\aslot_id\x18\x02 \x01(\tR\x06slotId\x12$\n" +
 	"\x0emax_data_bytes\x18\x03 \x01(\rR\fmaxDataBytes\x12/\n" +
-	"\x13sequential_sessions\x18\x04 \x01(\bR\x12sequentialSessions\"\xbe\x01\n" +
+	"\x13sequential_sessions\x18\x04 \x01(\bR\x12sequentialSessions\x12!\n" +
+	"\fslot_credits\x18\x05 \x01(\rR\vslotCredits\"\x1e\n" +
+	"\x06Credit\x12\x14\n" +
+	"\x05slots\x18\x01 \x01(\rR\x05slots\"C\n" +
+	"\x05Offer\x12\x19\n" +
+	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12\x1f\n" +
+	"\vclient_addr\x18\x02 \x01(\tR\n" +
+	"clientAddr\"\xbe\x01\n" +
 	"\x04Open\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1f\n" +
@@ -3376,7 +3581,7 @@ func file_relay_v1_relay_proto_rawDescGZIP() []byte {
 }
 
 var file_relay_v1_relay_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_relay_v1_relay_proto_goTypes = []any{
 	(DrainReason)(0),              // 0: relay.v1.DrainReason
 	(CloseReason)(0),              // 1: relay.v1.CloseReason
@@ -3387,101 +3592,105 @@ var file_relay_v1_relay_proto_goTypes = []any{
 	(*AttachResponse)(nil),        // 6: relay.v1.AttachResponse
 	(*Hello)(nil),                 // 7: relay.v1.Hello
 	(*Welcome)(nil),               // 8: relay.v1.Welcome
-	(*Open)(nil),                  // 9: relay.v1.Open
-	(*Drain)(nil),                 // 10: relay.v1.Drain
-	(*Data)(nil),                  // 11: relay.v1.Data
-	(*SessionEnd)(nil),            // 12: relay.v1.SessionEnd
-	(*CloseWrite)(nil),            // 13: relay.v1.CloseWrite
-	(*Close)(nil),                 // 14: relay.v1.Close
-	(*GetStatusRequest)(nil),      // 15: relay.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 16: relay.v1.GetStatusResponse
-	(*ServiceStatus)(nil),         // 17: relay.v1.ServiceStatus
-	(*ListHostsRequest)(nil),      // 18: relay.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),     // 19: relay.v1.ListHostsResponse
-	(*Host)(nil),                  // 20: relay.v1.Host
-	(*ListSessionsRequest)(nil),   // 21: relay.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 22: relay.v1.ListSessionsResponse
-	(*Session)(nil),               // 23: relay.v1.Session
-	(*WatchEventsRequest)(nil),    // 24: relay.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),   // 25: relay.v1.WatchEventsResponse
-	(*HostAttached)(nil),          // 26: relay.v1.HostAttached
-	(*HostDetached)(nil),          // 27: relay.v1.HostDetached
-	(*SlotOpened)(nil),            // 28: relay.v1.SlotOpened
-	(*SessionOpened)(nil),         // 29: relay.v1.SessionOpened
-	(*SessionHalfClosed)(nil),     // 30: relay.v1.SessionHalfClosed
-	(*SessionClosed)(nil),         // 31: relay.v1.SessionClosed
-	(*ClientRejected)(nil),        // 32: relay.v1.ClientRejected
-	(*CloseSessionRequest)(nil),   // 33: relay.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 34: relay.v1.CloseSessionResponse
-	(*DrainHostRequest)(nil),      // 35: relay.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),     // 36: relay.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),    // 37: relay.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),   // 38: relay.v1.UndrainHostResponse
-	nil,                           // 39: relay.v1.Hello.LabelsEntry
-	nil,                           // 40: relay.v1.Host.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 42: google.protobuf.Duration
+	(*Credit)(nil),                // 9: relay.v1.Credit
+	(*Offer)(nil),                 // 10: relay.v1.Offer
+	(*Open)(nil),                  // 11: relay.v1.Open
+	(*Drain)(nil),                 // 12: relay.v1.Drain
+	(*Data)(nil),                  // 13: relay.v1.Data
+	(*SessionEnd)(nil),            // 14: relay.v1.SessionEnd
+	(*CloseWrite)(nil),            // 15: relay.v1.CloseWrite
+	(*Close)(nil),                 // 16: relay.v1.Close
+	(*GetStatusRequest)(nil),      // 17: relay.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 18: relay.v1.GetStatusResponse
+	(*ServiceStatus)(nil),         // 19: relay.v1.ServiceStatus
+	(*ListHostsRequest)(nil),      // 20: relay.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),     // 21: relay.v1.ListHostsResponse
+	(*Host)(nil),                  // 22: relay.v1.Host
+	(*ListSessionsRequest)(nil),   // 23: relay.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 24: relay.v1.ListSessionsResponse
+	(*Session)(nil),               // 25: relay.v1.Session
+	(*WatchEventsRequest)(nil),    // 26: relay.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),   // 27: relay.v1.WatchEventsResponse
+	(*HostAttached)(nil),          // 28: relay.v1.HostAttached
+	(*HostDetached)(nil),          // 29: relay.v1.HostDetached
+	(*SlotOpened)(nil),            // 30: relay.v1.SlotOpened
+	(*SessionOpened)(nil),         // 31: relay.v1.SessionOpened
+	(*SessionHalfClosed)(nil),     // 32: relay.v1.SessionHalfClosed
+	(*SessionClosed)(nil),         // 33: relay.v1.SessionClosed
+	(*ClientRejected)(nil),        // 34: relay.v1.ClientRejected
+	(*CloseSessionRequest)(nil),   // 35: relay.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 36: relay.v1.CloseSessionResponse
+	(*DrainHostRequest)(nil),      // 37: relay.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),     // 38: relay.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),    // 39: relay.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),   // 40: relay.v1.UndrainHostResponse
+	nil,                           // 41: relay.v1.Hello.LabelsEntry
+	nil,                           // 42: relay.v1.Host.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
 	7,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
-	11, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
-	13, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
-	14, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
-	8,  // 4: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
-	9,  // 5: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
-	11, // 6: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
-	13, // 7: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
-	14, // 8: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
-	10, // 9: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
-	12, // 10: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
-	39, // 11: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	41, // 12: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 13: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
-	42, // 14: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
-	1,  // 15: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	42, // 16: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	17, // 17: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	41, // 18: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	20, // 19: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	41, // 20: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	40, // 21: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	23, // 22: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	41, // 23: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 24: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	41, // 25: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	26, // 26: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	27, // 27: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	28, // 28: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	29, // 29: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	30, // 30: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	31, // 31: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	32, // 32: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	42, // 33: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 34: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 35: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	42, // 36: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 37: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 38: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	15, // 39: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	18, // 40: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	21, // 41: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	24, // 42: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	33, // 43: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	35, // 44: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	37, // 45: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 46: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	16, // 47: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	19, // 48: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	22, // 49: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	25, // 50: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	34, // 51: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	36, // 52: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	38, // 53: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	46, // [46:54] is the sub-list for method output_type
-	38, // [38:46] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	13, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
+	15, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
+	16, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
+	9,  // 4: relay.v1.AttachRequest.credit:type_name -> relay.v1.Credit
+	8,  // 5: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
+	11, // 6: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
+	13, // 7: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
+	15, // 8: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
+	16, // 9: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
+	12, // 10: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
+	14, // 11: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
+	10, // 12: relay.v1.AttachResponse.offer:type_name -> relay.v1.Offer
+	41, // 13: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
+	43, // 14: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 15: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	44, // 16: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 17: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	44, // 18: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	19, // 19: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	43, // 20: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	22, // 21: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	43, // 22: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	42, // 23: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	25, // 24: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	43, // 25: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 26: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	43, // 27: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	28, // 28: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	29, // 29: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	30, // 30: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	31, // 31: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	32, // 32: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	33, // 33: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	34, // 34: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	44, // 35: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 36: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 37: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	44, // 38: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 39: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 40: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	17, // 41: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	20, // 42: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	23, // 43: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	26, // 44: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	35, // 45: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	37, // 46: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	39, // 47: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 48: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	18, // 49: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	21, // 50: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	24, // 51: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	27, // 52: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	36, // 53: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	38, // 54: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	40, // 55: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	48, // [48:56] is the sub-list for method output_type
+	40, // [40:48] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
@@ -3494,6 +3703,7 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachRequest_Data)(nil),
 		(*AttachRequest_CloseWrite)(nil),
 		(*AttachRequest_Close)(nil),
+		(*AttachRequest_Credit)(nil),
 	}
 	file_relay_v1_relay_proto_msgTypes[1].OneofWrappers = []any{
 		(*AttachResponse_Welcome)(nil),
@@ -3503,8 +3713,9 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachResponse_Close)(nil),
 		(*AttachResponse_Drain)(nil),
 		(*AttachResponse_SessionEnd)(nil),
+		(*AttachResponse_Offer)(nil),
 	}
-	file_relay_v1_relay_proto_msgTypes[20].OneofWrappers = []any{
+	file_relay_v1_relay_proto_msgTypes[22].OneofWrappers = []any{
 		(*WatchEventsResponse_HostAttached)(nil),
 		(*WatchEventsResponse_HostDetached)(nil),
 		(*WatchEventsResponse_SlotOpened)(nil),
@@ -3519,7 +3730,7 @@ func file_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_v1_relay_proto_rawDesc), len(file_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -50,6 +50,25 @@
 // trailers, a goroutine or two on each side, Hello and Welcome, the
 // token check) costs more than a session of a short-lived client.
 //
+// Slot credits: an HP that sets Hello.slot_credits, on a relay that answers
+// with Welcome.slot_credits, makes the stream a credit stream. It carries no
+// session: each credit is an idle slot that costs the relay no stream, and
+// the HP adds credits with Credit frames. When the scheduler gives a client
+// to a credit, the relay sends Offer on the credit stream and holds the
+// client untouched (it reads nothing from it); the HP claims the offer with
+// a new Attach stream whose Hello sets claim_id. The relay answers Welcome,
+// then Open at once, and the session runs as in steps 4 to 7 (with
+// sequential sessions, an HP may answer SessionEnd with a Hello that claims
+// another offer). An offer not claimed within the relay's hello timeout, or
+// still unclaimed when the credit stream ends, goes back to the head of the
+// queue with its client untouched, so a client never reaches an HP that
+// has gone away before it claimed. A claim that finds no offer (timed out,
+// given to another host, or never made) ends with NOT_FOUND; a claim for an
+// offer made to another host ends with PERMISSION_DENIED. Cancelling or
+// half-closing the credit stream withdraws its credits; Drain ends it as it
+// ends an idle slot. The cost is one round trip to the HP before a client's
+// first byte moves.
+//
 // Instead of Open, the relay may send Drain on an idle slot (it is shutting
 // down, or an operator drained the host) and end the stream with OK: the HP
 // stops opening slots on that relay for Drain.retry_after, lets its open

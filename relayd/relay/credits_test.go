@@ -1,0 +1,258 @@
+package relay_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// creditStream attaches a credit stream of n credits for hostID.
+func creditStream(t *testing.T, tr *testRelay, hostID string, n uint32) *hostStream {
+	t.Helper()
+	h := tr.attach(t)
+	w := h.hello(&relayv1.Hello{HostId: hostID, SlotCredits: n})
+	if w.GetSlotCredits() != n {
+		t.Fatalf("Welcome %v, want slot_credits %d", w, n)
+	}
+	return h
+}
+
+// expectOffer reads an Offer from a credit stream.
+func (h *hostStream) expectOffer() *relayv1.Offer {
+	h.tb.Helper()
+	resp := h.recv()
+	o := resp.GetOffer()
+	if o == nil || o.GetClaimId() == "" {
+		h.tb.Fatalf("frame = %v, want Offer", resp)
+	}
+	return o
+}
+
+func creditFrame(n uint32) *relayv1.AttachRequest {
+	return &relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Credit{Credit: &relayv1.Credit{Slots: n}}}
+}
+
+// claimSession claims offer o for hostID with a new stream and returns the
+// session it carries.
+func (tr *testRelay) claimSession(t *testing.T, hostID string, o *relayv1.Offer, hello *relayv1.Hello) *session {
+	t.Helper()
+	c := tr.attach(t)
+	if hello == nil {
+		hello = &relayv1.Hello{}
+	}
+	hello.HostId, hello.ClaimId = hostID, o.GetClaimId()
+	w := c.hello(hello)
+	return &session{host: c, welcome: w, open: c.expectOpen()}
+}
+
+// Credits are idle slots without streams: status counts them, a client
+// given to one is offered on the credit stream, and the stream that claims
+// the offer carries the client's session, byte for byte. A Credit frame
+// adds a slot.
+func TestCreditsOfferAndClaim(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	cs := creditStream(t, tr, "cred", 2)
+	if st := tr.getStatus(t); st.GetIdleSlots() != 2 || st.GetHosts() != 1 {
+		t.Fatalf("status with 2 credits: %v, want 2 idle slots, 1 host", st)
+	}
+	for i, msg := range []string{"first", "second", "third"} {
+		client := dialClient(t, tr.clientAddr)
+		s := tr.claimSession(t, "cred", cs.expectOffer(), nil)
+		s.client = client
+		if s.open.GetClientAddr() != client.LocalAddr().String() {
+			t.Fatalf("Open for %s, want the client %s", s.open.GetClientAddr(), client.LocalAddr())
+		}
+		s.roundTrip(t, msg)
+		cleanEnd(t, s)
+		s.host.expectEnd(codes.OK)
+		if i == 1 {
+			if st := tr.getStatus(t); st.GetIdleSlots() != 0 || st.GetSessionsTotal() != 2 {
+				t.Fatalf("status with both credits used: %v, want no idle slot, 2 sessions", st)
+			}
+			cs.send(creditFrame(1))
+		}
+	}
+	if err := cs.stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	cs.expectEnd(codes.OK)
+	if st := tr.getStatus(t); st.GetHosts() != 0 || st.GetIdleSlots() != 0 || st.GetSessionsTotal() != 3 {
+		t.Errorf("status after the credit stream was given up: %v", st)
+	}
+}
+
+// A client offered to a host that does not claim it in time goes back to
+// the queue untouched: the next host's slot gets every byte it sent. A
+// late claim finds nothing.
+func TestUnclaimedOfferRequeued(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{HelloTimeout: 200 * time.Millisecond})
+	cs := creditStream(t, tr, "silent", 1)
+	client := dialClient(t, tr.clientAddr)
+	if _, err := client.Write([]byte("sent before any claim")); err != nil {
+		t.Fatal(err)
+	}
+	o := cs.expectOffer()
+	h := tr.attach(t)
+	w := h.hello(&relayv1.Hello{HostId: "other"})
+	s := &session{host: h, client: client, welcome: w, open: h.expectOpen()}
+	if got := string(h.recvData(len("sent before any claim"), 0)); got != "sent before any claim" {
+		t.Fatalf("host got %q", got)
+	}
+	s.roundTrip(t, "after")
+	if n := tr.r.LimitHits()[relay.LimitClaimTimeout]; n != 1 {
+		t.Errorf("claim_timeout hits = %d, want 1", n)
+	}
+	late := tr.attach(t)
+	late.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "silent", ClaimId: o.GetClaimId()}}})
+	late.expectEnd(codes.NotFound)
+	cleanEnd(t, s)
+	h.expectEnd(codes.OK)
+}
+
+// When a credit stream ends, the clients offered on it and not claimed go
+// back to the queue untouched, and its credits are gone: a host that has
+// exited never gets a client.
+func TestCreditStreamEndRequeuesOffers(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"cancel", "half-close", "Close"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			tr := newTestRelay(t, relay.Config{})
+			cs := creditStream(t, tr, "leaving", 3)
+			client := dialClient(t, tr.clientAddr)
+			if _, err := client.Write([]byte("bytes")); err != nil {
+				t.Fatal(err)
+			}
+			cs.expectOffer()
+			want := codes.OK
+			switch end {
+			case "cancel":
+				cs.cancel()
+				want = codes.Canceled
+			case "half-close":
+				cs.stream.CloseSend()
+			case "Close":
+				cs.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT))
+			}
+			if got := codeOf(cs.serverEnd()); got != want {
+				t.Fatalf("credit stream's handler returned %v, want %v", got, want)
+			}
+			if st := tr.getStatus(t); st.GetIdleSlots() != 0 || st.GetHosts() != 0 || st.GetPendingClients() != 1 {
+				t.Fatalf("status after the credit stream ended: %v, want no idle slot, no host, the client pending", st)
+			}
+			h := tr.attach(t)
+			w := h.hello(&relayv1.Hello{HostId: "next"})
+			s := &session{host: h, client: client, welcome: w, open: h.expectOpen()}
+			if got := string(h.recvData(5, 0)); got != "bytes" {
+				t.Fatalf("host got %q", got)
+			}
+			cleanEnd(t, s)
+			h.expectEnd(codes.OK)
+		})
+	}
+}
+
+// Bad claims and frames on credit streams end only that stream, each with
+// its status.
+func TestCreditProtocolErrors(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxCredits: 5})
+	cs := creditStream(t, tr, "owner", 1)
+	client := dialClient(t, tr.clientAddr)
+	o := cs.expectOffer()
+
+	hello := func(h *relayv1.Hello) *hostStream {
+		s := tr.attach(t)
+		s.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: h}})
+		return s
+	}
+	hello(&relayv1.Hello{HostId: "owner", ClaimId: "o-unknown"}).expectEnd(codes.NotFound)
+	hello(&relayv1.Hello{HostId: "thief", ClaimId: o.GetClaimId()}).expectEnd(codes.PermissionDenied)
+	hello(&relayv1.Hello{HostId: "owner", ClaimId: o.GetClaimId(), SlotCredits: 1}).expectEnd(codes.InvalidArgument)
+
+	// The offer survived the bad claims.
+	s := tr.claimSession(t, "owner", o, nil)
+	s.client = client
+	s.roundTrip(t, "still here")
+
+	plain := tr.attach(t)
+	plain.hello(&relayv1.Hello{HostId: "plain"})
+	plain.send(creditFrame(1))
+	plain.expectEnd(codes.FailedPrecondition)
+
+	data := creditStream(t, tr, "data", 1)
+	data.send(dataFrame([]byte("x")))
+	data.expectEnd(codes.FailedPrecondition)
+
+	// A Hello may ask for more than the relay gives; a Credit may not.
+	big := tr.attach(t)
+	if w := big.hello(&relayv1.Hello{HostId: "big", SlotCredits: 100}); w.GetSlotCredits() != 5 {
+		t.Fatalf("Welcome %v, want slot_credits 5 (MaxCredits)", w)
+	}
+	big.send(creditFrame(1))
+	big.expectEnd(codes.ResourceExhausted)
+
+	cleanEnd(t, s)
+	s.host.expectEnd(codes.OK)
+	cs.cancel()
+}
+
+// A relay that drains ends credit streams with Drain, as idle slots.
+func TestCreditStreamDrained(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	cs := creditStream(t, tr, "drained", 4)
+	if !tr.r.Drain(context.Background()) {
+		t.Fatal("Drain reported sessions left")
+	}
+	if d := cs.recv().GetDrain(); d == nil || d.GetReason() != relayv1.DrainReason_DRAIN_REASON_SHUTDOWN {
+		t.Fatalf("credit stream got %v, want Drain", d)
+	}
+	cs.expectEnd(codes.OK)
+	if st := tr.getStatus(t); st.GetIdleSlots() != 0 {
+		t.Errorf("idle slots after the drain: %d", st.GetIdleSlots())
+	}
+}
+
+// With sequential sessions, a claiming stream may answer SessionEnd with a
+// Hello that claims the next offer.
+func TestSequentialClaims(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	cs := creditStream(t, tr, "seq", 2)
+	client := dialClient(t, tr.clientAddr)
+	s := tr.claimSession(t, "seq", cs.expectOffer(), &relayv1.Hello{SequentialSessions: true})
+	if !s.welcome.GetSequentialSessions() {
+		t.Fatalf("claim's Welcome %v does not agree to sequential sessions", s.welcome)
+	}
+	s.client = client
+	s.roundTrip(t, "one")
+	cleanEnd(t, s)
+	s.host.expectSessionEnd(s.open)
+
+	next := dialClient(t, tr.clientAddr)
+	o := cs.expectOffer()
+	s.host.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{ClaimId: o.GetClaimId()}}})
+	if w := s.host.recv().GetWelcome(); w == nil || w.GetSlotId() != s.welcome.GetSlotId() {
+		t.Fatalf("answer to the claiming Hello: %v, want Welcome of slot %s", w, s.welcome.GetSlotId())
+	}
+	s2 := &session{host: s.host, client: next, welcome: s.welcome, open: s.host.expectOpen()}
+	s2.roundTrip(t, "two")
+	cleanEnd(t, s2)
+	s.host.expectSessionEnd(s2.open)
+	if err := s.host.stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	s.host.expectEnd(codes.OK)
+	if st := tr.getStatus(t); st.GetSessionsTotal() != 2 || st.GetIdleSlots() != 0 {
+		t.Errorf("status: %v, want 2 sessions and both credits used", st)
+	}
+	cs.cancel()
+}
