@@ -50,6 +50,7 @@ type options struct {
 	idle, maxSessions   int
 	conns               int
 	streamPerSession    bool
+	slotCredits         bool
 	weight              int
 	resolveInterval     time.Duration
 	labels              labelsFlag
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
+	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more), and a client offered to an agent that exits goes to another host untouched")
 	fs.BoolVar(&o.streamPerSession, "stream-per-session", false, "open a new Attach stream for every session; by default a stream whose session ended cleanly is offered again (sequential sessions), and up to half of --idle counts open sessions whose streams come back")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
 	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")
@@ -184,7 +186,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
+		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err

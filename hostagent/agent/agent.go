@@ -97,6 +97,14 @@ type Config struct {
 	// Idle/2 of a relay's open sessions on such streams then count towards
 	// its idle slots, as they come back when they end.
 	StreamPerSession bool
+	// SlotCredits keeps each relay's idle slots as credits on one stream
+	// (Hello.slot_credits) instead of Idle idle streams: an idle slot then
+	// costs the relay no stream, and a client given to a credit is
+	// claimed with a new stream, one round trip to the relay before its
+	// first byte moves. A client the relay offered and this agent never
+	// claimed (it exited, say) goes to another host untouched. Each
+	// session gets a stream of its own (StreamPerSession).
+	SlotCredits bool
 	// AgentVersion is sent in Hello; empty means Version.
 	AgentVersion string
 	// Logger receives attach and failure logs; nil discards.
@@ -231,6 +239,11 @@ type link struct {
 	ready                    bool      // the idle pool was full since the last failure
 	outage                   int       // bumped by each failure that starts a backoff
 	drainedUntil             time.Time // the relay sent Drain: no new slots before
+
+	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
+	creditRunning bool     // the credit stream's goroutine runs
+	credits       int      // granted and not yet offered
+	granter       *granter // the credit stream's, once the relay welcomed it
 }
 
 // drainError is a Drain frame from the relay, seen as the end of a slot.
@@ -243,13 +256,16 @@ func (e *drainError) Error() string {
 type eventKind int
 
 const (
-	evAttached   eventKind = iota // Welcome received: connecting → idle
-	evFailed                      // the stream failed before Welcome (err nil: ended, no failure): connecting → none
-	evOpened                      // Open received: idle → active
-	evIdleEnded                   // an idle slot ended: idle → none
-	evEnded                       // a session's stream ended: active → none
-	evHandedOff                   // a session left the accept queue (accepted, or dropped on Close)
-	evSessionEnd                  // a session ended cleanly on a stream that can carry another: active → connecting, or none (reply)
+	evAttached        eventKind = iota // Welcome received: connecting → idle
+	evFailed                           // the stream failed before Welcome (err nil: ended, no failure): connecting → none
+	evOpened                           // Open received: idle → active
+	evIdleEnded                        // an idle slot ended: idle → none
+	evEnded                            // a session's stream ended: active → none
+	evHandedOff                        // a session left the accept queue (accepted, or dropped on Close)
+	evSessionEnd                       // a session ended cleanly on a stream that can carry another: active → connecting, or none (reply)
+	evCreditsAttached                  // the credit stream was welcomed with credits
+	evOffer                            // the relay offered a client: a credit → a claim (connecting)
+	evCreditsEnded                     // the credit stream ended: its credits are gone
 )
 
 type event struct {
@@ -259,6 +275,9 @@ type event struct {
 	outage     int       // the link's outage count when the slot started
 	sequential bool      // evOpened, evEnded: the stream may carry another session
 	reply      chan bool // evSessionEnd: whether to offer the stream again
+	claim      string    // evOffer: the offer's claim id
+	credits    int       // evCreditsAttached: the credits the relay took
+	granter    *granter  // evCreditsAttached: sends more credits
 }
 
 // Listen starts an agent and returns at once; slots attach in the
@@ -354,11 +373,14 @@ func (l *Listener) manage() {
 	defer timer.Stop()
 	for {
 		closing := l.idleCtx.Err() != nil
-		open := 0
+		open, creditStreams := 0, 0
 		for _, lk := range l.links {
-			open += lk.connecting + lk.idle + lk.active
+			open += lk.connecting + lk.idle + lk.active + lk.credits
+			if lk.creditRunning {
+				creditStreams++
+			}
 		}
-		if closing && open == 0 {
+		if closing && open+creditStreams == 0 {
 			return
 		}
 		now := time.Now()
@@ -372,6 +394,12 @@ func (l *Listener) manage() {
 				// are served as usual.
 				if nextRetry.IsZero() || lk.drainedUntil.Before(nextRetry) {
 					nextRetry = lk.drainedUntil
+				}
+				continue
+			}
+			if l.cfg.SlotCredits {
+				if !closing {
+					l.tendCredits(lk, now, &nextRetry, &open)
 				}
 				continue
 			}
@@ -396,7 +424,7 @@ func (l *Listener) manage() {
 				lk.connecting++
 				open++
 				l.slots.Add(1)
-				go l.runSlot(lk, lk.outage)
+				go l.runSlot(lk, lk.outage, "")
 			}
 		}
 		if !nextRetry.IsZero() {
@@ -481,7 +509,67 @@ func (l *Listener) handle(ev event) {
 			lk.connecting++
 		}
 		ev.reply <- again
+	case evCreditsAttached:
+		lk.granter = ev.granter
+		lk.credits = ev.credits
+		l.stats.idle.Add(int64(ev.credits))
+		lk.failures = 0
+		if !lk.ready {
+			lk.ready = true
+			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
+		}
+	case evOffer:
+		if lk.credits > 0 { // a relay that offers more than it was granted gets no credit back for it
+			lk.credits--
+			l.stats.idle.Add(-1)
+		}
+		lk.connecting++
+		l.slots.Add(1)
+		go l.runSlot(lk, ev.outage, ev.claim)
+	case evCreditsEnded:
+		lk.creditRunning = false
+		lk.granter = nil
+		l.stats.idle.Add(-int64(lk.credits))
+		lk.credits = 0
+		var de *drainError
+		if errors.As(ev.err, &de) {
+			l.drained(lk, de)
+		} else if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
+			l.backoff(lk, ev.err)
+		}
 	}
+}
+
+// tendCredits keeps lk's credit stream running and its credits at Idle,
+// within MaxSessions, as the slot loop in manage does with streams.
+// *open counts the slots, sessions and credits of every relay.
+func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, open *int) {
+	want := l.cfg.Idle - lk.credits
+	if l.cfg.MaxSessions > 0 {
+		want = min(want, l.cfg.MaxSessions-*open)
+	}
+	if want <= 0 || l.unaccepted >= l.cfg.Idle {
+		return
+	}
+	if !lk.creditRunning {
+		if lk.failures > 0 && now.Before(lk.retryAt) {
+			if nextRetry.IsZero() || lk.retryAt.Before(*nextRetry) {
+				*nextRetry = lk.retryAt
+			}
+			return
+		}
+		lk.creditRunning = true
+		l.slots.Add(1)
+		go l.runCredits(lk, lk.outage, want)
+		return
+	}
+	if lk.granter == nil {
+		return // not welcomed yet
+	}
+	lk.credits += want
+	*open += want
+	l.stats.idle.Add(int64(want))
+	lk.granter.add(want)
 }
 
 // drained pauses lk as the relay asked: no new slots on it until the
@@ -546,7 +634,7 @@ func (l *Listener) backoff(lk *link, err error) {
 
 // runSlot owns one Attach stream from open to end: one session, or with
 // sequential sessions as many as the stream is offered again for.
-func (l *Listener) runSlot(lk *link, outage int) {
+func (l *Listener) runSlot(lk *link, outage int, claim string) {
 	emit := func(kind eventKind, err error) {
 		l.events <- event{link: lk, kind: kind, err: err, outage: outage}
 	}
@@ -568,14 +656,19 @@ func (l *Listener) runSlot(lk *link, outage int) {
 		err     error
 	)
 	l.stats.streams.Add(1)
-	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk) })
+	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk, claim, 0) })
 	if err != nil {
 		stopIdle()
+		if status.Code(err) == codes.NotFound && claim != "" {
+			// The offer went elsewhere (it timed out, or the credit stream
+			// ended): the relay is fine.
+			err = nil
+		}
 		emit(evFailed, err)
 		return
 	}
 	emit(evAttached, nil)
-	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession
+	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession && claim == ""
 	sender := &clientSender{stream: stream}
 	for {
 		open, err := l.waitOpen(stream)
@@ -704,7 +797,9 @@ func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) error {
 }
 
 // attach opens the stream and exchanges Hello and Welcome.
-func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
+// A claim or a credit stream (credits > 0) asks for no sequential
+// sessions: a claimed stream carries one.
+func (l *Listener) attach(ctx context.Context, lk *link, claim string, credits int) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
 	// The frame codec decodes Data payloads into pooled buffers; the wire
 	// format is plain proto, so any relay understands it.
 	stream, err := lk.client().Attach(ctx, grpc.ForceCodecV2(framecodec.Codec{}))
@@ -713,7 +808,8 @@ func (l *Listener) attach(ctx context.Context, lk *link) (*relayv1.Welcome, rela
 	}
 	err = stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{
 		Service: l.cfg.Service, HostId: l.cfg.HostID, Labels: l.cfg.Labels, AgentVersion: l.cfg.AgentVersion,
-		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession,
+		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession && !l.cfg.SlotCredits,
+		ClaimId: claim, SlotCredits: uint32(credits),
 	}}})
 	if err != nil && err != io.EOF {
 		return nil, nil, err

@@ -574,9 +574,9 @@ type attachment struct {
 	// for the host's next Hello after each clean session.
 	sequential bool
 	helloTimer *time.Timer // bounds that wait; made and stopped on the pool
+	wokenAgain idleOutcome // a wake-up (idleShutdown, idleDrained) during it
 
-	credits    *creditStream // a credit stream (Hello.slot_credits): no session
-	wokenAgain idleOutcome   // a wake-up (idleShutdown, idleDrained) during it
+	credits *creditStream // a credit stream (Hello.slot_credits): no session
 }
 
 // attach takes the stream from Hello to Welcome. It returns nil and the

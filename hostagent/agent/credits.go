@@ -1,0 +1,122 @@
+package agent
+
+// Slot credits (Config.SlotCredits): per relay one credit stream that
+// grants the relay Idle credits, idle slots that cost it no stream; each
+// Offer on it is claimed by a new stream (runSlot with a claim id).
+
+import (
+	"context"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/shallow"
+)
+
+// granter sends a credit stream's Credit frames for the manager, which
+// must not block on a stream.
+type granter struct {
+	pending atomic.Int64
+	wake    chan struct{} // capacity 1
+}
+
+// add grants n more credits; it never blocks.
+func (g *granter) add(n int) {
+	g.pending.Add(int64(n))
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends the credits granted until ctx ends or a Send fails.
+func (g *granter) run(ctx context.Context, stream relayv1.HostService_AttachClient) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.wake:
+		}
+		if n := g.pending.Swap(0); n > 0 {
+			err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Credit{Credit: &relayv1.Credit{Slots: uint32(n)}}})
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// errNoCredits is a relay that answered a credit stream as an idle slot.
+var errNoCredits = status.Error(codes.FailedPrecondition, "relay does not know slot credits (Hello.slot_credits): upgrade it, or run the agent without --slot-credits")
+
+// runCredits owns lk's credit stream: it asks for credits, reports each
+// Offer to the manager, and sends the credits the manager grants. Closing
+// the listener (or retiring lk) cancels the stream: the relay then hands
+// every client it offered and nobody claimed to another host.
+func (l *Listener) runCredits(lk *link, outage, credits int) {
+	defer l.slots.Done()
+	ctx, cancel := context.WithCancel(l.sessCtx)
+	defer cancel()
+	defer context.AfterFunc(lk.idleCtx, cancel)()
+	emitEnd := func(err error) {
+		if lk.idleCtx.Err() != nil || err == io.EOF {
+			err = nil
+		}
+		l.events <- event{link: lk, kind: evCreditsEnded, err: err, outage: outage}
+	}
+	l.stats.streams.Add(1)
+	var (
+		welcome *relayv1.Welcome
+		stream  relayv1.HostService_AttachClient
+		err     error
+	)
+	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk, "", credits) })
+	if err == nil && welcome.GetSlotCredits() == 0 {
+		err = errNoCredits
+	}
+	if err != nil {
+		emitEnd(err)
+		return
+	}
+	g := &granter{wake: make(chan struct{}, 1)}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if g.run(ctx, stream) != nil {
+			cancel() // Recv below returns the stream's status
+		}
+	}()
+	l.events <- event{link: lk, kind: evCreditsAttached, credits: int(welcome.GetSlotCredits()), granter: g}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			cancel()
+			wg.Wait()
+			emitEnd(err)
+			return
+		}
+		if o := resp.GetOffer(); o != nil {
+			l.events <- event{link: lk, kind: evOffer, claim: o.GetClaimId(), outage: outage}
+			continue
+		}
+		if d := resp.GetDrain(); d != nil {
+			l.drain(stream) // the relay ends the stream with OK
+			cancel()
+			wg.Wait()
+			emitEnd(&drainError{drain: d})
+			return
+		}
+		if resp.GetFrame() != nil {
+			cancel()
+			wg.Wait()
+			emitEnd(status.Errorf(codes.Internal, "relay sent %T on a credit stream", resp.GetFrame()))
+			return
+		}
+		// A frame from a newer relay: ignore it.
+	}
+}

@@ -1,0 +1,88 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/hostagent/agent"
+)
+
+// With SlotCredits the relay's idle slots are credits on one stream: each
+// session gets a stream of its own, claimed after the relay's Offer, and
+// its credit is granted again. The agent's end withdraws the credits.
+func TestSlotCredits(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	const idle, sessions = 3, 10
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, SlotCredits: true})
+	waitStatus(t, ir, "the credits", idleSlots(idle))
+	if n := ir.attachedNow(); n != 1 {
+		t.Fatalf("%d Attach streams for %d idle slots, want 1 (the credit stream)", n, idle)
+	}
+	for i := range sessions {
+		echoOnce(t, ir, l, fmt.Sprintf("session %d\n", i))
+		waitStatus(t, ir, "the credit granted again", idleSlots(idle))
+	}
+	st := l.Stats()
+	if st.SessionsTotal != sessions || st.StreamsOpened != 1+sessions || st.IdleSlots != idle {
+		t.Errorf("Stats = %+v, want %d sessions on %d streams (one each and the credit stream), %d idle slots", st, sessions, 1+sessions, idle)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	if err := l.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ir, "no host left", func(st *relayv1.GetStatusResponse) bool {
+		return st.GetHosts() == 0 && st.GetIdleSlots() == 0
+	})
+}
+
+// Credits stay within MaxSessions: with two sessions open and MaxSessions 2
+// the relay holds no credit, and a third client waits, its bytes intact,
+// until a session ends and the credit comes back.
+func TestSlotCreditsMaxSessions(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 4, MaxSessions: 2, SlotCredits: true})
+	waitStatus(t, ir, "two credits", idleSlots(2))
+	c1 := dialClient(t, ir.ClientAddr)
+	s1 := accept(t, l)
+	c2 := dialClient(t, ir.ClientAddr)
+	s2 := accept(t, l)
+	waitStatus(t, ir, "no credit while two sessions are open", func(st *relayv1.GetStatusResponse) bool {
+		return st.GetIdleSlots() == 0 && st.GetActiveSessions() == 2
+	})
+	c3 := dialClient(t, ir.ClientAddr)
+	c3.Write([]byte("third"))
+	waitStatus(t, ir, "the third client waiting", func(st *relayv1.GetStatusResponse) bool { return st.GetPendingClients() == 1 })
+
+	c1.CloseWrite()
+	echo(s1)
+	io.ReadAll(c1)
+	third := make(chan net.Conn, 1)
+	go func() {
+		c, _ := l.Accept()
+		third <- c
+	}()
+	var s3 net.Conn
+	select {
+	case s3 = <-third:
+	case <-time.After(hangGuard):
+		t.Fatal("the third client was not served after a session ended")
+	}
+	if s3 == nil {
+		t.Fatal("Accept failed")
+	}
+	defer s3.Close()
+	if got := readN(t, s3, 5); got != "third" {
+		t.Fatalf("third session read %q", got)
+	}
+	c2.CloseWrite()
+	echo(s2)
+	io.ReadAll(c2)
+}
