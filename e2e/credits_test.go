@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// hostagent --slot-credits: the relay's idle slots are credits on one
+// stream; each client's session is claimed with a stream of its own, byte
+// for byte, half-close included.
+func TestSlotCredits(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "4", "echo")
+	st := statusClient(t, r)
+	idleIs := func(n uint32) func() (bool, string) {
+		return func() (bool, string) {
+			s, err := getStatus(st)
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.GetIdleSlots() == n && s.GetHosts() == 1 && s.GetActiveSessions() == 0, fmt.Sprintf("status %v, want %d idle slots, 1 host, no session", s, n)
+		}
+	}
+	waitFor(t, startTimeout, idleIs(4))
+	for i := range 6 {
+		c := dial(t, r.clientAddr)
+		msg := fmt.Sprintf("session %d %s\n", i, strings.Repeat("x", i*20_000))
+		roundTrip(t, c, msg)
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		expectEOF(t, c, "")
+	}
+	waitFor(t, startTimeout, idleIs(4))
+	s, err := getStatus(st)
+	if err != nil || s.GetSessionsTotal() != 6 {
+		t.Fatalf("status %v, %v: want 6 sessions", s, err)
+	}
+}
+
+// A client offered to an agent that cannot claim it (frozen here with
+// SIGSTOP; it could as well have exited) is not lost and not reset: after
+// the relay's hello timeout it goes, with the bytes it sent, to another host.
+func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--hello-timeout", "1s")
+	frozen := startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "2", "--host-id", "frozen", "echo")
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.cmd.Process.Signal(syscall.SIGCONT) // before the cleanup's SIGTERM
+	c := dial(t, r.clientAddr)
+	if _, err := c.Write([]byte("sent while the only host is frozen\n")); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "live", "echo")
+	expectEcho := "sent while the only host is frozen\n"
+	got := make([]byte, len(expectEcho))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != expectEcho {
+		t.Fatalf("client read %q, %v; want its bytes echoed by the live host", got, err)
+	}
+	roundTrip(t, c, "and after\n")
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	expectEOF(t, c, "")
+	hosts, err := listHosts(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	totals := map[string]uint64{}
+	for _, h := range hosts.GetHosts() {
+		totals[h.GetHostId()] = h.GetSessionsTotal()
+	}
+	if totals["live"] != 1 || totals["frozen"] != 0 {
+		t.Errorf("sessions per host %v, want the one session on the live host", totals)
+	}
+}
