@@ -261,11 +261,16 @@ func (b *Bridge) dispatch(c *Client, front bool) bool {
 		b.reject(c, RejectQueueFull)
 		return true
 	}
-	w := &waiter{client: c, matched: make(chan Slot, 1)}
+	w := &waiter{client: c, matched: make(chan Slot, 1), deadline: c.AcceptedAt.Add(b.cfg.AssignTimeout)}
+	if grace := time.Now().Add(min(requeueGrace, b.cfg.AssignTimeout)); front && w.deadline.Before(grace) {
+		// Handed back through no fault of its own (its host went away, or
+		// did not claim it in time): a moment more to find another slot.
+		w.deadline = grace
+	}
 	// Arm the timeout before the waiter is visible: AddIdle and Close wake
 	// a waiter by moving this deadline to now, and the waiter's goroutine
 	// may not have started yet (it must not overwrite that wake-up).
-	c.Conn.SetReadDeadline(c.AcceptedAt.Add(b.cfg.AssignTimeout))
+	c.Conn.SetReadDeadline(w.deadline)
 	if front {
 		s.queue.pushFront(w)
 	} else {
@@ -479,7 +484,7 @@ func (b *Bridge) Rejections() map[string]uint64 {
 func (b *Bridge) wait(s *service, w *waiter) {
 	c := w.client
 	// The deadline was armed by dispatch.
-	deadline := c.AcceptedAt.Add(b.cfg.AssignTimeout)
+	deadline := w.deadline
 	left := watchDeparture(c.Conn) // returns when woken, timed out, the client left, or sent data
 	if left == outcomeData {
 		// The client is talking already: its bytes stay in the socket for the
@@ -521,8 +526,13 @@ func (b *Bridge) wait(s *service, w *waiter) {
 	}
 }
 
+// requeueGrace is the least time a requeued client has left to wait for a
+// slot (within AssignTimeout).
+const requeueGrace = time.Second
+
 // waiter is one queued client.
 type waiter struct {
+	deadline   time.Time // its AssignTimeout, or a requeued client's grace
 	client     *Client
 	matched    chan Slot // capacity 1: the slot, or nil on shutdown
 	shutdown   bool      // guarded by Bridge.mu

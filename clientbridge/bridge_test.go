@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -816,5 +817,28 @@ func TestWaitQueue(t *testing.T) {
 	q.pushBack(ws[0])
 	if q.popFront() != ws[0] || q.len() != 0 {
 		t.Fatal("queue broken after removing its only waiter")
+	}
+}
+
+// A client requeued after its AssignTimeout has passed (its slot's host
+// went away, or did not claim it in time) is not rejected at once: it waits
+// a moment more, and a slot that comes then gets it.
+func TestRequeueGrace(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{AssignTimeout: time.Minute})
+	c, peer := newClient(t, "default")
+	c.AcceptedAt = time.Now().Add(-2 * time.Minute) // long past its AssignTimeout
+	b.Requeue(c)
+	// Without the grace the bridge would reject it at once: the client
+	// would read its end well within this.
+	peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := peer.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the requeued client read %d bytes, %v; want it still waiting", n, err)
+	}
+	peer.SetReadDeadline(time.Time{})
+	slot := newSlot(t, newHost("h1", 1))
+	b.AddIdle("default", slot)
+	if got := slot.assigned(t); !sameClient(got, peer) {
+		t.Fatalf("assigned %s", clientAddr(got))
 	}
 }

@@ -37,6 +37,7 @@ type options struct {
 	maxPending                      int
 	scheduler                       string
 	helloTimeout                    time.Duration
+	claimTimeout                    time.Duration
 	drainTimeout                    time.Duration
 	maxDataBytes                    int
 	logLevel, logFormat             string
@@ -59,6 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
 	fs.StringVar(&o.scheduler, "scheduler", string(scheduler.LeastLoaded), "who gets a new client: least-loaded (ties round-robin), round-robin, random-two-choices, client-hash")
 	fs.DurationVar(&o.helloTimeout, "hello-timeout", 10*time.Second, "how long a new Attach stream may take to send Hello")
+	fs.DurationVar(&o.claimTimeout, "claim-timeout", relay.DefaultClaimTimeout, "how long a host with slot credits (hostagent --slot-credits) may take to claim a client offered to it; after that the client goes to another host and the host's credits are withdrawn")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed (a second signal stops at once)")
 	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -95,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"assign-timeout", o.assignTimeout}, {"hello-timeout", o.helloTimeout}} {
+	}{{"assign-timeout", o.assignTimeout}, {"hello-timeout", o.helloTimeout}, {"claim-timeout", o.claimTimeout}} {
 		if d.v <= 0 {
 			return nil, cli.UsageError{Err: fmt.Errorf("--%s must be positive, got %v", d.flag, d.v)}
 		}
@@ -208,7 +210,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	})
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge, Services: services,
-		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, Logger: log,
+		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, ClaimTimeout: o.claimTimeout, Logger: log,
 		WatchBuffer: o.watchBuffer,
 		Authorize:   sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
 		MaxCredits:  o.sec.maxCredits,

@@ -5,7 +5,8 @@ package relay
 // of the credit stream in the bridge's idle set; when the scheduler picks
 // one, the client waits, untouched, as an offer until a stream of the same
 // host claims it (Hello.claim_id), and goes back to the head of the queue
-// if none does in time or the credit stream ends first. An idle credit
+// if none does within the claim timeout (which also ends the credit
+// stream) or the credit stream ends first. An idle credit
 // costs the relay one interface value in the bridge; an idle slot that is
 // a stream costs two goroutines and grpc-go's stream.
 
@@ -13,7 +14,6 @@ import (
 	"io"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -23,27 +23,35 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
 
-// DefaultMaxCredits bounds the credits one credit stream may hold at once
-// when Config.MaxCredits is zero.
-const DefaultMaxCredits = 10000
+// DefaultMaxCredits bounds the credits one host may hold at once when
+// Config.MaxCredits is zero; DefaultClaimTimeout is Config.ClaimTimeout's
+// default.
+const (
+	DefaultMaxCredits   = 10000
+	DefaultClaimTimeout = 2 * time.Second
+)
 
-// LimitClaimTimeout counts offers not claimed within the hello timeout.
-const LimitClaimTimeout = "claim_timeout"
+// Limits of credit streams, as counted by LimitHits: an offer not claimed
+// within Config.ClaimTimeout, and credits refused under Config.MaxCredits.
+const (
+	LimitClaimTimeout = "claim_timeout"
+	LimitCredits      = "max_credits"
+)
 
 // creditStream is a credit stream as the bridge sees it: every entry of it
-// in the bridge's idle set is one credit.
+// in the bridge's idle set is one credit (counted in host.credits).
 type creditStream struct {
 	r       *Relay
 	id      string
 	host    *host
 	service string
-	idle    atomic.Int64  // credits in the bridge's idle set, not yet reserved
-	wake    chan struct{} // capacity 1: the queue has clients to offer
+	wake    chan struct{} // capacity 1: offers to send, or an offer expired
 
-	mu     sync.Mutex
-	closed bool
-	queue  []*clientbridge.Client // assigned, Offer not yet sent
-	// offers are the offers sent and not yet claimed; guarded by Relay.mu
+	mu      sync.Mutex
+	closed  bool
+	queue   []*offer // made, not yet sent
+	expired string   // the offer whose claim did not come in time: the stream ends
+	// offers are the offers made and not yet claimed; guarded by Relay.mu
 	// (claims look them up there).
 	offers map[string]*offer
 }
@@ -64,35 +72,49 @@ func (cs *creditStream) HostLoad() (int, int) {
 
 // Reserve takes one credit (under the bridge's lock).
 func (cs *creditStream) Reserve() {
-	cs.idle.Add(-1)
+	cs.host.credits.Add(-1)
 	cs.host.active.Add(1)
 }
 
-// Assign queues c for an Offer. A nil client gives the credit back.
+// Assign makes c an offer, to be sent on the stream; its claim timeout
+// runs from now, so a stream whose sends are stuck holds no client longer
+// than that. A nil client gives the credit back.
 func (cs *creditStream) Assign(c *clientbridge.Client) {
+	r := cs.r
 	cs.mu.Lock()
-	closed := cs.closed
-	if !closed && c != nil {
-		cs.queue = append(cs.queue, c)
-	}
-	cs.mu.Unlock()
 	switch {
 	case c == nil:
 		cs.host.active.Add(-1)
-		if !closed {
-			// A stream ending meanwhile withdraws its credits first; a
-			// credit added after that is taken by a client, which Assign
-			// then hands back as below.
-			cs.idle.Add(1)
-			cs.r.cfg.Bridge.AddIdle(cs.service, cs)
+		// Under mu: a stream that ends meanwhile must not find its credit
+		// back in the bridge after it has withdrawn them. (AddIdle never
+		// calls Assign itself.)
+		if !cs.closed && r.cfg.Bridge.AddIdle(cs.service, cs) {
+			cs.host.credits.Add(1)
 		}
-	case closed:
-		cs.r.giveBackClient(cs.host, c)
+		cs.mu.Unlock()
+		return
+	case cs.closed:
+		cs.mu.Unlock()
+		// Not under mu: the requeued client may be given at once to
+		// another credit of this stream, not yet withdrawn.
+		r.giveBackClient(cs.host, c)
+		return
+	}
+	o := &offer{id: "o" + strconv.FormatUint(r.offerSeq.Add(1), 10), cs: cs, client: c}
+	r.mu.Lock()
+	r.offers[o.id] = o
+	cs.offers[o.id] = o
+	o.timer = time.AfterFunc(r.cfg.ClaimTimeout, func() { r.expireOffer(o) })
+	r.mu.Unlock()
+	cs.queue = append(cs.queue, o)
+	cs.mu.Unlock()
+	wakeCredits(cs)
+}
+
+func wakeCredits(cs *creditStream) {
+	select {
+	case cs.wake <- struct{}{}:
 	default:
-		select {
-		case cs.wake <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -105,20 +127,31 @@ func (r *Relay) giveBackClient(h *host, c *clientbridge.Client) {
 	}
 }
 
-// addCredits offers n more credits of cs; false if that would pass the
-// relay's bound.
-func (r *Relay) addCredits(cs *creditStream, n uint32) bool {
-	if cs.idle.Load()+int64(n) > int64(r.cfg.MaxCredits) {
-		return false
-	}
-	for range n {
-		cs.idle.Add(1)
-		if !r.cfg.Bridge.AddIdle(cs.service, cs) {
-			cs.idle.Add(-1)
-			return true // shutting down: the stream is drained next
+// takeCredits reserves up to n of the host's credits under MaxCredits
+// (all n, or none, when exact) and returns how many.
+func (r *Relay) takeCredits(h *host, n int64, exact bool) int64 {
+	for {
+		cur := h.credits.Load()
+		k := min(n, int64(r.cfg.MaxCredits)-cur)
+		if k <= 0 || (exact && k < n) {
+			return 0
+		}
+		if h.credits.CompareAndSwap(cur, cur+k) {
+			return k
 		}
 	}
-	return true
+}
+
+// addCredits puts n credits of cs, already counted by takeCredits, into
+// the bridge's idle set.
+func (r *Relay) addCredits(cs *creditStream, n int64) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for range n {
+		if cs.closed || !r.cfg.Bridge.AddIdle(cs.service, cs) {
+			cs.host.credits.Add(-1) // ending, or shutting down: the stream is drained next
+		}
+	}
 }
 
 // serveCredits runs a credit stream from its Welcome to its end: it sends
@@ -136,14 +169,15 @@ func (r *Relay) serveCredits(a *attachment) error {
 			var err error
 			r.deep.Run(func() { err = r.sendOffers(a) })
 			if err != nil {
-				a.detach = "stream broke"
 				return err
 			}
 		case n := <-a.loop.credits:
-			if !r.addCredits(cs, n) {
+			if r.takeCredits(cs.host, int64(n), true) < int64(n) {
 				a.detach = "too many credits"
-				return status.Errorf(codes.ResourceExhausted, "Credit of %d would give this stream more than %d credits (relayd --max-credits)", n, r.cfg.MaxCredits)
+				r.limitHit(LimitCredits, "host_id", a.key.id, "service", a.service, "credits", cs.host.credits.Load(), "max_credits", r.cfg.MaxCredits)
+				return status.Errorf(codes.ResourceExhausted, "Credit of %d would give host %q more than %d credits (relayd --max-credits)", n, a.key.id, r.cfg.MaxCredits)
 			}
+			r.addCredits(cs, int64(n))
 		case err := <-a.loop.idleEnd:
 			if err != nil {
 				a.detach = err.Error()
@@ -168,30 +202,37 @@ func (r *Relay) serveCredits(a *attachment) error {
 	}
 }
 
-// sendOffers sends an Offer for each queued client; each waits for its
-// claim until the hello timeout.
+// sendOffers sends an Offer for each offer made and still pending, or
+// reports the stream's end if one expired.
 func (r *Relay) sendOffers(a *attachment) error {
 	cs := a.credits
 	for {
 		cs.mu.Lock()
+		if cs.expired != "" {
+			id := cs.expired
+			cs.mu.Unlock()
+			a.detach = "offer not claimed in time"
+			return status.Errorf(codes.DeadlineExceeded, "offer %s was not claimed within %v (relayd --claim-timeout): this stream's credits are withdrawn", id, r.cfg.ClaimTimeout)
+		}
 		if len(cs.queue) == 0 {
 			cs.mu.Unlock()
 			return nil
 		}
-		c := cs.queue[0]
+		o := cs.queue[0]
 		cs.queue[0] = nil
 		cs.queue = cs.queue[1:]
 		cs.mu.Unlock()
-		o := &offer{id: "o" + strconv.FormatUint(r.offerSeq.Add(1), 10), cs: cs, client: c}
 		r.mu.Lock()
-		r.offers[o.id] = o
-		cs.offers[o.id] = o
-		o.timer = time.AfterFunc(r.cfg.HelloTimeout, func() { r.expireOffer(o) })
+		pending := r.offers[o.id] == o
 		r.mu.Unlock()
+		if !pending {
+			continue
+		}
 		err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Offer{Offer: &relayv1.Offer{
-			ClaimId: o.id, ClientAddr: c.Conn.RemoteAddr().String(),
+			ClaimId: o.id, ClientAddr: o.client.Conn.RemoteAddr().String(),
 		}}})
 		if err != nil {
+			a.detach = "stream broke"
 			return err // closeCredits hands the offer back
 		}
 	}
@@ -209,7 +250,9 @@ func (r *Relay) takeOfferLocked(o *offer) bool {
 	return true
 }
 
-// expireOffer hands back an offer that was not claimed in time.
+// expireOffer hands back an offer that was not claimed in time, and ends
+// its credit stream: a host that does not claim in time is stuck or gone,
+// and its other credits would only hold more clients back.
 func (r *Relay) expireOffer(o *offer) {
 	r.mu.Lock()
 	ok := r.takeOfferLocked(o)
@@ -217,19 +260,27 @@ func (r *Relay) expireOffer(o *offer) {
 	if !ok {
 		return
 	}
-	r.limitHit(LimitClaimTimeout, "host_id", o.cs.host.key.id, "service", o.cs.service, "claim_id", o.id)
-	r.giveBackClient(o.cs.host, o.client)
+	cs := o.cs
+	r.limitHit(LimitClaimTimeout, "host_id", cs.host.key.id, "service", cs.service, "claim_id", o.id)
+	r.giveBackClient(cs.host, o.client)
+	cs.mu.Lock()
+	if cs.expired == "" {
+		cs.expired = o.id
+	}
+	cs.mu.Unlock()
+	r.closeCredits(cs)
+	wakeCredits(cs)
 }
 
 // closeCredits withdraws every credit of cs and hands back the clients
-// given to them and not yet claimed. It may run twice.
+// given to them and not yet claimed. It may run more than once.
 func (r *Relay) closeCredits(cs *creditStream) {
 	cs.mu.Lock()
 	cs.closed = true
-	queued := cs.queue
+	clear(cs.queue) // every queued offer is in cs.offers too
 	cs.queue = nil
 	cs.mu.Unlock()
-	cs.idle.Add(-int64(r.cfg.Bridge.RemoveIdleAll(cs.service, cs)))
+	cs.host.credits.Add(-int64(r.cfg.Bridge.RemoveIdleAll(cs.service, cs)))
 	r.mu.Lock()
 	var pending []*offer
 	for _, o := range cs.offers {
@@ -237,9 +288,6 @@ func (r *Relay) closeCredits(cs *creditStream) {
 		pending = append(pending, o)
 	}
 	r.mu.Unlock()
-	for _, c := range queued {
-		r.giveBackClient(cs.host, c)
-	}
 	for _, o := range pending {
 		r.giveBackClient(cs.host, o.client)
 	}
@@ -251,7 +299,7 @@ func (r *Relay) claim(k hostKey, id string) (*clientbridge.Client, error) {
 	defer r.mu.Unlock()
 	o := r.offers[id]
 	if o == nil {
-		return nil, status.Errorf(codes.NotFound, "offer %q is not pending: claimed already, not claimed within the relay's hello timeout, or its credit stream has ended", id)
+		return nil, status.Errorf(codes.NotFound, "offer %q is not pending: claimed already, not claimed within the relay's claim timeout (the client went to another host), or its credit stream has ended", id)
 	}
 	if o.cs.host.key != k {
 		return nil, status.Errorf(codes.PermissionDenied, "offer %q was made to another host", id)
@@ -268,18 +316,27 @@ func (r *Relay) sendWelcome(a *attachment, credits uint32) error {
 	}}})
 }
 
-// attachCredits makes a a credit stream of n credits (at most MaxCredits):
-// Welcome, then the credits go to the bridge, so any Offer follows Welcome.
+// attachCredits makes a a credit stream with up to n credits (within the
+// host's MaxCredits). The credits are idle before Welcome goes out, as a
+// slot is, so that a host that has seen Welcome can count on them; an
+// Offer for a client given to one meanwhile follows Welcome.
 func (r *Relay) attachCredits(a *attachment, n uint32) (*attachment, error) {
-	n = min(n, uint32(r.cfg.MaxCredits))
-	a.credits = &creditStream{r: r, id: a.sl.id, host: a.h, service: a.service, wake: make(chan struct{}, 1), offers: map[string]*offer{}}
+	k := r.takeCredits(a.h, int64(n), false)
+	if k == 0 {
+		a.release()
+		r.limitHit(LimitCredits, "host_id", a.key.id, "service", a.service, "max_credits", r.cfg.MaxCredits)
+		return nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d credits for service %q (relayd --max-credits)", a.key.id, a.h.credits.Load(), a.service)
+	}
+	cs := &creditStream{r: r, id: a.sl.id, host: a.h, service: a.service, wake: make(chan struct{}, 1), offers: map[string]*offer{}}
+	a.credits = cs
 	a.detach = "credits ended"
-	if err := r.sendWelcome(a, n); err != nil {
+	r.addCredits(cs, k)
+	if err := r.sendWelcome(a, uint32(k)); err != nil {
+		r.closeCredits(cs)
 		a.detach = "stream broke"
 		a.release()
 		return nil, err
 	}
-	r.addCredits(a.credits, n)
 	r.emitSlotOpened(a.key, a.sl.id)
 	return a, nil
 }

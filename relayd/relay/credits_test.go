@@ -88,12 +88,13 @@ func TestCreditsOfferAndClaim(t *testing.T) {
 }
 
 // A client offered to a host that does not claim it in time goes back to
-// the queue untouched: the next host's slot gets every byte it sent. A
+// the queue untouched: the next host's slot gets every byte it sent. The
+// silent host's credit stream ends, its other credits withdrawn, and a
 // late claim finds nothing.
 func TestUnclaimedOfferRequeued(t *testing.T) {
 	t.Parallel()
-	tr := newTestRelay(t, relay.Config{HelloTimeout: 200 * time.Millisecond})
-	cs := creditStream(t, tr, "silent", 1)
+	tr := newTestRelay(t, relay.Config{ClaimTimeout: 200 * time.Millisecond})
+	cs := creditStream(t, tr, "silent", 3)
 	client := dialClient(t, tr.clientAddr)
 	if _, err := client.Write([]byte("sent before any claim")); err != nil {
 		t.Fatal(err)
@@ -108,6 +109,10 @@ func TestUnclaimedOfferRequeued(t *testing.T) {
 	s.roundTrip(t, "after")
 	if n := tr.r.LimitHits()[relay.LimitClaimTimeout]; n != 1 {
 		t.Errorf("claim_timeout hits = %d, want 1", n)
+	}
+	cs.expectEnd(codes.DeadlineExceeded)
+	if st := tr.getStatus(t); st.GetIdleSlots() != 0 {
+		t.Errorf("idle slots after the silent host's credit stream ended: %d, want 0", st.GetIdleSlots())
 	}
 	late := tr.attach(t)
 	late.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "silent", ClaimId: o.GetClaimId()}}})
@@ -202,6 +207,29 @@ func TestCreditProtocolErrors(t *testing.T) {
 	cleanEnd(t, s)
 	s.host.expectEnd(codes.OK)
 	cs.cancel()
+}
+
+// MaxCredits bounds a host's credits over all its credit streams.
+func TestMaxCreditsPerHost(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxCredits: 3})
+	a := creditStream(t, tr, "h", 2)
+	b := tr.attach(t)
+	if w := b.hello(&relayv1.Hello{HostId: "h", SlotCredits: 5}); w.GetSlotCredits() != 1 {
+		t.Fatalf("second stream's Welcome %v, want the 1 credit left", w)
+	}
+	c := tr.attach(t)
+	c.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "h", SlotCredits: 1}}})
+	c.expectEnd(codes.ResourceExhausted)
+	creditStream(t, tr, "other-host", 3).cancel()
+	if n := tr.r.LimitHits()[relay.LimitCredits]; n != 1 {
+		t.Errorf("max_credits hits = %d, want 1", n)
+	}
+	a.cancel()
+	a.serverEnd()
+	b.send(creditFrame(2)) // the credits a gave up are free again
+	b.send(creditFrame(1))
+	b.expectEnd(codes.ResourceExhausted)
 }
 
 // A relay that drains ends credit streams with Drain, as idle slots.

@@ -80,11 +80,16 @@ type Config struct {
 	// IdleTimeout ends a session (CLOSE_REASON_TIMEOUT) that has moved no
 	// byte either way for this long; zero means never.
 	IdleTimeout time.Duration
-	// MaxCredits bounds the credits one credit stream (Hello.slot_credits)
-	// may hold at once; zero means DefaultMaxCredits. A Hello asking for
-	// more is given this many; a Credit frame that would pass it ends the
-	// stream with ResourceExhausted.
+	// MaxCredits bounds the credits (Hello.slot_credits) the credit streams
+	// of one host id may hold at once; zero means DefaultMaxCredits. A
+	// Hello asking for more is given what is left (none: ResourceExhausted);
+	// a Credit frame that would pass it ends the stream with
+	// ResourceExhausted.
 	MaxCredits int
+	// ClaimTimeout bounds the wait for the claim of an Offer; zero means
+	// DefaultClaimTimeout. An offer not claimed in time goes back to the
+	// queue, and its credit stream ends with DeadlineExceeded.
+	ClaimTimeout time.Duration
 }
 
 // Limits hit, as counted by LimitHits and logged.
@@ -162,6 +167,7 @@ type host struct {
 	total        atomic.Uint64
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
+	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
@@ -232,6 +238,9 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.MaxCredits <= 0 {
 		cfg.MaxCredits = DefaultMaxCredits
 	}
+	if cfg.ClaimTimeout <= 0 {
+		cfg.ClaimTimeout = DefaultClaimTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -295,7 +304,7 @@ func (r *Relay) LimitHit(name string, attrs ...any) { r.limitHit(name, attrs...)
 // LimitHits, for the metrics; every limit shows, hit or not.
 func (r *Relay) limitHitsAll() map[string]uint64 {
 	all := r.LimitHits()
-	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitClaimTimeout, LimitAgentConns, LimitAgentConnsPerIP} {
+	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitClaimTimeout, LimitCredits, LimitAgentConns, LimitAgentConnsPerIP} {
 		all[name] += 0
 	}
 	rej := r.cfg.Bridge.Rejections()
@@ -1298,7 +1307,7 @@ func (l *recvLoop) loop() error {
 		switch f := req.Frame.(type) {
 		case *relayv1.AttachRequest_Hello:
 			if conn == nil && l.helloAgain.CompareAndSwap(true, false) {
-				l.hello <- f.Hello // its fields are ignored
+				l.hello <- f.Hello // only its claim_id counts
 				continue
 			}
 			if sequential && hostClosedWrite {
