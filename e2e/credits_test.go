@@ -44,10 +44,10 @@ func TestSlotCredits(t *testing.T) {
 
 // A client offered to an agent that cannot claim it (frozen here with
 // SIGSTOP; it could as well have exited) is not lost and not reset: after
-// the relay's hello timeout it goes, with the bytes it sent, to another host.
+// the relay's claim timeout it goes, with the bytes it sent, to another host.
 func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, "--hello-timeout", "1s")
+	r := startRelay(t, "--claim-timeout", "300ms")
 	frozen := startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "2", "--host-id", "frozen", "echo")
 	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -130,6 +130,9 @@ type runner struct {
 		n             int
 		before, after int64 // relayd RSS, KiB
 		agentRSS      int64
+		// The same with hostagent --slot-credits: the idle slots are
+		// credits on one stream.
+		creditsBefore, creditsAfter int64
 	}
 }
 
@@ -301,9 +304,9 @@ func (r *runner) startRelay(ctx context.Context, name string, b bins, tls bool) 
 // startAgent starts `hostagent forward <echo>` and returns once its idle
 // pool on the relay is full. With tls, it trusts the run's throwaway CA
 // (and so dials the relay with TLS).
-func (r *runner) startAgent(ctx context.Context, name string, b bins, grpcAddr string, idle int, tls bool) (*proc, error) {
-	argv := []string{b.agent, "--relay", grpcAddr, "--idle", fmt.Sprint(idle), "--host-id", "bench",
-		"--log-format", "json", "--drain-timeout", "2s"}
+func (r *runner) startAgent(ctx context.Context, name string, b bins, grpcAddr string, idle int, tls bool, flags ...string) (*proc, error) {
+	argv := append([]string{b.agent, "--relay", grpcAddr, "--idle", fmt.Sprint(idle), "--host-id", "bench",
+		"--log-format", "json", "--drain-timeout", "2s"}, flags...)
 	if tls {
 		argv = append(argv, "--tls-ca", r.tls.ca)
 	}
@@ -500,6 +503,24 @@ func (r *runner) idlePhase(ctx context.Context) error {
 	r.logf("%d idle slots: relayd RSS %d → %d KiB; hostagent RSS %d KiB", r.cfg.idleSlots, before, after, arss)
 	r.stop(agent)
 	r.stop(relayd)
+
+	relayd, grpcAddr, _, err = r.startRelay(ctx, "relayd-credits", r.cur, false)
+	if err != nil {
+		return err
+	}
+	if r.idle.creditsBefore, err = rssKiB(relayd.pid()); err != nil {
+		return err
+	}
+	agent, err = r.startAgent(ctx, "hostagent-credits", r.cur, grpcAddr, r.cfg.idleSlots, false, "--slot-credits")
+	if err != nil {
+		return err
+	}
+	if r.idle.creditsAfter, err = rssKiB(relayd.pid()); err != nil {
+		return err
+	}
+	r.logf("%d idle slots as credits (--slot-credits): relayd RSS %d → %d KiB", r.cfg.idleSlots, r.idle.creditsBefore, r.idle.creditsAfter)
+	r.stop(agent)
+	r.stop(relayd)
 	return nil
 }
 
@@ -626,6 +647,9 @@ func (r *runner) report(w io.Writer, mode string) {
 		per := float64(r.idle.after-r.idle.before) / float64(r.idle.n)
 		row(fmt.Sprintf("idle slot on relayd (KiB RSS each; %d slots; plaintext)", r.idle.n),
 			fmt.Sprintf("%.1f", per), "≤ 4 KiB", target{text: "x", bound: 4}.met(per))
+		per = float64(r.idle.creditsAfter-r.idle.creditsBefore) / float64(r.idle.n)
+		row(fmt.Sprintf("… as credits, hostagent --slot-credits (KiB RSS each; %d slots)", r.idle.n),
+			fmt.Sprintf("%.2f", per), "≤ 4 KiB", target{text: "x", bound: 4}.met(per))
 	}
 	for _, p := range relayed {
 		if p.relayed > 0 {

@@ -24,6 +24,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,10 +101,11 @@ type Config struct {
 	// SlotCredits keeps each relay's idle slots as credits on one stream
 	// (Hello.slot_credits) instead of Idle idle streams: an idle slot then
 	// costs the relay no stream, and a client given to a credit is
-	// claimed with a new stream, one round trip to the relay before its
+	// claimed with a stream, one round trip to the relay before its
 	// first byte moves. A client the relay offered and this agent never
-	// claimed (it exited, say) goes to another host untouched. Each
-	// session gets a stream of its own (StreamPerSession).
+	// claimed (it exited, say) goes to another host untouched. With
+	// sequential sessions, a stream whose session ended waits a moment
+	// (up to Idle/2 such streams per relay) to claim the next offer.
 	SlotCredits bool
 	// AgentVersion is sent in Hello; empty means Version.
 	AgentVersion string
@@ -244,6 +246,9 @@ type link struct {
 	creditRunning bool     // the credit stream's goroutine runs
 	credits       int      // granted and not yet offered
 	granter       *granter // the credit stream's, once the relay welcomed it
+	// parked are the streams whose session ended, each waiting for an
+	// offer to claim (or "" to give up) on its channel; newest last.
+	parked []chan string
 }
 
 // drainError is a Drain frame from the relay, seen as the end of a slot.
@@ -266,18 +271,22 @@ const (
 	evCreditsAttached                  // the credit stream was welcomed with credits
 	evOffer                            // the relay offered a client: a credit → a claim (connecting)
 	evCreditsEnded                     // the credit stream ended: its credits are gone
+	evParked                           // a claimed stream's session ended cleanly: active → parked, or none
+	evUnpark                           // a parked stream waited long enough: parked → none, unless it got an offer
+	evReclaim                          // a parked stream could not take its offer: a new stream claims it
 )
 
 type event struct {
 	link       *link
 	kind       eventKind
 	err        error
-	outage     int       // the link's outage count when the slot started
-	sequential bool      // evOpened, evEnded: the stream may carry another session
-	reply      chan bool // evSessionEnd: whether to offer the stream again
-	claim      string    // evOffer: the offer's claim id
-	credits    int       // evCreditsAttached: the credits the relay took
-	granter    *granter  // evCreditsAttached: sends more credits
+	outage     int         // the link's outage count when the slot started
+	sequential bool        // evOpened, evEnded: the stream may carry another session
+	reply      chan bool   // evSessionEnd: whether to offer the stream again
+	claim      string      // evOffer, evReclaim: the offer's claim id
+	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
+	credits    int         // evCreditsAttached: the credits the relay took
+	granter    *granter    // evCreditsAttached: sends more credits
 }
 
 // Listen starts an agent and returns at once; slots attach in the
@@ -373,14 +382,18 @@ func (l *Listener) manage() {
 	defer timer.Stop()
 	for {
 		closing := l.idleCtx.Err() != nil
-		open, creditStreams := 0, 0
+		open, other := 0, 0 // other: credit streams and parked streams
 		for _, lk := range l.links {
+			if closing || lk.retired || time.Now().Before(lk.drainedUntil) {
+				releaseParked(lk)
+			}
 			open += lk.connecting + lk.idle + lk.active + lk.credits
+			other += len(lk.parked)
 			if lk.creditRunning {
-				creditStreams++
+				other++
 			}
 		}
-		if closing && open+creditStreams == 0 {
+		if closing && open+other == 0 {
 			return
 		}
 		now := time.Now()
@@ -524,8 +537,31 @@ func (l *Listener) handle(ev event) {
 			l.stats.idle.Add(-1)
 		}
 		lk.connecting++
+		if n := len(lk.parked); n > 0 {
+			// The stream that parked last: its goroutine is the warmest.
+			lk.parked[n-1] <- ev.claim
+			lk.parked = lk.parked[:n-1]
+			break
+		}
 		l.slots.Add(1)
 		go l.runSlot(lk, ev.outage, ev.claim)
+	case evReclaim:
+		l.slots.Add(1) // connecting already counts it
+		go l.runSlot(lk, ev.outage, ev.claim)
+	case evParked:
+		lk.active--
+		lk.returning--
+		l.stats.active.Add(-1)
+		if l.idleCtx.Err() != nil || lk.retired || time.Now().Before(lk.drainedUntil) || len(lk.parked) >= max(l.cfg.Idle/2, 1) {
+			ev.claimReply <- ""
+			break
+		}
+		lk.parked = append(lk.parked, ev.claimReply)
+	case evUnpark:
+		if i := slices.Index(lk.parked, ev.claimReply); i >= 0 {
+			lk.parked = slices.Delete(lk.parked, i, i+1)
+			ev.claimReply <- ""
+		}
 	case evCreditsEnded:
 		lk.creditRunning = false
 		lk.granter = nil
@@ -668,7 +704,7 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 		return
 	}
 	emit(evAttached, nil)
-	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession && claim == ""
+	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession
 	sender := &clientSender{stream: stream}
 	for {
 		open, err := l.waitOpen(stream)
@@ -688,9 +724,17 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			l.events <- event{link: lk, kind: evEnded, sequential: sequential}
 			return
 		}
-		reply := make(chan bool, 1)
-		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
-		if !<-reply {
+		again := false
+		if claim != "" {
+			// A claimed stream (slot credits) waits to claim the next offer.
+			claim = l.park(lk)
+			again = claim != ""
+		} else {
+			reply := make(chan bool, 1)
+			l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
+			again = <-reply
+		}
+		if !again {
 			// Given up: the relay ends the stream with OK.
 			shallow.Run(func() {
 				if stream.CloseSend() == nil {
@@ -699,11 +743,18 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			})
 			return
 		}
-		// Offered again: an empty Hello, answered by Welcome (or Drain).
+		// Offered again: a Hello (empty, or claiming an offer), answered
+		// by Welcome (or Drain).
 		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
-		shallow.Run(func() { err = l.reoffer(stream) })
+		shallow.Run(func() { err = l.reoffer(stream, claim) })
 		if err != nil {
 			stopIdle()
+			if claim != "" {
+				// The relay ended the stream as it parked (its hello
+				// timeout, say): a new stream takes the offer.
+				l.events <- event{link: lk, kind: evReclaim, claim: claim, outage: outage}
+				return
+			}
 			if err == io.EOF {
 				// The relay ended the stream (a late frame of the last
 				// session gave it up): not a failure of the relay.
@@ -778,8 +829,8 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 
 // reoffer offers the stream again after SessionEnd: an empty Hello (the
 // relay keeps the first one's fields), answered by Welcome.
-func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) error {
-	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}}); err != nil && err != io.EOF {
+func (l *Listener) reoffer(stream relayv1.HostService_AttachClient, claim string) error {
+	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{ClaimId: claim}}}); err != nil && err != io.EOF {
 		return err
 	}
 	resp, err := stream.Recv() // on a refused Send, Recv returns the status
@@ -797,8 +848,8 @@ func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) error {
 }
 
 // attach opens the stream and exchanges Hello and Welcome.
-// A claim or a credit stream (credits > 0) asks for no sequential
-// sessions: a claimed stream carries one.
+// A claim names the offer the stream takes; credits > 0 makes it the
+// credit stream.
 func (l *Listener) attach(ctx context.Context, lk *link, claim string, credits int) (*relayv1.Welcome, relayv1.HostService_AttachClient, error) {
 	// The frame codec decodes Data payloads into pooled buffers; the wire
 	// format is plain proto, so any relay understands it.
@@ -808,7 +859,7 @@ func (l *Listener) attach(ctx context.Context, lk *link, claim string, credits i
 	}
 	err = stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{
 		Service: l.cfg.Service, HostId: l.cfg.HostID, Labels: l.cfg.Labels, AgentVersion: l.cfg.AgentVersion,
-		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession && !l.cfg.SlotCredits,
+		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession,
 		ClaimId: claim, SlotCredits: uint32(credits),
 	}}})
 	if err != nil && err != io.EOF {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -119,4 +120,34 @@ func (l *Listener) runCredits(lk *link, outage, credits int) {
 		}
 		// A frame from a newer relay: ignore it.
 	}
+}
+
+// parkTimeout is how long a claimed stream whose session ended waits for
+// the next offer before it is given up: well within any relay's hello
+// timeout (relayd's default is 10 s), and long enough to bridge the gaps
+// of a steady stream of short sessions.
+const parkTimeout = 500 * time.Millisecond
+
+// park waits, after a claimed stream's session ended, for the offer it
+// claims next; "" means give the stream up.
+func (l *Listener) park(lk *link) string {
+	reply := make(chan string, 1)
+	l.events <- event{link: lk, kind: evParked, claimReply: reply}
+	t := time.NewTimer(parkTimeout)
+	defer t.Stop()
+	select {
+	case id := <-reply:
+		return id
+	case <-t.C:
+	}
+	l.events <- event{link: lk, kind: evUnpark, claimReply: reply}
+	return <-reply // "", or the offer handed over as the timer fired
+}
+
+// releaseParked gives up every parked stream of lk.
+func releaseParked(lk *link) {
+	for _, reply := range lk.parked {
+		reply <- ""
+	}
+	lk.parked = nil
 }

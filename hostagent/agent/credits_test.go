@@ -12,34 +12,47 @@ import (
 	"github.com/relayproject/relay/hostagent/agent"
 )
 
-// With SlotCredits the relay's idle slots are credits on one stream: each
-// session gets a stream of its own, claimed after the relay's Offer, and
-// its credit is granted again. The agent's end withdraws the credits.
+// With SlotCredits the relay's idle slots are credits on one stream: a
+// session's stream claims the relay's Offer, and its credit is granted
+// again. With sequential sessions, a stream whose session ended claims the
+// next offer; without, each session has a stream of its own. The agent's
+// end withdraws the credits.
 func TestSlotCredits(t *testing.T) {
 	t.Parallel()
-	ir := newRelay(t)
-	const idle, sessions = 3, 10
-	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, SlotCredits: true})
-	waitStatus(t, ir, "the credits", idleSlots(idle))
-	if n := ir.attachedNow(); n != 1 {
-		t.Fatalf("%d Attach streams for %d idle slots, want 1 (the credit stream)", n, idle)
+	for _, perSession := range []bool{false, true} {
+		t.Run(fmt.Sprintf("StreamPerSession=%v", perSession), func(t *testing.T) {
+			t.Parallel()
+			ir := newRelay(t)
+			const idle, sessions = 4, 10
+			l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, SlotCredits: true, StreamPerSession: perSession})
+			waitStatus(t, ir, "the credits", idleSlots(idle))
+			if n := ir.attachedNow(); n != 1 {
+				t.Fatalf("%d Attach streams for %d idle slots, want 1 (the credit stream)", n, idle)
+			}
+			for i := range sessions {
+				echoOnce(t, ir, l, fmt.Sprintf("session %d\n", i))
+				waitStatus(t, ir, "the credit granted again", idleSlots(idle))
+			}
+			st := l.Stats()
+			if st.SessionsTotal != sessions || st.IdleSlots != idle {
+				t.Errorf("Stats = %+v, want %d sessions, %d idle slots", st, sessions, idle)
+			}
+			if perSession && st.StreamsOpened != 1+sessions {
+				t.Errorf("%d streams opened, want %d: the credit stream and one per session", st.StreamsOpened, 1+sessions)
+			}
+			if !perSession && st.StreamsOpened >= 1+sessions/2 {
+				t.Errorf("%d streams opened for %d sessions one after another: ended streams did not claim the next offers", st.StreamsOpened, sessions)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			defer cancel()
+			if err := l.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitStatus(t, ir, "no host left", func(st *relayv1.GetStatusResponse) bool {
+				return st.GetHosts() == 0 && st.GetIdleSlots() == 0
+			})
+		})
 	}
-	for i := range sessions {
-		echoOnce(t, ir, l, fmt.Sprintf("session %d\n", i))
-		waitStatus(t, ir, "the credit granted again", idleSlots(idle))
-	}
-	st := l.Stats()
-	if st.SessionsTotal != sessions || st.StreamsOpened != 1+sessions || st.IdleSlots != idle {
-		t.Errorf("Stats = %+v, want %d sessions on %d streams (one each and the credit stream), %d idle slots", st, sessions, 1+sessions, idle)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
-	if err := l.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, ir, "no host left", func(st *relayv1.GetStatusResponse) bool {
-		return st.GetHosts() == 0 && st.GetIdleSlots() == 0
-	})
 }
 
 // Credits stay within MaxSessions: with two sessions open and MaxSessions 2

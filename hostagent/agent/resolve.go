@@ -191,7 +191,7 @@ func (l *Listener) applyResolution(res resolution) {
 // reapRetired closes retired links with no slot left.
 func (l *Listener) reapRetired() {
 	l.links = slices.DeleteFunc(l.links, func(lk *link) bool {
-		if lk.retired && lk.connecting+lk.idle+lk.active == 0 && !lk.creditRunning {
+		if lk.retired && lk.connecting+lk.idle+lk.active == 0 && !lk.creditRunning && len(lk.parked) == 0 {
 			lk.close()
 			return true
 		}
