@@ -27,6 +27,7 @@ type runConfig struct {
 	memoryOnly          bool
 	links               []string // "plaintext", "tls": the gRPC links measured
 	base                string   // a git revision to build and measure beside the working tree, or ""
+	credits             bool     // also measure hostagent --slot-credits (plaintext link)
 }
 
 var (
@@ -49,6 +50,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	memOnly := fs.Bool("memory-only", false, "only the memory figures (held sessions, idle slots): they stay exact on a busy machine, unlike speed")
 	keepLogs := fs.Bool("keep-logs", false, "keep the build and the processes' logs (printed path)")
 	link := fs.String("link", "both", "gRPC link between hostagent and relayd for the speed figures: plaintext, tls, or both (each in the same passes)")
+	credits := fs.Bool("credits", false, "also measure this build with hostagent --slot-credits (plaintext link) in the same passes")
 	base := fs.String("base", "", "also build this git `revision` (git archive of the module) and measure it in the same passes, as the \"before\" of a change")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -76,6 +78,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Errorf("--link is plaintext, tls or both, got %q", *link)}
 	}
 	cfg.base = *base
+	cfg.credits = *credits
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
@@ -349,6 +352,18 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 				name, relayd.pid(), clientAddr, agent.pid(), link)
 			paths = append(paths, &path{name: name, target: clientAddr, relayd: relayd, agent: agent})
 		}
+	}
+	if r.cfg.credits {
+		relayd, grpcAddr, clientAddr, err := r.startRelay(ctx, "relayd-credits", r.cur, false)
+		if err != nil {
+			return nil, err
+		}
+		agent, err := r.startAgent(ctx, "hostagent-credits", r.cur, grpcAddr, 10, false, "--slot-credits")
+		if err != nil {
+			return nil, err
+		}
+		r.logf("relay credits: relayd pid %d (client port %s), hostagent --slot-credits forward pid %d, plaintext gRPC link", relayd.pid(), clientAddr, agent.pid())
+		paths = append(paths, &path{name: "relay credits", target: clientAddr, relayd: relayd, agent: agent})
 	}
 	return paths, nil
 }
