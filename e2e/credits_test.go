@@ -80,3 +80,33 @@ func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 		t.Errorf("sessions per host %v, want the one session on the live host", totals)
 	}
 }
+
+// A relay that takes fewer credits than the agent asks for (its
+// --max-credits) is asked for no more: the agent serves with what it got,
+// and the relay never refuses it.
+func TestSlotCreditsBelowAsked(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--max-credits", "2")
+	a := startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "5", "echo")
+	st := statusClient(t, r)
+	for i := range 4 {
+		c := dial(t, r.clientAddr)
+		roundTrip(t, c, fmt.Sprintf("session %d\n", i))
+		c.CloseWrite()
+		expectEOF(t, c, "")
+	}
+	waitFor(t, startTimeout, func() (bool, string) {
+		s, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.GetIdleSlots() == 2 && s.GetActiveSessions() == 0, fmt.Sprintf("status %v, want the 2 credits the relay takes", s)
+	})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range a.lines {
+		if l.msg() == "relay refused the slot" || l.msg() == "relay unreachable" {
+			t.Fatalf("the agent was refused: %s", l.raw)
+		}
+	}
+}

@@ -245,6 +245,8 @@ type link struct {
 	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
 	creditRunning bool     // the credit stream's goroutine runs
 	credits       int      // granted and not yet offered
+	asked         int      // credits asked for in Hello, until Welcome says how many
+	creditCap     int      // the most credits the relay took (Welcome), 0: Idle
 	granter       *granter // the credit stream's, once the relay welcomed it
 	// parked are the streams whose session ended, each waiting for an
 	// offer to claim (or "" to give up) on its channel; newest last.
@@ -387,7 +389,7 @@ func (l *Listener) manage() {
 			if closing || lk.retired || time.Now().Before(lk.drainedUntil) {
 				releaseParked(lk)
 			}
-			open += lk.connecting + lk.idle + lk.active + lk.credits
+			open += lk.connecting + lk.idle + lk.active + lk.credits + lk.asked
 			other += len(lk.parked)
 			if lk.creditRunning {
 				other++
@@ -525,6 +527,12 @@ func (l *Listener) handle(ev event) {
 	case evCreditsAttached:
 		lk.granter = ev.granter
 		lk.credits = ev.credits
+		if ev.credits < lk.asked {
+			// The relay took fewer (its --max-credits): asking for more
+			// would only have the stream refused.
+			lk.creditCap = ev.credits
+		}
+		lk.asked = 0
 		l.stats.idle.Add(int64(ev.credits))
 		lk.failures = 0
 		if !lk.ready {
@@ -564,6 +572,7 @@ func (l *Listener) handle(ev event) {
 		}
 	case evCreditsEnded:
 		lk.creditRunning = false
+		lk.asked, lk.creditCap = 0, 0
 		lk.granter = nil
 		l.stats.idle.Add(-int64(lk.credits))
 		lk.credits = 0
@@ -580,7 +589,11 @@ func (l *Listener) handle(ev event) {
 // within MaxSessions, as the slot loop in manage does with streams.
 // *open counts the slots, sessions and credits of every relay.
 func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, open *int) {
-	want := l.cfg.Idle - lk.credits
+	target := l.cfg.Idle
+	if lk.creditCap > 0 {
+		target = min(target, lk.creditCap)
+	}
+	want := target - lk.credits
 	if l.cfg.MaxSessions > 0 {
 		want = min(want, l.cfg.MaxSessions-*open)
 	}
@@ -595,6 +608,8 @@ func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, op
 			return
 		}
 		lk.creditRunning = true
+		lk.asked = want
+		*open += want
 		l.slots.Add(1)
 		go l.runCredits(lk, lk.outage, want)
 		return
@@ -749,7 +764,12 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 		shallow.Run(func() { err = l.reoffer(stream, claim) })
 		if err != nil {
 			stopIdle()
-			if claim != "" {
+			var de *drainError
+			switch {
+			case claim != "" && (status.Code(err) == codes.NotFound || lk.idleCtx.Err() != nil):
+				emit(evFailed, nil) // the offer has gone elsewhere, or the agent is closing
+				return
+			case claim != "" && !errors.As(err, &de):
 				// The relay ended the stream as it parked (its hello
 				// timeout, say): a new stream takes the offer.
 				l.events <- event{link: lk, kind: evReclaim, claim: claim, outage: outage}

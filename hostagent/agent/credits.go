@@ -64,8 +64,11 @@ func (l *Listener) runCredits(lk *link, outage, credits int) {
 	defer cancel()
 	defer context.AfterFunc(lk.idleCtx, cancel)()
 	emitEnd := func(err error) {
-		if lk.idleCtx.Err() != nil || err == io.EOF {
-			err = nil
+		switch {
+		case lk.idleCtx.Err() != nil:
+			err = nil // given up by the agent
+		case err == io.EOF:
+			err = status.Error(codes.Unavailable, "relay ended the credit stream without Drain")
 		}
 		l.events <- event{link: lk, kind: evCreditsEnded, err: err, outage: outage}
 	}
@@ -140,7 +143,11 @@ func (l *Listener) park(lk *link) string {
 		return id
 	case <-t.C:
 	}
-	l.events <- event{link: lk, kind: evUnpark, claimReply: reply}
+	select {
+	case l.events <- event{link: lk, kind: evUnpark, claimReply: reply}:
+	case id := <-reply:
+		return id // answered as the timer fired (released: the manager may be gone)
+	}
 	return <-reply // "", or the offer handed over as the timer fired
 }
 

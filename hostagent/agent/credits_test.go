@@ -99,3 +99,23 @@ func TestSlotCreditsMaxSessions(t *testing.T) {
 	echo(s2)
 	io.ReadAll(c2)
 }
+
+// MaxSessions bounds the credits over all relays: with Idle 3 and
+// MaxSessions 4 the two relays hold 4 credits between them, not 3 each.
+func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 3, MaxSessions: 4, SlotCredits: true})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, a, "credits on the first relay", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() > 0 })
+	waitStatus(t, b, "credits on the second relay", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() > 0 })
+	if n := idle(a) + idle(b); n != 4 {
+		t.Fatalf("%d + %d credits over both relays, want MaxSessions = 4", idle(a), idle(b))
+	}
+}
