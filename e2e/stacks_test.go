@@ -154,3 +154,54 @@ func goroutines(tb testing.TB, addr string) int {
 	}
 	return n
 }
+
+// TestAgentGoroutineStacksPerSession: what hostagent echo holds for a
+// held session is its slot's goroutine (4 KiB: everything deep runs on
+// goroutines of its own), grpc-go's watcher of the stream and the echo's
+// (2 or 4 KiB each): about 10 KB. A slot goroutine grown to 8 KiB, kept
+// for the session's whole life, shows as 14 KB.
+func TestAgentGoroutineStacksPerSession(t *testing.T) {
+	t.Parallel()
+	for _, credits := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slot-credits=%v", credits), func(t *testing.T) {
+			t.Parallel()
+			agentStacksPerSession(t, credits)
+		})
+	}
+}
+
+func agentStacksPerSession(t *testing.T, credits bool) {
+	const held = 400
+	const maxPerSession = 12 << 10
+	r := startRelay(t)
+	args := []string{"--idle", "4", "--pprof-addr", "127.0.0.1:0", "echo"}
+	// Held sessions count for up to half of --idle; credits do not.
+	idleHeld := uint32(2)
+	if credits {
+		args = append([]string{"--slot-credits"}, args...)
+		idleHeld = 4
+	}
+	a := startAgent(t, r.grpcAddr, args...)
+	pprofAddr := a.loggedAddr(t, "pprof serving", "pprof_addr")
+	st := statusClient(t, r)
+	idleIs := func(n uint32) func() (bool, string) {
+		return func() (bool, string) {
+			s, err := getStatus(st)
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.GetIdleSlots() == n, fmt.Sprintf("%d idle slots, want %d", s.GetIdleSlots(), n)
+		}
+	}
+	waitFor(t, ioTimeout, idleIs(4))
+	before := stackInuse(t, pprofAddr)
+	for i := range held {
+		roundTrip(t, dial(t, r.clientAddr), fmt.Sprintf("held %d\n", i))
+	}
+	waitFor(t, ioTimeout, idleIs(idleHeld))
+	perSession := (stackInuse(t, pprofAddr) - before) / held
+	t.Logf("hostagent: %d B of goroutine stack per held session", perSession)
+	if perSession > maxPerSession {
+		t.Errorf("hostagent holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSession)
+	}
+}

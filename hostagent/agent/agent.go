@@ -686,9 +686,6 @@ func (l *Listener) backoff(lk *link, err error) {
 // runSlot owns one Attach stream from open to end: one session, or with
 // sequential sessions as many as the stream is offered again for.
 func (l *Listener) runSlot(lk *link, outage int, claim string) {
-	emit := func(kind eventKind, err error) {
-		l.events <- event{link: lk, kind: kind, err: err, outage: outage}
-	}
 	defer l.slots.Done()
 	ctx, cancel := context.WithCancel(l.sessCtx)
 	defer cancel()
@@ -700,7 +697,10 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 	// a shallow.Pool: grpc-go starts a goroutine per stream as it opens
 	// (its watcher), and started from a pool's worker it more often reused
 	// a dead goroutine, with the runtime's current starting stack (4 KiB
-	// here), than got a new one of 2 KiB: +1.6 KB per held session.
+	// here), than got a new one of 2 KiB: +1.6 KB per held session. For
+	// the same reason events are sent by small functions of their own
+	// (report, betweenSessions): their literals in this frame pushed the
+	// goroutine from 4 to 8 KiB (TestAgentGoroutineStacksPerSession).
 	var (
 		welcome *relayv1.Welcome
 		stream  relayv1.HostService_AttachClient
@@ -710,15 +710,15 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 	shallow.Run(func() { welcome, stream, err = l.attach(ctx, lk, claim, 0) })
 	if err != nil {
 		stopIdle()
-		if status.Code(err) == codes.NotFound && claim != "" {
+		if claim != "" && status.Code(err) == codes.NotFound {
 			// The offer went elsewhere (it timed out, or the credit stream
 			// ended): the relay is fine.
 			err = nil
 		}
-		emit(evFailed, err)
+		l.report(lk, evFailed, err, outage, false)
 		return
 	}
-	emit(evAttached, nil)
+	l.report(lk, evAttached, nil, outage, false)
 	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession
 	sender := &clientSender{stream: stream}
 	for {
@@ -730,61 +730,88 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			if lk.idleCtx.Err() != nil || err == io.EOF {
 				err = nil
 			}
-			emit(evIdleEnded, err)
+			l.report(lk, evIdleEnded, err, outage, false)
 			return
 		}
-		l.events <- event{link: lk, kind: evOpened, sequential: sequential}
+		l.report(lk, evOpened, nil, outage, sequential)
 		ended := l.serve(ctx, cancel, lk, welcome, open, sender)
 		if !ended || !sequential {
-			l.events <- event{link: lk, kind: evEnded, sequential: sequential}
+			l.report(lk, evEnded, nil, outage, sequential)
 			return
 		}
-		again := false
-		if claim != "" {
-			// A claimed stream (slot credits) waits to claim the next offer.
-			claim = l.park(lk)
-			again = claim != ""
-		} else {
-			reply := make(chan bool, 1)
-			l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
-			again = <-reply
-		}
-		if !again {
-			// Given up: the relay ends the stream with OK.
-			shallow.Run(func() {
-				if stream.CloseSend() == nil {
-					l.drain(stream)
-				}
-			})
+		var again bool
+		if claim, again = l.betweenSessions(lk, stream, claim, outage); !again {
 			return
 		}
-		// Offered again: a Hello (empty, or claiming an offer), answered
-		// by Welcome (or Drain).
 		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
-		shallow.Run(func() { err = l.reoffer(stream, claim) })
-		if err != nil {
+		if !l.offerAgain(lk, stream, claim, outage) {
 			stopIdle()
-			var de *drainError
-			switch {
-			case claim != "" && (status.Code(err) == codes.NotFound || lk.idleCtx.Err() != nil):
-				emit(evFailed, nil) // the offer has gone elsewhere, or the agent is closing
-				return
-			case claim != "" && !errors.As(err, &de):
-				// The relay ended the stream as it parked (its hello
-				// timeout, say): a new stream takes the offer.
-				l.events <- event{link: lk, kind: evReclaim, claim: claim, outage: outage}
-				return
-			}
-			if err == io.EOF {
-				// The relay ended the stream (a late frame of the last
-				// session gave it up): not a failure of the relay.
-				err = nil
-			}
-			emit(evFailed, err)
 			return
 		}
-		emit(evAttached, nil)
 	}
+}
+
+// report sends the manager an event about lk.
+//
+//go:noinline
+func (l *Listener) report(lk *link, kind eventKind, err error, outage int, sequential bool) {
+	l.events <- event{link: lk, kind: kind, err: err, outage: outage, sequential: sequential}
+}
+
+// betweenSessions decides, after a session on a stream of sequential
+// sessions ended cleanly, whether the stream carries another: a claimed
+// stream (slot credits) parks for the next offer, which it returns; any
+// other asks the manager. A stream given up is half-closed here.
+//
+//go:noinline
+func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) (next string, again bool) {
+	if claim != "" {
+		next = l.park(lk)
+		again = next != ""
+	} else {
+		reply := make(chan bool, 1)
+		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
+		again = <-reply
+	}
+	if !again {
+		// Given up: the relay ends the stream with OK.
+		shallow.Run(func() {
+			if stream.CloseSend() == nil {
+				l.drain(stream)
+			}
+		})
+	}
+	return next, again
+}
+
+// offerAgain sends the Hello that offers the stream again (empty, or
+// claiming an offer) and reads the relay's Welcome. It reports whether the
+// stream waits for Open; if not, the manager has been told.
+//
+//go:noinline
+func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) bool {
+	var err error
+	shallow.Run(func() { err = l.reoffer(stream, claim) })
+	if err == nil {
+		l.report(lk, evAttached, nil, outage, false)
+		return true
+	}
+	var de *drainError
+	switch {
+	case claim != "" && (status.Code(err) == codes.NotFound || lk.idleCtx.Err() != nil):
+		err = nil // the offer has gone elsewhere, or the agent is closing
+	case claim != "" && !errors.As(err, &de):
+		// The relay ended the stream as it parked (its hello timeout,
+		// say): a new stream takes the offer.
+		l.events <- event{link: lk, kind: evReclaim, claim: claim, outage: outage}
+		return false
+	case err == io.EOF:
+		// The relay ended the stream (a late frame of the last session
+		// gave it up): not a failure of the relay.
+		err = nil
+	}
+	l.report(lk, evFailed, err, outage, false)
+	return false
 }
 
 // waitOpen waits, as long as the slot is idle, for the relay's Open.
