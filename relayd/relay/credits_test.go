@@ -61,6 +61,10 @@ func TestCreditsOfferAndClaim(t *testing.T) {
 	if st := tr.getStatus(t); st.GetIdleSlots() != 2 || st.GetHosts() != 1 {
 		t.Fatalf("status with 2 credits: %v, want 2 idle slots, 1 host", st)
 	}
+	hosts, err := tr.status.ListHosts(context.Background(), &relayv1.ListHostsRequest{})
+	if err != nil || len(hosts.GetHosts()) != 1 || hosts.GetHosts()[0].GetIdleCredits() != 2 || hosts.GetHosts()[0].GetIdleSlots() != 2 {
+		t.Fatalf("ListHosts = %v, %v; want the host with 2 idle slots, both credits", hosts, err)
+	}
 	for i, msg := range []string{"first", "second", "third"} {
 		client := dialClient(t, tr.clientAddr)
 		s := tr.claimSession(t, "cred", cs.expectOffer(), nil)

@@ -99,6 +99,7 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			AgentVersion:   h.agentVersion,
 			Drained:        r.drainedHosts[k],
 			Weight:         uint32(h.weight.Load()),
+			IdleCredits:    uint32(max(h.credits.Load(), 0)),
 		})
 	}
 	r.mu.Unlock()

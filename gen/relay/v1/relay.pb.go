@@ -1830,7 +1830,10 @@ type Host struct {
 	// it gets no new sessions.
 	Drained bool `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
 	// weight is the weight from Hello (at least 1).
-	Weight        uint32 `protobuf:"varint,20,opt,name=weight,proto3" json:"weight,omitempty"`
+	Weight uint32 `protobuf:"varint,20,opt,name=weight,proto3" json:"weight,omitempty"`
+	// idle_credits is how many of idle_slots are slot credits
+	// (Hello.slot_credits) rather than streams.
+	IdleCredits   uint32 `protobuf:"varint,21,opt,name=idle_credits,json=idleCredits,proto3" json:"idle_credits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1952,6 +1955,13 @@ func (x *Host) GetDrained() bool {
 func (x *Host) GetWeight() uint32 {
 	if x != nil {
 		return x.Weight
+	}
+	return 0
+}
+
+func (x *Host) GetIdleCredits() uint32 {
+	if x != nil {
+		return x.IdleCredits
 	}
 	return 0
 }
@@ -3401,7 +3411,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x10ListHostsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\"9\n" +
 	"\x11ListHostsResponse\x12$\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\x94\x04\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xb7\x04\n" +
 	"\x04Host\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -3418,7 +3428,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	" \x03(\v2\x1a.relay.v1.Host.LabelsEntryR\x06labels\x12#\n" +
 	"\ragent_version\x18\v \x01(\tR\fagentVersion\x12\x18\n" +
 	"\adrained\x18\f \x01(\bR\adrained\x12\x16\n" +
-	"\x06weight\x18\x14 \x01(\rR\x06weight\x1a9\n" +
+	"\x06weight\x18\x14 \x01(\rR\x06weight\x12!\n" +
+	"\fidle_credits\x18\x15 \x01(\rR\vidleCredits\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
