@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -23,7 +24,7 @@ import (
 
 // Fuzz input: pairs of bytes (op, arg), at most fuzzMaxOps of them.
 const (
-	opHello      = iota // Hello; arg odd: service "" (means default); arg&2: sequential sessions
+	opHello      = iota // Hello; arg odd: service "" (means default); arg&2: sequential sessions; arg&4: a credit stream of arg>>3 + 1 credits
 	opData              // Data of arg bytes (fuzzMaxData is below 255)
 	opCloseWrite        // CloseWrite
 	opClose             // Close{reason: arg % 8}
@@ -31,6 +32,7 @@ const (
 	opClient            // a client event: see clientOp
 	opCloseSend         // the host half-closes the RPC; nothing more is sent
 	opNext              // end the session cleanly (both sides close), await SessionEnd, offer the slot again
+	opCredit            // Credit{slots: arg % 8}
 	opCount
 )
 
@@ -65,6 +67,11 @@ func FuzzAttachFrames(f *testing.F) {
 		{opHello, 2, opClient, 0, opNext, 0, opData, 4},                                           // Data between sessions
 		{opHello, 2, opClient, 0, opCloseWrite, 0, opHello, 2},                                    // Hello before SessionEnd
 		{opHello, 0, opClient, 0, opNext, 0, opClient, 0},                                         // not sequential: the stream ends
+		{opHello, 4, opClient, 0, opCredit, 2, opClient, 1},                                       // a credit stream: the client is offered, never claimed
+		{opHello, 4 | 8<<3, opCredit, 7},                                                          // credits beyond MaxCredits
+		{opHello, 4, opData, 1},                                                                   // Data on a credit stream
+		{opHello, 0, opCredit, 1},                                                                 // Credit on a slot
+		{opHello, 4, opClient, 0, opClose, 1},                                                     // credits given up with an offer pending
 	} {
 		f.Add(seed)
 	}
@@ -134,7 +141,9 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 	}
 	served := make(chan struct{})
 	go func() { defer close(served); bridge.Serve(lis, "default") }()
-	r, err := relay.New(relay.Config{Bridge: bridge, MaxDataBytes: fuzzMaxData})
+	// Offers are never claimed here; the claim timeout must not end a
+	// credit stream while an input runs.
+	r, err := relay.New(relay.Config{Bridge: bridge, MaxDataBytes: fuzzMaxData, MaxCredits: 8, ClaimTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +170,7 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 				recvErr = err
 				return
 			}
-			if resp.GetWelcome() == nil && resp.GetOpen() == nil && resp.GetSessionEnd() == nil {
+			if resp.GetWelcome() == nil && resp.GetOpen() == nil && resp.GetSessionEnd() == nil && resp.GetOffer() == nil {
 				continue
 			}
 			select {
@@ -205,7 +214,13 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 				svc = ""
 			}
 			helloSent = true
-			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: svc, HostId: "fuzz", SequentialSessions: arg&2 != 0}}})
+			credits := uint32(0)
+			if arg&4 != 0 {
+				credits = uint32(arg>>3) + 1
+			}
+			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{Service: svc, HostId: "fuzz", SequentialSessions: arg&2 != 0, SlotCredits: credits}}})
+		case opCredit:
+			send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Credit{Credit: &relayv1.Credit{Slots: uint32(arg % 8)}}})
 		case opData:
 			send(dataFrame(make([]byte, arg)))
 		case opCloseWrite:
@@ -251,7 +266,9 @@ func (fz *fuzzServer) run(t testing.TB, in []byte) {
 					break
 				}
 				client = c
-				await(func(r *relayv1.AttachResponse) bool { return r.GetOpen() != nil })
+				// Open, or on a credit stream an Offer: the client then
+				// waits, untouched, until the stream ends and hands it back.
+				await(func(r *relayv1.AttachResponse) bool { return r.GetOpen() != nil || r.GetOffer() != nil })
 			case client != nil && !clientDone:
 				switch arg % 4 {
 				case 0, 1:
