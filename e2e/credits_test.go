@@ -57,6 +57,16 @@ func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 	if _, err := c.Write([]byte("sent while the only host is frozen\n")); err != nil {
 		t.Fatal(err)
 	}
+	// The client has been offered to the frozen host: one of its two
+	// credits is taken.
+	st := statusClient(t, r)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		s, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.GetIdleSlots() == 1, fmt.Sprintf("%d idle slots, want 1 (the client offered to the frozen host)", s.GetIdleSlots())
+	})
 	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "live", "echo")
 	expectEcho := "sent while the only host is frozen\n"
 	got := make([]byte, len(expectEcho))
@@ -68,7 +78,7 @@ func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectEOF(t, c, "")
-	hosts, err := listHosts(statusClient(t, r))
+	hosts, err := listHosts(st)
 	if err != nil {
 		t.Fatal(err)
 	}
