@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
@@ -117,5 +120,63 @@ func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
 	waitStatus(t, b, "credits on the second relay", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() > 0 })
 	if n := idle(a) + idle(b); n != 4 {
 		t.Fatalf("%d + %d credits over both relays, want MaxSessions = 4", idle(a), idle(b))
+	}
+}
+
+// noCreditsRelay answers every Hello with a Welcome that does not know
+// slot credits, as a relay older than them would, and keeps the stream.
+type noCreditsRelay struct {
+	relayv1.UnimplementedHostServiceServer
+	ended chan struct{} // a stream the agent ended
+}
+
+func (n *noCreditsRelay) Attach(stream relayv1.HostService_AttachServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "old", SlotId: "s", MaxDataBytes: 1024}}}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	select {
+	case n.ended <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// A relay that answers a credit stream as an idle slot is reported, the
+// stream ended (no client may land on it), and the relay retried with
+// backoff; the agent never counts it as credits.
+func TestSlotCreditsRelayWithoutCredits(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &noCreditsRelay{ended: make(chan struct{}, 1)}
+	srv := grpc.NewServer()
+	relayv1.RegisterHostServiceServer(srv, fake)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-served })
+
+	logs := make(chan string, 16)
+	l := listen(t, agent.Config{Relays: []string{lis.Addr().String()}, SlotCredits: true, Logger: slog.New(logHandler{logs})})
+	select {
+	case <-fake.ended:
+	case <-time.After(hangGuard):
+		t.Fatal("the agent kept a credit stream the relay took for an idle slot")
+	}
+	for refused := false; !refused; {
+		select {
+		case msg := <-logs:
+			refused = msg == "relay refused the slot"
+		case <-time.After(hangGuard):
+			t.Fatal(`no "relay refused the slot" logged`)
+		}
+	}
+	if st := l.Stats(); st.IdleSlots != 0 || st.Reconnects == 0 {
+		t.Errorf("Stats = %+v, want no idle slot and a reconnect counted", st)
 	}
 }
