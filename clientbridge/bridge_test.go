@@ -831,7 +831,7 @@ func TestRequeueGrace(t *testing.T) {
 	b.Requeue(c)
 	// Without the grace the bridge would reject it at once: the client
 	// would read its end well within this.
-	peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, err := peer.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the requeued client read %d bytes, %v; want it still waiting", n, err)
 	}

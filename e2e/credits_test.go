@@ -65,7 +65,9 @@ func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return s.GetIdleSlots() == 1, fmt.Sprintf("%d idle slots, want 1 (the client offered to the frozen host)", s.GetIdleSlots())
+		// 1 while the offer waits; 0 once the claim timeout has withdrawn
+		// the frozen host's credits.
+		return s.GetIdleSlots() < 2, fmt.Sprintf("%d idle slots, want fewer than 2 (the client offered to the frozen host)", s.GetIdleSlots())
 	})
 	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "live", "echo")
 	expectEcho := "sent while the only host is frozen\n"

@@ -53,7 +53,7 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.clientBurst, "client-burst", 1000, "new client connections one IP address may open at once before --client-rate applies")
 	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service (0: no limit)")
 	fs.IntVar(&s.maxSlotsPerConn, "max-slots-per-conn", 10000, "Attach streams one agent connection may hold; also its HTTP/2 concurrent stream limit (0: no limit)")
-	fs.IntVar(&s.maxCredits, "max-credits", 10000, "idle slots one host id may hold at once as credits (hostagent --slot-credits), which cost the relay no stream")
+	fs.IntVar(&s.maxCredits, "max-credits", 10000, "idle slots one host id may hold at once per service as credits (hostagent --slot-credits), which cost the relay no stream")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")
 	fs.IntVar(&s.maxAgentConns, "max-agent-conns", 1000, "connections the gRPC port holds at once (each costs buffers before any token is checked; 0: no limit)")
 	fs.IntVar(&s.maxAgentConnsIP, "max-agent-conns-per-ip", 100, "connections the gRPC port holds at once from one IP address (0: no limit)")

@@ -289,6 +289,10 @@ func (r *runner) startRelay(ctx context.Context, name string, b bins, tls bool) 
 		// limits exist to refuse: measure the relay, not its limits.
 		"--client-rate", "0", "--max-clients-per-ip", "0", "--max-sessions", "0",
 		"--max-slots-per-host", "0", "--max-slots-per-conn", "0"}
+	if b == r.cur {
+		// Builds before slot credits (--base) do not know the flag.
+		argv = append(argv, "--max-credits", "19500")
+	}
 	if tls {
 		argv = append(argv, "--tls-cert", r.tls.cert, "--tls-key", r.tls.key)
 	}

@@ -262,14 +262,16 @@ func (r *Relay) expireOffer(o *offer) {
 	}
 	cs := o.cs
 	r.limitHit(LimitClaimTimeout, "host_id", cs.host.key.id, "service", cs.service, "claim_id", o.id)
-	r.giveBackClient(cs.host, o.client)
 	cs.mu.Lock()
 	if cs.expired == "" {
 		cs.expired = o.id
 	}
 	cs.mu.Unlock()
+	// The stream's credits withdrawn first: the client must not be
+	// given back to the stream that did not claim it.
 	r.closeCredits(cs)
 	wakeCredits(cs)
+	r.giveBackClient(cs.host, o.client)
 }
 
 // closeCredits withdraws every credit of cs and hands back the clients
@@ -279,8 +281,10 @@ func (r *Relay) closeCredits(cs *creditStream) {
 	cs.closed = true
 	clear(cs.queue) // every queued offer is in cs.offers too
 	cs.queue = nil
-	cs.mu.Unlock()
+	// Under mu, with closed: a client reserved on a credit before this
+	// is handed back by Assign, and can no longer find another of them.
 	cs.host.credits.Add(-int64(r.cfg.Bridge.RemoveIdleAll(cs.service, cs)))
+	cs.mu.Unlock()
 	r.mu.Lock()
 	var pending []*offer
 	for _, o := range cs.offers {
@@ -290,6 +294,20 @@ func (r *Relay) closeCredits(cs *creditStream) {
 	r.mu.Unlock()
 	for _, o := range pending {
 		r.giveBackClient(cs.host, o.client)
+	}
+}
+
+// releaseClaim gives back, untouched, the client of the offer that a
+// claiming stream of host k names, when the stream is refused before it
+// could take it (a limit): the client need not wait for the claim timeout,
+// nor the host lose its credits over it.
+func (r *Relay) releaseClaim(k hostKey, id string) {
+	r.mu.Lock()
+	o := r.offers[id]
+	ok := o != nil && o.cs.host.key == k && r.takeOfferLocked(o)
+	r.mu.Unlock()
+	if ok {
+		r.giveBackClient(o.cs.host, o.client)
 	}
 }
 

@@ -56,7 +56,7 @@ func (tr *testRelay) claimSession(t *testing.T, hostID string, o *relayv1.Offer,
 // adds a slot.
 func TestCreditsOfferAndClaim(t *testing.T) {
 	t.Parallel()
-	tr := newTestRelay(t, relay.Config{})
+	tr := newTestRelay(t, relay.Config{ClaimTimeout: time.Minute})
 	cs := creditStream(t, tr, "cred", 2)
 	if st := tr.getStatus(t); st.GetIdleSlots() != 2 || st.GetHosts() != 1 {
 		t.Fatalf("status with 2 credits: %v, want 2 idle slots, 1 host", st)
@@ -172,7 +172,7 @@ func TestCreditStreamEndRequeuesOffers(t *testing.T) {
 // its status.
 func TestCreditProtocolErrors(t *testing.T) {
 	t.Parallel()
-	tr := newTestRelay(t, relay.Config{MaxCredits: 5})
+	tr := newTestRelay(t, relay.Config{MaxCredits: 5, ClaimTimeout: time.Minute})
 	cs := creditStream(t, tr, "owner", 1)
 	client := dialClient(t, tr.clientAddr)
 	o := cs.expectOffer()
@@ -257,7 +257,7 @@ func TestCreditStreamDrained(t *testing.T) {
 // Hello that claims the next offer.
 func TestSequentialClaims(t *testing.T) {
 	t.Parallel()
-	tr := newTestRelay(t, relay.Config{})
+	tr := newTestRelay(t, relay.Config{ClaimTimeout: time.Minute})
 	cs := creditStream(t, tr, "seq", 2)
 	client := dialClient(t, tr.clientAddr)
 	s := tr.claimSession(t, "seq", cs.expectOffer(), &relayv1.Hello{SequentialSessions: true})
@@ -285,6 +285,23 @@ func TestSequentialClaims(t *testing.T) {
 	s.host.expectEnd(codes.OK)
 	if st := tr.getStatus(t); st.GetSessionsTotal() != 2 || st.GetIdleSlots() != 0 {
 		t.Errorf("status: %v, want 2 sessions and both credits used", st)
+	}
+	cs.cancel()
+}
+
+// A claim refused by a limit hands its client back at once: it is offered
+// again, and the credit stream lives on.
+func TestRefusedClaimReleasesOffer(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxSlotsPerHost: 1, ClaimTimeout: time.Minute})
+	cs := creditStream(t, tr, "full", 2)
+	dialClient(t, tr.clientAddr)
+	first := cs.expectOffer()
+	refused := tr.attach(t)
+	refused.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "full", ClaimId: first.GetClaimId()}}})
+	refused.expectEnd(codes.ResourceExhausted)
+	if again := cs.expectOffer(); again.GetClaimId() == first.GetClaimId() {
+		t.Fatalf("offered again as %s, want a new offer", again.GetClaimId())
 	}
 	cs.cancel()
 }

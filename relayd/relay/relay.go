@@ -653,6 +653,9 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	woken := make(chan idleOutcome, 2)
 	h, err := r.addSlot(key, peerAddr, hello, woken)
 	if err != nil {
+		if id := hello.GetClaimId(); id != "" {
+			r.releaseClaim(key, id)
+		}
 		return nil, err
 	}
 	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended", sequential: hello.GetSequentialSessions()}

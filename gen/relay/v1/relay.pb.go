@@ -59,15 +59,18 @@
 // a new Attach stream whose Hello sets claim_id. The relay answers Welcome,
 // then Open at once, and the session runs as in steps 4 to 7 (with
 // sequential sessions, an HP may answer SessionEnd with a Hello that claims
-// another offer). An offer not claimed within the relay's hello timeout, or
-// still unclaimed when the credit stream ends, goes back to the head of the
-// queue with its client untouched, so a client never reaches an HP that
-// has gone away before it claimed. A claim that finds no offer (timed out,
-// given to another host, or never made) ends with NOT_FOUND; a claim for an
-// offer made to another host ends with PERMISSION_DENIED. Cancelling or
-// half-closing the credit stream withdraws its credits; Drain ends it as it
-// ends an idle slot. The cost is one round trip to the HP before a client's
-// first byte moves.
+// another offer). An offer still unclaimed when the credit stream ends, or
+// not claimed within the relay's claim timeout, goes back to the head of
+// the queue with its client untouched, so a client never reaches an HP that
+// has gone away or stopped before it claimed; a missed claim timeout also
+// ends the credit stream with DEADLINE_EXCEEDED, withdrawing its credits. A
+// claim that finds no pending offer (claimed already, timed out, or never
+// made) ends with NOT_FOUND; a claim for an offer made to another host
+// (another host_id or service) ends with PERMISSION_DENIED. Cancelling,
+// half-closing or sending Close on the credit stream withdraws its credits;
+// Drain ends it as it ends an idle slot. The relay bounds the credits of one
+// host (more in a Credit frame: RESOURCE_EXHAUSTED). The cost is one round
+// trip to the HP before a client's first byte moves.
 //
 // Instead of Open, the relay may send Drain on an idle slot (it is shutting
 // down, or an operator drained the host) and end the stream with OK: the HP
