@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,12 +48,15 @@ func TestSlotCredits(t *testing.T) {
 // the relay's claim timeout it goes, with the bytes it sent, to another host.
 func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, "--claim-timeout", "300ms")
+	r := startRelay(t, "--claim-timeout", "300ms", "--log-level", "debug")
 	frozen := startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "2", "--host-id", "frozen", "echo")
 	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	defer frozen.cmd.Process.Signal(syscall.SIGCONT) // before the cleanup's SIGTERM
+	// kill returns before every thread has stopped: on a busy machine the
+	// agent could still claim a client offered right after it.
+	waitFor(t, ioTimeout, func() (bool, string) { return stopped(t, frozen.cmd.Process.Pid) })
 	c := dial(t, r.clientAddr)
 	if _, err := c.Write([]byte("sent while the only host is frozen\n")); err != nil {
 		t.Fatal(err)
@@ -67,7 +71,10 @@ func TestUnclaimedClientGoesToAnotherHost(t *testing.T) {
 		}
 		// 1 while the offer waits; 0 once the claim timeout has withdrawn
 		// the frozen host's credits.
-		return s.GetIdleSlots() < 2, fmt.Sprintf("%d idle slots, want fewer than 2 (the client offered to the frozen host)", s.GetIdleSlots())
+		if s.GetIdleSlots() < 2 {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%d idle slots, want fewer than 2 (the client offered to the frozen host); relayd:%s\nfrozen hostagent:%s", s.GetIdleSlots(), r.logWithout("finished call"), frozen.tail(15))
 	})
 	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "live", "echo")
 	expectEcho := "sent while the only host is frozen\n"
@@ -121,4 +128,40 @@ func TestSlotCreditsBelowAsked(t *testing.T) {
 			t.Fatalf("the agent was refused: %s", l.raw)
 		}
 	}
+}
+
+// logWithout is p's log without the lines of message msg.
+func (p *proc) logWithout(msg string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, l := range p.lines {
+		if l.msg() != msg {
+			b.WriteString("\n\t" + l.raw)
+		}
+	}
+	return b.String()
+}
+
+// stopped reports whether every thread of process pid is stopped (state T
+// in /proc/PID/task/TID/stat).
+func stopped(tb testing.TB, pid int) (bool, string) {
+	tb.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread has exited
+		}
+		// "TID (comm) STATE ...": the state follows the last ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		if f := strings.Fields(rest); len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+			return false, fmt.Sprintf("thread %s of pid %d is not stopped yet: %q", task.Name(), pid, strings.TrimSpace(rest[:min(len(rest), 8)]))
+		}
+	}
+	return true, ""
 }

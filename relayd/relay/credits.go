@@ -231,6 +231,7 @@ func (r *Relay) sendOffers(a *attachment) error {
 		err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Offer{Offer: &relayv1.Offer{
 			ClaimId: o.id, ClientAddr: o.client.Conn.RemoteAddr().String(),
 		}}})
+		a.log.Debug("offer sent", "claim_id", o.id, "client_addr", o.client.Conn.RemoteAddr().String(), "err", err)
 		if err != nil {
 			a.detach = "stream broke"
 			return err // closeCredits hands the offer back
