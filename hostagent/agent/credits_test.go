@@ -111,7 +111,7 @@ func TestSlotCreditsMaxSessions(t *testing.T) {
 func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
 	t.Parallel()
 	a, b := newRelay(t), newRelay(t)
-	listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 3, MaxSessions: 4, SlotCredits: true})
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 3, MaxSessions: 4, SlotCredits: true})
 	idle := func(ir *inProcessRelay) uint32 {
 		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
 		if err != nil {
@@ -119,8 +119,13 @@ func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
 		}
 		return st.GetIdleSlots()
 	}
-	waitStatus(t, a, "credits on the first relay", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() > 0 })
-	waitStatus(t, b, "credits on the second relay", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() > 0 })
+	// Both credit streams welcomed, every credit in place: the relays add
+	// a stream's credits before its Welcome, and the agent counts them
+	// once it has the Welcome.
+	waitStatus(t, a, "credits on both relays, as the agent counts them", func(*relayv1.GetStatusResponse) bool {
+		na, nb := idle(a), idle(b)
+		return na > 0 && nb > 0 && l.Stats().IdleSlots == int(na+nb)
+	})
 	if n := idle(a) + idle(b); n != 4 {
 		t.Fatalf("%d + %d credits over both relays, want MaxSessions = 4", idle(a), idle(b))
 	}
