@@ -2,6 +2,7 @@ package splice
 
 import (
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -219,32 +220,50 @@ func (r *readiness) failAll(err error) {
 	}
 }
 
-// readWait reads what sock has into buf, waiting in Go's poller (not
-// holding an OS thread) until it has bytes, an EOF or an error: n > 0
-// bytes, or n == 0 with a nil error at EOF, or the socket's error, or the
-// poller's (the read deadline passed, the socket was closed).
-func readWait(sock socket, buf []byte) (int, error) {
+// sockReader reads a socket in Go's poller (not holding an OS thread)
+// with no allocation per read: the RawConn and the callback are made once,
+// by newSockReader, for a pump's whole run, instead of once per read (a
+// closure and the two results it sets escaped to the heap: four
+// allocations for every frame a busy session read).
+type sockReader struct {
+	raw syscall.RawConn
+	buf []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newSockReader(sock socket) (*sockReader, error) {
 	raw, err := sock.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var n int
-	var rerr error
-	err = raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = unix.Read(int(fd), buf)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN // nothing yet: park in the poller
-			}
+	r := &sockReader{raw: raw}
+	r.fn = r.readFD
+	return r, nil
+}
+
+func (r *sockReader) readFD(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Read(int(fd), r.buf)
+		if r.err != unix.EINTR {
+			return r.err != unix.EAGAIN // nothing yet: park in the poller
 		}
-	})
+	}
+}
+
+// read reads what the socket has into buf, waiting until it has bytes, an
+// EOF or an error: n > 0 bytes, or n == 0 with a nil error at EOF, or the
+// socket's error, or the poller's (the read deadline passed, the socket was
+// closed).
+func (r *sockReader) read(buf []byte) (int, error) {
+	r.buf = buf
+	err := r.raw.Read(r.fn)
+	r.buf = nil
 	if err != nil {
 		return 0, err
 	}
-	if n < 0 {
-		n = 0
-	}
-	return n, rerr
+	return max(r.n, 0), r.err
 }
 
 // socketError returns sock's pending error (SO_ERROR), if any.

@@ -14,5 +14,9 @@ func readinessAvailable() bool                     { return false }
 func newWatch(socket, func(error)) (*watch, error) { return nil, errNoReadiness }
 func (*watch) arm(bool) error                      { return errNoReadiness }
 func (*watch) end(error)                           {}
-func readWait(socket, []byte) (int, error)         { return 0, errNoReadiness }
 func socketError(socket) error                     { return nil }
+
+type sockReader struct{}
+
+func newSockReader(socket) (*sockReader, error) { return nil, errNoReadiness }
+func (*sockReader) read([]byte) (int, error)    { return 0, errNoReadiness }

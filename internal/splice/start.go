@@ -180,12 +180,17 @@ func (j *asyncJoin) pump() {
 	bp := bufPool.Get().(*[]byte)
 	defer func() { bufPool.Put(bp) }()
 	buf := *bp
+	rd, err := newSockReader(j.sock)
+	if err != nil {
+		j.failEnd(err)
+		return
+	}
 	// One deadline per pollLinger, not per wait: a timer reset for every
 	// read would cost more than the wake-ups saved.
 	j.sock.SetReadDeadline(time.Now().Add(pollLinger))
 	moved := false // since the deadline was set
 	for {
-		n, err := readWait(j.sock, buf)
+		n, err := rd.read(buf)
 		if n > 0 {
 			w, werr := j.p.Write(buf[:n])
 			j.mu.Lock()
