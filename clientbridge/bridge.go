@@ -505,6 +505,10 @@ func (b *Bridge) wait(s *service, w *waiter) {
 		s.queue.remove(w) // no slot was given: leave the queue
 		if left != outcomeLeft {
 			s.rejected++
+		} else {
+			// Its place goes back as it leaves the queue: once Stats shows
+			// it gone, a new client fits under Limits.
+			c.Release()
 		}
 	}
 	shutdown := w.shutdown
