@@ -44,7 +44,7 @@ func (a *agentProc) waitRefused(tb testing.TB, what string, match func(logLine) 
 	tb.Helper()
 	return a.waitLog(tb, startTimeout, what, func(l logLine) bool {
 		return (l.msg() == "relay unreachable" || l.msg() == "relay refused the slot" ||
-			strings.HasPrefix(l.msg(), "relay refused this agent's credentials")) && match(l)
+			strings.HasPrefix(l.msg(), "relay refused this agent's")) && match(l)
 	})
 }
 
@@ -71,7 +71,11 @@ func TestTLS(t *testing.T) {
 	strangerCA := startAgentNoWait(t, r.grpcAddr, "--tls-ca", other.File, "echo")
 	strangerCA.waitRefused(t, "an unknown-authority error", func(l logLine) bool { return strings.Contains(l.str("err"), "certificate") })
 	plain := startAgentNoWait(t, r.grpcAddr, "echo")
-	plain.waitRefused(t, "a failed plaintext attach", func(logLine) bool { return true })
+	plain.waitRefused(t, "a failed plaintext attach, with a hint to give --tls-ca", func(l logLine) bool { return strings.Contains(l.str("hint"), "--tls-ca") })
+	// relayd says why too: grpc-go itself only closes the connection.
+	r.waitLog(t, startTimeout, "relayd's line about a plaintext handshake", func(l logLine) bool {
+		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "does not look like a TLS handshake")
+	})
 }
 
 // TestMTLS: with --tls-client-ca only agents with a certificate from that
@@ -88,7 +92,10 @@ func TestMTLS(t *testing.T) {
 	roundTrip(t, dial(t, r.clientAddr), "over mTLS\n")
 
 	noCert := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--host-id", "no-cert", "echo")
-	noCert.waitRefused(t, "a refused handshake", func(logLine) bool { return true })
+	noCert.waitRefused(t, "a refused handshake, with a hint to give --tls-cert", func(l logLine) bool { return strings.Contains(l.str("hint"), "--tls-cert") })
+	r.waitLog(t, startTimeout, "relayd's line about a handshake without a certificate", func(l logLine) bool {
+		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "certificate")
+	})
 	other := tlstest.NewCA(t, dir, "other")
 	strangerCert, strangerKey := other.Issue(t, dir, "stranger")
 	stranger := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-cert", strangerCert, "--tls-key", strangerKey, "--host-id", "stranger", "echo")
@@ -172,6 +179,11 @@ func TestAuthTokens(t *testing.T) {
 			l := a.waitRefused(t, tt.want.String(), func(l logLine) bool { return strings.Contains(l.str("err"), tt.want.String()) })
 			if l.fields["level"] != "ERROR" || !strings.Contains(l.msg(), "--token-file") {
 				t.Errorf("the refusal is not an error line telling what to check: %s", l.raw)
+			}
+			// A grant refused points at the service and host id; a token
+			// refused does not (they are not what is wrong).
+			if names := strings.Contains(l.msg(), "--host-id"); names != (tt.want == codes.PermissionDenied) {
+				t.Errorf("%s: the line names --host-id: %v, want %v: %s", tt.want, names, tt.want == codes.PermissionDenied, l.raw)
 			}
 			// Backing off, not hammering: the next try is many seconds away.
 			if ns, _ := l.fields["retry_in"].(float64); time.Duration(ns) < 10*time.Second {

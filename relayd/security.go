@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -184,7 +186,7 @@ func (sec *security) hostServerOptions() []grpc.ServerOption {
 		opts = append(opts, grpc.MaxConcurrentStreams(uint32(n)+64))
 	}
 	if sec.tls != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(sec.tls.ServerConfig())))
+		opts = append(opts, grpc.Creds(&loggedHandshakes{TransportCredentials: credentials.NewTLS(sec.tls.ServerConfig()), log: sec.log}))
 	}
 	if sec.tokens != nil {
 		var mu sync.Mutex
@@ -201,6 +203,54 @@ func (sec *security) hostServerOptions() []grpc.ServerOption {
 		opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
 	}
 	return opts
+}
+
+// loggedHandshakes logs failed TLS handshakes on the gRPC port, at most one
+// line a second: grpc-go only closes such a connection, so an agent that
+// speaks plaintext or has no client certificate would otherwise fail with
+// nothing in relayd's log to say why. A peer that hangs up or times out
+// mid-handshake (a TCP health check, a scanner) says nothing an operator
+// can act on, and is not logged.
+type loggedHandshakes struct {
+	credentials.TransportCredentials
+	log *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ServerHandshake(conn)
+	if err != nil && handshakeMistake(err) {
+		c.mu.Lock()
+		now := time.Now()
+		logIt := now.Sub(c.last) >= time.Second
+		if logIt {
+			c.last = now
+		}
+		c.mu.Unlock()
+		if logIt {
+			c.log.Warn("tls handshake failed", "peer_addr", conn.RemoteAddr().String(), "err", err)
+		}
+	}
+	return out, info, err
+}
+
+func (c *loggedHandshakes) Clone() credentials.TransportCredentials {
+	return &loggedHandshakes{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
+}
+
+// handshakeMistake reports whether a failed handshake says something about
+// the peer's setup (plaintext, no or a wrong certificate), rather than that
+// the peer went away or was too slow.
+func handshakeMistake(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), errors.As(err, &ne) && ne.Timeout():
+		return false
+	}
+	return true
 }
 
 // adminServerOptions are the gRPC server options of the admin port.

@@ -671,16 +671,39 @@ func (l *Listener) backoff(lk *link, err error) {
 	d = d/2 + rand.N(d/2+1) // jitter: spread agents that failed together
 	lk.retryAt = time.Now().Add(d)
 	msg := "relay unreachable"
+	hint := ""
+	code := status.Code(err)
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
 		msg = "relay refused the slot"
 		err = fmt.Errorf("%s: %s", st.Code(), st.Message())
+	} else if err != nil {
+		hint = unreachableHint(err.Error())
 	}
-	if denied {
-		l.log.Error("relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, --service, --host-id, and the relay's --auth-tokens)",
+	switch {
+	case denied && code == codes.PermissionDenied:
+		l.log.Error("relay refused this agent's service or host id (check --service and --host-id against the relay's services, and what its --auth-tokens grants this agent's token, --token-file or HOSTAGENT_TOKEN)",
 			"relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
-		return
+	case denied:
+		l.log.Error("relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, and the relay's --auth-tokens)",
+			"relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+	case hint != "":
+		l.log.Warn(msg, "relay", lk.addr, "err", err, "hint", hint, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+	default:
+		l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
 	}
-	l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+}
+
+// unreachableHint says what to check when a relay ends the connection as
+// it opens: a TLS mismatch and a connection limit both look like that from
+// here, and grpc-go's error names neither. "" when the error says enough.
+func unreachableHint(err string) string {
+	switch {
+	case strings.Contains(err, "error reading server preface"):
+		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip"
+	case strings.Contains(err, "broken pipe"), strings.Contains(err, "connection reset by peer"):
+		return "the relay ended the connection as it opened: if it requires client certificates (--tls-client-ca), give --tls-cert and --tls-key; or this address is over the relay's --max-agent-conns-per-ip"
+	}
+	return ""
 }
 
 // runSlot owns one Attach stream from open to end: one session, or with

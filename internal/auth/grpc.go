@@ -33,7 +33,7 @@ func HostInterceptors(s *Store, onReject Rejected) (grpc.UnaryServerInterceptor,
 	fn := func(ctx context.Context) (context.Context, error) {
 		tok, err := grpcauth.AuthFromMD(ctx, "bearer")
 		if err != nil {
-			err = status.Error(codes.Unauthenticated, "no bearer token: give hostagent --token-file or HOSTAGENT_TOKEN")
+			err = status.Error(codes.Unauthenticated, "no bearer token: give hostagent --token-file or HOSTAGENT_TOKEN (other callers: metadata 'authorization: bearer TOKEN', e.g. grpcurl -H)")
 		} else if g := s.Tokens().Lookup(tok); g != nil {
 			return WithGrant(ctx, g), nil
 		} else {
