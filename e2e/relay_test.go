@@ -290,10 +290,11 @@ func TestRelaydBadCommandLine(t *testing.T) {
 		wantCode int
 		wantMsg  string
 	}{
-		{name: "unknown_flag", binary: "relayd", args: []string{"--no-such-flag"}, wantCode: 2, wantMsg: "flag provided but not defined: -no-such-flag"},
+		{name: "unknown_flag", binary: "relayd", args: []string{"--no-such-flag"}, wantCode: 2, wantMsg: "flag provided but not defined: --no-such-flag (see -h for the flags)"},
 		{name: "bad_scheduler", binary: "relayd", args: []string{"--scheduler", "fastest"}, wantCode: 2, wantMsg: "--scheduler"},
 		{name: "bad_address", binary: "relayd", args: []string{"--client-addr", "8002"}, wantCode: 2, wantMsg: `--client-addr "8002"`},
-		{name: "bad_duration", binary: "relayd", args: []string{"--assign-timeout", "soon"}, wantCode: 2, wantMsg: "invalid value \"soon\" for flag -assign-timeout"},
+		{name: "bad_duration", binary: "relayd", args: []string{"--assign-timeout", "soon"}, wantCode: 2, wantMsg: "invalid value \"soon\" for --assign-timeout: want a duration with a unit"},
+		{name: "agent_bad_number", binary: "hostagent", args: []string{"--idle", "ten", "echo"}, wantCode: 2, wantMsg: "invalid value \"ten\" for --idle: want a whole number"},
 		{name: "zero_timeout", binary: "relayd", args: []string{"--assign-timeout", "0s"}, wantCode: 2, wantMsg: "--assign-timeout must be positive"},
 		{name: "frame_too_small", binary: "relayd", args: []string{"--max-data-bytes", "10"}, wantCode: 2, wantMsg: "--max-data-bytes must be between 1024 and 4194304, got 10"},
 		{name: "bad_log_format", binary: "relayd", args: slices.Concat(free, []string{"--log-format", "xml"}), wantCode: 2, wantMsg: `--log-format "xml"`},
@@ -336,6 +337,11 @@ func TestRelaydBadCommandLine(t *testing.T) {
 			// trace or a JSON log record.
 			if strings.Contains(string(out), "goroutine ") || strings.HasPrefix(string(out), "{") {
 				t.Errorf("%s %v: output is not a readable message:\n%s", tt.binary, tt.args, out)
+			}
+			// Not buried: a mistake on the command line gets its line,
+			// not the whole usage after it (-h shows that).
+			if tt.wantCode == 2 && strings.Contains(string(out), "Usage:") {
+				t.Errorf("%s %v: the message comes with the whole usage:\n%s", tt.binary, tt.args, out)
 			}
 		})
 	}

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 	"strings"
+	"time"
 )
 
 // EnvName is the environment variable that may set flag name of the
@@ -30,12 +34,24 @@ func Parse(fs *flag.FlagSet, prefix string, args []string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += " (env " + EnvName(prefix, f.Name) + ")"
 	})
-	if err := fs.Parse(args); err != nil {
-		return err // flag.ErrHelp, or a UsageError made by the caller
+	// The flag package prints the whole usage after any mistake, which
+	// buries the one line that matters: print it only for -h, and make the
+	// mistake say what was wanted.
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return UsageError{Err: explainParseError(fs, err)}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || given[f.Name] {
 			return
@@ -56,10 +72,51 @@ func Parse(fs *flag.FlagSet, prefix string, args []string) error {
 		}
 		for _, item := range items {
 			if serr := fs.Set(f.Name, item); serr != nil {
-				err = UsageError{Err: fmt.Errorf("%s=%q (for --%s): %v", name, v, f.Name, serr)}
+				err = UsageError{Err: fmt.Errorf("%s=%q (for --%s): %s", name, v, f.Name, explainValueError(f, serr))}
 				return
 			}
 		}
 	})
 	return err
+}
+
+// invalidValue is how the flag package reports a value its flag rejected.
+var invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?:flag )?-([^:]+): (.*)$`)
+
+// explainParseError rewrites the flag package's errors to name flags as
+// the help does (--name) and to say what a rejected value should be.
+func explainParseError(fs *flag.FlagSet, err error) error {
+	m := invalidValue.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("%v (see -h for the flags)", strings.Replace(err.Error(), ": -", ": --", 1))
+	}
+	f := fs.Lookup(m[2])
+	if f == nil {
+		return err
+	}
+	return fmt.Errorf("invalid value %s for --%s: %s", m[1], f.Name, explainValueError(f, errors.New(m[3])))
+}
+
+// explainValueError says what f wants when its value was rejected: the
+// flag package's own reason for a number or a duration is "parse error".
+func explainValueError(f *flag.Flag, err error) string {
+	msg := err.Error()
+	if msg != "parse error" && !strings.HasPrefix(msg, "time: ") {
+		return msg
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return msg
+	}
+	switch g.Get().(type) {
+	case time.Duration:
+		return "want a duration with a unit, such as 10s, 500ms or 1m30s"
+	case int, int64, uint, uint64:
+		return "want a whole number"
+	case float64:
+		return "want a number"
+	case bool:
+		return "want true or false"
+	}
+	return msg
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,51 @@ func TestParse(t *testing.T) {
 	err := cli.Parse(fs, "X", nil)
 	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), `X_WAIT="later"`) {
 		t.Errorf("bad X_WAIT: %v, want a usage error naming X_WAIT", err)
+	}
+}
+
+// A mistake on the command line or in a variable is one line saying what
+// was wanted, not the whole usage; -h still shows the usage.
+func TestParseErrorsSayWhatWasWanted(t *testing.T) {
+	newFS := func(out io.Writer) *flag.FlagSet {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(out)
+		fs.Usage = func() { io.WriteString(out, "USAGE") }
+		fs.Duration("wait", time.Second, "how long")
+		fs.Int("count", 1, "how many")
+		fs.Float64("rate", 1, "how fast")
+		fs.Bool("on", false, "whether")
+		return fs
+	}
+	for _, tt := range []struct {
+		args []string
+		env  string // X_WAIT
+		want string
+	}{
+		{args: []string{"--wait", "10"}, want: `invalid value "10" for --wait: want a duration with a unit, such as 10s, 500ms or 1m30s`},
+		{args: []string{"--count", "ten"}, want: `invalid value "ten" for --count: want a whole number`},
+		{args: []string{"--rate", "fast"}, want: `invalid value "fast" for --rate: want a number`},
+		{args: []string{"--on=maybe"}, want: `invalid value "maybe" for --on: want true or false`},
+		{args: []string{"--nope"}, want: "flag provided but not defined: --nope (see -h for the flags)"},
+		{args: []string{"--wait"}, want: "flag needs an argument: --wait (see -h for the flags)"},
+		{env: "10", want: `X_WAIT="10" (for --wait): want a duration with a unit, such as 10s, 500ms or 1m30s`},
+	} {
+		if tt.env != "" {
+			t.Setenv("X_WAIT", tt.env)
+		} else {
+			os.Unsetenv("X_WAIT")
+		}
+		var out strings.Builder
+		err := cli.Parse(newFS(&out), "X", tt.args)
+		if !errors.As(err, new(cli.UsageError)) || err.Error() != tt.want {
+			t.Errorf("%v X_WAIT=%q: error %v, want a usage error %q", tt.args, tt.env, err, tt.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: printed %q besides the error, want nothing", tt.args, out.String())
+		}
+	}
+	var out strings.Builder
+	if err := cli.Parse(newFS(&out), "X", []string{"-h"}); !errors.Is(err, flag.ErrHelp) || out.String() != "USAGE" {
+		t.Errorf("-h: error %v, printed %q; want flag.ErrHelp and the usage", err, out.String())
 	}
 }
