@@ -254,3 +254,38 @@ func TestAdminDrainHost(t *testing.T) {
 	s3 := tr.newSession(t, "h1") // Welcome again, and a client
 	s3.roundTrip(t, "h1 is back")
 }
+
+// TestDrainedHostStaysListed: a drained host whose slots all got Drain has
+// no slot left on the relay, and ListHosts still shows it, drained, until
+// UndrainHost.
+func TestDrainedHostStaysListed(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	ctx := context.Background()
+	idle := tr.attach(t)
+	idle.hello(&relayv1.Hello{HostId: "h1"})
+	if _, err := tr.admin.DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "h1"}); err != nil {
+		t.Fatalf("DrainHost: %v", err)
+	}
+	if idle.recv().GetDrain() == nil {
+		t.Fatal("the idle slot got no Drain")
+	}
+	idle.expectEnd(codes.OK)
+	waitUntil(t, "h1's last slot gone", func() (bool, string) {
+		st, err := tr.status.GetStatus(ctx, &relayv1.GetStatusRequest{})
+		return err == nil && st.GetHosts() == 0, fmt.Sprint(st, err)
+	})
+	hosts, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{})
+	if err != nil || len(hosts.GetHosts()) != 1 || hosts.GetHosts()[0].GetHostId() != "h1" || !hosts.GetHosts()[0].GetDrained() || hosts.GetHosts()[0].GetIdleSlots() != 0 {
+		t.Fatalf("ListHosts = %v, %v; want h1, drained, with no slot", hosts, err)
+	}
+	if other, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{Service: "other"}); err != nil || len(other.GetHosts()) != 0 {
+		t.Errorf("ListHosts(service other) = %v, %v; want none", other, err)
+	}
+	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h1"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	if hosts, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{}); err != nil || len(hosts.GetHosts()) != 0 {
+		t.Errorf("ListHosts after UndrainHost = %v, %v; want none (h1 has no slot)", hosts, err)
+	}
+}

@@ -102,6 +102,14 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			IdleCredits:    uint32(max(h.credits.Load(), 0)),
 		})
 	}
+	// A drained host whose slots have all gone (they got Drain) stays
+	// listed until UndrainHost: an operator checking a drain sees it.
+	for k := range r.drainedHosts {
+		if _, ok := r.hosts[k]; ok || (req.GetService() != "" && req.GetService() != k.service) {
+			continue
+		}
+		resp.Hosts = append(resp.Hosts, &relayv1.Host{HostId: k.id, Service: k.service, Drained: true})
+	}
 	r.mu.Unlock()
 	sort.Slice(resp.Hosts, func(i, j int) bool {
 		a, b := resp.Hosts[i], resp.Hosts[j]

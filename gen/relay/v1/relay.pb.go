@@ -1499,7 +1499,7 @@ type GetStatusResponse struct {
 	// started_at is when the relay started.
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// clients_rejected counts clients closed without a session (queue full,
-	// no slot in time).
+	// no slot in time, a client limit such as --client-rate, shutdown).
 	ClientsRejected uint64 `protobuf:"varint,11,opt,name=clients_rejected,json=clientsRejected,proto3" json:"clients_rejected,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -1830,7 +1830,8 @@ type Host struct {
 	// agent_version is the agent_version from Hello.
 	AgentVersion string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// drained is true while an operator has drained the host (DrainHost):
-	// it gets no new sessions.
+	// it gets no new sessions. A drained host stays listed until UndrainHost,
+	// with no slots once they have all received Drain.
 	Drained bool `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
 	// weight is the weight from Hello (at least 1).
 	Weight uint32 `protobuf:"varint,20,opt,name=weight,proto3" json:"weight,omitempty"`
