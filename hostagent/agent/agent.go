@@ -698,6 +698,8 @@ func (l *Listener) backoff(lk *link, err error) {
 // here, and grpc-go's error names neither. "" when the error says enough.
 func unreachableHint(err string) string {
 	switch {
+	case strings.Contains(err, "error reading from server"), strings.Contains(err, "transport is closing"):
+		return "" // a connection that was up broke: the relay restarted or the network failed
 	case strings.Contains(err, "error reading server preface"):
 		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip"
 	case strings.Contains(err, "broken pipe"), strings.Contains(err, "connection reset by peer"):

@@ -1,0 +1,26 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+)
+
+// The hint for a relay that ends connections as they open names the TLS
+// flags, and stays off a connection that was up and broke.
+func TestUnreachableHint(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err  string
+		want string // in the hint; "" for no hint
+	}{
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: EOF"`, "--tls-ca"},
+		{`rpc error: code = Unavailable desc = write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe`, "--tls-cert"},
+		{`rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`, ""},
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:2: connect: connection refused"`, ""},
+	} {
+		got := unreachableHint(tt.err)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("unreachableHint(%s) = %q, want one with %q", tt.err, got, tt.want)
+		}
+	}
+}
