@@ -215,8 +215,9 @@ type loggedHandshakes struct {
 	credentials.TransportCredentials
 	log *slog.Logger
 
-	mu   sync.Mutex
-	last time.Time
+	mu      sync.Mutex
+	last    time.Time
+	skipped int // failures not logged since the last line
 }
 
 func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -225,12 +226,19 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 		c.mu.Lock()
 		now := time.Now()
 		logIt := now.Sub(c.last) >= time.Second
+		skipped := c.skipped
 		if logIt {
-			c.last = now
+			c.last, c.skipped = now, 0
+		} else {
+			c.skipped++
 		}
 		c.mu.Unlock()
 		if logIt {
-			c.log.Warn("tls handshake failed", "peer_addr", conn.RemoteAddr().String(), "err", err)
+			peer := "unknown"
+			if a := conn.RemoteAddr(); a != nil {
+				peer = a.String()
+			}
+			c.log.Warn("tls handshake failed", "peer_addr", peer, "err", err, "not_logged_since_last_line", skipped)
 		}
 	}
 	return out, info, err

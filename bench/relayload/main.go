@@ -62,7 +62,7 @@ func main() {
 	default:
 		fmt.Fprintln(os.Stderr, "relayload:", err)
 		if errors.Is(err, syscall.ECONNRESET) && len(os.Args) > 1 && os.Args[1] != "run" {
-			fmt.Fprintln(os.Stderr, "relayload: a relayd with its default limits resets clients beyond --client-rate (500/s per IP, bursts of 1000) and --max-clients-per-ip (1000): run it with --client-rate 0 --max-clients-per-ip 0 for load (relayload run does)")
+			fmt.Fprintln(os.Stderr, "relayload: a relayd with its default limits resets clients beyond --client-rate (500/s per IP, bursts of 1000) and --max-clients-per-ip (1000): run it with --client-rate 0 --max-clients-per-ip 0 for load, and --max-sessions 0 to hold more than 10000 (relayload run does)")
 		}
 		os.Exit(1)
 	}

@@ -700,6 +700,8 @@ func unreachableHint(err string) string {
 	switch {
 	case strings.Contains(err, "error reading from server"), strings.Contains(err, "transport is closing"):
 		return "" // a connection that was up broke: the relay restarted or the network failed
+	case strings.Contains(err, "remote error: tls:") && strings.Contains(err, "certificate"):
+		return "the relay refused this agent's TLS certificate, or its lack of one: give --tls-cert and --tls-key, from a CA in the relay's --tls-client-ca"
 	case strings.Contains(err, "error reading server preface"):
 		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip"
 	case strings.Contains(err, "broken pipe"), strings.Contains(err, "connection reset by peer"):

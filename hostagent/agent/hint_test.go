@@ -15,6 +15,10 @@ func TestUnreachableHint(t *testing.T) {
 	}{
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: EOF"`, "--tls-ca"},
 		{`rpc error: code = Unavailable desc = write tcp 127.0.0.1:1->127.0.0.1:2: write: broken pipe`, "--tls-cert"},
+		// What a relay with --tls-client-ca usually answers (TLS 1.3): the
+		// alert arrives where the server preface should.
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: certificate required"`, "--tls-cert"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: unknown certificate authority"`, "--tls-cert"},
 		{`rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`, ""},
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:2: connect: connection refused"`, ""},
 	} {

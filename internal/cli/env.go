@@ -88,7 +88,13 @@ var invalidValue = regexp.MustCompile(`^invalid (?:boolean )?value (".*") for (?
 func explainParseError(fs *flag.FlagSet, err error) error {
 	m := invalidValue.FindStringSubmatch(err.Error())
 	if m == nil {
-		return fmt.Errorf("%v (see -h for the flags)", strings.Replace(err.Error(), ": -", ": --", 1))
+		msg := err.Error()
+		for _, prefix := range []string{"flag provided but not defined: -", "flag needs an argument: -"} {
+			if strings.HasPrefix(msg, prefix) {
+				msg = prefix + "-" + msg[len(prefix):] // named as -h names it: --name
+			}
+		}
+		return fmt.Errorf("%s (see -h for the flags)", msg)
 	}
 	f := fs.Lookup(m[2])
 	if f == nil {

@@ -77,6 +77,7 @@ func TestParseErrorsSayWhatWasWanted(t *testing.T) {
 		{args: []string{"--on=maybe"}, want: `invalid value "maybe" for --on: want true or false`},
 		{args: []string{"--nope"}, want: "flag provided but not defined: --nope (see -h for the flags)"},
 		{args: []string{"--wait"}, want: "flag needs an argument: --wait (see -h for the flags)"},
+		{args: []string{"-=x"}, want: "bad flag syntax: -=x (see -h for the flags)"},
 		{env: "10", want: `X_WAIT="10" (for --wait): want a duration with a unit, such as 10s, 500ms or 1m30s`},
 	} {
 		if tt.env != "" {

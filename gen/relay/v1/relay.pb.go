@@ -1712,7 +1712,7 @@ func (x *ServiceStatus) GetListenAddrs() []string {
 	return nil
 }
 
-// ListHostsRequest asks for the attached hosts.
+// ListHostsRequest asks for the attached (and drained) hosts.
 type ListHostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service, when set, keeps only hosts of that service.
@@ -1758,10 +1758,12 @@ func (x *ListHostsRequest) GetService() string {
 	return ""
 }
 
-// ListHostsResponse lists the attached hosts, sorted by service and host_id.
+// ListHostsResponse lists the attached hosts, and the drained ones with no
+// slot left, sorted by service and host_id.
 type ListHostsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// hosts are the attached hosts.
+	// hosts are the attached hosts, and the drained ones with no slot left
+	// (GetStatus counts attached hosts only).
 	Hosts         []*Host `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

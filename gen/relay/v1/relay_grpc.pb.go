@@ -239,7 +239,8 @@ const (
 type StatusServiceClient interface {
 	// GetStatus reports the relay's counters, in total and per service.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
-	// ListHosts reports every attached host.
+	// ListHosts reports every attached host, and every host an operator
+	// drained (until UndrainHost), even with no slot left.
 	ListHosts(ctx context.Context, in *ListHostsRequest, opts ...grpc.CallOption) (*ListHostsResponse, error)
 	// ListSessions reports every open session.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
@@ -317,7 +318,8 @@ type StatusService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsRes
 type StatusServiceServer interface {
 	// GetStatus reports the relay's counters, in total and per service.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
-	// ListHosts reports every attached host.
+	// ListHosts reports every attached host, and every host an operator
+	// drained (until UndrainHost), even with no slot left.
 	ListHosts(context.Context, *ListHostsRequest) (*ListHostsResponse, error)
 	// ListSessions reports every open session.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
