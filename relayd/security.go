@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -206,40 +208,54 @@ func (sec *security) hostServerOptions() []grpc.ServerOption {
 }
 
 // loggedHandshakes logs failed TLS handshakes on the gRPC port, at most one
-// line a second: grpc-go only closes such a connection, so an agent that
-// speaks plaintext or has no client certificate would otherwise fail with
-// nothing in relayd's log to say why. A peer that hangs up or times out
-// mid-handshake (a TCP health check, a scanner) says nothing an operator
-// can act on, and is not logged.
+// line a second for each kind of failure (plaintext, certificates, other),
+// with the count of those not logged: grpc-go only closes such a
+// connection, so an agent that speaks plaintext or has no client
+// certificate would otherwise fail with nothing in relayd's log to say why,
+// and one kind (a scanner's) must not hide another (an agent's). A peer
+// that hangs up or times out mid-handshake (a TCP health check) says
+// nothing an operator can act on, and is not logged.
 type loggedHandshakes struct {
 	credentials.TransportCredentials
 	log *slog.Logger
 
-	mu      sync.Mutex
-	last    time.Time
-	skipped int // failures not logged since the last line
+	mu    sync.Mutex
+	kinds [3]struct {
+		last    time.Time
+		skipped int // failures not logged since the last line
+	}
 }
 
 func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	out, info, err := c.TransportCredentials.ServerHandshake(conn)
-	if err != nil && handshakeMistake(err) {
-		c.mu.Lock()
-		now := time.Now()
-		logIt := now.Sub(c.last) >= time.Second
-		skipped := c.skipped
-		if logIt {
-			c.last, c.skipped = now, 0
-		} else {
-			c.skipped++
+	if err == nil || !handshakeMistake(err) {
+		return out, info, err
+	}
+	kind := 2
+	var notTLS tls.RecordHeaderError
+	switch {
+	case errors.As(err, &notTLS):
+		kind = 0
+	case strings.Contains(err.Error(), "certificate"):
+		kind = 1
+	}
+	c.mu.Lock()
+	k := &c.kinds[kind]
+	now := time.Now()
+	logIt := now.Sub(k.last) >= time.Second
+	skipped := k.skipped
+	if logIt {
+		k.last, k.skipped = now, 0
+	} else {
+		k.skipped++
+	}
+	c.mu.Unlock()
+	if logIt {
+		peer := "unknown"
+		if a := conn.RemoteAddr(); a != nil {
+			peer = a.String()
 		}
-		c.mu.Unlock()
-		if logIt {
-			peer := "unknown"
-			if a := conn.RemoteAddr(); a != nil {
-				peer = a.String()
-			}
-			c.log.Warn("tls handshake failed", "peer_addr", peer, "err", err, "not_logged_since_last_line", skipped)
-		}
+		c.log.Warn("tls handshake failed", "peer_addr", peer, "err", err, "not_logged_since_last_line", skipped)
 	}
 	return out, info, err
 }
