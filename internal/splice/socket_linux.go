@@ -13,6 +13,26 @@ import (
 // tcpClose is TCP_CLOSE from linux/tcp_states.h.
 const tcpClose = 7
 
+// closedState reports whether c is in TCP state CLOSE. Read right after a
+// read returned 0, and while this side has not begun to shut down its
+// writing half, CLOSE means the peer reset the connection, not that it sent
+// a FIN (which leaves CLOSE_WAIT): Linux reports a reset once, to whichever
+// call meets it first, and when a write has taken it a read returns 0 as if
+// at a FIN. (Once this side has sent its own FIN, CLOSE is also where a
+// clean close ends, so the caller checks that after reading the state.)
+func closedState(c socket) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	raw.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		closed = err == nil && info.State == tcpClose
+	})
+	return closed
+}
+
 // waitUnacked polls the socket's send queue (bytes written but not yet
 // acknowledged by the peer) until it is empty or maxWait passes. The kernel
 // offers no event for "all acknowledged", so this is the one bounded poll in

@@ -11,6 +11,9 @@ import (
 // may then discard bytes still in flight.
 func waitUnacked(*net.TCPConn, time.Duration) {}
 
+// closedState cannot tell a reset taken by a write from a FIN here.
+func closedState(socket) bool { return false }
+
 // waitReset does not watch where the socket's error cannot be polled alone.
 func waitReset(socket) error { return nil }
 

@@ -7,9 +7,12 @@ package splice
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,6 +67,7 @@ func Join(a, b Conn) Result {
 		wg       sync.WaitGroup
 	)
 	fail := failer(a, b, &firstErr)
+	var aEnding, bEnding atomic.Bool // CloseWrite begun on a, on b
 	// Once a direction has ended cleanly, its source is read no more; a
 	// reset that it sends later must still abort the session, so each
 	// side watches its source until the other direction ends too.
@@ -72,14 +76,14 @@ func Join(a, b Conn) Result {
 	go func() {
 		defer wg.Done()
 		var clean bool
-		res.BToA, clean = half(a, b, fail)
+		res.BToA, clean = half(a, b, &aEnding, &bEnding, fail)
 		close(bToADone)
 		if clean {
 			watchReset(b, aToBDone, fail)
 		}
 	}()
 	var clean bool
-	res.AToB, clean = half(b, a, fail)
+	res.AToB, clean = half(b, a, &bEnding, &aEnding, fail)
 	close(aToBDone)
 	if clean {
 		watchReset(a, bToADone, fail)
@@ -121,9 +125,11 @@ func joinPush(s, p Conn, pp Pusher) Result {
 		pushed   int64
 	)
 	fail := failer(s, p, &firstErr)
+	var sEnding, pEnding atomic.Bool // CloseWrite begun on s, on p
 	pushDone := make(chan struct{})
 	pp.PushTo(s, func(n int64, err error) {
 		if err == nil {
+			sEnding.Store(true)
 			err = s.CloseWrite()
 		}
 		if err != nil {
@@ -142,7 +148,7 @@ func joinPush(s, p Conn, pp Pusher) Result {
 		fail(err)
 	})
 	var clean bool
-	res.AToB, clean = half(p, s, fail)
+	res.AToB, clean = half(p, s, &pEnding, &sEnding, fail)
 	if clean {
 		watchReset(s, pushDone, fail)
 	}
@@ -156,16 +162,40 @@ func joinPush(s, p Conn, pp Pusher) Result {
 }
 
 // half copies src to dst, then half-closes dst; on error it calls fail.
-// It reports whether the direction ended cleanly.
-func half(dst, src Conn, fail func(error)) (int64, bool) {
+// It reports whether the direction ended cleanly. dstEnding is set as
+// dst's CloseWrite begins; srcEnding is set by the other direction as src's
+// does (see eofIsReset).
+func half(dst, src Conn, dstEnding, srcEnding *atomic.Bool, fail func(error)) (int64, bool) {
 	n, err := Copy(dst, src)
 	if err == nil {
+		err = eofIsReset(src, srcEnding.Load)
+	}
+	if err == nil {
+		dstEnding.Store(true)
 		err = dst.CloseWrite()
 	}
 	if err != nil {
 		fail(err)
 	}
 	return n, err == nil
+}
+
+// errResetBehindEOF is a peer's reset that a write to its socket met
+// first, so that the next read returned 0 as if at a FIN.
+var errResetBehindEOF = fmt.Errorf("reset (met first by a write): %w", os.NewSyscallError("read", syscall.ECONNRESET))
+
+// eofIsReset checks a clean EOF read from src: if src is a socket that
+// the peer in fact reset (a write took the error: see closedState), it
+// returns errResetBehindEOF, so the reset is passed on as an abort and
+// never as a FIN. srcEnding tells whether src's own CloseWrite has begun;
+// it is read after the state, so that a FIN of ours that closed the
+// socket meanwhile is not taken for a reset.
+func eofIsReset(src Conn, srcEnding func() bool) error {
+	sc, ok := src.(socket)
+	if !ok || !closedState(sc) || srcEnding() {
+		return nil
+	}
+	return errResetBehindEOF
 }
 
 // Pusher is implemented by conns whose received bytes are delivered by

@@ -52,6 +52,7 @@ type asyncJoin struct {
 	firstErr error
 	left     int  // directions not yet ended
 	sEOF     bool // s ended cleanly; the watch now looks for a reset
+	sEnding  bool // s's CloseWrite has begun (see eofIsReset)
 	pushEnd  bool // p's bytes have ended
 	sToP     int64
 	pToS     int64
@@ -110,6 +111,9 @@ func (j *asyncJoin) fail(err error) {
 // pushEnded is p's end callback: its bytes have all been written to s.
 func (j *asyncJoin) pushEnded(n int64, err error) {
 	if err == nil {
+		j.mu.Lock()
+		j.sEnding = true
+		j.mu.Unlock()
 		err = j.s.CloseWrite()
 	}
 	if err != nil {
@@ -222,7 +226,11 @@ func (j *asyncJoin) pump() {
 				j.failEnd(aerr)
 			}
 			return
-		case err == nil: // EOF
+		case err == nil: // EOF, or a reset a write met first
+			if rerr := eofIsReset(j.s, j.sEndingNow); rerr != nil {
+				j.failEnd(rerr)
+				return
+			}
 			if cerr := j.p.CloseWrite(); cerr != nil {
 				j.failEnd(cerr)
 				return
@@ -251,6 +259,12 @@ func (j *asyncJoin) pump() {
 			return
 		}
 	}
+}
+
+func (j *asyncJoin) sEndingNow() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.sEnding
 }
 
 // failEnd fails the join from the pump and ends the s → p direction.
