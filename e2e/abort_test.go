@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -172,3 +173,50 @@ func TestAgentDrainTimeout(t *testing.T) {
 	}
 	t.Logf("hostagent exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 }
+
+// TestCrashResetsConnections: a relayd or hostagent that dies mid-session
+// (SIGKILL, the OOM killer) leaves the kernel to close its sockets, which
+// would send FINs: a client, or a backend, would take a cut stream for a
+// finished one. Sockets in a session have an abortive close (SO_LINGER 0)
+// until the session ends cleanly, so the peers see a reset.
+func TestCrashResetsConnections(t *testing.T) {
+	t.Parallel()
+	for _, crash := range []string{"relayd", "hostagent"} {
+		t.Run(crash, func(t *testing.T) {
+			t.Parallel()
+			backendRead := make(chan error, 1)
+			be := startBackend(t, func(c *net.TCPConn) {
+				buf := make([]byte, 64)
+				n, err := c.Read(buf)
+				if err == nil {
+					_, err = c.Write(buf[:n]) // one echo, then wait for the end
+				}
+				if err == nil {
+					c.SetReadDeadline(time.Now().Add(ioTimeout))
+					_, err = c.Read(buf)
+				}
+				backendRead <- err
+			})
+			r := startRelay(t)
+			a := startAgent(t, r.grpcAddr, "forward", be.addr)
+			c := dial(t, r.clientAddr)
+			roundTrip(t, c, "before the crash\n")
+
+			switch crash {
+			case "relayd":
+				r.kill(t)
+				c.SetReadDeadline(time.Now().Add(ioTimeout))
+				if _, err := c.Read(make([]byte, 64)); !isConnReset(err) {
+					t.Errorf("the client's read after relayd died: %v, want a reset", err)
+				}
+			case "hostagent":
+				a.kill(t)
+				if err := <-backendRead; !isConnReset(err) {
+					t.Errorf("the backend's read after hostagent died: %v, want a reset", err)
+				}
+			}
+		})
+	}
+}
+
+func isConnReset(err error) bool { return errors.Is(err, unix.ECONNRESET) }

@@ -20,16 +20,20 @@ const tcpClose = 7
 // call meets it first, and when a write has taken it a read returns 0 as if
 // at a FIN. (Once this side has sent its own FIN, CLOSE is also where a
 // clean close ends, so the caller checks that after reading the state.)
+// A socket already closed counts as CLOSE: while a direction still reads
+// it, only an abort (a Reset) closes it.
 func closedState(c socket) bool {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return false
+		return true
 	}
-	closed := false
-	raw.Control(func(fd uintptr) {
+	closed := true
+	if err := raw.Control(func(fd uintptr) {
 		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		closed = err == nil && info.State == tcpClose
-	})
+		closed = err != nil || info.State == tcpClose
+	}); err != nil {
+		return true
+	}
 	return closed
 }
 

@@ -53,6 +53,8 @@ type Result struct {
 // the conns is a Pusher: then its owner's receive loop writes its bytes,
 // and Join needs no goroutine of its own.
 func Join(a, b Conn) Result {
+	abortiveWhileJoined(a)
+	abortiveWhileJoined(b)
 	if pb, ok := b.(Pusher); ok {
 		return joinPush(a, b, pb)
 	}
@@ -89,10 +91,47 @@ func Join(a, b Conn) Result {
 		watchReset(a, bToADone, fail)
 	}
 	wg.Wait()
-	a.Close()
-	b.Close()
+	closeJoined(a, firstErr != nil)
+	closeJoined(b, firstErr != nil)
 	res.Err = firstErr
 	return res
+}
+
+// closeJoined closes c at the end of its join. After a clean end it gets
+// its normal close back first (see abortiveWhileJoined). After a failure
+// the abort owns the close of a *net.TCPConn: its Reset waits until the
+// bytes written are acknowledged, then resets; a close here meanwhile would
+// send a FIN (the peer would take the cut stream for a finished one) or,
+// with the abortive linger, a reset that drops those bytes.
+func closeJoined(c Conn, failed bool) {
+	if !failed {
+		gracefulAgain(c)
+		c.Close()
+		return
+	}
+	if _, ok := c.(*net.TCPConn); !ok {
+		c.Close()
+	}
+}
+
+// lingerer is a conn whose close can be made abortive (*net.TCPConn).
+type lingerer interface{ SetLinger(sec int) error }
+
+// abortiveWhileJoined makes c's close abortive (SO_LINGER 0) while the join
+// runs: if this process dies mid-session (SIGKILL, the OOM killer), the
+// kernel then resets c's connection instead of closing it with a FIN, so
+// that a cut stream never looks finished to the peer. gracefulAgain gives
+// c its normal close back before a clean end; an abort resets c anyway.
+func abortiveWhileJoined(c Conn) {
+	if l, ok := c.(lingerer); ok {
+		l.SetLinger(0)
+	}
+}
+
+func gracefulAgain(c Conn) {
+	if l, ok := c.(lingerer); ok {
+		l.SetLinger(-1)
+	}
 }
 
 // failer returns the fail function of a join of a and b: the first error
@@ -155,7 +194,7 @@ func joinPush(s, p Conn, pp Pusher) Result {
 	<-pushDone
 	stop()
 	res.BToA = pushed
-	s.Close()
+	closeJoined(s, firstErr != nil)
 	p.Close()
 	res.Err = firstErr
 	return res

@@ -1,6 +1,7 @@
 package splice
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"sync"
@@ -62,7 +63,7 @@ type asyncJoin struct {
 func startPush(s Conn, sock socket, p Conn, pp Pusher, swapped bool, done func(Result)) {
 	j := &asyncJoin{s: s, sock: sock, p: p, pp: pp, swapped: swapped, done: done, left: 2}
 	w, err := newWatch(sock, j.onReady)
-	if err != nil { // cannot watch: fall back to a goroutine
+	if err != nil { // cannot watch: fall back to a goroutine (Join sets the linger)
 		go func() {
 			res := Join(s, p)
 			if swapped {
@@ -73,6 +74,7 @@ func startPush(s Conn, sock socket, p Conn, pp Pusher, swapped bool, done func(R
 		return
 	}
 	j.w = w
+	abortiveWhileJoined(s)
 	// An abort of p that comes while s is silent, or after p's bytes ended,
 	// is seen by no read: it must end the join by itself. (Neither direction
 	// can end before PushTo and the first pump, so stopHook is set before
@@ -227,8 +229,10 @@ func (j *asyncJoin) pump() {
 			}
 			return
 		case err == nil: // EOF, or a reset a write met first
-			if rerr := eofIsReset(j.s, j.sEndingNow); rerr != nil {
-				j.failEnd(rerr)
+			// A failure under way (its abort of p may not have come yet)
+			// or a reset behind this EOF: no CloseWrite may go first.
+			if rerr := eofIsReset(j.s, j.sEndingNow); rerr != nil || j.hasFailed() {
+				j.failEnd(cmp.Or(rerr, errAborted))
 				return
 			}
 			if cerr := j.p.CloseWrite(); cerr != nil {
@@ -261,6 +265,12 @@ func (j *asyncJoin) pump() {
 	}
 }
 
+func (j *asyncJoin) hasFailed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
+}
+
 func (j *asyncJoin) sEndingNow() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -289,7 +299,10 @@ func (j *asyncJoin) finishOne() {
 		stop()
 	}
 	j.w.end(nil)
-	j.s.Close()
+	j.mu.Lock()
+	failed := j.failed
+	j.mu.Unlock()
+	closeJoined(j.s, failed)
 	j.p.Close()
 	j.mu.Lock()
 	res := Result{AToB: j.sToP, BToA: j.pToS, Err: j.firstErr}
