@@ -167,6 +167,7 @@ type Listener struct {
 	cfg      Config
 	log      *slog.Logger
 	links    []*link // owned by the manager goroutine once it runs
+	serving  []*link // the manager's scratch: links that may get slots now
 	accept   chan *Conn
 	dialOpts []grpc.DialOption
 
@@ -400,6 +401,7 @@ func (l *Listener) manage() {
 		}
 		now := time.Now()
 		var nextRetry time.Time
+		serving := l.serving[:0] // the links that may get slots now
 		for _, lk := range l.links {
 			if lk.retired {
 				continue
@@ -412,35 +414,57 @@ func (l *Listener) manage() {
 				}
 				continue
 			}
-			if l.cfg.SlotCredits {
+			serving = append(serving, lk)
+		}
+		l.serving = serving
+		if l.cfg.SlotCredits {
+			for _, lk := range serving {
 				if !closing {
-					l.tendCredits(lk, now, &nextRetry, &open)
+					l.tendCredits(lk, now, &nextRetry, &open, len(serving))
 				}
-				continue
 			}
-			// While Accept lags by Idle sessions, replacing slots would only
-			// queue more clients behind it: the backlog stays bounded.
-			// Sessions on streams that come back when they end count for up
-			// to half of the idle slots: a short session's stream is offered
-			// again sooner, and far cheaper, than a new one is set up.
-			for !closing && lk.connecting+lk.idle+min(lk.returning, l.cfg.Idle/2) < l.cfg.Idle && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
+		}
+		// Each new slot goes to the relay with the fewest, so that a
+		// MaxSessions below Idle × relays is shared out rather than taken
+		// by the first relay listed (a client of the last one would find
+		// no slot on an idle agent).
+		for !closing && !l.cfg.SlotCredits && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
+			var next *link
+			nextHas := 0
+			for _, lk := range serving {
+				// While Accept lags by Idle sessions, replacing slots would
+				// only queue more clients behind it: the backlog stays
+				// bounded. Sessions on streams that come back when they end
+				// count for up to half of the idle slots: a short session's
+				// stream is offered again sooner, and far cheaper, than a
+				// new one is set up.
+				has := lk.connecting + lk.idle + min(lk.returning, l.cfg.Idle/2)
+				if has >= l.cfg.Idle {
+					continue
+				}
 				if lk.failures > 0 {
 					// After a failure, one probe at a time, once the backoff ends.
 					if lk.connecting > 0 {
-						break
+						continue
 					}
 					if now.Before(lk.retryAt) {
 						if nextRetry.IsZero() || lk.retryAt.Before(nextRetry) {
 							nextRetry = lk.retryAt
 						}
-						break
+						continue
 					}
 				}
-				lk.connecting++
-				open++
-				l.slots.Add(1)
-				go l.runSlot(lk, lk.outage, "")
+				if next == nil || has < nextHas {
+					next, nextHas = lk, has
+				}
 			}
+			if next == nil {
+				break
+			}
+			next.connecting++
+			open++
+			l.slots.Add(1)
+			go l.runSlot(next, next.outage, "")
 		}
 		if !nextRetry.IsZero() {
 			timer.Reset(time.Until(nextRetry))
@@ -588,10 +612,14 @@ func (l *Listener) handle(ev event) {
 // tendCredits keeps lk's credit stream running and its credits at Idle,
 // within MaxSessions, as the slot loop in manage does with streams.
 // *open counts the slots, sessions and credits of every relay.
-func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, open *int) {
+func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, open *int, relays int) {
 	target := l.cfg.Idle
 	if lk.creditCap > 0 {
 		target = min(target, lk.creditCap)
+	}
+	if l.cfg.MaxSessions > 0 && relays > 0 {
+		// MaxSessions shared out over the relays, not taken by the first.
+		target = min(target, max(1, (l.cfg.MaxSessions+relays-1)/relays))
 	}
 	want := target - lk.credits
 	if l.cfg.MaxSessions > 0 {

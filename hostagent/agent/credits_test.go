@@ -106,8 +106,9 @@ func TestSlotCreditsMaxSessions(t *testing.T) {
 	io.ReadAll(c2)
 }
 
-// MaxSessions bounds the credits over all relays: with Idle 3 and
-// MaxSessions 4 the two relays hold 4 credits between them, not 3 each.
+// MaxSessions bounds the credits over all relays, shared out: with Idle 3
+// and MaxSessions 4 the two relays hold 2 credits each, not 3 each, nor 3
+// and 1.
 func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
 	t.Parallel()
 	a, b := newRelay(t), newRelay(t)
@@ -126,8 +127,8 @@ func TestSlotCreditsMaxSessionsOverRelays(t *testing.T) {
 		na, nb := idle(a), idle(b)
 		return na > 0 && nb > 0 && l.Stats().IdleSlots == int(na+nb)
 	})
-	if n := idle(a) + idle(b); n != 4 {
-		t.Fatalf("%d + %d credits over both relays, want MaxSessions = 4", idle(a), idle(b))
+	if na, nb := idle(a), idle(b); na != 2 || nb != 2 {
+		t.Fatalf("%d + %d credits over the two relays, want MaxSessions = 4 shared out, 2 each", na, nb)
 	}
 }
 
@@ -186,5 +187,29 @@ func TestSlotCreditsRelayWithoutCredits(t *testing.T) {
 	}
 	if st := l.Stats(); st.IdleSlots != 0 || st.Reconnects == 0 {
 		t.Errorf("Stats = %+v, want no idle slot and a reconnect counted", st)
+	}
+}
+
+// MaxSessions below Idle × relays is shared out over the relays: with Idle
+// 10 and MaxSessions 8 each of two relays gets 4 idle slots, not the first
+// one 8 and the second none (whose clients would then find no slot on an
+// idle agent).
+func TestMaxSessionsSharedOverRelays(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 10, MaxSessions: 8})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, a, "every slot attached, as the agent counts them", func(*relayv1.GetStatusResponse) bool {
+		na, nb := idle(a), idle(b)
+		return na+nb == 8 && l.Stats().IdleSlots == 8
+	})
+	if na, nb := idle(a), idle(b); na != 4 || nb != 4 {
+		t.Fatalf("%d + %d idle slots over the two relays, want 4 each", na, nb)
 	}
 }
