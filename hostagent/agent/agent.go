@@ -543,7 +543,8 @@ func (l *Listener) handle(ev event) {
 		// otherwise (after a burst, or closing), which the relay cannot
 		// mistake for anything else: it assigns no client before Welcome.
 		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
-			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle
+			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle &&
+			!l.anotherRelayShort(lk)
 		if again {
 			lk.connecting++
 		}
@@ -607,6 +608,30 @@ func (l *Listener) handle(ev event) {
 			l.backoff(lk, ev.err)
 		}
 	}
+}
+
+// anotherRelayShort reports whether, with MaxSessions reached, a stream of
+// lk whose session ended should go to another relay instead: one with fewer
+// slots that could take one now (a relay back from an outage or a drain,
+// whose share lk took meanwhile). The manager then opens it there.
+func (l *Listener) anotherRelayShort(lk *link) bool {
+	if l.cfg.MaxSessions == 0 {
+		return false
+	}
+	now := time.Now()
+	has := lk.connecting + lk.idle // without the stream whose session ended
+	for _, o := range l.links {
+		if o == lk || o.retired || now.Before(o.drainedUntil) || o.creditRunning {
+			continue
+		}
+		if o.failures > 0 && (o.connecting > 0 || now.Before(o.retryAt)) {
+			continue // not to be tried yet: keep the stream where it is
+		}
+		if o.connecting+o.idle < has { // lk would have has+1 with the stream
+			return true
+		}
+	}
+	return false
 }
 
 // tendCredits keeps lk's credit stream running and its credits at Idle,

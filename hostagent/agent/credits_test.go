@@ -213,3 +213,52 @@ func TestMaxSessionsSharedOverRelays(t *testing.T) {
 		t.Fatalf("%d + %d idle slots over the two relays, want 4 each", na, nb)
 	}
 }
+
+// A relay that comes back while another holds the whole MaxSessions gets
+// its share again as sessions end: the streams of the other relay are
+// given up instead of offered again, and opened on it.
+func TestMaxSessionsShareReturnsToRelayBack(t *testing.T) {
+	t.Parallel()
+	// A free port, closed again: relay a is down until it starts below.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aAddr := lis.Addr().String()
+	lis.Close()
+	b := newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{aAddr, b.GRPCAddr}, Idle: 10, MaxSessions: 2,
+		BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, b, "both slots on relay b while a is down", func(*relayv1.GetStatusResponse) bool { return idle(b) == 2 })
+
+	if lis, err = net.Listen("tcp", aAddr); err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	a := newRelayOn(t, lis)
+	// Sessions on b, one after another, until a has its slot back.
+	for i := 0; idle(a) == 0; i++ {
+		if i == 50 {
+			t.Fatalf("relay a has no slot after %d sessions on b (b has %d idle)", i, idle(b))
+		}
+		client := dialClient(t, b.ClientAddr)
+		conn := accept(t, l)
+		client.CloseWrite()
+		echo(conn)
+		io.ReadAll(client)
+		client.Close()
+		waitStatus(t, b, "the session ended", func(st *relayv1.GetStatusResponse) bool { return st.GetActiveSessions() == 0 })
+		waitStatus(t, b, "the slots settled", func(*relayv1.GetStatusResponse) bool {
+			return l.Stats().IdleSlots == 2 && l.Stats().ActiveSessions == 0
+		})
+	}
+	if na, nb := idle(a), idle(b); na != 1 || nb != 1 {
+		t.Errorf("%d + %d idle slots on relays a and b, want 1 each", na, nb)
+	}
+}

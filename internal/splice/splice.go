@@ -64,11 +64,10 @@ func Join(a, b Conn) Result {
 		return res
 	}
 	var (
-		firstErr error
-		res      Result
-		wg       sync.WaitGroup
+		res Result
+		wg  sync.WaitGroup
 	)
-	fail := failer(a, b, &firstErr)
+	fail, firstErr := failer(a, b)
 	var aEnding, bEnding atomic.Bool // CloseWrite begun on a, on b
 	// Once a direction has ended cleanly, its source is read no more; a
 	// reset that it sends later must still abort the session, so each
@@ -91,9 +90,9 @@ func Join(a, b Conn) Result {
 		watchReset(a, bToADone, fail)
 	}
 	wg.Wait()
-	closeJoined(a, firstErr != nil)
-	closeJoined(b, firstErr != nil)
-	res.Err = firstErr
+	res.Err = firstErr()
+	closeJoined(a, res.Err != nil)
+	closeJoined(b, res.Err != nil)
 	return res
 }
 
@@ -138,32 +137,39 @@ func gracefulAgain(c Conn) {
 // is kept in *first and aborts both. It may be called again from within
 // those aborts (a Pusher reports its end from Abort), so it guards itself
 // with a flag, not a sync.Once, which would deadlock.
-func failer(a, b Conn, first *error) func(error) {
+func failer(a, b Conn) (fail func(error), first func() error) {
 	var mu sync.Mutex
 	failed := false
-	return func(err error) {
+	var firstErr error
+	fail = func(err error) {
 		mu.Lock()
 		if failed {
 			mu.Unlock()
 			return
 		}
-		failed = true
-		*first = err
+		failed, firstErr = true, err
 		mu.Unlock()
 		abort(a, err)
 		abort(b, err)
 	}
+	// Read under the lock: an abort hook may still be failing the join
+	// (from the conn's own goroutine) after the join's directions ended.
+	first = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	}
+	return fail, first
 }
 
 // joinPush is Join of a socket-like conn s, copied to p by this goroutine,
 // and a Pusher p, whose bytes its receive loop writes to s.
 func joinPush(s, p Conn, pp Pusher) Result {
 	var (
-		firstErr error
-		res      Result
-		pushed   int64
+		res    Result
+		pushed int64
 	)
-	fail := failer(s, p, &firstErr)
+	fail, firstErr := failer(s, p)
 	var sEnding, pEnding atomic.Bool // CloseWrite begun on s, on p
 	pushDone := make(chan struct{})
 	pp.PushTo(s, func(n int64, err error) {
@@ -194,9 +200,9 @@ func joinPush(s, p Conn, pp Pusher) Result {
 	<-pushDone
 	stop()
 	res.BToA = pushed
-	closeJoined(s, firstErr != nil)
+	res.Err = firstErr()
+	closeJoined(s, res.Err != nil)
 	p.Close()
-	res.Err = firstErr
 	return res
 }
 
