@@ -278,6 +278,14 @@ func TestLimitListener(t *testing.T) {
 	dial(t, lis.Addr().String())
 	take("after a close")
 	expectRefused(t, lis.Addr().String(), "one over the total again (a double Close gave back one place)")
+	// onReject runs after the reset is sent: the client can see the reset
+	// before the refusal is reported. (The earlier two are reported before
+	// the next Accept, which the test waits for.)
+	waitFor(t, "the last refusal reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) >= 3
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if got := fmt.Sprint(reasons); got != "[max_clients_per_ip max_clients max_clients]" {
