@@ -354,7 +354,10 @@ func TestAssignTimeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBridge(t, Config{AssignTimeout: 50 * time.Millisecond})
+			// Long enough that dial returns (and the talking client talks)
+			// before the bridge gives up: with 50ms, a loaded machine saw
+			// connect itself fail with the bridge's reset.
+			b := newBridge(t, Config{AssignTimeout: time.Second})
 			addr := serve(t, b, "default")
 			peer := dial(t, addr)
 			if tc.talks {
@@ -475,7 +478,10 @@ func TestWaitingClientKeepsItsBytes(t *testing.T) {
 // client is cleared before the session gets the connection.
 func TestAssignedConnHasNoDeadline(t *testing.T) {
 	t.Parallel()
-	b := newBridge(t, Config{AssignTimeout: 100 * time.Millisecond})
+	// The slot must come before AssignTimeout ends, or the client is
+	// rejected: dial and the wait below need room on a loaded machine.
+	const assignTimeout = time.Second
+	b := newBridge(t, Config{AssignTimeout: assignTimeout})
 	addr := serve(t, b, "default")
 	peer := dial(t, addr)
 	waitFor(t, "client queued", pendingIs(b, "default", 1))
@@ -490,7 +496,7 @@ func TestAssignedConnHasNoDeadline(t *testing.T) {
 		_, err := io.ReadFull(c.Conn, buf)
 		readDone <- err
 	}()
-	deadlinePassed := time.NewTimer(time.Until(c.AcceptedAt.Add(150 * time.Millisecond)))
+	deadlinePassed := time.NewTimer(time.Until(c.AcceptedAt.Add(assignTimeout + 50*time.Millisecond)))
 	defer deadlinePassed.Stop()
 	select {
 	case err := <-readDone:
