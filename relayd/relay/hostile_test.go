@@ -441,9 +441,12 @@ func TestHostileIdleTimeout(t *testing.T) {
 		}
 		s.host.expectEnd(codes.Aborted)
 		expectReset(t, s.client)
-		if got := tr.r.LimitHits()[relay.LimitIdleTimeout]; got != 1 {
-			t.Errorf("LimitHits()[%s] = %d, want 1", relay.LimitIdleTimeout, got)
-		}
+		// The hit is counted once the abort is under way: the host and the
+		// client may see its effects first.
+		waitUntil(t, "the idle timeout counted", func() (bool, string) {
+			got := tr.r.LimitHits()[relay.LimitIdleTimeout]
+			return got == 1, fmt.Sprintf("LimitHits()[%s] = %d, want 1", relay.LimitIdleTimeout, got)
+		})
 		if n := tr.r.ActiveSessions(); n != 0 {
 			t.Errorf("ActiveSessions = %d after the timeout, want 0", n)
 		}
