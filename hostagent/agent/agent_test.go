@@ -227,13 +227,10 @@ func TestMaxSessions(t *testing.T) {
 
 func TestRelayStartsLater(t *testing.T) {
 	t.Parallel()
-	// A free port, closed again: nothing listens there until the relay starts.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	// A port bound but not listening until the relay starts: connections
+	// are refused, and no parallel test's socket can take the port
+	// meanwhile (the agent would reach that test's listener instead).
+	addr, listenLater := reservePort(t)
 
 	logs := make(chan string, 64)
 	l := listen(t, agent.Config{
@@ -252,9 +249,9 @@ func TestRelayStartsLater(t *testing.T) {
 		}
 	}
 
-	lis, err = net.Listen("tcp", addr)
+	lis, err := listenLater()
 	if err != nil {
-		t.Skipf("the port was taken meanwhile: %v", err)
+		t.Fatal(err)
 	}
 	ir := newRelayOn(t, lis)
 	client := dialClient(t, ir.ClientAddr)
