@@ -1,0 +1,71 @@
+//go:build unix
+
+package portclaim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// New claims a free loopback port.
+func New() (*Claim, error) {
+	lo, hi := portRange()
+	dir := filepath.Join(os.TempDir(), "relay-portclaim")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, fmt.Errorf("portclaim: %w", err)
+	}
+	for range 200 {
+		port := lo + rand.IntN(hi-lo+1)
+		// The lock files stay: removing one would race with a process that
+		// has just opened it.
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			return nil, fmt.Errorf("portclaim: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				continue // claimed by another process
+			}
+			return nil, fmt.Errorf("portclaim: lock %s: %w", f.Name(), err)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		// Free now? Something outside this package may be listening there.
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		l.Close()
+		return &Claim{Addr: addr, lock: f}, nil
+	}
+	return nil, fmt.Errorf("portclaim: no free port in %d-%d after 200 tries", lo, hi)
+}
+
+// portRange is the range ports are drawn from: the upper half of the ports
+// below the ephemeral range (16384-32767 with Linux's default 32768-60999).
+func portRange() (lo, hi int) {
+	lo, hi = 16384, 32767
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	first, err := strconv.Atoi(f[0])
+	if err != nil || first <= 2048 {
+		// Nearly every port is ephemeral: the flock still keeps this
+		// package's users apart.
+		return lo, hi
+	}
+	return max(1024, first/2), first - 1
+}
