@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
 // Bounds. Every wait in this package is one of these, so a hang is a
@@ -296,10 +297,15 @@ type relayProc struct {
 
 // startRelay starts relayd on free loopback ports and waits until it is
 // listening. extraArgs come last, so they may override the addresses.
+//
+// The ports are claimed for the whole test (portclaim), not picked with
+// port 0: a test that stops the relay has agents redialling its port and
+// may start it again there, and a port from the ephemeral range could be
+// taken by another test's socket in between.
 func startRelay(tb testing.TB, extraArgs ...string) *relayProc {
 	tb.Helper()
 	args := append([]string{
-		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0",
+		"--grpc-addr", portclaim.MustAddr(tb), "--admin-addr", portclaim.MustAddr(tb), "--client-addr", portclaim.MustAddr(tb),
 		"--log-format", "json", "--drain-timeout", drainTimeout,
 	}, extraArgs...)
 	p := startProc(tb, "relayd", args...)

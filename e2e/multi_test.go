@@ -180,12 +180,10 @@ func TestWeightedHosts(t *testing.T) {
 // mid-run: its clients' connections end, every other session completes
 // intact, new clients on the other relays are served at once; the killed
 // relay restarts on the same ports and gets slots again.
-//
-// Not parallel (as TestRelayRestart): between the kill and the restart the
-// killed relay's ports are free, and a parallel test's outgoing connection
-// or listener could take one of them (the restart then fails, or the
-// agents redialling that port reach another test's listener).
+// Between the kill and the restart the killed relay's ports stay claimed
+// (startRelay), so no parallel test's socket takes one of them.
 func TestThreeRelays(t *testing.T) {
+	t.Parallel()
 	rs := []*relayProc{startRelay(t), startRelay(t), startRelay(t)}
 	relays := rs[0].grpcAddr + "," + rs[1].grpcAddr + "," + rs[2].grpcAddr
 	var agents []*agentProc

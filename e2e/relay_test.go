@@ -18,10 +18,10 @@ import (
 // TestRelayRestart stops relayd and starts a new one on the same three
 // addresses: the agent, left running, must notice, reconnect with backoff
 // and fill its idle pool again, and clients must get an echo from it.
-//
-// Not parallel: between the two relays the ports are free, and a parallel
-// test's outgoing connection could take one of them as its ephemeral port.
+// Between the two relays the ports stay claimed (startRelay), so no
+// parallel test's socket takes one of them.
 func TestRelayRestart(t *testing.T) {
+	t.Parallel()
 	r1 := startRelay(t, "--relay-id", "e2e-first")
 	a := startAgent(t, r1.grpcAddr, "echo")
 	c := dial(t, r1.clientAddr)
