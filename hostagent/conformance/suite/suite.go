@@ -21,6 +21,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
 // The conformance convention: a session whose first bytes are exactly one
@@ -163,9 +165,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	// relay_restart and max_data_bytes start a new relay on the same
+	// addresses, with the host redialling meanwhile: claimed ports stay
+	// free in between, where a port 0 one could be taken by another socket.
+	var addrs [3]string
+	for i := range addrs {
+		c, err := portclaim.New()
+		if err != nil {
+			return nil, err
+		}
+		defer c.Release() // after the relay's stop, deferred below
+		addrs[i] = c.Addr
+	}
 	e := &env{cfg: cfg}
 	startCtx, cancel := context.WithTimeout(ctx, cfg.CaseTimeout)
-	r, err := e.startRelay(startCtx, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	r, err := e.startRelay(startCtx, addrs[0], addrs[1], addrs[2])
 	cancel()
 	if err != nil {
 		return nil, err

@@ -83,10 +83,8 @@ func runSuite(t *testing.T, cfg Config) *Report {
 }
 
 // TestHostagentEchoPasses: the packaged echo host passes every case.
-// Not parallel with the other suite runs: relay_restart frees the relay's
-// ports for a moment, and another test's outgoing connection could take one
-// of them as its ephemeral port.
 func TestHostagentEchoPasses(t *testing.T) {
+	t.Parallel()
 	report := runSuite(t, Config{Command: []string{filepath.Join(binDir, "hostagent"), "--relay", "{relay}", "--log-format", "json", "echo"}})
 	if !report.Passed() {
 		t.Error("hostagent echo failed the conformance suite")
