@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/relayproject/relay/internal/portclaim"
 	"github.com/relayproject/relay/relayd/scheduler"
 )
 
@@ -117,10 +118,12 @@ func newBridge(tb testing.TB, cfg Config) *Bridge {
 	return b
 }
 
-// serve runs b.Serve on a fresh loopback listener for service.
+// serve runs b.Serve on a fresh loopback listener for service. Its port
+// stays claimed after the listener closes, so a test can check that
+// connections are refused there.
 func serve(tb testing.TB, b *Bridge, service string) string {
 	tb.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", portclaim.MustAddr(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -588,7 +591,7 @@ func TestRequeue(t *testing.T) {
 func TestCloseRejectsWaiting(t *testing.T) {
 	t.Parallel()
 	b := New(Config{AssignTimeout: time.Hour})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", portclaim.MustAddr(t)) // refused after Close, below
 	if err != nil {
 		t.Fatal(err)
 	}
