@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
 // Bounds of the harness's own waits, so that a process that never comes up
@@ -54,6 +56,7 @@ type harness struct {
 	agents      []*proc
 	clientAddrs []string // client address of each relay
 	backend     *customBackend
+	claims      []*portclaim.Claim // released once every process is gone
 
 	active sync.Map // id -> *activeClient, for the watchdog and an interrupt
 }
@@ -186,6 +189,9 @@ func run(ctx context.Context, cfg *config, stdout io.Writer) (*summary, error) {
 	if kerr := h.shutdown(); kerr != nil {
 		sum.problems = append(sum.problems, kerr.Error())
 	}
+	for _, c := range h.claims {
+		c.Release()
+	}
 	if ctx.Err() != nil {
 		sum.interrupted = true
 	}
@@ -244,7 +250,7 @@ func (h *harness) newProc(name, bin string, args []string, serves []string) *pro
 // agent is attached to every relay with idle slots.
 func (h *harness) setup() error {
 	cfg := h.cfg
-	ports, err := freePorts(1)
+	ports, err := h.claimPorts(1)
 	if err != nil {
 		return err
 	}
@@ -263,7 +269,7 @@ func (h *harness) setup() error {
 
 	var grpcAddrs []string
 	for i := range cfg.relays {
-		ports, err := freePorts(5)
+		ports, err := h.claimPorts(5)
 		if err != nil {
 			return err
 		}
@@ -283,7 +289,7 @@ func (h *harness) setup() error {
 		h.logEvent("relay%d grpc=%s client=%s admin=%s metrics=%s pprof=%s", i, g, c, a, m, pp)
 	}
 	for i, v := range cfg.agents {
-		ports, err := freePorts(2)
+		ports, err := h.claimPorts(2)
 		if err != nil {
 			return err
 		}

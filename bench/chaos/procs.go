@@ -17,19 +17,24 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
-// freePorts picks n free loopback addresses (listen on :0, close). Another
-// process may take one before it is used: startUp retries with new ones.
-func freePorts(n int) ([]string, error) {
+// claimPorts claims n free loopback ports for the rest of the run: a
+// relayd that a fault stops comes back on the same ports, and its agents
+// redial them meanwhile, so no other socket (of another test run in
+// parallel, say) may take one in between. A listen on port 0 would give a
+// port from the ephemeral range, free for any socket once closed.
+func (h *harness) claimPorts(n int) ([]string, error) {
 	var addrs []string
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		c, err := portclaim.New()
 		if err != nil {
-			return nil, fmt.Errorf("no free loopback port: %w", err)
+			return nil, err
 		}
-		addrs = append(addrs, l.Addr().String())
-		l.Close()
+		h.claims = append(h.claims, c)
+		addrs = append(addrs, c.Addr)
 	}
 	return addrs, nil
 }
@@ -123,9 +128,9 @@ func (p *proc) waitUp(limit time.Duration) error {
 	}
 }
 
-// startUp starts p and waits until it serves. A process that exits because
-// a port is in use is started again for a while: a restarted process may
-// find one of its ports briefly taken as a client's ephemeral port.
+// startUp starts p and waits until it serves. A process that exits (a port
+// in use, say: claimed ports are below the ephemeral range, but a process
+// outside the harness may hold one) is started again for a while.
 func (p *proc) startUp(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
