@@ -62,6 +62,14 @@ func (c *Client) close() {
 	c.Release()
 }
 
+// closeLeft closes the connection of a client that closed its side while
+// it waited, with a FIN as before it was accepted abortively (nothing was
+// lost: it sent no bytes).
+func (c *Client) closeLeft() {
+	c.Conn.SetLinger(-1)
+	c.close()
+}
+
 // Config configures a Bridge. The zero value of each field is documented.
 type Config struct {
 	// AssignTimeout bounds how long a client waits for a slot; zero means 10s.
@@ -211,6 +219,13 @@ func (b *Bridge) Serve(lis net.Listener, service string) error {
 			conn.Close()
 			continue
 		}
+		// An abortive close (SO_LINGER 0) from the start: a client is
+		// reset if it is rejected, and if relayd dies (SIGKILL, the OOM
+		// killer) while it waits, the kernel resets it rather than closing
+		// it with a FIN, which would look like a session that ended cleanly.
+		// A session's join gives the socket its normal close back before a
+		// clean end.
+		tc.SetLinger(0)
 		now := time.Now()
 		c := &Client{Conn: tc, Service: service, ListenerAddr: lis.Addr(), AcceptedAt: now}
 		ip := clientIP(tc)
@@ -519,11 +534,11 @@ func (b *Bridge) wait(s *service, w *waiter) {
 	case slot == nil && shutdown:
 		b.reject(c, RejectShutdown)
 	case slot == nil && left == outcomeLeft:
-		c.close() // gone while waiting; nothing to deliver
+		c.closeLeft() // gone while waiting; nothing to deliver
 	case slot == nil:
 		b.reject(c, RejectTimeout)
 	case left == outcomeLeft:
-		c.close()
+		c.closeLeft()
 		slot.Assign(nil) // the slot goes back to its host unused
 	default:
 		slot.Assign(c)

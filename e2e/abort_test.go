@@ -219,4 +219,27 @@ func TestCrashResetsConnections(t *testing.T) {
 	}
 }
 
+// TestCrashResetsWaitingClient: a client still waiting for a slot when
+// relayd dies is reset too, not closed with a FIN: it was never served, as
+// when the relay rejects it. (A client that sent bytes the relay had not
+// read yet is reset by the kernel anyway: this one sent none.)
+func TestCrashResetsWaitingClient(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	c := dial(t, r.clientAddr)
+	st := statusClient(t, r)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		s, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.GetPendingClients() == 1, fmt.Sprintf("pending_clients = %d, want 1", s.GetPendingClients())
+	})
+	r.kill(t)
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := c.Read(make([]byte, 64)); !isConnReset(err) {
+		t.Errorf("the waiting client's read after relayd died: %v, want a reset", err)
+	}
+}
+
 func isConnReset(err error) bool { return errors.Is(err, unix.ECONNRESET) }

@@ -34,8 +34,8 @@
 //	relaykill  SIGKILL a relayd, restart it
 //
 // "all" is every fault but stopall. A killed relayd or hostagent resets its
-// connections (the products set SO_LINGER 0 on joined sockets), so no
-// fault excuses a clean end that is not one: a clean EOF after relaykill is
+// connections (the products set SO_LINGER 0 on accepted clients and on
+// joined sockets), so no fault excuses a clean end that is not one: a clean EOF after relaykill is
 // a violation like any other.
 //
 // Agent variants (-agents): plain, credits (--slot-credits), conns2
