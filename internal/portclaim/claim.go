@@ -9,7 +9,8 @@
 // redialling the stopped relay reach that socket instead. The ports handed
 // out here lie below that range, which the kernel never picks on its own,
 // and each is claimed with an flock on a file under the system's temporary
-// directory, which every process using this package honours.
+// directory, which every process of the same user using this package
+// honours.
 package portclaim
 
 import "os"

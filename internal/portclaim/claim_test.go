@@ -41,7 +41,7 @@ func TestClaims(t *testing.T) {
 		l.Close()
 	}
 	_, port, _ := net.SplitHostPort(claims[0].Addr)
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "relay-portclaim", port), os.O_RDWR, 0)
+	f, err := os.OpenFile(filepath.Join(lockDir(), port), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

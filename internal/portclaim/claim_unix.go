@@ -17,15 +17,15 @@ import (
 // New claims a free loopback port.
 func New() (*Claim, error) {
 	lo, hi := portRange()
-	dir := filepath.Join(os.TempDir(), "relay-portclaim")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	dir := lockDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("portclaim: %w", err)
 	}
 	for range 200 {
 		port := lo + rand.IntN(hi-lo+1)
 		// The lock files stay: removing one would race with a process that
 		// has just opened it.
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("portclaim: %w", err)
 		}
@@ -47,6 +47,14 @@ func New() (*Claim, error) {
 		return &Claim{Addr: addr, lock: f}, nil
 	}
 	return nil, fmt.Errorf("portclaim: no free port in %d-%d after 200 tries", lo, hi)
+}
+
+// lockDir holds the lock files, one directory per user: another user's
+// directory (its mode, or files planted in it) cannot stop this one's
+// claims. Claims of two users do not exclude each other, but both stay
+// clear of the ephemeral range.
+func lockDir() string {
+	return filepath.Join(os.TempDir(), "relay-portclaim-"+strconv.Itoa(os.Getuid()))
 }
 
 // portRange is the range ports are drawn from: the upper half of the ports
