@@ -35,6 +35,8 @@ type backendRec struct {
 	err      string
 	done     chan struct{}
 	finished time.Time
+	started  bool // a connection with this id reached the backend (under mu)
+	dups     int  // more connections with this id (under mu): a session duplicated
 }
 
 type customBackend struct {
@@ -100,6 +102,29 @@ func (b *customBackend) rec(id uint64) *backendRec {
 	return r
 }
 
+// arrive records that a connection with id reached the backend: first is
+// false if one did before.
+func (b *customBackend) arrive(id uint64) (r *backendRec, first bool) {
+	r = b.rec(id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.started {
+		r.dups++
+		return r, false
+	}
+	r.started = true
+	return r, true
+}
+
+// seen reports whether a connection with id reached the backend, and how
+// many more did.
+func (b *customBackend) seen(id uint64) (started bool, dups int) {
+	r := b.rec(id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return r.started, r.dups
+}
+
 func serverStream(id uint64, n int) []byte {
 	return payload(rand.New(rand.NewPCG(id, 0x5e4e4)), n)
 }
@@ -120,7 +145,10 @@ func (b *customBackend) serve(c *net.TCPConn) {
 	mode := h[4]
 	id := binary.LittleEndian.Uint64(h[8:])
 	size := int(binary.LittleEndian.Uint64(h[16:]))
-	r := b.rec(id)
+	r, first := b.arrive(id)
+	if !first {
+		return // counted: the client reports a duplicated session
+	}
 	r.mode = mode
 	// client payload size is sent as the first 8 bytes after the header
 	var sz [8]byte
@@ -395,6 +423,9 @@ func (h *harness) runCustomClient(id int, addr string, relayIdx int, beh string,
 	case <-h.ctx.Done():
 		return finish(Abnormal, "interrupted", h.ctx.Err())
 	}
+	if _, dups := h.backend.seen(uid); dups > 0 {
+		return finish(Violation, fmt.Sprintf("the client's connection reached the backend %d times", dups+1), nil)
+	}
 	select {
 	case <-br.done:
 		if br.bad != "" || br.recv != csize || !br.eof {
@@ -473,9 +504,17 @@ func (h *harness) runCliReset(r *rand.Rand, uid uint64, id int, addr string, rel
 	select {
 	case <-br.done:
 	case <-time.After(cfg.hangBound):
+		if started, _ := h.backend.seen(uid); !started {
+			// Never a session (rejected, or the relay went down while
+			// it waited): nothing reached the backend to end.
+			return finish(Abnormal, "reset client never reached the backend", nil)
+		}
 		return finish(Violation, "HANG: backend never saw the end of a reset client", nil)
 	case <-h.ctx.Done():
 		return finish(Abnormal, "interrupted", h.ctx.Err())
+	}
+	if _, dups := h.backend.seen(uid); dups > 0 {
+		return finish(Violation, fmt.Sprintf("the client's connection reached the backend %d times", dups+1), nil)
 	}
 	res.Recv = br.recv
 	if br.eof {

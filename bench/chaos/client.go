@@ -346,12 +346,16 @@ func (h *harness) runClient(id int, addr string, relayIdx int, forced string, cf
 				res.Sent = off
 				return
 			}
+			// The time before the call: the reset this Write may consume
+			// can reach the reader (as an EOF in state CLOSE) before the
+			// Write returns.
+			writeAt := time.Now()
 			m, err := tc.Write(want[off : off+n])
 			off += m
 			ac.sent.Store(int64(off))
 			ac.tick()
 			if err != nil {
-				writeErrAt = time.Now()
+				writeErrAt = writeAt
 				writeErr = err
 				res.Sent = off
 				return
