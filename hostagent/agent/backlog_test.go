@@ -38,7 +38,7 @@ func TestAcceptBacklogBounded(t *testing.T) {
 	t.Parallel()
 	// Clients that get no slot are closed after a short wait, so "no more
 	// sessions than that" shows as an event: their rejection.
-	ir := newRelayWith(t, clientbridge.Config{AssignTimeout: 300 * time.Millisecond})
+	ir := newRelayWith(t, clientbridge.Config{AssignTimeout: time.Second})
 	const idle, clients = 2, 6
 	// One stream per session, so that a replacement is opened at each Open
 	// (with sequential sessions, fewer: TestSequentialSessions).
