@@ -11,8 +11,8 @@ import (
 )
 
 // The control frames every session exchanges (Welcome, Open, CloseWrite,
-// Close, SessionEnd, and the empty Hello that offers a stream again) are
-// decoded by hand when they are in the plain encoding: each
+// Close, SessionEnd, the empty Hello that offers a stream again, and
+// Withdraw) are decoded by hand when they are in the plain encoding: each
 // field once, in field order, no unknown field. The generic decoder finds
 // oneof and message types by reflection, which was ≈ 8 % of relayd's and
 // hostagent's CPU per session and grew long-lived receive loops' stacks.
@@ -104,8 +104,8 @@ func frame(data mem.BufferSlice) (num protowire.Number, msg []byte, ok bool) {
 	return num, msg, true
 }
 
-// controlRequest decodes an empty Hello, CloseWrite and Close frames from a
-// host.
+// controlRequest decodes an empty Hello, CloseWrite, Close and Withdraw
+// frames from a host.
 func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
 	num, msg, ok := frame(data)
 	if !ok {
@@ -137,6 +137,13 @@ func controlRequest(data mem.BufferSlice, m *relayv1.AttachRequest) bool {
 		m.Reset()
 		m.Frame = &relayv1.AttachRequest_Close{Close: c}
 		return true
+	case 6:
+		if len(msg) != 0 {
+			return false
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachRequest_Withdraw{Withdraw: &relayv1.Withdraw{}}
+		return true
 	}
 	return false
 }
@@ -150,7 +157,7 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 	}
 	switch num {
 	case 1:
-		var f [4]field
+		var f [6]field
 		if !fields(msg, f[:]) {
 			return false
 		}
@@ -158,11 +165,16 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 		slotID, ok2 := f[1].str()
 		maxData, ok3 := f[2].num()
 		sequential, ok4 := f[3].num()
-		if !ok1 || !ok2 || !ok3 || !ok4 {
+		credits, ok5 := f[4].num()
+		withdraw, ok6 := f[5].num()
+		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 			return false
 		}
 		m.Reset()
-		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData), SequentialSessions: sequential != 0}}
+		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
+			RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData), SequentialSessions: sequential != 0,
+			SlotCredits: uint32(credits), Withdraw: withdraw != 0,
+		}}
 		return true
 	case 2:
 		o, ok := openFrame(msg)

@@ -81,6 +81,11 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		return encodeClose(f.Close, 4)
+	case *relayv1.AttachRequest_Withdraw:
+		if f == nil || f.Withdraw == nil || hasUnknown(f.Withdraw) {
+			return nil, false
+		}
+		return finish(start(0), 6), true
 	}
 	return nil, false
 }
@@ -102,7 +107,7 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		w := f.Welcome
-		if w == nil || hasUnknown(w) || w.SlotCredits != 0 || !utf8s(w.RelayId, w.SlotId) {
+		if w == nil || hasUnknown(w) || !utf8s(w.RelayId, w.SlotId) {
 			return nil, false
 		}
 		b := start(len(w.RelayId) + len(w.SlotId))
@@ -110,6 +115,8 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 		b = appendString(b, 2, w.SlotId)
 		b = appendVarint(b, 3, uint64(w.MaxDataBytes))
 		b = appendVarint(b, 4, boolVarint(w.SequentialSessions))
+		b = appendVarint(b, 5, uint64(w.SlotCredits))
+		b = appendVarint(b, 6, boolVarint(w.Withdraw))
 		return finish(b, 1), true
 	case *relayv1.AttachResponse_Open:
 		if f == nil {

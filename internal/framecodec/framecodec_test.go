@@ -174,6 +174,11 @@ func controlFrames() []proto.Message {
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{SessionId: "c42"}}},
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_SessionEnd{SessionEnd: &relayv1.SessionEnd{}}},
 		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}},
+		// A relay that takes Withdraw, and the frame; a credit stream's
+		// Welcome.
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s17", MaxDataBytes: 32512, SequentialSessions: true, Withdraw: true}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s18", MaxDataBytes: 32512, SlotCredits: 10}}},
+		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Withdraw{Withdraw: &relayv1.Withdraw{}}},
 	}
 }
 

@@ -13,7 +13,10 @@
 //     them, travel in metadata ("authorization: Bearer <token>").
 //  2. The HP sends Hello, first and exactly once. The relay answers Welcome.
 //     The slot is now idle: it waits for a client. The HP sends nothing while
-//     idle; to give the slot up it cancels the RPC (or half-closes it).
+//     idle; to give the slot up it cancels the RPC (or half-closes it), or,
+//     where Welcome.withdraw says the relay takes it, sends Withdraw: unlike
+//     the others, Withdraw cannot abort a client that is being assigned to
+//     the slot at that moment.
 //  3. A client connects; the relay's scheduler picks this slot and sends Open.
 //     One stream carries at most one session in its life (but see
 //     sequential sessions below).
@@ -450,6 +453,7 @@ type AttachRequest struct {
 	//	*AttachRequest_CloseWrite
 	//	*AttachRequest_Close
 	//	*AttachRequest_Credit
+	//	*AttachRequest_Withdraw
 	Frame         isAttachRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -537,6 +541,15 @@ func (x *AttachRequest) GetCredit() *Credit {
 	return nil
 }
 
+func (x *AttachRequest) GetWithdraw() *Withdraw {
+	if x != nil {
+		if x, ok := x.Frame.(*AttachRequest_Withdraw); ok {
+			return x.Withdraw
+		}
+	}
+	return nil
+}
+
 type isAttachRequest_Frame interface {
 	isAttachRequest_Frame()
 }
@@ -571,6 +584,18 @@ type AttachRequest_Credit struct {
 	Credit *Credit `protobuf:"bytes,5,opt,name=credit,proto3,oneof"`
 }
 
+type AttachRequest_Withdraw struct {
+	// withdraw gives an idle slot up, unless a client already has it: if
+	// the relay has not sent Open, it ends the stream with OK (a client
+	// being assigned to the slot goes, untouched, to another); if it has,
+	// the Withdraw is void and the session runs as usual (the HP must serve
+	// the Open that crossed its Withdraw). Legal on a stream whose Welcome
+	// set withdraw, at any time after Welcome; ignored during a session. A
+	// relay that does not know the frame takes it for an empty one
+	// (INVALID_ARGUMENT): send it only where Welcome.withdraw is set.
+	Withdraw *Withdraw `protobuf:"bytes,6,opt,name=withdraw,proto3,oneof"`
+}
+
 func (*AttachRequest_Hello) isAttachRequest_Frame() {}
 
 func (*AttachRequest_Data) isAttachRequest_Frame() {}
@@ -580,6 +605,8 @@ func (*AttachRequest_CloseWrite) isAttachRequest_Frame() {}
 func (*AttachRequest_Close) isAttachRequest_Frame() {}
 
 func (*AttachRequest_Credit) isAttachRequest_Frame() {}
+
+func (*AttachRequest_Withdraw) isAttachRequest_Frame() {}
 
 // AttachResponse is one frame sent by the relay to the HP.
 type AttachResponse struct {
@@ -927,7 +954,10 @@ type Welcome struct {
 	// slot_credits, on a credit stream, is the number of credits the relay
 	// took from Hello.slot_credits (it may take fewer: see the relay's
 	// --max-credits).
-	SlotCredits   uint32 `protobuf:"varint,5,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
+	SlotCredits uint32 `protobuf:"varint,5,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
+	// withdraw is true when the relay takes AttachRequest.withdraw on this
+	// stream (not on a credit stream).
+	Withdraw      bool `protobuf:"varint,6,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -997,6 +1027,50 @@ func (x *Welcome) GetSlotCredits() uint32 {
 	return 0
 }
 
+func (x *Welcome) GetWithdraw() bool {
+	if x != nil {
+		return x.Withdraw
+	}
+	return false
+}
+
+// Withdraw gives an idle slot up; see AttachRequest.withdraw.
+type Withdraw struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Withdraw) Reset() {
+	*x = Withdraw{}
+	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Withdraw) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Withdraw) ProtoMessage() {}
+
+func (x *Withdraw) ProtoReflect() protoreflect.Message {
+	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Withdraw.ProtoReflect.Descriptor instead.
+func (*Withdraw) Descriptor() ([]byte, []int) {
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{4}
+}
+
 // Credit adds idle slots to a credit stream.
 type Credit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1008,7 +1082,7 @@ type Credit struct {
 
 func (x *Credit) Reset() {
 	*x = Credit{}
-	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1094,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_relay_v1_relay_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1107,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{4}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Credit) GetSlots() uint32 {
@@ -1057,7 +1131,7 @@ type Offer struct {
 
 func (x *Offer) Reset() {
 	*x = Offer{}
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1143,7 @@ func (x *Offer) String() string {
 func (*Offer) ProtoMessage() {}
 
 func (x *Offer) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_relay_v1_relay_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1156,7 @@ func (x *Offer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offer.ProtoReflect.Descriptor instead.
 func (*Offer) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Offer) GetClaimId() string {
@@ -1118,7 +1192,7 @@ type Open struct {
 
 func (x *Open) Reset() {
 	*x = Open{}
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1204,7 @@ func (x *Open) String() string {
 func (*Open) ProtoMessage() {}
 
 func (x *Open) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_relay_v1_relay_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1217,7 @@ func (x *Open) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Open.ProtoReflect.Descriptor instead.
 func (*Open) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{6}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Open) GetSessionId() string {
@@ -1201,7 +1275,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1287,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_relay_v1_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1300,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Drain) GetReason() DrainReason {
@@ -1262,7 +1336,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1348,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_relay_v1_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1361,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{8}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Data) GetPayload() []byte {
@@ -1309,7 +1383,7 @@ type SessionEnd struct {
 
 func (x *SessionEnd) Reset() {
 	*x = SessionEnd{}
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1395,7 @@ func (x *SessionEnd) String() string {
 func (*SessionEnd) ProtoMessage() {}
 
 func (x *SessionEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_relay_v1_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1408,7 @@ func (x *SessionEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionEnd.ProtoReflect.Descriptor instead.
 func (*SessionEnd) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{9}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SessionEnd) GetSessionId() string {
@@ -1354,7 +1428,7 @@ type CloseWrite struct {
 
 func (x *CloseWrite) Reset() {
 	*x = CloseWrite{}
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1440,7 @@ func (x *CloseWrite) String() string {
 func (*CloseWrite) ProtoMessage() {}
 
 func (x *CloseWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_relay_v1_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1453,7 @@ func (x *CloseWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseWrite.ProtoReflect.Descriptor instead.
 func (*CloseWrite) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{10}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
 }
 
 // Close aborts the session. Sent by either side; the relay ends the stream
@@ -1396,7 +1470,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1482,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_relay_v1_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1495,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{11}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Close) GetReason() CloseReason {
@@ -1447,7 +1521,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1533,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_relay_v1_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1546,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{12}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
 // GetStatusResponse is a snapshot of the relay.
@@ -1507,7 +1581,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1593,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_relay_v1_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1606,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{13}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetStatusResponse) GetRelayId() string {
@@ -1635,7 +1709,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1721,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_relay_v1_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1734,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceStatus) GetService() string {
@@ -1723,7 +1797,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1809,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[15]
+	mi := &file_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1822,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{15}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListHostsRequest) GetService() string {
@@ -1771,7 +1845,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1857,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[16]
+	mi := &file_relay_v1_relay_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1870,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{16}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListHostsResponse) GetHosts() []*Host {
@@ -1846,7 +1920,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1932,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[17]
+	mi := &file_relay_v1_relay_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1945,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{17}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Host) GetHostId() string {
@@ -1985,7 +2059,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2071,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[18]
+	mi := &file_relay_v1_relay_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2084,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{18}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSessionsRequest) GetService() string {
@@ -2038,7 +2112,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2124,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[19]
+	mi := &file_relay_v1_relay_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2137,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{19}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -2102,7 +2176,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2188,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[20]
+	mi := &file_relay_v1_relay_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2201,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{20}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Session) GetSessionId() string {
@@ -2218,7 +2292,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2304,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[21]
+	mi := &file_relay_v1_relay_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2317,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{21}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchEventsRequest) GetService() string {
@@ -2295,7 +2369,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2381,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[22]
+	mi := &file_relay_v1_relay_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2394,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{22}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchEventsResponse) GetTime() *timestamppb.Timestamp {
@@ -2477,7 +2551,7 @@ type HostAttached struct {
 
 func (x *HostAttached) Reset() {
 	*x = HostAttached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2563,7 @@ func (x *HostAttached) String() string {
 func (*HostAttached) ProtoMessage() {}
 
 func (x *HostAttached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[23]
+	mi := &file_relay_v1_relay_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2576,7 @@ func (x *HostAttached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostAttached.ProtoReflect.Descriptor instead.
 func (*HostAttached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{23}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HostAttached) GetHostId() string {
@@ -2549,7 +2623,7 @@ type HostDetached struct {
 
 func (x *HostDetached) Reset() {
 	*x = HostDetached{}
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2561,7 +2635,7 @@ func (x *HostDetached) String() string {
 func (*HostDetached) ProtoMessage() {}
 
 func (x *HostDetached) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[24]
+	mi := &file_relay_v1_relay_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2574,7 +2648,7 @@ func (x *HostDetached) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostDetached.ProtoReflect.Descriptor instead.
 func (*HostDetached) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{24}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HostDetached) GetHostId() string {
@@ -2615,7 +2689,7 @@ type SlotOpened struct {
 
 func (x *SlotOpened) Reset() {
 	*x = SlotOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2701,7 @@ func (x *SlotOpened) String() string {
 func (*SlotOpened) ProtoMessage() {}
 
 func (x *SlotOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[25]
+	mi := &file_relay_v1_relay_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2714,7 @@ func (x *SlotOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOpened.ProtoReflect.Descriptor instead.
 func (*SlotOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{25}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SlotOpened) GetSlotId() string {
@@ -2685,7 +2759,7 @@ type SessionOpened struct {
 
 func (x *SessionOpened) Reset() {
 	*x = SessionOpened{}
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +2771,7 @@ func (x *SessionOpened) String() string {
 func (*SessionOpened) ProtoMessage() {}
 
 func (x *SessionOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[26]
+	mi := &file_relay_v1_relay_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +2784,7 @@ func (x *SessionOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionOpened.ProtoReflect.Descriptor instead.
 func (*SessionOpened) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{26}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionOpened) GetSessionId() string {
@@ -2773,7 +2847,7 @@ type SessionHalfClosed struct {
 
 func (x *SessionHalfClosed) Reset() {
 	*x = SessionHalfClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2859,7 @@ func (x *SessionHalfClosed) String() string {
 func (*SessionHalfClosed) ProtoMessage() {}
 
 func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[27]
+	mi := &file_relay_v1_relay_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2872,7 @@ func (x *SessionHalfClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHalfClosed.ProtoReflect.Descriptor instead.
 func (*SessionHalfClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{27}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SessionHalfClosed) GetSessionId() string {
@@ -2859,7 +2933,7 @@ type SessionClosed struct {
 
 func (x *SessionClosed) Reset() {
 	*x = SessionClosed{}
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2945,7 @@ func (x *SessionClosed) String() string {
 func (*SessionClosed) ProtoMessage() {}
 
 func (x *SessionClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[28]
+	mi := &file_relay_v1_relay_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2958,7 @@ func (x *SessionClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionClosed.ProtoReflect.Descriptor instead.
 func (*SessionClosed) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{28}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SessionClosed) GetSessionId() string {
@@ -2972,7 +3046,7 @@ type ClientRejected struct {
 
 func (x *ClientRejected) Reset() {
 	*x = ClientRejected{}
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3058,7 @@ func (x *ClientRejected) String() string {
 func (*ClientRejected) ProtoMessage() {}
 
 func (x *ClientRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[29]
+	mi := &file_relay_v1_relay_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3071,7 @@ func (x *ClientRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRejected.ProtoReflect.Descriptor instead.
 func (*ClientRejected) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{29}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClientRejected) GetClientAddr() string {
@@ -3034,7 +3108,7 @@ type CloseSessionRequest struct {
 
 func (x *CloseSessionRequest) Reset() {
 	*x = CloseSessionRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3120,7 @@ func (x *CloseSessionRequest) String() string {
 func (*CloseSessionRequest) ProtoMessage() {}
 
 func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[30]
+	mi := &file_relay_v1_relay_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3133,7 @@ func (x *CloseSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseSessionRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{30}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CloseSessionRequest) GetSessionId() string {
@@ -3085,7 +3159,7 @@ type CloseSessionResponse struct {
 
 func (x *CloseSessionResponse) Reset() {
 	*x = CloseSessionResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3171,7 @@ func (x *CloseSessionResponse) String() string {
 func (*CloseSessionResponse) ProtoMessage() {}
 
 func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[31]
+	mi := &file_relay_v1_relay_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3184,7 @@ func (x *CloseSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseSessionResponse.ProtoReflect.Descriptor instead.
 func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{31}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
 }
 
 // DrainHostRequest names the host to drain.
@@ -3127,7 +3201,7 @@ type DrainHostRequest struct {
 
 func (x *DrainHostRequest) Reset() {
 	*x = DrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3213,7 @@ func (x *DrainHostRequest) String() string {
 func (*DrainHostRequest) ProtoMessage() {}
 
 func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[32]
+	mi := &file_relay_v1_relay_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3226,7 @@ func (x *DrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostRequest.ProtoReflect.Descriptor instead.
 func (*DrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{32}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DrainHostRequest) GetHostId() string {
@@ -3182,7 +3256,7 @@ type DrainHostResponse struct {
 
 func (x *DrainHostResponse) Reset() {
 	*x = DrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[33]
+	mi := &file_relay_v1_relay_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3268,7 @@ func (x *DrainHostResponse) String() string {
 func (*DrainHostResponse) ProtoMessage() {}
 
 func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[33]
+	mi := &file_relay_v1_relay_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3281,7 @@ func (x *DrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainHostResponse.ProtoReflect.Descriptor instead.
 func (*DrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{33}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DrainHostResponse) GetIdleSlotsDrained() uint32 {
@@ -3237,7 +3311,7 @@ type UndrainHostRequest struct {
 
 func (x *UndrainHostRequest) Reset() {
 	*x = UndrainHostRequest{}
-	mi := &file_relay_v1_relay_proto_msgTypes[34]
+	mi := &file_relay_v1_relay_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3323,7 @@ func (x *UndrainHostRequest) String() string {
 func (*UndrainHostRequest) ProtoMessage() {}
 
 func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[34]
+	mi := &file_relay_v1_relay_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3336,7 @@ func (x *UndrainHostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostRequest.ProtoReflect.Descriptor instead.
 func (*UndrainHostRequest) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{34}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UndrainHostRequest) GetHostId() string {
@@ -3288,7 +3362,7 @@ type UndrainHostResponse struct {
 
 func (x *UndrainHostResponse) Reset() {
 	*x = UndrainHostResponse{}
-	mi := &file_relay_v1_relay_proto_msgTypes[35]
+	mi := &file_relay_v1_relay_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3374,7 @@ func (x *UndrainHostResponse) String() string {
 func (*UndrainHostResponse) ProtoMessage() {}
 
 func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_relay_v1_relay_proto_msgTypes[35]
+	mi := &file_relay_v1_relay_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,21 +3387,22 @@ func (x *UndrainHostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndrainHostResponse.ProtoReflect.Descriptor instead.
 func (*UndrainHostResponse) Descriptor() ([]byte, []int) {
-	return file_relay_v1_relay_proto_rawDescGZIP(), []int{35}
+	return file_relay_v1_relay_proto_rawDescGZIP(), []int{36}
 }
 
 var File_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_relay_v1_relay_proto_rawDesc = "" +
 	"\n" +
-	"\x14relay/v1/relay.proto\x12\brelay.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n" +
+	"\x14relay/v1/relay.proto\x12\brelay.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x02\n" +
 	"\rAttachRequest\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.relay.v1.HelloH\x00R\x05hello\x12$\n" +
 	"\x04data\x18\x02 \x01(\v2\x0e.relay.v1.DataH\x00R\x04data\x127\n" +
 	"\vclose_write\x18\x03 \x01(\v2\x14.relay.v1.CloseWriteH\x00R\n" +
 	"closeWrite\x12'\n" +
 	"\x05close\x18\x04 \x01(\v2\x0f.relay.v1.CloseH\x00R\x05close\x12*\n" +
-	"\x06credit\x18\x05 \x01(\v2\x10.relay.v1.CreditH\x00R\x06creditB\a\n" +
+	"\x06credit\x18\x05 \x01(\v2\x10.relay.v1.CreditH\x00R\x06credit\x120\n" +
+	"\bwithdraw\x18\x06 \x01(\v2\x12.relay.v1.WithdrawH\x00R\bwithdrawB\a\n" +
 	"\x05frame\"\x81\x03\n" +
 	"\x0eAttachResponse\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.relay.v1.WelcomeH\x00R\awelcome\x12$\n" +
@@ -3352,13 +3427,16 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\bclaim_id\x18\b \x01(\tR\aclaimId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x01\n" +
 	"\aWelcome\x12\x19\n" +
 	"\brelay_id\x18\x01 \x01(\tR\arelayId\x12\x17\n" +
 	"\aslot_id\x18\x02 \x01(\tR\x06slotId\x12$\n" +
 	"\x0emax_data_bytes\x18\x03 \x01(\rR\fmaxDataBytes\x12/\n" +
 	"\x13sequential_sessions\x18\x04 \x01(\bR\x12sequentialSessions\x12!\n" +
-	"\fslot_credits\x18\x05 \x01(\rR\vslotCredits\"\x1e\n" +
+	"\fslot_credits\x18\x05 \x01(\rR\vslotCredits\x12\x1a\n" +
+	"\bwithdraw\x18\x06 \x01(\bR\bwithdraw\"\n" +
+	"\n" +
+	"\bWithdraw\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
 	"\x05slots\x18\x01 \x01(\rR\x05slots\"C\n" +
 	"\x05Offer\x12\x19\n" +
@@ -3598,7 +3676,7 @@ func file_relay_v1_relay_proto_rawDescGZIP() []byte {
 }
 
 var file_relay_v1_relay_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_relay_v1_relay_proto_goTypes = []any{
 	(DrainReason)(0),              // 0: relay.v1.DrainReason
 	(CloseReason)(0),              // 1: relay.v1.CloseReason
@@ -3609,105 +3687,107 @@ var file_relay_v1_relay_proto_goTypes = []any{
 	(*AttachResponse)(nil),        // 6: relay.v1.AttachResponse
 	(*Hello)(nil),                 // 7: relay.v1.Hello
 	(*Welcome)(nil),               // 8: relay.v1.Welcome
-	(*Credit)(nil),                // 9: relay.v1.Credit
-	(*Offer)(nil),                 // 10: relay.v1.Offer
-	(*Open)(nil),                  // 11: relay.v1.Open
-	(*Drain)(nil),                 // 12: relay.v1.Drain
-	(*Data)(nil),                  // 13: relay.v1.Data
-	(*SessionEnd)(nil),            // 14: relay.v1.SessionEnd
-	(*CloseWrite)(nil),            // 15: relay.v1.CloseWrite
-	(*Close)(nil),                 // 16: relay.v1.Close
-	(*GetStatusRequest)(nil),      // 17: relay.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 18: relay.v1.GetStatusResponse
-	(*ServiceStatus)(nil),         // 19: relay.v1.ServiceStatus
-	(*ListHostsRequest)(nil),      // 20: relay.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),     // 21: relay.v1.ListHostsResponse
-	(*Host)(nil),                  // 22: relay.v1.Host
-	(*ListSessionsRequest)(nil),   // 23: relay.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),  // 24: relay.v1.ListSessionsResponse
-	(*Session)(nil),               // 25: relay.v1.Session
-	(*WatchEventsRequest)(nil),    // 26: relay.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),   // 27: relay.v1.WatchEventsResponse
-	(*HostAttached)(nil),          // 28: relay.v1.HostAttached
-	(*HostDetached)(nil),          // 29: relay.v1.HostDetached
-	(*SlotOpened)(nil),            // 30: relay.v1.SlotOpened
-	(*SessionOpened)(nil),         // 31: relay.v1.SessionOpened
-	(*SessionHalfClosed)(nil),     // 32: relay.v1.SessionHalfClosed
-	(*SessionClosed)(nil),         // 33: relay.v1.SessionClosed
-	(*ClientRejected)(nil),        // 34: relay.v1.ClientRejected
-	(*CloseSessionRequest)(nil),   // 35: relay.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 36: relay.v1.CloseSessionResponse
-	(*DrainHostRequest)(nil),      // 37: relay.v1.DrainHostRequest
-	(*DrainHostResponse)(nil),     // 38: relay.v1.DrainHostResponse
-	(*UndrainHostRequest)(nil),    // 39: relay.v1.UndrainHostRequest
-	(*UndrainHostResponse)(nil),   // 40: relay.v1.UndrainHostResponse
-	nil,                           // 41: relay.v1.Hello.LabelsEntry
-	nil,                           // 42: relay.v1.Host.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 43: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
+	(*Withdraw)(nil),              // 9: relay.v1.Withdraw
+	(*Credit)(nil),                // 10: relay.v1.Credit
+	(*Offer)(nil),                 // 11: relay.v1.Offer
+	(*Open)(nil),                  // 12: relay.v1.Open
+	(*Drain)(nil),                 // 13: relay.v1.Drain
+	(*Data)(nil),                  // 14: relay.v1.Data
+	(*SessionEnd)(nil),            // 15: relay.v1.SessionEnd
+	(*CloseWrite)(nil),            // 16: relay.v1.CloseWrite
+	(*Close)(nil),                 // 17: relay.v1.Close
+	(*GetStatusRequest)(nil),      // 18: relay.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 19: relay.v1.GetStatusResponse
+	(*ServiceStatus)(nil),         // 20: relay.v1.ServiceStatus
+	(*ListHostsRequest)(nil),      // 21: relay.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),     // 22: relay.v1.ListHostsResponse
+	(*Host)(nil),                  // 23: relay.v1.Host
+	(*ListSessionsRequest)(nil),   // 24: relay.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),  // 25: relay.v1.ListSessionsResponse
+	(*Session)(nil),               // 26: relay.v1.Session
+	(*WatchEventsRequest)(nil),    // 27: relay.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),   // 28: relay.v1.WatchEventsResponse
+	(*HostAttached)(nil),          // 29: relay.v1.HostAttached
+	(*HostDetached)(nil),          // 30: relay.v1.HostDetached
+	(*SlotOpened)(nil),            // 31: relay.v1.SlotOpened
+	(*SessionOpened)(nil),         // 32: relay.v1.SessionOpened
+	(*SessionHalfClosed)(nil),     // 33: relay.v1.SessionHalfClosed
+	(*SessionClosed)(nil),         // 34: relay.v1.SessionClosed
+	(*ClientRejected)(nil),        // 35: relay.v1.ClientRejected
+	(*CloseSessionRequest)(nil),   // 36: relay.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 37: relay.v1.CloseSessionResponse
+	(*DrainHostRequest)(nil),      // 38: relay.v1.DrainHostRequest
+	(*DrainHostResponse)(nil),     // 39: relay.v1.DrainHostResponse
+	(*UndrainHostRequest)(nil),    // 40: relay.v1.UndrainHostRequest
+	(*UndrainHostResponse)(nil),   // 41: relay.v1.UndrainHostResponse
+	nil,                           // 42: relay.v1.Hello.LabelsEntry
+	nil,                           // 43: relay.v1.Host.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
 	7,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
-	13, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
-	15, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
-	16, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
-	9,  // 4: relay.v1.AttachRequest.credit:type_name -> relay.v1.Credit
-	8,  // 5: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
-	11, // 6: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
-	13, // 7: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
-	15, // 8: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
-	16, // 9: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
-	12, // 10: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
-	14, // 11: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
-	10, // 12: relay.v1.AttachResponse.offer:type_name -> relay.v1.Offer
-	41, // 13: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	43, // 14: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 15: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
-	44, // 16: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
-	1,  // 17: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	44, // 18: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	19, // 19: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	43, // 20: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	22, // 21: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	43, // 22: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	42, // 23: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	25, // 24: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	43, // 25: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 26: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	43, // 27: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	28, // 28: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	29, // 29: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	30, // 30: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	31, // 31: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	32, // 32: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	33, // 33: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	34, // 34: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	44, // 35: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 36: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 37: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	44, // 38: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 39: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 40: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	17, // 41: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	20, // 42: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	23, // 43: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	26, // 44: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	35, // 45: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	37, // 46: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	39, // 47: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 48: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	18, // 49: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	21, // 50: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	24, // 51: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	27, // 52: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	36, // 53: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	38, // 54: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	40, // 55: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	48, // [48:56] is the sub-list for method output_type
-	40, // [40:48] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	14, // 1: relay.v1.AttachRequest.data:type_name -> relay.v1.Data
+	16, // 2: relay.v1.AttachRequest.close_write:type_name -> relay.v1.CloseWrite
+	17, // 3: relay.v1.AttachRequest.close:type_name -> relay.v1.Close
+	10, // 4: relay.v1.AttachRequest.credit:type_name -> relay.v1.Credit
+	9,  // 5: relay.v1.AttachRequest.withdraw:type_name -> relay.v1.Withdraw
+	8,  // 6: relay.v1.AttachResponse.welcome:type_name -> relay.v1.Welcome
+	12, // 7: relay.v1.AttachResponse.open:type_name -> relay.v1.Open
+	14, // 8: relay.v1.AttachResponse.data:type_name -> relay.v1.Data
+	16, // 9: relay.v1.AttachResponse.close_write:type_name -> relay.v1.CloseWrite
+	17, // 10: relay.v1.AttachResponse.close:type_name -> relay.v1.Close
+	13, // 11: relay.v1.AttachResponse.drain:type_name -> relay.v1.Drain
+	15, // 12: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
+	11, // 13: relay.v1.AttachResponse.offer:type_name -> relay.v1.Offer
+	42, // 14: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
+	44, // 15: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 16: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	45, // 17: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 18: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	45, // 19: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	20, // 20: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	44, // 21: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	23, // 22: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	44, // 23: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	43, // 24: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	26, // 25: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	44, // 26: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 27: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	44, // 28: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	29, // 29: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	30, // 30: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	31, // 31: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	32, // 32: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	33, // 33: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	34, // 34: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	35, // 35: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	45, // 36: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 37: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 38: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	45, // 39: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 40: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 41: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	18, // 42: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	21, // 43: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	24, // 44: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	27, // 45: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	36, // 46: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	38, // 47: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	40, // 48: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 49: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	19, // 50: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	22, // 51: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	25, // 52: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	28, // 53: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	37, // 54: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	39, // 55: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	41, // 56: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	49, // [49:57] is the sub-list for method output_type
+	41, // [41:49] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
@@ -3721,6 +3801,7 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachRequest_CloseWrite)(nil),
 		(*AttachRequest_Close)(nil),
 		(*AttachRequest_Credit)(nil),
+		(*AttachRequest_Withdraw)(nil),
 	}
 	file_relay_v1_relay_proto_msgTypes[1].OneofWrappers = []any{
 		(*AttachResponse_Welcome)(nil),
@@ -3732,7 +3813,7 @@ func file_relay_v1_relay_proto_init() {
 		(*AttachResponse_SessionEnd)(nil),
 		(*AttachResponse_Offer)(nil),
 	}
-	file_relay_v1_relay_proto_msgTypes[22].OneofWrappers = []any{
+	file_relay_v1_relay_proto_msgTypes[23].OneofWrappers = []any{
 		(*WatchEventsResponse_HostAttached)(nil),
 		(*WatchEventsResponse_HostDetached)(nil),
 		(*WatchEventsResponse_SlotOpened)(nil),
@@ -3747,7 +3828,7 @@ func file_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_relay_v1_relay_proto_rawDesc), len(file_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -13,7 +13,10 @@
 //     them, travel in metadata ("authorization: Bearer <token>").
 //  2. The HP sends Hello, first and exactly once. The relay answers Welcome.
 //     The slot is now idle: it waits for a client. The HP sends nothing while
-//     idle; to give the slot up it cancels the RPC (or half-closes it).
+//     idle; to give the slot up it cancels the RPC (or half-closes it), or,
+//     where Welcome.withdraw says the relay takes it, sends Withdraw: unlike
+//     the others, Withdraw cannot abort a client that is being assigned to
+//     the slot at that moment.
 //  3. A client connects; the relay's scheduler picks this slot and sends Open.
 //     One stream carries at most one session in its life (but see
 //     sequential sessions below).
