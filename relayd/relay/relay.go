@@ -550,6 +550,7 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 	}
 	if err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: true,
+		Withdraw: true,
 	}}}); err != nil {
 		r.withdraw(a.service, a.sl)
 		a.detach = "stream broke"
@@ -684,6 +685,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	}
 	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: a.sequential,
+		Withdraw: true,
 	}}}); err != nil {
 		r.withdraw(service, a.sl)
 		a.detach = "stream broke"
@@ -1210,6 +1212,23 @@ func (l *recvLoop) nextSession() bool {
 	return true
 }
 
+// withdrawIdle ends the loop for a Withdraw if no session has the slot:
+// from then on setSession fails, so a client being assigned to the slot
+// goes back to the queue untouched. It returns false, and the Withdraw is
+// void, if a session has it.
+func (l *recvLoop) withdrawIdle() bool {
+	l.endMu.Lock()
+	defer l.endMu.Unlock()
+	if l.session.Load() != nil {
+		return false
+	}
+	l.ended = true
+	return true
+}
+
+// errWithdrawn ends a receive loop whose idle slot the host withdrew.
+var errWithdrawn = errors.New("slot withdrawn")
+
 // setSession hands the loop the session's Conn. It returns false if the
 // loop has already ended; then its ending is (or will be) in idleEnd.
 func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func()) bool {
@@ -1248,8 +1267,8 @@ func (l *recvLoop) run() {
 		return
 	}
 	var ce *closeFrameError
-	if errors.As(err, &ce) {
-		err = nil // Close before Open: the host gives the slot up
+	if errors.As(err, &ce) || err == errWithdrawn {
+		err = nil // Close before Open, or Withdraw: the host gives the slot up
 	}
 	l.idleEnd <- err
 }
@@ -1319,6 +1338,12 @@ func (l *recvLoop) loop() error {
 			return protocolError(codes.FailedPrecondition, "Hello sent twice")
 		case *relayv1.AttachRequest_Close:
 			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
+		case *relayv1.AttachRequest_Withdraw:
+			if l.withdrawIdle() {
+				return errWithdrawn
+			}
+			// Void: a session has the slot (its Open crossed the
+			// Withdraw), and the host serves it.
 		case *relayv1.AttachRequest_Credit:
 			return protocolError(codes.FailedPrecondition, "Credit on a stream that is not a credit stream (Hello.slot_credits)")
 		case *relayv1.AttachRequest_Data:
@@ -1368,6 +1393,10 @@ func frameName(req *relayv1.AttachRequest) string {
 		return "Close"
 	case *relayv1.AttachRequest_Hello:
 		return "Hello"
+	case *relayv1.AttachRequest_Credit:
+		return "Credit"
+	case *relayv1.AttachRequest_Withdraw:
+		return "Withdraw"
 	default:
 		return "an empty frame"
 	}
