@@ -252,6 +252,11 @@ type link struct {
 	// parked are the streams whose session ended, each waiting for an
 	// offer to claim (or "" to give up) on its channel; newest last.
 	parked []chan string
+
+	// Idle slots the manager may withdraw (Welcome.withdraw), to move
+	// MaxSessions' share to a relay short of it; owned by the manager.
+	withdrawable []*withdrawer
+	withdrawing  int // asked to withdraw, not yet ended or opened
 }
 
 // drainError is a Drain frame from the relay, seen as the end of a slot.
@@ -285,6 +290,8 @@ type event struct {
 	err        error
 	outage     int         // the link's outage count when the slot started
 	sequential bool        // evOpened, evEnded: the stream may carry another session
+	slot       *withdrawer // evAttached, evOpened, evIdleEnded: the idle slot's, if it can be withdrawn
+	withdrawn  bool        // evSessionEnd: the stream was asked to withdraw as Open came: give it up
 	reply      chan bool   // evSessionEnd: whether to offer the stream again
 	claim      string      // evOffer, evReclaim: the offer's claim id
 	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
@@ -466,6 +473,9 @@ func (l *Listener) manage() {
 			l.slots.Add(1)
 			go l.runSlot(next, next.outage, "")
 		}
+		if !closing && !l.cfg.SlotCredits && l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions && l.unaccepted < l.cfg.Idle {
+			l.rebalance(now, &nextRetry)
+		}
 		if !nextRetry.IsZero() {
 			timer.Reset(time.Until(nextRetry))
 		}
@@ -494,6 +504,9 @@ func (l *Listener) handle(ev event) {
 	case evAttached:
 		lk.connecting--
 		lk.idle++
+		if ev.slot != nil {
+			lk.withdrawable = append(lk.withdrawable, ev.slot)
+		}
 		l.stats.idle.Add(1)
 		lk.failures = 0
 		if !lk.ready && lk.idle >= l.cfg.Idle {
@@ -509,6 +522,7 @@ func (l *Listener) handle(ev event) {
 			l.backoff(lk, ev.err)
 		}
 	case evOpened:
+		lk.forgetSlot(ev.slot)
 		lk.idle--
 		lk.active++
 		if ev.sequential {
@@ -521,6 +535,7 @@ func (l *Listener) handle(ev event) {
 	case evHandedOff:
 		l.unaccepted--
 	case evIdleEnded:
+		lk.forgetSlot(ev.slot)
 		lk.idle--
 		l.stats.idle.Add(-1)
 		var de *drainError
@@ -542,7 +557,7 @@ func (l *Listener) handle(ev event) {
 		// Offered again while the relay is short of idle slots; given up
 		// otherwise (after a burst, or closing), which the relay cannot
 		// mistake for anything else: it assigns no client before Welcome.
-		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
+		again := !ev.withdrawn && l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
 			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle &&
 			!l.anotherRelayShort(lk)
 		if again {
@@ -632,6 +647,145 @@ func (l *Listener) anotherRelayShort(lk *link) bool {
 		}
 	}
 	return false
+}
+
+// rebalance moves one idle slot, with MaxSessions reached, from the relay
+// holding the most to one short of its share that could take a slot now (a
+// relay back from an outage or a drain, which would otherwise get slots
+// only as sessions end elsewhere: never, on an agent without traffic). The
+// slot is withdrawn (Withdraw, which cannot take a client's session away);
+// once it has ended, manage opens the next slot on the relay with the
+// fewest. One withdrawal at a time: a relay that is still down fails its
+// probe and backs off, and the slot goes back where it was.
+func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
+	for _, lk := range l.links {
+		if lk.withdrawing > 0 {
+			return
+		}
+	}
+	has := func(lk *link) int { return lk.connecting + lk.idle + min(lk.returning, l.cfg.Idle/2) }
+	var short *link
+	for _, lk := range l.serving {
+		if has(lk) >= l.cfg.Idle {
+			continue
+		}
+		if lk.failures > 0 {
+			if lk.connecting > 0 {
+				continue
+			}
+			if now.Before(lk.retryAt) {
+				if nextRetry.IsZero() || lk.retryAt.Before(*nextRetry) {
+					*nextRetry = lk.retryAt
+				}
+				continue
+			}
+		}
+		if short == nil || has(lk) < has(short) {
+			short = lk
+		}
+	}
+	if short == nil {
+		return
+	}
+	var long *link
+	for _, lk := range l.links {
+		if lk == short || len(lk.withdrawable) == 0 {
+			continue
+		}
+		if long == nil || has(lk) > has(long) {
+			long = lk
+		}
+	}
+	if long == nil || has(long) <= has(short)+1 {
+		return
+	}
+	// While the relay short of slots is failing, each move is a probe that
+	// may fail again: not worth a line each.
+	level := slog.LevelInfo
+	if short.failures > 0 {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "moving an idle slot to a relay short of its share of --max-sessions",
+		"from_relay", long.addr, "to_relay", short.addr)
+	w := long.withdrawable[len(long.withdrawable)-1]
+	long.withdrawable = long.withdrawable[:len(long.withdrawable)-1]
+	w.requested = true
+	long.withdrawing++
+	l.slots.Add(1)
+	go func() {
+		defer l.slots.Done()
+		w.withdraw()
+	}()
+}
+
+// forgetSlot drops an idle slot that has opened a session or ended from
+// the ones the manager may withdraw.
+func (lk *link) forgetSlot(w *withdrawer) {
+	if w == nil {
+		return
+	}
+	if w.requested {
+		lk.withdrawing--
+		return
+	}
+	if i := slices.Index(lk.withdrawable, w); i >= 0 {
+		lk.withdrawable = slices.Delete(lk.withdrawable, i, i+1)
+	}
+}
+
+// withdrawer withdraws an idle slot (Welcome.withdraw): it sends Withdraw
+// unless Open has come. Its lock orders that Send against the session's
+// first, so the stream never has two Sends at once.
+type withdrawer struct {
+	stream    relayv1.HostService_AttachClient
+	requested bool // the manager asked for the withdrawal; owned by the manager
+
+	mu    sync.Mutex
+	state int // withdrawIdle, then withdrawSent or withdrawDone
+}
+
+const (
+	withdrawIdle = iota
+	withdrawSent
+	withdrawDone // Open came, or the slot ended
+)
+
+// newWithdrawer returns the withdrawer of an idle slot on stream, or nil
+// if the relay does not take Withdraw there. Not inlined, nor is done:
+// in runSlot's frame they would grow the stack a slot keeps for its life.
+//
+//go:noinline
+func newWithdrawer(stream relayv1.HostService_AttachClient, ok bool) *withdrawer {
+	if !ok {
+		return nil
+	}
+	return &withdrawer{stream: stream}
+}
+
+func (w *withdrawer) withdraw() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != withdrawIdle {
+		return
+	}
+	w.state = withdrawSent
+	// An error ends the stream, which the slot's Recv reports.
+	w.stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Withdraw{Withdraw: &relayv1.Withdraw{}}})
+}
+
+// done ends the slot's idle life (Open came, or the stream ended): no
+// Withdraw goes out after it. It reports whether one went out before.
+//
+//go:noinline
+func (w *withdrawer) done() (sent bool) {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sent = w.state == withdrawSent
+	w.state = withdrawDone
+	return sent
 }
 
 // tendCredits keeps lk's credit stream running and its credits at Idle,
@@ -798,11 +952,13 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 		l.report(lk, evFailed, err, outage, false)
 		return
 	}
-	l.report(lk, evAttached, nil, outage, false)
+	w := newWithdrawer(stream, welcome.GetWithdraw() && claim == "")
+	l.reportSlot(lk, evAttached, nil, outage, false, w)
 	sequential := welcome.GetSequentialSessions() && !l.cfg.StreamPerSession
 	sender := &clientSender{stream: stream}
 	for {
 		open, err := l.waitOpen(stream)
+		withdrawn := w.done()
 		if !stopIdle() && err == nil {
 			err = net.ErrClosed // the listener closed as Open arrived: too late
 		}
@@ -810,21 +966,22 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			if lk.idleCtx.Err() != nil || err == io.EOF {
 				err = nil
 			}
-			l.report(lk, evIdleEnded, err, outage, false)
+			l.reportSlot(lk, evIdleEnded, err, outage, false, w)
 			return
 		}
-		l.report(lk, evOpened, nil, outage, sequential)
+		l.reportSlot(lk, evOpened, nil, outage, sequential, w)
 		ended := l.serve(ctx, cancel, lk, welcome, open, sender)
 		if !ended || !sequential {
 			l.report(lk, evEnded, nil, outage, sequential)
 			return
 		}
 		var again bool
-		if claim, again = l.betweenSessions(lk, stream, claim, outage); !again {
+		if claim, again = l.betweenSessions(lk, stream, claim, outage, withdrawn); !again {
 			return
 		}
 		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
-		if !l.offerAgain(lk, stream, claim, outage) {
+		w = newWithdrawer(stream, welcome.GetWithdraw() && claim == "")
+		if !l.offerAgain(lk, stream, claim, outage, w) {
 			stopIdle()
 			return
 		}
@@ -838,19 +995,26 @@ func (l *Listener) report(lk *link, kind eventKind, err error, outage int, seque
 	l.events <- event{link: lk, kind: kind, err: err, outage: outage, sequential: sequential}
 }
 
+// reportSlot is report for an idle slot's events, with its withdrawer.
+//
+//go:noinline
+func (l *Listener) reportSlot(lk *link, kind eventKind, err error, outage int, sequential bool, w *withdrawer) {
+	l.events <- event{link: lk, kind: kind, err: err, outage: outage, sequential: sequential, slot: w}
+}
+
 // betweenSessions decides, after a session on a stream of sequential
 // sessions ended cleanly, whether the stream carries another: a claimed
 // stream (slot credits) parks for the next offer, which it returns; any
 // other asks the manager. A stream given up is half-closed here.
 //
 //go:noinline
-func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) (next string, again bool) {
+func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int, withdrawn bool) (next string, again bool) {
 	if claim != "" {
 		next = l.park(lk)
 		again = next != ""
 	} else {
 		reply := make(chan bool, 1)
-		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
+		l.events <- event{link: lk, kind: evSessionEnd, reply: reply, withdrawn: withdrawn}
 		again = <-reply
 	}
 	if !again {
@@ -869,11 +1033,11 @@ func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachCl
 // stream waits for Open; if not, the manager has been told.
 //
 //go:noinline
-func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) bool {
+func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int, w *withdrawer) bool {
 	var err error
 	shallow.Run(func() { err = l.reoffer(stream, claim) })
 	if err == nil {
-		l.report(lk, evAttached, nil, outage, false)
+		l.reportSlot(lk, evAttached, nil, outage, false, w)
 		return true
 	}
 	var de *drainError

@@ -219,13 +219,8 @@ func TestMaxSessionsSharedOverRelays(t *testing.T) {
 // given up instead of offered again, and opened on it.
 func TestMaxSessionsShareReturnsToRelayBack(t *testing.T) {
 	t.Parallel()
-	// A free port, closed again: relay a is down until it starts below.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aAddr := lis.Addr().String()
-	lis.Close()
+	// Relay a is down (its port refuses) until it starts below.
+	aAddr, listenA := reservePort(t)
 	b := newRelay(t)
 	l := listen(t, agent.Config{Relays: []string{aAddr, b.GRPCAddr}, Idle: 10, MaxSessions: 2,
 		BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
@@ -238,11 +233,13 @@ func TestMaxSessionsShareReturnsToRelayBack(t *testing.T) {
 	}
 	waitStatus(t, b, "both slots on relay b while a is down", func(*relayv1.GetStatusResponse) bool { return idle(b) == 2 })
 
-	if lis, err = net.Listen("tcp", aAddr); err != nil {
-		t.Skipf("the port was taken meanwhile: %v", err)
+	lis, err := listenA()
+	if err != nil {
+		t.Fatal(err)
 	}
 	a := newRelayOn(t, lis)
-	// Sessions on b, one after another, until a has its slot back.
+	// Sessions on b, one after another, until a has its slot back (with
+	// Withdraw, it may have it back before any).
 	for i := 0; idle(a) == 0; i++ {
 		if i == 50 {
 			t.Fatalf("relay a has no slot after %d sessions on b (b has %d idle)", i, idle(b))
@@ -260,5 +257,49 @@ func TestMaxSessionsShareReturnsToRelayBack(t *testing.T) {
 	}
 	if na, nb := idle(a), idle(b); na != 1 || nb != 1 {
 		t.Errorf("%d + %d idle slots on relays a and b, want 1 each", na, nb)
+	}
+}
+
+// A relay that comes back while another holds the whole MaxSessions gets
+// its share again on an agent without traffic: the other relay's idle
+// slots are withdrawn (Withdraw, which no client can lose a session to)
+// one at a time and opened on it. Without that, its clients would find no
+// slot for as long as no session ended elsewhere.
+func TestMaxSessionsShareReturnsWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	aAddr, listenA := reservePort(t)
+	b := newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{aAddr, b.GRPCAddr}, Idle: 10, MaxSessions: 4,
+		BackoffBase: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, b, "every slot on relay b while a is down", func(*relayv1.GetStatusResponse) bool { return idle(b) == 4 })
+
+	lis, err := listenA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newRelayOn(t, lis)
+	waitStatus(t, a, "the slots shared out again, with no session", func(*relayv1.GetStatusResponse) bool {
+		return idle(a) == 2 && idle(b) == 2 && l.Stats().IdleSlots == 4
+	})
+	if st := l.Stats(); st.SessionsTotal != 0 {
+		t.Fatalf("%d sessions, want none", st.SessionsTotal)
+	}
+	// Both relays' clients are served.
+	for _, ir := range []*inProcessRelay{a, b} {
+		client := dialClient(t, ir.ClientAddr)
+		conn := accept(t, l)
+		client.Write([]byte("ping"))
+		client.CloseWrite()
+		echo(conn)
+		if got, err := io.ReadAll(client); err != nil || string(got) != "ping" {
+			t.Fatalf("client of %s: %q, %v; want the echo", ir.GRPCAddr, got, err)
+		}
 	}
 }
