@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -291,7 +292,6 @@ type event struct {
 	outage     int         // the link's outage count when the slot started
 	sequential bool        // evOpened, evEnded: the stream may carry another session
 	slot       *withdrawer // evAttached, evOpened, evIdleEnded: the idle slot's, if it can be withdrawn
-	withdrawn  bool        // evSessionEnd: the stream was asked to withdraw as Open came: give it up
 	reply      chan bool   // evSessionEnd: whether to offer the stream again
 	claim      string      // evOffer, evReclaim: the offer's claim id
 	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
@@ -557,7 +557,7 @@ func (l *Listener) handle(ev event) {
 		// Offered again while the relay is short of idle slots; given up
 		// otherwise (after a burst, or closing), which the relay cannot
 		// mistake for anything else: it assigns no client before Welcome.
-		again := !ev.withdrawn && l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
+		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
 			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle &&
 			!l.anotherRelayShort(lk)
 		if again {
@@ -655,8 +655,8 @@ func (l *Listener) anotherRelayShort(lk *link) bool {
 // only as sessions end elsewhere: never, on an agent without traffic). The
 // slot is withdrawn (Withdraw, which cannot take a client's session away);
 // once it has ended, manage opens the next slot on the relay with the
-// fewest. One withdrawal at a time: a relay that is still down fails its
-// probe and backs off, and the slot goes back where it was.
+// fewest. One withdrawal at a time, each only once the relay is known to
+// be reachable.
 func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 	for _, lk := range l.links {
 		if lk.withdrawing > 0 {
@@ -676,6 +676,17 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 			if now.Before(lk.retryAt) {
 				if nextRetry.IsZero() || lk.retryAt.Before(*nextRetry) {
 					*nextRetry = lk.retryAt
+				}
+				continue
+			}
+			// A relay still down would fail the probe that the withdrawn
+			// slot becomes, and the slot would go back: a stream churned
+			// every backoff for as long as the outage lasts. So only once
+			// its connection is back (grpc-go redials it within
+			// BackoffMax); until then, look again now and then.
+			if !lk.connected() {
+				if recheck := now.Add(rebalanceRecheck); nextRetry.IsZero() || recheck.Before(*nextRetry) {
+					*nextRetry = recheck
 				}
 				continue
 			}
@@ -716,6 +727,25 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		defer l.slots.Done()
 		w.withdraw()
 	}()
+}
+
+// rebalanceRecheck is how often rebalance looks whether the connection to
+// a relay short of slots, and failing, is back.
+const rebalanceRecheck = 200 * time.Millisecond
+
+// connected reports whether one of lk's gRPC connections is up; an idle
+// one is asked to connect.
+func (lk *link) connected() bool {
+	up := false
+	for _, cc := range lk.ccs {
+		switch cc.GetState() {
+		case connectivity.Ready:
+			up = true
+		case connectivity.Idle:
+			cc.Connect()
+		}
+	}
+	return up
 }
 
 // forgetSlot drops an idle slot that has opened a session or ended from
@@ -958,7 +988,10 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 	sender := &clientSender{stream: stream}
 	for {
 		open, err := l.waitOpen(stream)
-		withdrawn := w.done()
+		// A Withdraw that crossed this Open is void: the session runs, and
+		// the stream is offered again as any other (or moved by
+		// anotherRelayShort).
+		w.done()
 		if !stopIdle() && err == nil {
 			err = net.ErrClosed // the listener closed as Open arrived: too late
 		}
@@ -976,7 +1009,7 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			return
 		}
 		var again bool
-		if claim, again = l.betweenSessions(lk, stream, claim, outage, withdrawn); !again {
+		if claim, again = l.betweenSessions(lk, stream, claim, outage); !again {
 			return
 		}
 		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
@@ -1008,13 +1041,13 @@ func (l *Listener) reportSlot(lk *link, kind eventKind, err error, outage int, s
 // other asks the manager. A stream given up is half-closed here.
 //
 //go:noinline
-func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int, withdrawn bool) (next string, again bool) {
+func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) (next string, again bool) {
 	if claim != "" {
 		next = l.park(lk)
 		again = next != ""
 	} else {
 		reply := make(chan bool, 1)
-		l.events <- event{link: lk, kind: evSessionEnd, reply: reply, withdrawn: withdrawn}
+		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
 		again = <-reply
 	}
 	if !again {
