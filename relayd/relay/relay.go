@@ -427,6 +427,12 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		var run *sessionRun
 		r.deep.Run(func() { run, err = r.startSession(a, client) })
 		if run == nil {
+			// The stream ended as the client was assigned (given back
+			// untouched): no session ran.
+			a.detach = "slot given up"
+			if err != nil {
+				a.detach = err.Error()
+			}
 			return err
 		}
 		run.wait()
