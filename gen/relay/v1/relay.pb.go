@@ -589,10 +589,11 @@ type AttachRequest_Withdraw struct {
 	// the relay has not sent Open, it ends the stream with OK (a client
 	// being assigned to the slot goes, untouched, to another); if it has,
 	// the Withdraw is void and the session runs as usual (the HP must serve
-	// the Open that crossed its Withdraw). Legal on a stream whose Welcome
-	// set withdraw, at any time after Welcome; ignored during a session. A
-	// relay that does not know the frame takes it for an empty one
-	// (INVALID_ARGUMENT): send it only where Welcome.withdraw is set.
+	// the Open that crossed its Withdraw). Legal only while the slot is
+	// idle as the HP sees it (after Welcome, before it has read Open), on a
+	// stream whose Welcome set withdraw. A relay that does not know the
+	// frame takes it for an empty one (INVALID_ARGUMENT): send it only
+	// where Welcome.withdraw is set.
 	Withdraw *Withdraw `protobuf:"bytes,6,opt,name=withdraw,proto3,oneof"`
 }
 
@@ -956,7 +957,7 @@ type Welcome struct {
 	// --max-credits).
 	SlotCredits uint32 `protobuf:"varint,5,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
 	// withdraw is true when the relay takes AttachRequest.withdraw on this
-	// stream (not on a credit stream).
+	// stream: a slot's, not a credit stream's or a claimed one's.
 	Withdraw      bool `protobuf:"varint,6,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
