@@ -39,7 +39,7 @@ func TestWithdrawerOrder(t *testing.T) {
 	w.withdraw()
 	w.withdraw()
 	if !w.done() {
-		t.Error("done after a withdraw = false, want true (the stream is to be given up)")
+		t.Error("done after a withdraw = false, want true")
 	}
 	w.withdraw()
 	if s.withdraws != 1 {
