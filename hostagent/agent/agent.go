@@ -425,9 +425,19 @@ func (l *Listener) manage() {
 		}
 		l.serving = serving
 		if l.cfg.SlotCredits {
+			// MaxSessions is shared out over every relay, a drained one
+			// too (as over one that is down): credits cannot be taken
+			// back, so a relay that took a drained one's share would keep
+			// it after the drain, and that relay would get none.
+			relays := 0
+			for _, lk := range l.links {
+				if !lk.retired {
+					relays++
+				}
+			}
 			for _, lk := range serving {
 				if !closing {
-					l.tendCredits(lk, now, &nextRetry, &open, len(serving))
+					l.tendCredits(lk, now, &nextRetry, &open, relays)
 				}
 			}
 		}

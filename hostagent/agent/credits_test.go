@@ -303,3 +303,35 @@ func TestMaxSessionsShareReturnsWithoutTraffic(t *testing.T) {
 		}
 	}
 }
+
+// With slot credits, a drained relay's share of MaxSessions is not given
+// to the other relay (credits cannot be taken back): after the drain it
+// gets its credits again, with no traffic needed.
+func TestSlotCreditsShareKeptOverDrain(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	logs := make(chan string, 256)
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 3, MaxSessions: 4, SlotCredits: true,
+		Logger: slog.New(logHandler{logs})})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, a, "2 credits on each relay", func(*relayv1.GetStatusResponse) bool {
+		return idle(a) == 2 && idle(b) == 2 && l.Stats().IdleSlots == 4
+	})
+	ctx := context.Background()
+	if _, err := a.Relay.AdminService().DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("DrainHost: %v", err)
+	}
+	waitLogMsg(t, logs, "relay drained this host")
+	if _, err := a.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	waitStatus(t, a, "relay a's credits back after the drain", func(*relayv1.GetStatusResponse) bool {
+		return idle(a) == 2 && idle(b) == 2
+	})
+}
