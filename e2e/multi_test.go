@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
 
 // listeners parses the "listeners" field of relayd's ready line:
@@ -242,4 +244,48 @@ func TestThreeRelays(t *testing.T) {
 	roundTrip(t, c, "after the restart\n")
 	c.CloseWrite()
 	expectEOF(t, c, "")
+}
+
+// TestMaxSessionsShareAfterRelayRestart: an agent whose --max-sessions is
+// below --idle × relays shares the cap out over its relays. While one is
+// down the other holds the whole cap; once it is back on the same ports it
+// gets its share again with no client traffic at all: idle slots are
+// withdrawn from the other relay (Withdraw) and opened on it.
+func TestMaxSessionsShareAfterRelayRestart(t *testing.T) {
+	t.Parallel()
+	a, b := startRelay(t), startRelay(t)
+	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "4", "--idle", "10", "echo")
+	stA, stB := statusClient(t, a), statusClient(t, b)
+	idleSlots := func(st relayv1.StatusServiceClient) uint32 {
+		s, err := getStatus(st)
+		if err != nil {
+			return 1 << 31 // down or restarting: matches no count below
+		}
+		return s.GetIdleSlots()
+	}
+	waitFor(t, startTimeout, func() (bool, string) {
+		na, nb := idleSlots(stA), idleSlots(stB)
+		return na == 2 && nb == 2, fmt.Sprintf("idle slots %d + %d, want 2 + 2", na, nb)
+	})
+
+	b.kill(t)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		na := idleSlots(stA)
+		return na == 4, fmt.Sprintf("idle slots on the relay still up: %d, want the whole cap, 4", na)
+	})
+
+	back := startRelay(t, "--grpc-addr", b.grpcAddr, "--admin-addr", b.adminAddr, "--client-addr", b.clientAddr)
+	stBack := statusClient(t, back)
+	waitFor(t, startTimeout, func() (bool, string) {
+		na, nb := idleSlots(stA), idleSlots(stBack)
+		return na == 2 && nb == 2, fmt.Sprintf("idle slots %d + %d after the restart, want 2 + 2", na, nb)
+	})
+	agent.waitLog(t, ioTimeout, `"moving an idle slot"`, func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "moving an idle slot") && l.str("to_relay") == b.grpcAddr
+	})
+	for _, st := range []relayv1.StatusServiceClient{stA, stBack} {
+		if s, err := getStatus(st); err != nil || s.GetSessionsTotal() != 0 {
+			t.Errorf("GetStatus = %v, %v; want no session on either relay", s, err)
+		}
+	}
 }
