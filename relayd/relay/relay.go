@@ -149,6 +149,33 @@ type Relay struct {
 	metrics      *metrics // nil until RegisterMetrics
 
 	slotSeq, sessionSeq, offerSeq atomic.Uint64
+
+	hooks atomic.Pointer[testHooks] // nil outside tests
+}
+
+// testHooks stop the relay where a race is decided, so that a test can
+// play each order of it (export_test.go sets them).
+type testHooks struct {
+	BeforeSetSession func()        // a client is assigned to a slot; its loop is not asked yet
+	AfterSetSession  func(ok bool) // the loop took the session (ok) or had ended
+	Withdrawn        func()        // a slot's loop took the host's Withdraw, and is to end
+}
+
+// setSession is loop.setSession between the test hooks. It is apart from
+// startSession so that its frame, which the session's handler keeps, does
+// not grow.
+//
+//go:noinline
+func (r *Relay) setSession(loop *recvLoop, conn *attachconn.Conn, onCloseWrite func()) bool {
+	h := r.hooks.Load()
+	if h != nil && h.BeforeSetSession != nil {
+		h.BeforeSetSession()
+	}
+	ok := loop.setSession(conn, onCloseWrite)
+	if h != nil && h.AfterSetSession != nil {
+		h.AfterSetSession(ok)
+	}
+	return ok
 }
 
 type hostKey struct{ service, id string }
@@ -608,7 +635,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		peerAddr = p.Addr.String()
 	}
-	loop := &recvLoop{stream: stream, deep: r.deep, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1), credits: make(chan uint32)}
+	loop := &recvLoop{stream: stream, deep: r.deep, maxData: r.cfg.MaxDataBytes, hello: make(chan *relayv1.Hello, 1), idleEnd: make(chan error, 1), credits: make(chan uint32), hooks: r.hooks.Load()}
 	r.loops.Add(1)
 	go func() {
 		defer r.loops.Done()
@@ -845,7 +872,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 	})
-	if !loop.setSession(sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }) {
+	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }) {
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
 		r.giveBack(sl, c)
@@ -1202,6 +1229,8 @@ type recvLoop struct {
 	// helloAgain is set by nextSession, before SessionEnd goes out: the
 	// host may send Hello once more.
 	helloAgain atomic.Bool
+
+	hooks *testHooks // nil outside tests
 }
 
 // nextSession makes the loop wait for the next Hello, after a clean
@@ -1346,6 +1375,9 @@ func (l *recvLoop) loop() error {
 			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
 		case *relayv1.AttachRequest_Withdraw:
 			if l.withdrawIdle() {
+				if l.hooks != nil && l.hooks.Withdrawn != nil {
+					l.hooks.Withdrawn()
+				}
 				return errWithdrawn
 			}
 			// Void: a session has the slot (its Open crossed the

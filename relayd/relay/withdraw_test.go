@@ -1,7 +1,9 @@
 package relay_test
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -43,6 +45,63 @@ func TestWithdraw(t *testing.T) {
 		s.roundTrip(t, "served all the same")
 		cleanEnd(t, s)
 		s.host.expectEnd(codes.OK)
+	})
+	t.Run("crosses_assignment", func(t *testing.T) {
+		// The scheduler has given a client to the slot when the Withdraw
+		// comes in, and the hooks play the worst order: the loop takes the
+		// Withdraw, then the assignment asks the loop for the slot before
+		// the loop has ended. The assignment must fail, the slot end with
+		// OK and no Open, and the client reach the next slot untouched.
+		t.Parallel()
+		tr := newTestRelay(t, relay.Config{})
+		assigned, withdrawn, asked := make(chan struct{}), make(chan struct{}), make(chan bool, 1)
+		wait := func(ch <-chan struct{}, what string) {
+			select {
+			case <-ch:
+			case <-time.After(hangGuard):
+				t.Error(what)
+			}
+		}
+		var first, firstAsk sync.Once
+		relay.SetTestHooks(tr.r, relay.TestHooks{
+			BeforeSetSession: func() {
+				first.Do(func() {
+					close(assigned)
+					wait(withdrawn, "the loop did not take the Withdraw")
+				})
+			},
+			AfterSetSession: func(ok bool) { firstAsk.Do(func() { asked <- ok }) },
+			Withdrawn: func() {
+				close(withdrawn)
+				select {
+				case ok := <-asked:
+					asked <- ok
+				case <-time.After(hangGuard):
+					t.Error("the assignment did not ask the loop")
+				}
+			},
+		})
+		h := tr.attach(t)
+		h.hello(&relayv1.Hello{HostId: "w"})
+		c := dialClient(t, tr.clientAddr)
+		if _, err := c.Write([]byte("sent while assigned")); err != nil {
+			t.Fatalf("client write: %v", err)
+		}
+		wait(assigned, "the client was not assigned to the slot")
+		h.send(withdrawFrame())
+		h.expectEnd(codes.OK) // and no Open before it
+		if ok := <-asked; ok {
+			t.Fatal("a loop that took a Withdraw gave its slot to a session")
+		}
+		h2 := tr.attach(t)
+		h2.hello(&relayv1.Hello{HostId: "w2"})
+		s := &session{host: h2, client: c, open: h2.expectOpen()}
+		if got := string(h2.recvData(len("sent while assigned"), 0)); got != "sent while assigned" {
+			t.Fatalf("next slot got %q, want the client's bytes", got)
+		}
+		s.roundTrip(t, "then served")
+		cleanEnd(t, s)
+		h2.expectEnd(codes.OK)
 	})
 	t.Run("between_sessions", func(t *testing.T) {
 		t.Parallel()
