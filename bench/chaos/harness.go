@@ -278,7 +278,10 @@ func (h *harness) setup() error {
 			"--client-rate", "0", "--max-clients-per-ip", "0", "--drain-timeout", cfg.relayDrain.String(),
 			"--relay-id", fmt.Sprintf("relay%d", i), "--log-level", cfg.logLevel}
 		args = append(args, cfg.relayArgs...)
-		p := h.newProc(fmt.Sprintf("relay%d", i), "relayd", args, ports)
+		// Up when the other ports answer, not the client port: a dial there
+		// is a client, queued and counted. relayd binds every port before it
+		// serves any.
+		p := h.newProc(fmt.Sprintf("relay%d", i), "relayd", args, []string{g, a, m, pp})
 		p.pprof, p.metrics = pp, m
 		if err := p.startUp(upTimeout); err != nil {
 			return err
