@@ -128,6 +128,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.conns < 1 || o.conns > 16 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--conns must be in [1, 16], got %d", o.conns)}
 	}
+	if o.dialTimeout <= 0 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--dial-timeout must be above 0, got %v", o.dialTimeout)}
+	}
+	if o.drainTimeout < 0 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v (0 closes open sessions at once)", o.drainTimeout)}
+	}
 	if o.resolveInterval < time.Second {
 		return nil, cli.UsageError{Err: fmt.Errorf("--resolve-interval must be at least 1s, got %v", o.resolveInterval)}
 	}

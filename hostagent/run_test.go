@@ -56,3 +56,22 @@ func TestLabelsFromEnvironment(t *testing.T) {
 		t.Errorf("HOSTAGENT_LABEL=zone=a,rack=7: labels %v, want zone=a and rack=7", map[string]string(o.labels))
 	}
 }
+
+// TestNegativeTimeoutsRefused: a negative --dial-timeout made every
+// forward session fail with an i/o timeout, and a negative --drain-timeout
+// was taken silently; both are usage errors (exit status 2), as relayd's are.
+func TestNegativeTimeoutsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--dial-timeout", "-1s", "forward", "127.0.0.1:1"},
+		{"--dial-timeout", "0s", "forward", "127.0.0.1:1"},
+		{"--drain-timeout", "-5s", "echo"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: %v, want a usage error naming %s", args, err, args[0])
+		}
+	}
+	if _, err := parseFlags([]string{"--drain-timeout", "0s", "echo"}, io.Discard); err != nil {
+		t.Errorf("--drain-timeout 0s: %v, want it taken (close at once)", err)
+	}
+}
