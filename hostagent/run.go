@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -109,8 +110,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(r); err != nil {
+		_, port, err := net.SplitHostPort(r)
+		if err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("--relay %q: %v (want HOST:PORT)", r, err)}
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			return nil, cli.UsageError{Err: fmt.Errorf("--relay %q: port %q is not a number from 1 to 65535", r, port)}
+		}
+		if slices.Contains(o.relays, r) {
+			// Twice the idle slots on one relay, and its share of
+			// --max-sessions twice over: most likely a typo.
+			return nil, cli.UsageError{Err: fmt.Errorf("--relay %q is given twice", r)}
 		}
 		o.relays = append(o.relays, r)
 	}

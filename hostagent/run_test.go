@@ -75,3 +75,14 @@ func TestNegativeTimeoutsRefused(t *testing.T) {
 		t.Errorf("--drain-timeout 0s: %v, want it taken (close at once)", err)
 	}
 }
+
+// TestRelayListChecked: a port out of range, and the same relay twice (twice
+// the idle slots there, found by an operator), are usage errors.
+func TestRelayListChecked(t *testing.T) {
+	for _, relays := range []string{"127.0.0.1:99999", "127.0.0.1:0", "a:8000,b:8000,a:8000"} {
+		_, err := parseFlags([]string{"--relay", relays, "echo"}, io.Discard)
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "--relay") {
+			t.Errorf("--relay %s: %v, want a usage error naming --relay", relays, err)
+		}
+	}
+}

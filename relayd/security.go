@@ -85,7 +85,11 @@ func (s *securityOptions) validate(o *options) error {
 		{"max-agent-conns", float64(s.maxAgentConns)}, {"max-agent-conns-per-ip", float64(s.maxAgentConnsIP)},
 	} {
 		if v.n < 0 {
-			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %v", v.flag, v.n)}
+			got := fmt.Sprint(v.n)
+			if v.flag == "idle-timeout" {
+				got = s.idleTimeout.String() // not nanoseconds
+			}
+			return cli.UsageError{Err: fmt.Errorf("--%s must not be negative, got %s", v.flag, got)}
 		}
 	}
 	if s.maxCredits == 0 {
