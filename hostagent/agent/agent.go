@@ -949,8 +949,12 @@ func unreachableHint(err string) string {
 		return "" // a connection that was up broke: the relay restarted or the network failed
 	case strings.Contains(err, "remote error: tls:") && strings.Contains(err, "certificate"):
 		return "the relay refused this agent's TLS certificate, or its lack of one: give --tls-cert and --tls-key, from a CA in the relay's --tls-client-ca"
+	case strings.Contains(err, "first record does not look like a TLS handshake"):
+		return "this address does not speak TLS: if it is relayd's gRPC port, relayd runs without --tls-cert (give it --tls-cert and --tls-key, or give this agent --insecure on a network you trust); otherwise check the port"
+	case strings.Contains(err, "error reading server preface: http2:"):
+		return "this address answered, but not in gRPC over HTTP/2: check that it is relayd's --grpc-addr, not its client, admin or metrics port or another service"
 	case strings.Contains(err, "error reading server preface"):
-		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip"
+		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip; or it is not relayd's --grpc-addr"
 	case strings.Contains(err, "broken pipe"), strings.Contains(err, "connection reset by peer"):
 		return "the relay ended the connection as it opened: if it requires client certificates (--tls-client-ca), give --tls-cert and --tls-key; or this address is over the relay's --max-agent-conns-per-ip"
 	}

@@ -19,6 +19,10 @@ func TestUnreachableHint(t *testing.T) {
 		// alert arrives where the server preface should.
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: certificate required"`, "--tls-cert"},
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: remote error: tls: unknown certificate authority"`, "--tls-cert"},
+		// A plaintext relay, and a port that is not relayd's gRPC port.
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`, "relayd runs without --tls-cert"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: http2: failed reading the frame payload: http2: frame too large, note that the frame header looked like an HTTP/1.1 header"`, "not in gRPC"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: http2: frame too large"`, "--grpc-addr"},
 		{`rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`, ""},
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:2: connect: connection refused"`, ""},
 	} {
