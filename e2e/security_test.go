@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -331,4 +332,81 @@ func TestAgentConnectionLimits(t *testing.T) {
 	}
 	startAgent(t, r.grpcAddr, "echo")
 	roundTrip(t, dial(t, r.clientAddr), "after the limit\n")
+}
+
+// handshakingConn opens a raw TCP connection to relayd's plaintext gRPC
+// port and reads the start of the server's SETTINGS frame, which grpc-go
+// writes before it waits for the client's preface: from then on the
+// connection is in its HTTP/2 handshake, and says nothing more.
+func handshakingConn(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	var header [9]byte
+	if _, err := io.ReadFull(c, header[:]); err != nil {
+		tb.Fatalf("reading the relay's first HTTP/2 frame: %v", err)
+	}
+	if header[3] != 0x4 { // http2.FrameSettings
+		tb.Fatalf("the relay's first frame has type %d, want SETTINGS (4)", header[3])
+	}
+	return c
+}
+
+// TestShutdownWithHandshakingConn: a TCP connection that never finishes its
+// HTTP/2 handshake does not hold relayd's exit for --hello-timeout (grpc-go
+// waits for such connections in both GracefulStop and Stop); relayd closes
+// it and exits at once.
+func TestShutdownWithHandshakingConn(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--hello-timeout", "10m")
+	c := handshakingConn(t, r.grpcAddr)
+	if err := r.terminate(t); err != nil {
+		t.Fatalf("relayd: SIGTERM: want exit status 0, got %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the handshaking connection is still open after relayd's exit: %v", err)
+	}
+}
+
+// TestHandshakeTimeoutCounted: a connection that does not finish its
+// handshakes within --hello-timeout is closed, logged and counted as a
+// hello_timeout limit hit (grpc-go closes it without a word).
+func TestHandshakeTimeoutCounted(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--hello-timeout", "200ms", "--metrics-addr", "127.0.0.1:0")
+	c := handshakingConn(t, r.grpcAddr)
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("the silent connection did not end within %v: %v", ioTimeout, err)
+	}
+	line := r.waitLog(t, ioTimeout, `"limit hit" hello_timeout during the handshakes`, func(l logLine) bool {
+		return l.msg() == "limit hit" && l.str("limit") == "hello_timeout" && strings.Contains(l.str("during"), "handshake")
+	})
+	if line.str("peer_addr") != c.LocalAddr().String() {
+		t.Errorf("peer_addr %q, want the connection's %s", line.str("peer_addr"), c.LocalAddr())
+	}
+	if got := scrape(t, r.metricsAddr(t))[`relay_limit_hits_total{limit="hello_timeout"}`]; got != 1 {
+		t.Errorf(`relay_limit_hits_total{limit="hello_timeout"} = %v, want 1`, got)
+	}
+}
+
+// TestTLSAgentPlaintextRelay: an agent with TLS flags dialing a plaintext
+// relay is told so, and relayd logs it too (grpc-go only closes the
+// connection).
+func TestTLSAgentPlaintextRelay(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, t.TempDir(), "relay")
+	r := startRelay(t)
+	a := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "echo")
+	a.waitRefused(t, "a hint that the relay has no TLS", func(l logLine) bool {
+		return strings.Contains(l.str("hint"), "relayd runs without --tls-cert")
+	})
+	r.waitLog(t, startTimeout, "relayd's line about a TLS agent", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "an agent speaks TLS to this plaintext gRPC port")
+	})
 }

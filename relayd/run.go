@@ -249,7 +249,8 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	obs.initServer(adminSrv)
 
 	errc := make(chan error, 2+len(clientLis))
-	go func() { errc <- hostSrv.Serve(o.sec.limitAgentConns(grpcLis, r)) }()
+	agentLis := newAgentListener(o.sec.limitAgentConns(grpcLis, r), r, log, sec.tls == nil)
+	go func() { errc <- hostSrv.Serve(agentLis) }()
 	go func() { errc <- adminSrv.Serve(adminLis) }()
 	listening := make([]string, len(clientLis))
 	for i, cl := range o.clientListeners() {
@@ -285,6 +286,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	r.AbortSessions(actx)
 	cancel()
 	bridge.Close()
+	// grpc-go's GracefulStop first waits for connections still in their
+	// handshakes (up to --hello-timeout), before it sends any GOAWAY.
+	agentLis.abortHandshakes()
 	stopped := make(chan struct{})
 	go func() { hostSrv.GracefulStop(); close(stopped) }()
 	select {

@@ -223,11 +223,7 @@ type loggedHandshakes struct {
 	credentials.TransportCredentials
 	log *slog.Logger
 
-	mu    sync.Mutex
-	kinds [3]struct {
-		last    time.Time
-		skipped int // failures not logged since the last line
-	}
+	kinds [3]logEvery
 }
 
 func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -243,24 +239,13 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 	case strings.Contains(err.Error(), "certificate"):
 		kind = 1
 	}
-	c.mu.Lock()
-	k := &c.kinds[kind]
-	now := time.Now()
-	logIt := now.Sub(k.last) >= time.Second
-	skipped := k.skipped
-	if logIt {
-		k.last, k.skipped = now, 0
-	} else {
-		k.skipped++
-	}
-	c.mu.Unlock()
-	if logIt {
+	c.kinds[kind].do(func(skipped int) {
 		peer := "unknown"
 		if a := conn.RemoteAddr(); a != nil {
 			peer = a.String()
 		}
 		c.log.Warn("tls handshake failed", "peer_addr", peer, "err", err, "not_logged_since_last_line", skipped)
-	}
+	})
 	return out, info, err
 }
 
