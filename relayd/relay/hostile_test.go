@@ -452,6 +452,32 @@ func TestHostileIdleTimeout(t *testing.T) {
 		}
 	})
 
+	// The timeout counts from the last byte, not from the timer's last
+	// look: a byte early in the first period did not buy a second whole
+	// period (the session ended up to twice the timeout after it).
+	t.Run("counted_from_last_byte", func(t *testing.T) {
+		t.Parallel()
+		const idle = time.Second
+		tr := newTestRelay(t, relay.Config{IdleTimeout: idle})
+		s := tr.newSession(t, "h")
+		time.Sleep(idle * 3 / 10) // the byte goes early in the timer's first period
+		sent := time.Now()
+		s.roundTrip(t, "then silence")
+		passed := time.Now() // the relay passed the last byte between sent and passed
+		resp := s.host.recv()
+		ended := time.Now()
+		if got := resp.GetClose().GetReason(); got != relayv1.CloseReason_CLOSE_REASON_TIMEOUT {
+			t.Fatalf("frame = %v, want Close{TIMEOUT}", resp)
+		}
+		if early := ended.Sub(sent); early < idle {
+			t.Errorf("the session ended %v after the last byte was sent, before the idle timeout %v", early, idle)
+		}
+		if late := ended.Sub(passed); late > idle*3/2 {
+			t.Errorf("the session ended %v after the last byte, want about the idle timeout %v (at most %v)", late, idle, idle*3/2)
+		}
+		s.host.expectEnd(codes.Aborted)
+	})
+
 	for _, tt := range []struct {
 		name       string
 		fromClient bool // which side sends the trickle

@@ -935,8 +935,12 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	})
 	if d := r.cfg.IdleTimeout; d > 0 {
 		// A timer, not a goroutine: it looks at the byte counters every
-		// d and ends the session if they have not moved.
+		// d/8 and ends the session once they have not moved for d, so it
+		// ends between d and 9d/8 after the last byte (a look every d
+		// against the previous look's counters ended it up to 2d after).
 		var last attachconn.Stats
+		lastMoved := time.Now()
+		step := d / 8
 		var idle *time.Timer
 		idle = time.AfterFunc(time.Duration(math.MaxInt64), func() {
 			// A callback running as the handler returns must not re-arm
@@ -947,17 +951,19 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 			if over {
 				return
 			}
-			st := sess.conn.Stats()
-			if st != last {
-				last = st
-				idle.Reset(d)
+			now := time.Now()
+			if st := sess.conn.Stats(); st != last {
+				last, lastMoved = st, now
+			}
+			if still := now.Sub(lastMoved); still < d {
+				idle.Reset(min(step, d-still))
 				return
 			}
 			if sess.abort(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v (relayd --idle-timeout)", d)) {
 				r.limitHit(LimitIdleTimeout, "session_id", sess.id, "client_addr", sess.clientAddr, "idle_timeout", d)
 			}
 		})
-		idle.Reset(d) // after the assignment the callback reads
+		idle.Reset(step) // after the assignments the callback reads
 		run.cleanup = append(run.cleanup, func() { idle.Stop() })
 	}
 
