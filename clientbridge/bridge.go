@@ -64,7 +64,7 @@ func (c *Client) close() {
 
 // closeLeft closes the connection of a client that closed its side while
 // it waited, with a FIN as before it was accepted abortively (nothing was
-// lost: it sent no bytes).
+// lost: it sent no bytes, or it reset the connection itself).
 func (c *Client) closeLeft() {
 	c.Conn.SetLinger(-1)
 	c.close()
@@ -498,19 +498,13 @@ func (b *Bridge) Rejections() map[string]uint64 {
 // wait runs one queued client until it gets a slot, leaves, or times out.
 func (b *Bridge) wait(s *service, w *waiter) {
 	c := w.client
-	// The deadline was armed by dispatch.
-	deadline := w.deadline
+	// Both watches end at the read deadline, which dispatch armed (the
+	// assign timeout) and a match moves to now.
 	left := watchDeparture(c.Conn) // returns when woken, timed out, the client left, or sent data
 	if left == outcomeData {
 		// The client is talking already: its bytes stay in the socket for the
-		// session; wait without watching.
-		timer := time.NewTimer(time.Until(deadline))
-		select {
-		case sl := <-w.matched:
-			w.matched <- sl // put it back for the decision below
-		case <-timer.C:
-		}
-		timer.Stop()
+		// session, and only a reset makes it leave.
+		left = watchReset(c.Conn)
 	}
 	b.mu.Lock()
 	var slot Slot

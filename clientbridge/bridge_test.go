@@ -410,6 +410,21 @@ func TestWaitingClientLeaves(t *testing.T) {
 				waitFor(tb, "the reset client to leave", pendingIs(b, "default", 1))
 			},
 		},
+		{
+			// A client that has sent bytes is watched for a reset only: it
+			// must not keep its place, nor take the next slot.
+			"data_then_reset",
+			func(c *net.TCPConn) {
+				if _, err := c.Write([]byte("a request, then gone")); err != nil {
+					panic(err)
+				}
+				c.SetLinger(0)
+				c.Close()
+			},
+			func(tb testing.TB, b *Bridge, _ *net.TCPConn) {
+				waitFor(tb, "the client that talked and reset to leave", pendingIs(b, "default", 1))
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
