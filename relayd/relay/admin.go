@@ -63,6 +63,13 @@ func (s adminService) DrainHost(_ context.Context, req *relayv1.DrainHostRequest
 			h.wakeSlots(idleDrained) // its idle slots send Drain and end
 		}
 	}
+	// A drained host whose slots have all ended is no longer attached, but
+	// it is still drained: draining it again is not an error.
+	for k := range r.drainedHosts {
+		if k.id == req.GetHostId() && (req.GetService() == "" || req.GetService() == k.service) {
+			found = true
+		}
+	}
 	r.mu.Unlock()
 	if !found {
 		return nil, status.Errorf(codes.NotFound, "no attached host %q%s", req.GetHostId(), inService(req.GetService()))

@@ -257,7 +257,7 @@ func TestAdminDrainHost(t *testing.T) {
 
 // TestDrainedHostStaysListed: a drained host whose slots all got Drain has
 // no slot left on the relay, and ListHosts still shows it, drained, until
-// UndrainHost.
+// UndrainHost; DrainHost on it again succeeds.
 func TestDrainedHostStaysListed(t *testing.T) {
 	t.Parallel()
 	tr := newTestRelay(t, relay.Config{})
@@ -281,6 +281,13 @@ func TestDrainedHostStaysListed(t *testing.T) {
 	}
 	if other, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{Service: "other"}); err != nil || len(other.GetHosts()) != 0 {
 		t.Errorf("ListHosts(service other) = %v, %v; want none", other, err)
+	}
+	// Draining it again (a retried script) is not an error: it is drained.
+	if resp, err := tr.admin.DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "h1"}); err != nil || resp.GetIdleSlotsDrained() != 0 || resp.GetActiveSessions() != 0 {
+		t.Errorf("DrainHost(h1) again = %v, %v; want OK with nothing drained", resp, err)
+	}
+	if _, err := tr.admin.DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "h1", Service: "other"}); status.Code(err) != codes.NotFound {
+		t.Errorf("DrainHost(h1, service other): %v, want NotFound", err)
 	}
 	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h1"}); err != nil {
 		t.Fatalf("UndrainHost: %v", err)

@@ -489,8 +489,8 @@ type AdminServiceClient interface {
 	CloseSession(ctx context.Context, in *CloseSessionRequest, opts ...grpc.CallOption) (*CloseSessionResponse, error)
 	// DrainHost stops giving new sessions to a host: its idle slots receive
 	// Drain{DRAIN_REASON_ADMIN} and end, and new slots it opens get Drain too;
-	// its open sessions go on to their end. NOT_FOUND for a host_id that is
-	// not attached.
+	// its open sessions go on to their end. Draining a drained host again
+	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	DrainHost(ctx context.Context, in *DrainHostRequest, opts ...grpc.CallOption) (*DrainHostResponse, error)
 	// UndrainHost undoes DrainHost: the host's next slots are offered to
 	// clients again. NOT_FOUND for a host_id that is not drained.
@@ -548,8 +548,8 @@ type AdminServiceServer interface {
 	CloseSession(context.Context, *CloseSessionRequest) (*CloseSessionResponse, error)
 	// DrainHost stops giving new sessions to a host: its idle slots receive
 	// Drain{DRAIN_REASON_ADMIN} and end, and new slots it opens get Drain too;
-	// its open sessions go on to their end. NOT_FOUND for a host_id that is
-	// not attached.
+	// its open sessions go on to their end. Draining a drained host again
+	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	DrainHost(context.Context, *DrainHostRequest) (*DrainHostResponse, error)
 	// UndrainHost undoes DrainHost: the host's next slots are offered to
 	// clients again. NOT_FOUND for a host_id that is not drained.
