@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
 // listeners parses the "listeners" field of relayd's ready line:
@@ -287,5 +288,22 @@ func TestMaxSessionsShareAfterRelayRestart(t *testing.T) {
 		if s, err := getStatus(st); err != nil || s.GetSessionsTotal() != 0 {
 			t.Errorf("GetStatus = %v, %v; want no session on either relay", s, err)
 		}
+	}
+}
+
+// TestReadyLineWithoutDefaultListener: with only --listen ports and none for
+// "default", the ready line names no client_addr (it named the first
+// --listen port, of another service) and lists every port.
+func TestReadyLineWithoutDefaultListener(t *testing.T) {
+	t.Parallel()
+	p := startProc(t, "relayd", "--grpc-addr", portclaim.MustAddr(t), "--admin-addr", portclaim.MustAddr(t),
+		"--log-format", "json", "--drain-timeout", drainTimeout, "--listen", "127.0.0.1:0=web")
+	ready := p.waitLog(t, startTimeout, `"relayd ready"`, func(l logLine) bool { return l.msg() == "relayd ready" })
+	if _, ok := ready.fields["client_addr"]; ok {
+		t.Errorf("ready line has client_addr %q, want none (no listener serves default): %s", ready.str("client_addr"), ready.raw)
+	}
+	r := &relayProc{proc: p}
+	if ls := r.listeners(t); len(ls) != 1 || !strings.HasPrefix(ls["web"], "127.0.0.1:") {
+		t.Errorf("listeners = %v, want one for web", ls)
 	}
 }

@@ -253,15 +253,19 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	go func() { errc <- hostSrv.Serve(agentLis) }()
 	go func() { errc <- adminSrv.Serve(adminLis) }()
 	listening := make([]string, len(clientLis))
+	var addrs []any // client_addr: the "default" service's first port, if it has one
 	for i, cl := range o.clientListeners() {
 		go func() { errc <- bridge.Serve(clientLis[i], cl.service) }()
 		listening[i] = clientLis[i].Addr().String() + "=" + cl.service
+		if cl.service == "default" && addrs == nil {
+			addrs = []any{"client_addr", clientLis[i].Addr().String()}
+		}
 	}
-	log.Info("relayd ready", "relay_id", r.ID(), "version", version(),
-		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String(), "client_addr", clientLis[0].Addr().String(),
+	log.Info("relayd ready", slices.Concat([]any{"relay_id", r.ID(), "version", version(),
+		"grpc_addr", grpcLis.Addr().String(), "admin_addr", adminLis.Addr().String()}, addrs, []any{
 		"listeners", strings.Join(listening, ","),
 		"scheduler", string(policy), "metrics_addr", metricsSrv.AddrString(),
-		"tls", sec.tls != nil, "mtls", o.sec.tlsClientCA != "", "auth_tokens", sec.tokens != nil)
+		"tls", sec.tls != nil, "mtls", o.sec.tlsClientCA != "", "auth_tokens", sec.tokens != nil})...)
 
 	var serveErr error
 	select {
