@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -409,4 +410,44 @@ func TestTLSAgentPlaintextRelay(t *testing.T) {
 	r.waitLog(t, startTimeout, "relayd's line about a TLS agent", func(l logLine) bool {
 		return strings.HasPrefix(l.msg(), "an agent speaks TLS to this plaintext gRPC port")
 	})
+}
+
+// TestTokenRotation: a host token is rotated without a restart. relayd
+// takes the new token beside the old one (SIGHUP), the agent re-reads its
+// --token-file (SIGHUP, which used to end it), relayd drops the old token
+// (SIGHUP); the agent's new slots carry the new token, and serve.
+func TestTokenRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := writeFile(t, dir, "tokens", goodToken+"\n")
+	r := startRelay(t, "--auth-tokens", tokens)
+	agentToken := writeFile(t, dir, "agent-token", goodToken+"\n")
+	a := startAgent(t, r.grpcAddr, "--token-file", agentToken, "--idle", "1", "echo")
+	roundTrip(t, dial(t, r.clientAddr), "with the old token\n")
+
+	reloadRelay := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(tokens, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.cmd.Process.Signal(syscall.SIGHUP)
+		r.waitLog(t, startTimeout, `"auth tokens loaded"`, func(l logLine) bool { return l.msg() == "auth tokens loaded" })
+	}
+	reloadRelay(goodToken + "\n" + laterToken + "\n")
+	if err := os.WriteFile(agentToken, []byte(laterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitLog(t, startTimeout, `"token loaded"`, func(l logLine) bool { return l.msg() == "token loaded" })
+	reloadRelay(laterToken + "\n")
+
+	// Each session takes the agent's one idle slot, and the agent opens
+	// the next one: from the second session on, every slot was opened
+	// after the rotation, with the new token (the old one is refused now).
+	for i := range 3 {
+		roundTrip(t, dial(t, r.clientAddr), fmt.Sprintf("session %d after the rotation\n", i))
+	}
+	if strings.Contains(r.tail(1000), `"agent refused"`) {
+		t.Errorf("relayd refused the agent during the rotation:%s", r.tail(20))
+	}
 }

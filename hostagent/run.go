@@ -189,10 +189,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
-	dialFor, err := o.sec.dialOptions(log)
+	dialFor, reload, err := o.sec.dialOptions(log)
 	if err != nil {
 		return err
 	}
+	defer cli.OnHangup(func() {
+		log.Info("SIGHUP: reloading certificates and the token file")
+		reload()
+	})()
 	if o.pprofAddr != "" {
 		stop, err := profiling.Start(o.pprofAddr, log)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -53,8 +55,11 @@ func (s *securityOptions) validate() error {
 
 // dialOptions returns the per-relay dial options: TLS when any TLS flag is
 // given or the relay is not on loopback (unless --insecure), and the token
-// on every call when one is configured.
-func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []grpc.DialOption, error) {
+// on every call when one is configured; and reload, which re-reads the
+// certificate files and --token-file (SIGHUP). A new token goes out on the
+// next stream a slot opens; streams open already keep the one they opened
+// with, as the relay checks a token only when a stream opens.
+func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay string) []grpc.DialOption, reload func(), err error) {
 	var src *tlsconf.Source
 	if !s.insecure {
 		var err error
@@ -68,15 +73,34 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []gr
 			}
 		})
 		if err != nil {
-			return nil, cli.UsageError{Err: fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %v", err)}
+			return nil, nil, cli.UsageError{Err: fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %v", err)}
 		}
 	}
 	token, err := s.token()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.insecure && token != "" && log != nil {
 		log.Warn("--insecure with a token: relays not on loopback receive the token in clear text")
+	}
+	bearer := &reloadableBearer{}
+	bearer.token.Store(&token)
+	reload = func() {
+		if src != nil {
+			src.Reload() //nolint:errcheck // reported by the source's callback
+		}
+		if s.tokenFile == "" {
+			return
+		}
+		switch tok, err := auth.ReadTokenFile(s.tokenFile); {
+		case err != nil:
+			log.Error("token file reload failed; the previous token stays in use", "err", err)
+		case tok != *bearer.token.Load():
+			bearer.token.Store(&tok)
+			log.Info("token loaded", "file", s.tokenFile)
+		default:
+			log.Info("token unchanged", "file", s.tokenFile)
+		}
 	}
 	return func(relay string) []grpc.DialOption {
 		var opts []grpc.DialOption
@@ -86,11 +110,22 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (func(relay string) []gr
 			opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		}
 		if token != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer{Token: token}))
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer))
 		}
 		return opts
-	}, nil
+	}, reload, nil
 }
+
+// reloadableBearer is auth.Bearer with a token that --token-file's reload
+// replaces.
+type reloadableBearer struct{ token atomic.Pointer[string] }
+
+func (b *reloadableBearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	return auth.Bearer{Token: *b.token.Load()}.GetRequestMetadata(ctx, uri...)
+}
+
+// RequireTransportSecurity: as auth.Bearer, the agent decides.
+func (b *reloadableBearer) RequireTransportSecurity() bool { return false }
 
 func (s *securityOptions) token() (string, error) {
 	if s.tokenFile != "" {

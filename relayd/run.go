@@ -166,7 +166,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer sec.reloadOnSIGHUP(ctx)()
+	defer sec.reloadOnSIGHUP()() // through the drain too: a SIGHUP must never end relayd
 
 	grpcLis, err := listen("grpc-addr", o.grpcAddr)
 	if err != nil {

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -309,30 +307,13 @@ func (sec *security) reload() {
 	}
 }
 
-// reloadOnSIGHUP calls reload on every SIGHUP until ctx is done; the
-// returned function stops it and waits for it.
-func (sec *security) reloadOnSIGHUP(ctx context.Context) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-hup:
-				sec.log.Info("SIGHUP: reloading certificates and tokens")
-				sec.reload()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		cancel()
-		<-done
-	}
+// reloadOnSIGHUP calls reload on every SIGHUP; the returned function
+// stops it and waits for it.
+func (sec *security) reloadOnSIGHUP() (stop func()) {
+	return cli.OnHangup(func() {
+		sec.log.Info("SIGHUP: reloading certificates and tokens")
+		sec.reload()
+	})
 }
 
 func peerAddr(ctx context.Context) string {

@@ -50,3 +50,29 @@ func Main(name string, run RunFunc) {
 		os.Exit(1)
 	}
 }
+
+// OnHangup calls reload on every SIGHUP (the operators' "re-read your
+// files") until stop, which waits for a call under way. Without it a SIGHUP
+// ends a Go program.
+func OnHangup(reload func()) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-hup:
+				reload()
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
+}
