@@ -240,9 +240,10 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
-	ready                    bool      // the idle pool was full since the last failure
-	outage                   int       // bumped by each failure that starts a backoff
-	drainedUntil             time.Time // the relay sent Drain: no new slots before
+	ready                    bool                // the idle pool was full since the last failure
+	outage                   int                 // bumped by each failure that starts a backoff
+	drainedUntil             time.Time           // the relay sent Drain: no new slots before
+	drainLogged              relayv1.DrainReason // logged at Info until a slot is welcomed again
 
 	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
 	creditRunning bool     // the credit stream's goroutine runs
@@ -518,7 +519,7 @@ func (l *Listener) handle(ev event) {
 			lk.withdrawable = append(lk.withdrawable, ev.slot)
 		}
 		l.stats.idle.Add(1)
-		lk.failures = 0
+		lk.failures, lk.drainLogged = 0, 0
 		if !lk.ready && lk.idle >= l.cfg.Idle {
 			lk.ready = true
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
@@ -584,7 +585,7 @@ func (l *Listener) handle(ev event) {
 		}
 		lk.asked = 0
 		l.stats.idle.Add(int64(ev.credits))
-		lk.failures = 0
+		lk.failures, lk.drainLogged = 0, 0
 		if !lk.ready {
 			lk.ready = true
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
@@ -873,7 +874,9 @@ func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, op
 // drained pauses lk as the relay asked: no new slots on it until the
 // Drain's retry_after has passed; open sessions go on, and the other relays
 // are not affected. Every idle slot of lk gets its own Drain: the first
-// one logs.
+// one logs, at Info the first time for a reason; an operator's drain is
+// answered again at each retry until UndrainHost, and those lines are
+// Debug.
 func (l *Listener) drained(lk *link, de *drainError) {
 	if l.idleCtx.Err() != nil {
 		return
@@ -886,7 +889,13 @@ func (l *Listener) drained(lk *link, de *drainError) {
 	now := time.Now()
 	if !now.Before(lk.drainedUntil) {
 		l.stats.drains.Add(1)
-		l.log.Info("relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
+		level := slog.LevelInfo
+		if reason := de.drain.GetReason(); lk.drainLogged == reason {
+			level = slog.LevelDebug
+		} else {
+			lk.drainLogged = reason
+		}
+		l.log.Log(context.Background(), level, "relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
 			"detail", de.drain.GetDetail(), "retry_in", d)
 	}
 	lk.drainedUntil = now.Add(d)

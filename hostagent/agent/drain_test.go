@@ -85,3 +85,76 @@ func TestDrainFromRelay(t *testing.T) {
 		t.Fatalf("client of r1 after UndrainHost read %q, %v", got, err)
 	}
 }
+
+// levelHandler passes each record's message and level.
+type levelHandler struct{ records chan slog.Record }
+
+func (h levelHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h levelHandler) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.records <- r:
+	default:
+	}
+	return nil
+}
+func (h levelHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h levelHandler) WithGroup(string) slog.Handler      { return h }
+
+// nextRecord waits for the agent's next line with message msg and returns
+// its level.
+func nextRecord(tb testing.TB, records <-chan slog.Record, msg string) slog.Level {
+	tb.Helper()
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-records:
+			if r.Message == msg {
+				return r.Level
+			}
+		case <-timer.C:
+			tb.Fatalf("the agent did not log %q", msg)
+		}
+	}
+}
+
+func nextDrainedLine(tb testing.TB, records <-chan slog.Record) slog.Level {
+	tb.Helper()
+	return nextRecord(tb, records, "relay drained this host")
+}
+
+// TestDrainLoggedOnce: an operator's drain is answered again at each of the
+// agent's retries (every retry_after) until UndrainHost; the agent says so
+// at Info once, not every 2 s, and again after it was welcomed back.
+func TestDrainLoggedOnce(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t)
+	records := make(chan slog.Record, 256)
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 1, Logger: slog.New(levelHandler{records})})
+	nextRecord(t, records, "relay attached")
+	ctx := context.Background()
+	drain := func() {
+		t.Helper()
+		if _, err := r.Relay.AdminService().DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "test-host"}); err != nil {
+			t.Fatalf("DrainHost: %v", err)
+		}
+	}
+	drain()
+	if lv := nextDrainedLine(t, records); lv != slog.LevelInfo {
+		t.Errorf("the first drain logged at %v, want INFO", lv)
+	}
+	if lv := nextDrainedLine(t, records); lv != slog.LevelDebug {
+		t.Errorf("the drain answered again at the retry logged at %v, want DEBUG", lv)
+	}
+	if st := l.Stats(); st.Drains < 2 {
+		t.Errorf("Stats.Drains = %d, want each drain counted", st.Drains)
+	}
+	if _, err := r.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	nextRecord(t, records, "relay attached")
+	drain()
+	if lv := nextDrainedLine(t, records); lv != slog.LevelInfo {
+		t.Errorf("a new drain after the agent was welcomed back logged at %v, want INFO", lv)
+	}
+}
