@@ -30,6 +30,21 @@ func TestListenFlag(t *testing.T) {
 			t.Errorf("%q: listeners %s, want %s", tt.args, strings.Join(got, ","), tt.want)
 		}
 	}
+	// One address for two listeners is a usage error naming both.
+	for _, args := range [][]string{
+		{"--listen", "127.0.0.1:9000=web", "--listen", "127.0.0.1:9000=db"},
+		{"--client-addr", ":9000", "--listen", ":9000=web"},
+		{"--grpc-addr", "127.0.0.1:9000", "--admin-addr", "127.0.0.1:9000"},
+		{"--metrics-addr", "127.0.0.1:9000", "--pprof-addr", "127.0.0.1:9000"},
+	} {
+		_, err := parseFlags(args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "is given to") {
+			t.Errorf("%q: %v, want an error naming both listeners", args, err)
+		}
+	}
+	if _, err := parseFlags([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0"}, io.Discard); err != nil {
+		t.Errorf("port 0 for every listener (the kernel picks): %v", err)
+	}
 	for _, bad := range []struct{ arg, want string }{
 		{"9000=web", "want HOST:PORT"},
 		{":9000", "want ADDR=SERVICE"},

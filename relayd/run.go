@@ -91,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
 		}
 	}
+	if err := o.checkPortsDistinct(); err != nil {
+		return nil, err
+	}
 	if _, err := scheduler.ParsePolicy(o.scheduler); err != nil {
 		return nil, cli.UsageError{Err: fmt.Errorf("--scheduler: %v", err)}
 	}
@@ -118,6 +121,36 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// checkPortsDistinct refuses an address given to two listeners: the second
+// listen would fail with "address already in use", and its hint (another
+// relayd?) would send the operator looking for the wrong thing.
+func (o *options) checkPortsDistinct() error {
+	type use struct{ flag, addr string }
+	uses := []use{{"--grpc-addr", o.grpcAddr}, {"--admin-addr", o.adminAddr}, {"--metrics-addr", o.metricsAddr}, {"--pprof-addr", o.pprofAddr}}
+	for _, cl := range o.clientListeners() {
+		if cl.service == "default" && cl.addr == o.clientAddr {
+			uses = append(uses, use{"--client-addr", cl.addr})
+		} else {
+			uses = append(uses, use{"--listen", cl.addr + "=" + cl.service})
+		}
+	}
+	seen := map[string]string{}
+	for _, u := range uses {
+		addr, _, _ := strings.Cut(u.addr, "=")
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" || addr == "" {
+			continue // off, a port of the kernel's choice, or reported elsewhere
+		}
+		if first, ok := seen[addr]; ok {
+			return cli.UsageError{Err: fmt.Errorf("%s %s: the address is given to %s too; each listener needs a port of its own", u.flag, u.addr, first)}
+		}
+		seen[addr] = u.flag
+		if u.flag == "--listen" {
+			seen[addr] = "--listen " + u.addr
+		}
+	}
+	return nil
 }
 
 func version() string {
