@@ -188,6 +188,10 @@ type limitedConn struct {
 	place *releaser
 }
 
+// NetConn returns the connection below (as tls.Conn's does), for socket
+// options.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.place.release()

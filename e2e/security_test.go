@@ -358,19 +358,21 @@ func handshakingConn(tb testing.TB, addr string) net.Conn {
 }
 
 // TestShutdownWithHandshakingConn: a TCP connection that never finishes its
-// HTTP/2 handshake does not hold relayd's exit for --hello-timeout (grpc-go
-// waits for such connections in both GracefulStop and Stop); relayd closes
-// it and exits at once.
+// HTTP/2 handshake, on the gRPC port or the admin port, does not hold
+// relayd's exit for --hello-timeout (grpc-go waits for such connections in
+// both GracefulStop and Stop); relayd closes it and exits at once.
 func TestShutdownWithHandshakingConn(t *testing.T) {
 	t.Parallel()
 	r := startRelay(t, "--hello-timeout", "10m")
-	c := handshakingConn(t, r.grpcAddr)
+	conns := []net.Conn{handshakingConn(t, r.grpcAddr), handshakingConn(t, r.adminAddr)}
 	if err := r.terminate(t); err != nil {
 		t.Fatalf("relayd: SIGTERM: want exit status 0, got %v", err)
 	}
-	c.SetReadDeadline(time.Now().Add(ioTimeout))
-	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("the handshaking connection is still open after relayd's exit: %v", err)
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the handshaking connection to %s is still open after relayd's exit: %v", c.RemoteAddr(), err)
+		}
 	}
 }
 

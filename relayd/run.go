@@ -273,7 +273,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 
 	// The observability chain (logging, metrics, recovery) wraps the token
 	// check, so refused calls are logged and counted too.
-	adminSrv := grpc.NewServer(append(obs.serverOptions(), sec.adminServerOptions()...)...)
+	adminSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.adminServerOptions(), []grpc.ServerOption{grpc.ConnectionTimeout(o.helloTimeout)})...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(adminSrv, r.AdminService())
 	healthpb.RegisterHealthServer(adminSrv, healthSrv)
@@ -282,9 +282,10 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	obs.initServer(adminSrv)
 
 	errc := make(chan error, 2+len(clientLis))
-	agentLis := newAgentListener(o.sec.limitAgentConns(grpcLis, r), r, log, sec.tls == nil)
+	agentLis := newHandshakeListener(o.sec.limitAgentConns(grpcLis, r), sec.agentHandshakes(r))
+	adminConns := newHandshakeListener(adminLis, handshakeConfig{})
 	go func() { errc <- hostSrv.Serve(agentLis) }()
-	go func() { errc <- adminSrv.Serve(adminLis) }()
+	go func() { errc <- adminSrv.Serve(adminConns) }()
 	listening := make([]string, len(clientLis))
 	var addrs []any // client_addr: the "default" service's first port, if it has one
 	for i, cl := range o.clientListeners() {
@@ -338,6 +339,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	// The relay first, so WatchEvents streams get the last events (the
 	// sessions the shutdown aborted) before the admin server stops.
 	r.Close()
+	adminConns.abortHandshakes()
 	adminStopped := make(chan struct{})
 	go func() { adminSrv.GracefulStop(); close(adminStopped) }()
 	select {

@@ -178,11 +178,37 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 	return sec, nil
 }
 
+// agentKeepaliveTimeout is how long an agent connection may leave a
+// keepalive ping, or sent data, unanswered before it is closed.
+const agentKeepaliveTimeout = 10 * time.Second
+
+// agentHandshakes says what the gRPC port's handshakeListener reports: a
+// handshake timeout is a hello_timeout limit hit; on a plaintext port an
+// agent that speaks TLS is logged, at most once a second.
+func (sec *security) agentHandshakes(r *relay.Relay) handshakeConfig {
+	cfg := handshakeConfig{
+		onTimeout: func(peer net.Addr) {
+			r.LimitHit(relay.LimitHelloTimeout, "peer_addr", peer.String(), "during", "the connection's TLS and HTTP/2 handshakes")
+		},
+		userTimeout: agentKeepaliveTimeout,
+	}
+	if sec.tls == nil {
+		var every logEvery
+		cfg.onTLS = func(peer net.Addr) {
+			every.do(func(skipped int) {
+				sec.log.Warn("an agent speaks TLS to this plaintext gRPC port: give relayd --tls-cert and --tls-key, or run that agent without TLS flags (--insecure if the relay is not on loopback)",
+					"peer_addr", peer.String(), "not_logged_since_last_line", skipped)
+			})
+		}
+	}
+	return cfg
+}
+
 // hostServerOptions are the gRPC server options of the agents' port.
 func (sec *security) hostServerOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: sec.opts.keepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: agentKeepaliveTimeout}),
 	}
 	if n := sec.opts.maxSlotsPerConn; n > 0 {
 		// Room above the slot limit for health checks, and so a stream over
