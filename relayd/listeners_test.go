@@ -36,14 +36,23 @@ func TestListenFlag(t *testing.T) {
 		{"--client-addr", ":9000", "--listen", ":9000=web"},
 		{"--grpc-addr", "127.0.0.1:9000", "--admin-addr", "127.0.0.1:9000"},
 		{"--metrics-addr", "127.0.0.1:9000", "--pprof-addr", "127.0.0.1:9000"},
+		{"--admin-addr", "127.0.0.1:8000"}, // --grpc-addr's default, :8000, is every address
+		{"--grpc-addr", "0.0.0.0:9000", "--metrics-addr", "localhost:9000"},
+		{"--grpc-addr", "localhost:9000", "--metrics-addr", "127.0.0.1:9000"},
+		{"--grpc-addr", "[::]:9000", "--listen", "[::1]:9000=web"},
 	} {
 		_, err := parseFlags(args, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), "is given to") {
+		if err == nil || !strings.Contains(err.Error(), "is taken by") {
 			t.Errorf("%q: %v, want an error naming both listeners", args, err)
 		}
 	}
-	if _, err := parseFlags([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0"}, io.Discard); err != nil {
-		t.Errorf("port 0 for every listener (the kernel picks): %v", err)
+	for _, args := range [][]string{
+		{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0"}, // the kernel picks
+		{"--grpc-addr", "127.0.0.1:9000", "--admin-addr", "127.0.0.2:9000", "--client-addr", "[::1]:9000"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err != nil {
+			t.Errorf("%q: %v, want distinct listeners", args, err)
+		}
 	}
 	for _, bad := range []struct{ arg, want string }{
 		{"9000=web", "want HOST:PORT"},

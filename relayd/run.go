@@ -125,29 +125,42 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 // checkPortsDistinct refuses an address given to two listeners: the second
 // listen would fail with "address already in use", and its hint (another
-// relayd?) would send the operator looking for the wrong thing.
+// relayd?) would send the operator looking for the wrong thing. Two
+// addresses clash on the same port when their hosts are the same (localhost
+// is 127.0.0.1) or either is a wildcard (":8000", "0.0.0.0", "::").
 func (o *options) checkPortsDistinct() error {
-	type use struct{ flag, addr string }
-	uses := []use{{"--grpc-addr", o.grpcAddr}, {"--admin-addr", o.adminAddr}, {"--metrics-addr", o.metricsAddr}, {"--pprof-addr", o.pprofAddr}}
+	type use struct{ flag, addr, host, port string }
+	var uses []use
+	add := func(flag, addr string) {
+		hostPort, _, _ := strings.Cut(addr, "=")
+		host, port, err := net.SplitHostPort(hostPort)
+		if err != nil || port == "0" {
+			return // off, reported elsewhere, or a port of the kernel's choice
+		}
+		if host == "localhost" {
+			host = "127.0.0.1"
+		}
+		if host == "0.0.0.0" || host == "::" {
+			host = ""
+		}
+		uses = append(uses, use{flag, addr, host, port})
+	}
+	add("--grpc-addr", o.grpcAddr)
+	add("--admin-addr", o.adminAddr)
+	add("--metrics-addr", o.metricsAddr)
+	add("--pprof-addr", o.pprofAddr)
 	for _, cl := range o.clientListeners() {
 		if cl.service == "default" && cl.addr == o.clientAddr {
-			uses = append(uses, use{"--client-addr", cl.addr})
+			add("--client-addr", cl.addr)
 		} else {
-			uses = append(uses, use{"--listen", cl.addr + "=" + cl.service})
+			add("--listen", cl.addr+"="+cl.service)
 		}
 	}
-	seen := map[string]string{}
-	for _, u := range uses {
-		addr, _, _ := strings.Cut(u.addr, "=")
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" || addr == "" {
-			continue // off, a port of the kernel's choice, or reported elsewhere
-		}
-		if first, ok := seen[addr]; ok {
-			return cli.UsageError{Err: fmt.Errorf("%s %s: the address is given to %s too; each listener needs a port of its own", u.flag, u.addr, first)}
-		}
-		seen[addr] = u.flag
-		if u.flag == "--listen" {
-			seen[addr] = "--listen " + u.addr
+	for i, u := range uses {
+		for _, first := range uses[:i] {
+			if u.port == first.port && (u.host == first.host || u.host == "" || first.host == "") {
+				return cli.UsageError{Err: fmt.Errorf("%s %s: port %s is taken by %s %s; each listener needs a port of its own", u.flag, u.addr, u.port, first.flag, first.addr)}
+			}
 		}
 	}
 	return nil
