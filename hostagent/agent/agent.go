@@ -243,7 +243,8 @@ type link struct {
 	ready                    bool                // the idle pool was full since the last failure
 	outage                   int                 // bumped by each failure that starts a backoff
 	drainedUntil             time.Time           // the relay sent Drain: no new slots before
-	drainLogged              relayv1.DrainReason // logged at Info until a slot is welcomed again
+	drainLogged              bool                // a Drain was logged at Info since a slot was last welcomed
+	drainLoggedReason        relayv1.DrainReason // and its reason
 
 	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
 	creditRunning bool     // the credit stream's goroutine runs
@@ -519,7 +520,7 @@ func (l *Listener) handle(ev event) {
 			lk.withdrawable = append(lk.withdrawable, ev.slot)
 		}
 		l.stats.idle.Add(1)
-		lk.failures, lk.drainLogged = 0, 0
+		lk.failures, lk.drainLogged = 0, false
 		if !lk.ready && lk.idle >= l.cfg.Idle {
 			lk.ready = true
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
@@ -585,7 +586,7 @@ func (l *Listener) handle(ev event) {
 		}
 		lk.asked = 0
 		l.stats.idle.Add(int64(ev.credits))
-		lk.failures, lk.drainLogged = 0, 0
+		lk.failures, lk.drainLogged = 0, false
 		if !lk.ready {
 			lk.ready = true
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
@@ -890,10 +891,10 @@ func (l *Listener) drained(lk *link, de *drainError) {
 	if !now.Before(lk.drainedUntil) {
 		l.stats.drains.Add(1)
 		level := slog.LevelInfo
-		if reason := de.drain.GetReason(); lk.drainLogged == reason {
+		if reason := de.drain.GetReason(); lk.drainLogged && lk.drainLoggedReason == reason {
 			level = slog.LevelDebug
 		} else {
-			lk.drainLogged = reason
+			lk.drainLogged, lk.drainLoggedReason = true, reason
 		}
 		l.log.Log(context.Background(), level, "relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
 			"detail", de.drain.GetDetail(), "retry_in", d)
