@@ -732,3 +732,31 @@ func TestWatcherSeesShutdownAborts(t *testing.T) {
 		t.Fatalf("event = %v, want session_closed with RELAY_SHUTDOWN", ev)
 	}
 }
+
+// TestSIGHUPDuringDrain: relayd re-reads its files on SIGHUP during its
+// drain too (it stopped listening for SIGHUP when the drain began), and the
+// drain goes on.
+func TestSIGHUPDuringDrain(t *testing.T) {
+	t.Parallel()
+	tokens := writeFile(t, t.TempDir(), "tokens", goodToken+"\n")
+	r := startRelay(t, "--drain-timeout", "5m", "--auth-tokens", tokens)
+	startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + goodToken}, r.grpcAddr, "echo").waitAttached(t)
+	c := dial(t, r.clientAddr)
+	roundTrip(t, c, "held open\n")
+
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.waitLog(t, ioTimeout, `"draining"`, func(l logLine) bool { return l.msg() == "draining" })
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, ioTimeout, `"auth tokens loaded"`, func(l logLine) bool { return l.msg() == "auth tokens loaded" })
+	roundTrip(t, c, "the drain goes on\n")
+	c.CloseWrite()
+	expectEOF(t, c, "")
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Fatalf("relayd: exit %v, want 0; stderr:%s", r.waitErr, r.tail(20))
+		}
+	case <-time.After(stopTimeout):
+		t.Fatalf("relayd did not exit once its last session ended; stderr:%s", r.tail(20))
+	}
+}
