@@ -31,6 +31,9 @@ type Slot interface {
 	HostKey() string
 	// HostLoad returns the host's open sessions and its weight.
 	HostLoad() (active, weight int)
+	// HostFailing reports whether the host's latest session failed at once
+	// for want of its backend (scheduler.Candidate.Failing).
+	HostFailing() bool
 	// Reserve is called, under the bridge's lock, when the slot is taken
 	// for a client: the host's load counts the session from this moment, so
 	// the next pick sees it even before the session opens. Assign follows.
@@ -309,7 +312,7 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	cands := make([]scheduler.Candidate, 0, len(s.idle))
 	for key, slots := range s.idle {
 		active, weight := slots[0].HostLoad()
-		cands = append(cands, scheduler.Candidate{Host: key, Active: active, Weight: weight})
+		cands = append(cands, scheduler.Candidate{Host: key, Active: active, Weight: weight, Failing: slots[0].HostFailing()})
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].Host < cands[j].Host })
 	clientKey := ""

@@ -3,11 +3,15 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/relayproject/relay/internal/portclaim"
 )
 
 // patternBytes is n bytes of the deterministic pattern for seed (n a
@@ -205,4 +209,55 @@ func TestClientCloseReachesBackend(t *testing.T) {
 			t.Logf("backend read ended with: %v", err)
 		})
 	}
+}
+
+// TestDeadBackendPassedOver: a host whose `forward` backend is down ends
+// each session at once (BACKEND_UNAVAILABLE), so it always looks idle, and
+// least-loaded gave it most clients. relayd now passes it over while
+// another host has an idle slot; a client goes there only as a probe, when
+// its backoff window (1 s, doubling) ends.
+func TestDeadBackendPassedOver(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	good := startBackend(t, func(c *net.TCPConn) {
+		io.Copy(c, c)
+		c.CloseWrite()
+	})
+	deadAddr := portclaim.MustAddr(t) // claimed, and nothing listens there
+	startAgent(t, r.grpcAddr, "--host-id", "dead", "--idle", "4", "forward", deadAddr)
+	startAgent(t, r.grpcAddr, "--host-id", "good", "--idle", "4", "forward", good.addr)
+
+	const clients = 30
+	failed := 0
+	start := time.Now()
+	for i := range clients {
+		c := dial(t, r.clientAddr)
+		msg := fmt.Sprintf("client %d\n", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		c.CloseWrite()
+		got, err := io.ReadAll(c)
+		switch {
+		case err != nil:
+			failed++ // reset: it went to the dead host
+		case string(got) != msg:
+			t.Fatalf("client %d read %q, want %q", i, got, msg)
+		}
+		c.Close()
+	}
+	// Each failure opens a window twice as long as the one before: in
+	// `elapsed`, at most 1 + log2(elapsed/1s + 1) probes can fail.
+	elapsed := time.Since(start)
+	most := 1
+	for w := time.Second; w-time.Second <= elapsed; w *= 2 {
+		most++
+	}
+	t.Logf("%d of %d clients reset in %v (at most %d allowed)", failed, clients, elapsed, most)
+	if failed > most {
+		t.Errorf("%d of %d clients went to the host whose backend is down, want at most %d in %v", failed, clients, most, elapsed)
+	}
+	r.waitLog(t, ioTimeout, `"host cannot reach its backend"`, func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "host cannot reach its backend") && l.str("host_id") == "dead"
+	})
 }

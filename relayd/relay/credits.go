@@ -70,6 +70,8 @@ func (cs *creditStream) HostLoad() (int, int) {
 	return int(cs.host.active.Load()), int(cs.host.weight.Load())
 }
 
+func (cs *creditStream) HostFailing() bool { return cs.host.failing() }
+
 // Reserve takes one credit (under the bridge's lock).
 func (cs *creditStream) Reserve() {
 	cs.host.credits.Add(-1)

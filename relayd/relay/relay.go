@@ -166,12 +166,12 @@ type testHooks struct {
 // not grow.
 //
 //go:noinline
-func (r *Relay) setSession(loop *recvLoop, conn *attachconn.Conn, onCloseWrite func()) bool {
+func (r *Relay) setSession(loop *recvLoop, conn *attachconn.Conn, onCloseWrite func(), sessHost *host) bool {
 	h := r.hooks.Load()
 	if h != nil && h.BeforeSetSession != nil {
 		h.BeforeSetSession()
 	}
-	ok := loop.setSession(conn, onCloseWrite)
+	ok := loop.setSession(conn, onCloseWrite, sessHost)
 	if h != nil && h.AfterSetSession != nil {
 		h.AfterSetSession(ok)
 	}
@@ -195,9 +195,49 @@ type host struct {
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
 	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
+	// backendFails counts the sessions in a row the host ended with
+	// BACKEND_UNAVAILABLE; until failingUntil (Unix nanoseconds) the
+	// scheduler passes it over for hosts that are not failing.
+	backendFails atomic.Int32
+	failingUntil atomic.Int64
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
+}
+
+// failing reports whether h is within its backend-failure window.
+func (h *host) failing() bool { return time.Now().UnixNano() < h.failingUntil.Load() }
+
+// Backend-failure windows: 1 s after the first session in a row that the
+// host ended with BACKEND_UNAVAILABLE, doubling up to 16 s. When it ends,
+// the next client may go to the host again: a probe, which costs that one
+// client when the backend is still down.
+const (
+	backendFailBase = time.Second
+	backendFailMax  = 16 * time.Second
+)
+
+// sessionEnded updates h's backend health from a session's end: it reports
+// the window that began (0 if none).
+func (h *host) sessionEnded(backendUnavailable bool) time.Duration {
+	if !backendUnavailable {
+		if h.backendFails.Load() != 0 {
+			h.backendFails.Store(0)
+			h.failingUntil.Store(0)
+		}
+		return 0
+	}
+	d := backendFailWindow(h.backendFails.Add(1))
+	h.failingUntil.Store(time.Now().Add(d).UnixNano())
+	return d
+}
+
+// backendFailWindow is the window after the nth failure in a row.
+func backendFailWindow(n int32) time.Duration {
+	if n > 5 {
+		return backendFailMax
+	}
+	return min(backendFailBase<<(n-1), backendFailMax)
 }
 
 // wakeSlots tells every slot of h how its idle wait ends (its sessions,
@@ -872,7 +912,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 	})
-	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }) {
+	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }, sess.host) {
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
 		r.giveBack(sl, c)
@@ -1044,9 +1084,20 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	switch {
 	case ae == nil && res.Err == nil:
 		log.Info("session closed", attrs...)
+		sess.host.sessionEnded(false)
 		return nil
 	case ae != nil && ae.Remote:
 		log.Info("session aborted by host", append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
+		if ae.Reason != relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE {
+			sess.host.sessionEnded(false)
+		} else if n := sess.host.backendFails.Load(); n > 0 { // the receive loop opened a window
+			level := slog.LevelDebug
+			if n == 1 {
+				level = slog.LevelWarn
+			}
+			r.log.Log(context.Background(), level, "host cannot reach its backend: clients go to other hosts first", "host_id", sess.host.key.id,
+				"service", sess.host.key.service, "for", backendFailWindow(n), "failures_in_a_row", n)
+		}
 		if _, ok := status.FromError(ae.Cause); ok {
 			return ae.Cause // a protocol error: the host learns which
 		}
@@ -1174,6 +1225,8 @@ func (s *slot) HostKey() string { return s.host.keyStr }
 
 func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), int(s.host.weight.Load()) }
 
+func (s *slot) HostFailing() bool { return s.host.failing() }
+
 func (s *slot) Reserve() { s.host.active.Add(1) }
 
 func (s *slot) Assign(c *clientbridge.Client) { s.assigned <- c }
@@ -1228,6 +1281,9 @@ type recvLoop struct {
 	// setSession before session is stored, so the loop sees it once it sees
 	// the session.
 	onCloseWrite func()
+	// host is the session's host, written by setSession with the session
+	// and read at the loop's end, under endMu.
+	host *host
 
 	endMu sync.Mutex // orders setSession against the loop's end
 	ended bool       // guarded by endMu
@@ -1272,13 +1328,13 @@ var errWithdrawn = errors.New("slot withdrawn")
 
 // setSession hands the loop the session's Conn. It returns false if the
 // loop has already ended; then its ending is (or will be) in idleEnd.
-func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func()) bool {
+func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func(), h *host) bool {
 	l.endMu.Lock()
 	defer l.endMu.Unlock()
 	if l.ended {
 		return false
 	}
-	l.onCloseWrite = onCloseWrite
+	l.onCloseWrite, l.host = onCloseWrite, h
 	l.session.Store(conn)
 	return true
 }
@@ -1291,7 +1347,7 @@ func (l *recvLoop) run() {
 	err := l.loop()
 	l.endMu.Lock()
 	l.ended = true
-	conn := l.session.Load()
+	conn, h := l.session.Load(), l.host
 	l.endMu.Unlock()
 	if conn != nil {
 		if err == nil {
@@ -1303,6 +1359,10 @@ func (l *recvLoop) run() {
 			reason = ce.reason
 		} else if _, ok := status.FromError(err); ok && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
 			reason = relayv1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR
+		}
+		if reason == relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE && h != nil {
+			// Before the client's reset: its next try must see the window.
+			h.sessionEnded(true)
 		}
 		conn.DeliverAbort(reason, err)
 		return

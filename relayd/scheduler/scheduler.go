@@ -53,6 +53,11 @@ type Candidate struct {
 	Host   string // unique key of the host
 	Active int    // the host's open sessions
 	Weight int    // relative capacity; values below 1 count as 1
+	// Failing: the host's latest session failed at once because its
+	// backend is unreachable. Such a host is passed over while any other
+	// candidate is not failing, whatever the policy: its sessions end at
+	// once, so it looks idle to least-loaded and would draw most clients.
+	Failing bool
 }
 
 func (c Candidate) weight() int { return max(c.Weight, 1) }
@@ -89,8 +94,29 @@ func (s *Scheduler) Pick(cands []Candidate, clientKey string) int {
 	if len(cands) == 0 {
 		return -1
 	}
+	healthy := 0
+	for _, c := range cands {
+		if !c.Failing {
+			healthy++
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if healthy == 0 || healthy == len(cands) {
+		return s.pickLocked(cands, clientKey)
+	}
+	sub := make([]Candidate, 0, healthy)
+	at := make([]int, 0, healthy)
+	for i, c := range cands {
+		if !c.Failing {
+			sub = append(sub, c)
+			at = append(at, i)
+		}
+	}
+	return at[s.pickLocked(sub, clientKey)]
+}
+
+func (s *Scheduler) pickLocked(cands []Candidate, clientKey string) int {
 	if len(cands) == 1 {
 		s.last = cands[0].Host // a lone candidate still takes its turn
 		return 0

@@ -115,13 +115,13 @@ func TestLeastLoadedPicksLightestPerWeight(t *testing.T) {
 		cands []Candidate
 		want  int
 	}{
-		{"fewest_active", []Candidate{{"a", 3, 1}, {"b", 1, 1}, {"c", 2, 1}}, 1},
-		{"first_is_lightest", []Candidate{{"a", 0, 1}, {"b", 1, 1}, {"c", 2, 1}}, 0},
-		{"last_is_lightest", []Candidate{{"a", 5, 1}, {"b", 4, 1}, {"c", 3, 1}}, 2},
-		{"weight_divides_load", []Candidate{{"a", 2, 1}, {"b", 5, 3}}, 1},     // 2/1 > 5/3
-		{"weight_not_enough", []Candidate{{"a", 2, 1}, {"b", 7, 3}}, 0},       // 2/1 < 7/3
-		{"zero_weight_is_one", []Candidate{{"a", 2, 0}, {"b", 3, 1}}, 0},      // 2/1 < 3/1
-		{"negative_weight_is_one", []Candidate{{"a", 4, -5}, {"b", 3, 1}}, 1}, // 4/1 > 3/1
+		{"fewest_active", []Candidate{{Host: "a", Active: 3, Weight: 1}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 2, Weight: 1}}, 1},
+		{"first_is_lightest", []Candidate{{Host: "a", Active: 0, Weight: 1}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 2, Weight: 1}}, 0},
+		{"last_is_lightest", []Candidate{{Host: "a", Active: 5, Weight: 1}, {Host: "b", Active: 4, Weight: 1}, {Host: "c", Active: 3, Weight: 1}}, 2},
+		{"weight_divides_load", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 5, Weight: 3}}, 1},     // 2/1 > 5/3
+		{"weight_not_enough", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 7, Weight: 3}}, 0},       // 2/1 < 7/3
+		{"zero_weight_is_one", []Candidate{{Host: "a", Active: 2, Weight: 0}, {Host: "b", Active: 3, Weight: 1}}, 0},      // 2/1 < 3/1
+		{"negative_weight_is_one", []Candidate{{Host: "a", Active: 4, Weight: -5}, {Host: "b", Active: 3, Weight: 1}}, 1}, // 4/1 > 3/1
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -143,9 +143,9 @@ func TestLeastLoadedTiesRoundRobin(t *testing.T) {
 		tied  []int // the indexes that tie for lightest
 	}{
 		{"all_idle", hosts(3), []int{0, 1, 2}},
-		{"weighted_equal_ratio", []Candidate{{"a", 2, 2}, {"b", 1, 1}, {"c", 3, 3}}, []int{0, 1, 2}},
-		{"two_of_four", []Candidate{{"a", 2, 1}, {"b", 1, 1}, {"c", 3, 1}, {"d", 1, 1}}, []int{1, 3}},
-		{"tie_not_first", []Candidate{{"a", 9, 1}, {"b", 0, 1}, {"c", 0, 1}, {"d", 0, 1}, {"e", 0, 1}}, []int{1, 2, 3, 4}},
+		{"weighted_equal_ratio", []Candidate{{Host: "a", Active: 2, Weight: 2}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 3, Weight: 3}}, []int{0, 1, 2}},
+		{"two_of_four", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 3, Weight: 1}, {Host: "d", Active: 1, Weight: 1}}, []int{1, 3}},
+		{"tie_not_first", []Candidate{{Host: "a", Active: 9, Weight: 1}, {Host: "b", Active: 0, Weight: 1}, {Host: "c", Active: 0, Weight: 1}, {Host: "d", Active: 0, Weight: 1}, {Host: "e", Active: 0, Weight: 1}}, []int{1, 2, 3, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -395,10 +395,10 @@ func TestRandomTwoChoicesNeverPicksHeavierOfTwo(t *testing.T) {
 		cands []Candidate
 		want  int
 	}{
-		{"first_lighter", []Candidate{{"a", 1, 1}, {"b", 2, 1}}, 0},
-		{"second_lighter", []Candidate{{"a", 5, 1}, {"b", 4, 1}}, 1},
-		{"weighted", []Candidate{{"a", 2, 1}, {"b", 5, 3}}, 1},
-		{"weight_not_enough", []Candidate{{"a", 2, 1}, {"b", 7, 3}}, 0},
+		{"first_lighter", []Candidate{{Host: "a", Active: 1, Weight: 1}, {Host: "b", Active: 2, Weight: 1}}, 0},
+		{"second_lighter", []Candidate{{Host: "a", Active: 5, Weight: 1}, {Host: "b", Active: 4, Weight: 1}}, 1},
+		{"weighted", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 5, Weight: 3}}, 1},
+		{"weight_not_enough", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 7, Weight: 3}}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -418,7 +418,7 @@ func TestRandomTwoChoicesNeverPicksHeavierOfTwo(t *testing.T) {
 // include a host lighter than the heaviest, so the heaviest never wins.
 func TestRandomTwoChoicesNeverPicksHeaviest(t *testing.T) {
 	t.Parallel()
-	cands := []Candidate{{"a", 3, 1}, {"b", 9, 1}, {"c", 4, 1}}
+	cands := []Candidate{{Host: "a", Active: 3, Weight: 1}, {Host: "b", Active: 9, Weight: 1}, {Host: "c", Active: 4, Weight: 1}}
 	s := New(RandomTwoChoices, 3)
 	counts := make([]int, 3)
 	for range 3000 {
