@@ -760,3 +760,14 @@ func TestSIGHUPDuringDrain(t *testing.T) {
 		t.Fatalf("relayd did not exit once its last session ended; stderr:%s", r.tail(20))
 	}
 }
+
+// TestAgentAtAdminPort: an agent given relayd's admin port is told which
+// port it wants (the admin server answers Attach with Unimplemented).
+func TestAgentAtAdminPort(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	a := startAgentNoWait(t, r.adminAddr, "echo")
+	a.waitRefused(t, "a hint naming --grpc-addr", func(l logLine) bool {
+		return strings.Contains(l.str("hint"), "--grpc-addr") && strings.Contains(l.str("err"), "Unimplemented")
+	})
+}

@@ -933,6 +933,9 @@ func (l *Listener) backoff(lk *link, err error) {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
 		msg = "relay refused the slot"
 		err = fmt.Errorf("%s: %s", st.Code(), st.Message())
+		if st.Code() == codes.Unimplemented {
+			hint = "this gRPC server does not serve relay.v1.HostService: check that the address is relayd's --grpc-addr, not its --admin-addr"
+		}
 	} else if err != nil {
 		hint = unreachableHint(err.Error())
 	}
@@ -961,6 +964,10 @@ func unreachableHint(err string) string {
 		return "the relay refused this agent's TLS certificate, or its lack of one: give --tls-cert and --tls-key, from a CA in the relay's --tls-client-ca"
 	case strings.Contains(err, "first record does not look like a TLS handshake"):
 		return "this address does not speak TLS: if it is relayd's gRPC port, relayd runs without --tls-cert (give it --tls-cert and --tls-key, or give this agent --insecure on a network you trust); otherwise check the port"
+	case strings.Contains(err, "x509:") || strings.Contains(err, "tls: failed to verify certificate"):
+		return "this agent does not trust the relay's certificate: give --tls-ca with the CA that signed it (and --tls-server-name if the certificate names another host)"
+	case strings.Contains(err, "error reading server preface") && (strings.Contains(err, "use of closed network connection") || strings.Contains(err, "timeout")):
+		return "the address accepted the connection but sent nothing: is it relayd's client port rather than its --grpc-addr? (or a relay that serves TLS: give --tls-ca)"
 	case strings.Contains(err, "error reading server preface: http2:"):
 		return "this address answered, but not in gRPC over HTTP/2: check that it is relayd's --grpc-addr, not its client, admin or metrics port or another service"
 	case strings.Contains(err, "error reading server preface"):

@@ -23,6 +23,9 @@ func TestUnreachableHint(t *testing.T) {
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`, "relayd runs without --tls-cert"},
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: http2: failed reading the frame payload: http2: frame too large, note that the frame header looked like an HTTP/1.1 header"`, "not in gRPC"},
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: http2: frame too large"`, "--grpc-addr"},
+		// An unknown CA, and a client port (it accepts and says nothing).
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`, "give --tls-ca"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection"`, "client port"},
 		{`rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`, ""},
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:2: connect: connection refused"`, ""},
 	} {
