@@ -46,6 +46,8 @@ func (l labelsFlag) Set(s string) error {
 }
 
 type options struct {
+	unknownEnv []string // HOSTAGENT_* variables that set no flag
+
 	relays              []string
 	service, hostID     string
 	idle, maxSessions   int
@@ -106,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		return nil, cli.UsageError{Err: err}
 	}
+	o.unknownEnv = cli.UnknownEnv(fs, "HOSTAGENT", tokenEnv)
 	for _, r := range strings.Split(*relays, ",") {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
@@ -166,8 +169,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, cli.UsageError{Err: errors.New("forward needs one HOST:PORT argument")}
 		}
 		o.target = fs.Arg(1)
-		if _, _, err := net.SplitHostPort(o.target); err != nil {
+		_, port, err := net.SplitHostPort(o.target)
+		if err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("forward %q: %v (want HOST:PORT)", o.target, err)}
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); !(err == nil && p > 0) && !validServiceName(port) {
+			return nil, cli.UsageError{Err: fmt.Errorf("forward %q: port %q is not a number from 1 to 65535 (or a service name such as http)", o.target, port)}
 		}
 	case "":
 		return nil, cli.UsageError{Err: errors.New("missing mode: echo or forward HOST:PORT (see -h)")}
@@ -188,6 +195,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	for _, name := range o.unknownEnv {
+		log.Warn(name+" is not the variable of any flag; ignored (see -h for the flags and their variables)", "variable", name)
 	}
 	dialFor, reload, err := o.sec.dialOptions(log)
 	if err != nil {
@@ -388,4 +398,13 @@ func forward(c *agent.Conn, target string, timeout time.Duration, deep *shallow.
 		done()
 	})
 	return true
+}
+
+// validServiceName reports whether port names a TCP service ("http").
+func validServiceName(port string) bool {
+	if _, err := strconv.Atoi(port); err == nil {
+		return false // a number, out of range
+	}
+	p, err := net.LookupPort("tcp", port)
+	return err == nil && p > 0
 }

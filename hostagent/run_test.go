@@ -86,3 +86,19 @@ func TestRelayListChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardTargetChecked: a forward target whose port cannot be dialed is
+// a usage error at start, not a reset for every client.
+func TestForwardTargetChecked(t *testing.T) {
+	for _, target := range []string{"127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:-1", "127.0.0.1:no-such-service"} {
+		_, err := parseFlags([]string{"forward", target}, io.Discard)
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "is not a number from 1 to 65535") {
+			t.Errorf("forward %s: %v, want a usage error about the port", target, err)
+		}
+	}
+	for _, target := range []string{"localhost:8080", "127.0.0.1:http"} {
+		if _, err := parseFlags([]string{"forward", target}, io.Discard); err != nil {
+			t.Errorf("forward %s: %v", target, err)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func TestListenFlag(t *testing.T) {
 		{"--grpc-addr", "0.0.0.0:9000", "--metrics-addr", "localhost:9000"},
 		{"--grpc-addr", "localhost:9000", "--metrics-addr", "127.0.0.1:9000"},
 		{"--grpc-addr", "[::]:9000", "--listen", "[::1]:9000=web"},
+		{"--grpc-addr", "127.0.0.1:09000", "--metrics-addr", "127.0.0.1:9000"},
 	} {
 		_, err := parseFlags(args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "is taken by") {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ import (
 )
 
 type options struct {
+	unknownEnv []string // RELAYD_* variables that set no flag
+
 	grpcAddr, adminAddr, clientAddr string
 	clientAddrSet                   bool
 	listens                         listenFlag
@@ -79,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		return nil, cli.UsageError{Err: err}
 	}
+	o.unknownEnv = cli.UnknownEnv(fs, "RELAYD")
 	if fs.NArg() > 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
@@ -143,6 +147,9 @@ func (o *options) checkPortsDistinct() error {
 		if host == "0.0.0.0" || host == "::" {
 			host = ""
 		}
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+			port = strconv.FormatUint(n, 10) // "08000" is port 8000
+		}
 		uses = append(uses, use{flag, addr, host, port})
 	}
 	add("--grpc-addr", o.grpcAddr)
@@ -195,6 +202,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log, err := logging.New(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	for _, name := range o.unknownEnv {
+		log.Warn(name+" is not the variable of any flag; ignored (see -h for the flags and their variables)", "variable", name)
 	}
 	if o.pprofAddr != "" {
 		stop, err := profiling.Start(o.pprofAddr, log)

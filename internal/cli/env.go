@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -125,4 +126,25 @@ func explainValueError(f *flag.Flag, err error) string {
 		return "want true or false"
 	}
 	return msg
+}
+
+// UnknownEnv returns the variables of the environment that start with
+// prefix and an underscore but set no flag of fs and are not among extra
+// (a variable read elsewhere, such as a token): most likely typos, which
+// would otherwise be ignored without a word.
+func UnknownEnv(fs *flag.FlagSet, prefix string, extra ...string) []string {
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { known[EnvName(prefix, f.Name)] = true })
+	for _, e := range extra {
+		known[e] = true
+	}
+	var unknown []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, prefix+"_") && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
 }

@@ -99,3 +99,18 @@ func TestParseErrorsSayWhatWasWanted(t *testing.T) {
 		t.Errorf("-h: error %v, printed %q; want flag.ErrHelp and the usage", err, out.String())
 	}
 }
+
+// TestUnknownEnv: a variable with the program's prefix that sets no flag
+// (a typo) is reported; flags' variables and the extra names are not.
+func TestUnknownEnv(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.String("grpc-addr", "", "")
+	t.Setenv("XTEST_GRPC_ADDR", "a")
+	t.Setenv("XTEST_GRPC_ADR", "typo")
+	t.Setenv("XTEST_TOKEN", "read elsewhere")
+	t.Setenv("XTESTING", "another prefix")
+	got := cli.UnknownEnv(fs, "XTEST", "XTEST_TOKEN")
+	if len(got) != 1 || got[0] != "XTEST_GRPC_ADR" {
+		t.Errorf("UnknownEnv = %q, want [XTEST_GRPC_ADR]", got)
+	}
+}
