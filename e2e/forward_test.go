@@ -260,4 +260,14 @@ func TestDeadBackendPassedOver(t *testing.T) {
 	r.waitLog(t, ioTimeout, `"host cannot reach its backend"`, func(l logLine) bool {
 		return strings.HasPrefix(l.msg(), "host cannot reach its backend") && l.str("host_id") == "dead"
 	})
+	// ListHosts shows it.
+	hosts, err := listHosts(statusClient(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts.GetHosts() {
+		if dead := h.GetHostId() == "dead"; dead != (h.GetBackendFailures() > 0) {
+			t.Errorf("ListHosts: %s has backend_failures %d", h.GetHostId(), h.GetBackendFailures())
+		}
+	}
 }

@@ -85,21 +85,27 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 		if req.GetService() != "" && req.GetService() != k.service {
 			continue
 		}
+		var failingUntil *timestamppb.Timestamp
+		if until := h.failingUntil.Load(); until > time.Now().UnixNano() {
+			failingUntil = timestamppb.New(time.Unix(0, until))
+		}
 		resp.Hosts = append(resp.Hosts, &relayv1.Host{
-			HostId:         k.id,
-			Service:        k.service,
-			PeerAddr:       h.peerAddr,
-			AttachedAt:     timestamppb.New(h.attachedAt),
-			IdleSlots:      uint32(idle[k.service][h.keyStr]),
-			ActiveSessions: uint32(h.active.Load()),
-			SessionsTotal:  h.total.Load(),
-			BytesToHost:    h.bytesTo.Load() + live[h][0],
-			BytesFromHost:  h.bytesFrom.Load() + live[h][1],
-			Labels:         h.labels,
-			AgentVersion:   h.agentVersion,
-			Drained:        r.drainedHosts[k],
-			Weight:         uint32(h.weight.Load()),
-			IdleCredits:    uint32(max(h.credits.Load(), 0)),
+			HostId:              k.id,
+			Service:             k.service,
+			PeerAddr:            h.peerAddr,
+			AttachedAt:          timestamppb.New(h.attachedAt),
+			IdleSlots:           uint32(idle[k.service][h.keyStr]),
+			ActiveSessions:      uint32(h.active.Load()),
+			SessionsTotal:       h.total.Load(),
+			BytesToHost:         h.bytesTo.Load() + live[h][0],
+			BytesFromHost:       h.bytesFrom.Load() + live[h][1],
+			Labels:              h.labels,
+			AgentVersion:        h.agentVersion,
+			Drained:             r.drainedHosts[k],
+			Weight:              uint32(h.weight.Load()),
+			IdleCredits:         uint32(max(h.credits.Load(), 0)),
+			BackendFailures:     uint32(max(h.backendFails.Load(), 0)),
+			BackendFailingUntil: failingUntil,
 		})
 	}
 	// A drained host whose slots have all gone (they got Drain) stays

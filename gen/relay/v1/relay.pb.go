@@ -1914,9 +1914,17 @@ type Host struct {
 	Weight uint32 `protobuf:"varint,20,opt,name=weight,proto3" json:"weight,omitempty"`
 	// idle_credits is how many of idle_slots are slot credits
 	// (Hello.slot_credits) rather than streams.
-	IdleCredits   uint32 `protobuf:"varint,21,opt,name=idle_credits,json=idleCredits,proto3" json:"idle_credits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IdleCredits uint32 `protobuf:"varint,21,opt,name=idle_credits,json=idleCredits,proto3" json:"idle_credits,omitempty"`
+	// backend_failures counts the host's latest sessions in a row that it
+	// ended with CLOSE_REASON_BACKEND_UNAVAILABLE (0 once a session ends
+	// otherwise).
+	BackendFailures uint32 `protobuf:"varint,22,opt,name=backend_failures,json=backendFailures,proto3" json:"backend_failures,omitempty"`
+	// backend_failing_until, while in the future, is when the host's
+	// backend-failure window ends: until then the scheduler passes the host
+	// over for any host of the service that is not failing.
+	BackendFailingUntil *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=backend_failing_until,json=backendFailingUntil,proto3" json:"backend_failing_until,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Host) Reset() {
@@ -2045,6 +2053,20 @@ func (x *Host) GetIdleCredits() uint32 {
 		return x.IdleCredits
 	}
 	return 0
+}
+
+func (x *Host) GetBackendFailures() uint32 {
+	if x != nil {
+		return x.BackendFailures
+	}
+	return 0
+}
+
+func (x *Host) GetBackendFailingUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BackendFailingUntil
+	}
+	return nil
 }
 
 // ListSessionsRequest asks for the open sessions.
@@ -3496,7 +3518,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x10ListHostsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\"9\n" +
 	"\x11ListHostsResponse\x12$\n" +
-	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xb7\x04\n" +
+	"\x05hosts\x18\x01 \x03(\v2\x0e.relay.v1.HostR\x05hosts\"\xb2\x05\n" +
 	"\x04Host\x12\x17\n" +
 	"\ahost_id\x18\x01 \x01(\tR\x06hostId\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x1b\n" +
@@ -3514,7 +3536,9 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\ragent_version\x18\v \x01(\tR\fagentVersion\x12\x18\n" +
 	"\adrained\x18\f \x01(\bR\adrained\x12\x16\n" +
 	"\x06weight\x18\x14 \x01(\rR\x06weight\x12!\n" +
-	"\fidle_credits\x18\x15 \x01(\rR\vidleCredits\x1a9\n" +
+	"\fidle_credits\x18\x15 \x01(\rR\vidleCredits\x12)\n" +
+	"\x10backend_failures\x18\x16 \x01(\rR\x0fbackendFailures\x12N\n" +
+	"\x15backend_failing_until\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x13backendFailingUntil\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
@@ -3752,43 +3776,44 @@ var file_relay_v1_relay_proto_depIdxs = []int32{
 	23, // 22: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
 	44, // 23: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
 	43, // 24: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	26, // 25: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	44, // 26: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 27: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	44, // 28: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	29, // 29: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	30, // 30: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	31, // 31: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	32, // 32: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	33, // 33: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	34, // 34: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	35, // 35: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	45, // 36: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 37: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 38: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	45, // 39: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 40: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 41: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	18, // 42: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	21, // 43: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	24, // 44: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	27, // 45: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	36, // 46: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	38, // 47: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	40, // 48: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 49: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	19, // 50: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	22, // 51: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	25, // 52: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	28, // 53: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	37, // 54: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	39, // 55: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	41, // 56: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	49, // [49:57] is the sub-list for method output_type
-	41, // [41:49] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	44, // 25: relay.v1.Host.backend_failing_until:type_name -> google.protobuf.Timestamp
+	26, // 26: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	44, // 27: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 28: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	44, // 29: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	29, // 30: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	30, // 31: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	31, // 32: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	32, // 33: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	33, // 34: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	34, // 35: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	35, // 36: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	45, // 37: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 38: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 39: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	45, // 40: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 41: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 42: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	18, // 43: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	21, // 44: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	24, // 45: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	27, // 46: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	36, // 47: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	38, // 48: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	40, // 49: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 50: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	19, // 51: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	22, // 52: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	25, // 53: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	28, // 54: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	37, // 55: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	39, // 56: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	41, // 57: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	50, // [50:58] is the sub-list for method output_type
+	42, // [42:50] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
