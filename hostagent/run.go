@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -388,8 +389,13 @@ func forward(c *agent.Conn, target string, timeout time.Duration, deep *shallow.
 	var err error
 	deep.Run(func() { backend, err = net.DialTimeout("tcp", target, timeout) })
 	if err != nil {
-		log.Warn("backend unreachable", "target", target, "err", err)
-		c.AbortWith(relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE, fmt.Errorf("dial %s: %w", target, err))
+		reason := dialFailureReason(err)
+		if reason == relayv1.CloseReason_CLOSE_REASON_HOST_ABORT {
+			log.Warn("backend reset the connection as it opened", "target", target, "err", err)
+		} else {
+			log.Warn("backend unreachable", "target", target, "err", err)
+		}
+		c.AbortWith(reason, fmt.Errorf("dial %s: %w", target, err))
 		done()
 		return false
 	}
@@ -407,4 +413,15 @@ func validServiceName(port string) bool {
 	}
 	p, err := net.LookupPort("tcp", port)
 	return err == nil && p > 0
+}
+
+// dialFailureReason is how a session ends when its backend dial failed:
+// BACKEND_UNAVAILABLE, so that the relay passes this agent over for a
+// while, except for a reset as the connection opened, which comes from a
+// backend that is up (it accepted, then reset).
+func dialFailureReason(err error) relayv1.CloseReason {
+	if errors.Is(err, syscall.ECONNRESET) {
+		return relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
+	}
+	return relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE
 }

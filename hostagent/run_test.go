@@ -5,9 +5,13 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/cli"
 )
 
@@ -99,6 +103,27 @@ func TestForwardTargetChecked(t *testing.T) {
 	for _, target := range []string{"localhost:8080", "127.0.0.1:http"} {
 		if _, err := parseFlags([]string{"forward", target}, io.Discard); err != nil {
 			t.Errorf("forward %s: %v", target, err)
+		}
+	}
+}
+
+// TestDialFailureReason: a backend that refuses or cannot be reached is
+// BACKEND_UNAVAILABLE (the relay passes the agent over); one that reset the
+// connection as it opened is up, and the session ends HOST_ABORT.
+func TestDialFailureReason(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	reset := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tt := range []struct {
+		err  error
+		want relayv1.CloseReason
+	}{
+		{refused, relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE},
+		{timeout, relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE},
+		{reset, relayv1.CloseReason_CLOSE_REASON_HOST_ABORT},
+	} {
+		if got := dialFailureReason(tt.err); got != tt.want {
+			t.Errorf("dialFailureReason(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }
