@@ -53,10 +53,14 @@ func validService(s string) error {
 }
 
 // clientListeners returns the listeners to open: every --listen, and
-// --client-addr for service "default" when it was given or no --listen was.
+// --client-addr for service "default" when it was given or no --listen was
+// (then it comes first).
 func (o *options) clientListeners() []clientListener {
-	if len(o.listens) > 0 && !o.clientAddrSet {
+	if !o.clientAddrListed() {
 		return o.listens
 	}
 	return append([]clientListener{{addr: o.clientAddr, service: "default"}}, o.listens...)
 }
+
+// clientAddrListed reports whether --client-addr is among the listeners.
+func (o *options) clientAddrListed() bool { return len(o.listens) == 0 || o.clientAddrSet }

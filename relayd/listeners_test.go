@@ -41,11 +41,16 @@ func TestListenFlag(t *testing.T) {
 		{"--grpc-addr", "localhost:9000", "--metrics-addr", "127.0.0.1:9000"},
 		{"--grpc-addr", "[::]:9000", "--listen", "[::1]:9000=web"},
 		{"--grpc-addr", "127.0.0.1:09000", "--metrics-addr", "127.0.0.1:9000"},
+		{"--grpc-addr", "127.0.0.1:9000", "--admin-addr", "[::ffff:127.0.0.1]:9000"},
 	} {
 		_, err := parseFlags(args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "is taken by") {
 			t.Errorf("%q: %v, want an error naming both listeners", args, err)
 		}
+	}
+	_, err := parseFlags([]string{"--client-addr", "127.0.0.1:9000", "--listen", "127.0.0.1:9000=default"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--listen 127.0.0.1:9000=default: port 9000 is taken by --client-addr") {
+		t.Errorf("--client-addr and --listen on one port: %v, want the error to name both flags", err)
 	}
 	for _, args := range [][]string{
 		{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0"}, // the kernel picks

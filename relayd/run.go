@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -144,8 +145,12 @@ func (o *options) checkPortsDistinct() error {
 		if host == "localhost" {
 			host = "127.0.0.1"
 		}
-		if host == "0.0.0.0" || host == "::" {
-			host = ""
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ip = ip.Unmap() // ::ffff:127.0.0.1 is 127.0.0.1
+			host = ip.String()
+			if ip.IsUnspecified() {
+				host = ""
+			}
 		}
 		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
 			port = strconv.FormatUint(n, 10) // "08000" is port 8000
@@ -156,8 +161,8 @@ func (o *options) checkPortsDistinct() error {
 	add("--admin-addr", o.adminAddr)
 	add("--metrics-addr", o.metricsAddr)
 	add("--pprof-addr", o.pprofAddr)
-	for _, cl := range o.clientListeners() {
-		if cl.service == "default" && cl.addr == o.clientAddr {
+	for i, cl := range o.clientListeners() {
+		if i == 0 && o.clientAddrListed() {
 			add("--client-addr", cl.addr)
 		} else {
 			add("--listen", cl.addr+"="+cl.service)
@@ -236,9 +241,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	defer adminLis.Close()
 	var clientLis []net.Listener
 	var services []string
-	for _, cl := range o.clientListeners() {
+	for i, cl := range o.clientListeners() {
 		flagName := "listen"
-		if cl.addr == o.clientAddr && cl.service == "default" {
+		if i == 0 && o.clientAddrListed() {
 			flagName = "client-addr"
 		}
 		l, err := listen(flagName, cl.addr)
