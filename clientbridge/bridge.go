@@ -31,9 +31,10 @@ type Slot interface {
 	HostKey() string
 	// HostLoad returns the host's open sessions and its weight.
 	HostLoad() (active, weight int)
-	// HostFailing reports whether the host's latest session failed at once
-	// for want of its backend (scheduler.Candidate.Failing).
-	HostFailing() bool
+	// Failing reports whether the latest session of the slot's agent (its
+	// connection) failed at once for want of its backend: the slot is
+	// passed over while another is not failing (scheduler.Candidate).
+	Failing() bool
 	// Reserve is called, under the bridge's lock, when the slot is taken
 	// for a client: the host's load counts the session from this moment, so
 	// the next pick sees it even before the session opens. Assign follows.
@@ -312,7 +313,7 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	cands := make([]scheduler.Candidate, 0, len(s.idle))
 	for key, slots := range s.idle {
 		active, weight := slots[0].HostLoad()
-		cands = append(cands, scheduler.Candidate{Host: key, Active: active, Weight: weight, Failing: slots[0].HostFailing()})
+		cands = append(cands, scheduler.Candidate{Host: key, Active: active, Weight: weight, Failing: newestHealthy(slots) < 0})
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].Host < cands[j].Host })
 	clientKey := ""
@@ -321,7 +322,15 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	}
 	key := cands[b.cfg.Scheduler.Pick(cands, clientKey)].Host
 	slots := s.idle[key]
-	slot := slots[len(slots)-1]
+	// The newest slot (its stream is the warmest), but not one of an agent
+	// whose backend is failing while the host has another (two agents
+	// may share a host id).
+	i := newestHealthy(slots)
+	if i < 0 {
+		i = len(slots) - 1
+	}
+	slot := slots[i]
+	copy(slots[i:], slots[i+1:])
 	slots[len(slots)-1] = nil
 	if len(slots) == 1 {
 		delete(s.idle, key)
@@ -331,6 +340,17 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	s.nIdle--
 	slot.Reserve()
 	return slot
+}
+
+// newestHealthy returns the index of the newest slot that is not failing,
+// or -1. In the usual case (none failing) it looks at one slot.
+func newestHealthy(slots []Slot) int {
+	for i := len(slots) - 1; i >= 0; i-- {
+		if !slots[i].Failing() {
+			return i
+		}
+	}
+	return -1
 }
 
 // AddIdle offers slot to service: it goes to the oldest waiting client, or

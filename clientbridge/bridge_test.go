@@ -62,7 +62,7 @@ func (s *fakeSlot) HostLoad() (int, int) {
 	return s.h.active, s.h.weight
 }
 
-func (s *fakeSlot) HostFailing() bool { return false }
+func (s *fakeSlot) Failing() bool { return false }
 
 func (s *fakeSlot) Reserve() {
 	s.h.mu.Lock()

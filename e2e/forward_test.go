@@ -216,18 +216,34 @@ func TestClientCloseReachesBackend(t *testing.T) {
 // each session at once (BACKEND_UNAVAILABLE), so it always looks idle, and
 // least-loaded gave it most clients. relayd now passes it over while
 // another host has an idle slot; a client goes there only as a probe, when
-// its backoff window (1 s, doubling) ends.
+// its backoff window (1 s, doubling) ends. Two agents may share a host id
+// (it defaults to the machine's name): then the dead agent's slots are
+// passed over for the good one's, within the host.
 func TestDeadBackendPassedOver(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct{ name, deadID, goodID string }{
+		{"two_hosts", "dead", "good"},
+		{"one_host_id", "shared", "shared"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testDeadBackendPassedOver(t, tc.deadID, tc.goodID)
+		})
+	}
+}
+
+func testDeadBackendPassedOver(t *testing.T, deadID, goodID string) {
 	r := startRelay(t)
 	good := startBackend(t, func(c *net.TCPConn) {
 		io.Copy(c, c)
 		c.CloseWrite()
 	})
 	deadAddr := portclaim.MustAddr(t) // claimed, and nothing listens there
-	startAgent(t, r.grpcAddr, "--host-id", "dead", "--idle", "4", "forward", deadAddr)
-	startAgent(t, r.grpcAddr, "--host-id", "good", "--idle", "4", "forward", good.addr)
-
+	// The dead agent last: its slots are the newest, which a host's next
+	// client takes, and "dead" comes first among tied hosts, so the first
+	// client goes there.
+	startAgent(t, r.grpcAddr, "--host-id", goodID, "--idle", "4", "forward", good.addr)
+	startAgent(t, r.grpcAddr, "--host-id", deadID, "--idle", "4", "forward", deadAddr)
 	const clients = 30
 	failed := 0
 	start := time.Now()
@@ -269,7 +285,7 @@ func TestDeadBackendPassedOver(t *testing.T) {
 		t.Errorf("%d of %d clients went to the host whose backend is down, want at most %d in %v", failed, clients, most, elapsed)
 	}
 	r.waitLog(t, ioTimeout, `"host cannot reach its backend"`, func(l logLine) bool {
-		return strings.HasPrefix(l.msg(), "host cannot reach its backend") && l.str("host_id") == "dead"
+		return strings.HasPrefix(l.msg(), "host cannot reach its backend") && l.str("host_id") == deadID
 	})
 	// ListHosts shows it.
 	hosts, err := listHosts(statusClient(t, r))
@@ -277,7 +293,7 @@ func TestDeadBackendPassedOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range hosts.GetHosts() {
-		if dead := h.GetHostId() == "dead"; dead != (h.GetBackendFailures() > 0) {
+		if dead := h.GetHostId() == deadID; dead != (h.GetBackendFailures() > 0) {
 			t.Errorf("ListHosts: %s has backend_failures %d", h.GetHostId(), h.GetBackendFailures())
 		}
 	}

@@ -44,6 +44,7 @@ type creditStream struct {
 	r       *Relay
 	id      string
 	host    *host
+	health  *backendHealth // its agent connection's: claims come on the same one
 	service string
 	wake    chan struct{} // capacity 1: offers to send, or an offer expired
 
@@ -70,7 +71,7 @@ func (cs *creditStream) HostLoad() (int, int) {
 	return int(cs.host.active.Load()), int(cs.host.weight.Load())
 }
 
-func (cs *creditStream) HostFailing() bool { return cs.host.failing() }
+func (cs *creditStream) Failing() bool { return cs.health.failing() }
 
 // Reserve takes one credit (under the bridge's lock).
 func (cs *creditStream) Reserve() {
@@ -348,7 +349,7 @@ func (r *Relay) attachCredits(a *attachment, n uint32) (*attachment, error) {
 		r.limitHit(LimitCredits, "host_id", a.key.id, "service", a.service, "max_credits", r.cfg.MaxCredits)
 		return nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d credits for service %q (relayd --max-credits)", a.key.id, a.h.credits.Load(), a.service)
 	}
-	cs := &creditStream{r: r, id: a.sl.id, host: a.h, service: a.service, wake: make(chan struct{}, 1), offers: map[string]*offer{}}
+	cs := &creditStream{r: r, id: a.sl.id, host: a.h, health: a.sl.health, service: a.service, wake: make(chan struct{}, 1), offers: map[string]*offer{}}
 	a.credits = cs
 	a.detach = "credits ended"
 	r.addCredits(cs, k)

@@ -166,12 +166,12 @@ type testHooks struct {
 // not grow.
 //
 //go:noinline
-func (r *Relay) setSession(loop *recvLoop, conn *attachconn.Conn, onCloseWrite func(), sessHost *host) bool {
+func (r *Relay) setSession(loop *recvLoop, conn *attachconn.Conn, onCloseWrite func(), health *backendHealth) bool {
 	h := r.hooks.Load()
 	if h != nil && h.BeforeSetSession != nil {
 		h.BeforeSetSession()
 	}
-	ok := loop.setSession(conn, onCloseWrite, sessHost)
+	ok := loop.setSession(conn, onCloseWrite, health)
 	if h != nil && h.AfterSetSession != nil {
 		h.AfterSetSession(ok)
 	}
@@ -195,41 +195,59 @@ type host struct {
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
 	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
-	// backendFails counts the sessions in a row the host ended with
-	// BACKEND_UNAVAILABLE; until failingUntil (Unix nanoseconds) the
-	// scheduler passes it over for hosts that are not failing.
-	backendFails atomic.Int32
-	failingUntil atomic.Int64
+	// health is the backend health of each agent connection with slots of
+	// the host (by peer address): two agents may share a host id, and
+	// only the one whose backend is down must be passed over. Guarded by
+	// Relay.mu; each entry lives while the connection has slots.
+	health map[string]*backendHealth
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
 }
 
-// failing reports whether h is within its backend-failure window.
-func (h *host) failing() bool { return time.Now().UnixNano() < h.failingUntil.Load() }
+// backendHealth is the backend-failure state of one agent connection's
+// slots. The scheduler passes its slots over, for others that are not
+// failing, until the window ends.
+type backendHealth struct {
+	fails  atomic.Int32 // windows opened in a row
+	until  atomic.Int64 // the window's end, Unix nanoseconds; 0: healthy
+	warned atomic.Bool  // this outage was logged at Warn
+	refs   int          // slots of the connection; guarded by Relay.mu
+}
 
-// Backend-failure windows: 1 s after the first session in a row that the
-// host ended with BACKEND_UNAVAILABLE, doubling up to 16 s. When it ends,
-// the next client may go to the host again: a probe, which costs that one
-// client when the backend is still down.
+// failing reports whether the window is open. Healthy connections read no
+// clock: the scheduler asks for every candidate.
+func (b *backendHealth) failing() bool {
+	u := b.until.Load()
+	return u != 0 && time.Now().UnixNano() < u
+}
+
+// Backend-failure windows: 1 s after a session that the agent ended with
+// BACKEND_UNAVAILABLE, doubling (up to 16 s) each time one ends so after
+// the window before has passed (a probe that failed). Failures inside an
+// open window (a burst, all sent before the first failure) do not lengthen
+// it. When it ends, the next client may go there again: a probe, which
+// costs that one client when the backend is still down.
 const (
 	backendFailBase = time.Second
 	backendFailMax  = 16 * time.Second
 )
 
-// sessionEnded updates h's backend health from a session's end: it reports
-// the window that began (0 if none).
-func (h *host) sessionEnded(backendUnavailable bool) time.Duration {
+// sessionEnded updates b from a session's end.
+func (b *backendHealth) sessionEnded(backendUnavailable bool) {
 	if !backendUnavailable {
-		if h.backendFails.Load() != 0 {
-			h.backendFails.Store(0)
-			h.failingUntil.Store(0)
+		if b.until.Load() != 0 {
+			b.fails.Store(0)
+			b.until.Store(0)
+			b.warned.Store(false)
 		}
-		return 0
+		return
 	}
-	d := backendFailWindow(h.backendFails.Add(1))
-	h.failingUntil.Store(time.Now().Add(d).UnixNano())
-	return d
+	if b.failing() {
+		return // a failure of the same burst
+	}
+	d := backendFailWindow(b.fails.Add(1))
+	b.until.Store(time.Now().Add(d).UnixNano())
 }
 
 // backendFailWindow is the window after the nth failure in a row.
@@ -261,6 +279,7 @@ func wake(w chan idleOutcome, how idleOutcome) {
 type session struct {
 	id, slotID string
 	host       *host
+	health     *backendHealth // its agent connection's
 	clientAddr string
 	openedAt   time.Time
 	conn       *attachconn.Conn
@@ -725,7 +744,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	}
 	woken := make(chan idleOutcome, 2)
-	h, err := r.addSlot(key, peerAddr, hello, woken)
+	h, health, err := r.addSlot(key, peerAddr, hello, woken)
 	if err != nil {
 		if id := hello.GetClaimId(); id != "" {
 			r.releaseClaim(key, id)
@@ -740,7 +759,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 			panic(p)
 		}
 	}()
-	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, assigned: make(chan *clientbridge.Client, 1)}
+	a.sl = &slot{id: "s" + strconv.FormatUint(r.slotSeq.Add(1), 10), host: h, health: health, assigned: make(chan *clientbridge.Client, 1)}
 	a.log = lazyLog{base: r.log, attrs: []any{"host_id", hostID, "service", service, "slot_id", a.sl.id}}
 	if hello.GetSlotCredits() > 0 {
 		return r.attachCredits(a, hello.GetSlotCredits())
@@ -900,6 +919,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		id:         "c" + strconv.FormatUint(r.sessionSeq.Add(1), 10),
 		slotID:     sl.id,
 		host:       sl.host,
+		health:     sl.health,
 		clientAddr: c.Conn.RemoteAddr().String(),
 		openedAt:   now,
 	}
@@ -912,7 +932,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 	})
-	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }, sess.host) {
+	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }, sess.health) {
 		// The host ended the stream (Close, half-close, protocol error) as
 		// the client was assigned: the client is untouched, give it on.
 		r.giveBack(sl, c)
@@ -1084,16 +1104,16 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	switch {
 	case ae == nil && res.Err == nil:
 		log.Info("session closed", attrs...)
-		sess.host.sessionEnded(false)
+		sess.health.sessionEnded(false)
 		return nil
 	case ae != nil && ae.Remote:
 		log.Info("session aborted by host", append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
 		if ae.Reason != relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE {
-			sess.host.sessionEnded(false)
-		} else if n := sess.host.backendFails.Load(); n > 0 { // the receive loop opened a window
+			sess.health.sessionEnded(false)
+		} else if n := sess.health.fails.Load(); n > 0 { // the receive loop opened a window
 			level := slog.LevelDebug
-			if n == 1 {
-				level = slog.LevelWarn
+			if sess.health.warned.CompareAndSwap(false, true) {
+				level = slog.LevelWarn // once an outage
 			}
 			r.log.Log(context.Background(), level, "host cannot reach its backend: clients go to other hosts first", "host_id", sess.host.key.id,
 				"service", sess.host.key.service, "for", backendFailWindow(n), "failures_in_a_row", n)
@@ -1120,27 +1140,33 @@ func (r *Relay) finishSession(run *sessionRun) error {
 // addSlot counts a new slot of host k, whose idle wait is woken through
 // woken, and returns the host; a slot beyond the limits is refused with
 // ResourceExhausted.
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken chan idleOutcome) (*host, error) {
+func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken chan idleOutcome) (*host, *backendHealth, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
 	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
 		r.limitHitLocked(LimitSlotsPerHost, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
-		return nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
+		return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
 	}
 	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
 		r.limitHitLocked(LimitSlotsPerConn, "host_id", k.id, "peer_addr", peerAddr, "max", max)
-		return nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
+		return nil, nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
 	}
 	r.conns[peerAddr]++
 	if h == nil {
-		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
+		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}, health: map[string]*backendHealth{}}
 		r.hosts[k] = h
 		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
 		// Under mu, so that a host's attached and detached events keep their order.
 		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
 	h.slots++
+	hh := h.health[peerAddr]
+	if hh == nil {
+		hh = &backendHealth{}
+		h.health[peerAddr] = hh
+	}
+	hh.refs++
 	h.peerAddr = peerAddr
 	h.labels = hello.GetLabels()
 	h.agentVersion = hello.GetAgentVersion()
@@ -1154,7 +1180,7 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken 
 	if r.idleCtx.Err() != nil {
 		wake(woken, idleShutdown)
 	}
-	return h, nil
+	return h, hh, nil
 }
 
 // removeSlot uncounts a slot; reason says how the host's last slot ended.
@@ -1166,6 +1192,11 @@ func (r *Relay) removeSlot(h *host, peerAddr string, woken chan idleOutcome, rea
 		delete(r.conns, peerAddr)
 	}
 	h.slots--
+	if hh := h.health[peerAddr]; hh != nil {
+		if hh.refs--; hh.refs <= 0 {
+			delete(h.health, peerAddr)
+		}
+	}
 	if h.slots == 0 {
 		delete(r.hosts, h.key)
 		r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service, "reason", reason)
@@ -1218,6 +1249,7 @@ func (r *Relay) closeSession(s *session) {
 type slot struct {
 	id       string
 	host     *host
+	health   *backendHealth            // its agent connection's
 	assigned chan *clientbridge.Client // capacity 1
 }
 
@@ -1225,7 +1257,7 @@ func (s *slot) HostKey() string { return s.host.keyStr }
 
 func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), int(s.host.weight.Load()) }
 
-func (s *slot) HostFailing() bool { return s.host.failing() }
+func (s *slot) Failing() bool { return s.health.failing() }
 
 func (s *slot) Reserve() { s.host.active.Add(1) }
 
@@ -1281,9 +1313,9 @@ type recvLoop struct {
 	// setSession before session is stored, so the loop sees it once it sees
 	// the session.
 	onCloseWrite func()
-	// host is the session's host, written by setSession with the session
-	// and read at the loop's end, under endMu.
-	host *host
+	// health is the session's agent connection's, written by setSession
+	// with the session and read at the loop's end, under endMu.
+	health *backendHealth
 
 	endMu sync.Mutex // orders setSession against the loop's end
 	ended bool       // guarded by endMu
@@ -1328,13 +1360,13 @@ var errWithdrawn = errors.New("slot withdrawn")
 
 // setSession hands the loop the session's Conn. It returns false if the
 // loop has already ended; then its ending is (or will be) in idleEnd.
-func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func(), h *host) bool {
+func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func(), h *backendHealth) bool {
 	l.endMu.Lock()
 	defer l.endMu.Unlock()
 	if l.ended {
 		return false
 	}
-	l.onCloseWrite, l.host = onCloseWrite, h
+	l.onCloseWrite, l.health = onCloseWrite, h
 	l.session.Store(conn)
 	return true
 }
@@ -1347,7 +1379,7 @@ func (l *recvLoop) run() {
 	err := l.loop()
 	l.endMu.Lock()
 	l.ended = true
-	conn, h := l.session.Load(), l.host
+	conn, h := l.session.Load(), l.health
 	l.endMu.Unlock()
 	if conn != nil {
 		if err == nil {

@@ -85,9 +85,14 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 		if req.GetService() != "" && req.GetService() != k.service {
 			continue
 		}
+		// Of its agents (connections), the one failing the longest.
+		var fails int32
 		var failingUntil *timestamppb.Timestamp
-		if until := h.failingUntil.Load(); until > time.Now().UnixNano() {
-			failingUntil = timestamppb.New(time.Unix(0, until))
+		for _, hh := range h.health {
+			fails = max(fails, hh.fails.Load())
+			if hh.failing() && (failingUntil == nil || hh.until.Load() > failingUntil.AsTime().UnixNano()) {
+				failingUntil = timestamppb.New(time.Unix(0, hh.until.Load()))
+			}
 		}
 		resp.Hosts = append(resp.Hosts, &relayv1.Host{
 			HostId:              k.id,
@@ -104,7 +109,7 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 			Drained:             r.drainedHosts[k],
 			Weight:              uint32(h.weight.Load()),
 			IdleCredits:         uint32(max(h.credits.Load(), 0)),
-			BackendFailures:     uint32(max(h.backendFails.Load(), 0)),
+			BackendFailures:     uint32(max(fails, 0)),
 			BackendFailingUntil: failingUntil,
 		})
 	}

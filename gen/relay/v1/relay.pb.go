@@ -1915,13 +1915,14 @@ type Host struct {
 	// idle_credits is how many of idle_slots are slot credits
 	// (Hello.slot_credits) rather than streams.
 	IdleCredits uint32 `protobuf:"varint,21,opt,name=idle_credits,json=idleCredits,proto3" json:"idle_credits,omitempty"`
-	// backend_failures counts the host's latest sessions in a row that it
-	// ended with CLOSE_REASON_BACKEND_UNAVAILABLE (0 once a session ends
-	// otherwise).
+	// backend_failures counts the backend-failure windows in a row of the
+	// host's agent (connection) that has the most: each opens when a session
+	// ends with CLOSE_REASON_BACKEND_UNAVAILABLE outside a window (1 s,
+	// doubling to 16 s); 0 once a session ends otherwise.
 	BackendFailures uint32 `protobuf:"varint,22,opt,name=backend_failures,json=backendFailures,proto3" json:"backend_failures,omitempty"`
-	// backend_failing_until, while in the future, is when the host's
-	// backend-failure window ends: until then the scheduler passes the host
-	// over for any host of the service that is not failing.
+	// backend_failing_until, while in the future, is when the latest of its
+	// agents' windows ends: until then the scheduler passes that agent's
+	// slots over for slots that are not failing, of this host or another.
 	BackendFailingUntil *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=backend_failing_until,json=backendFailingUntil,proto3" json:"backend_failing_until,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
