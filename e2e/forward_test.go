@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,18 +222,26 @@ func TestClientCloseReachesBackend(t *testing.T) {
 // passed over for the good one's, within the host.
 func TestDeadBackendPassedOver(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, deadID, goodID string }{
-		{"two_hosts", "dead", "good"},
-		{"one_host_id", "shared", "shared"},
+	for _, tc := range []struct {
+		name, deadID, goodID string
+		deadArgs             []string
+	}{
+		{"two_hosts", "dead", "good", nil},
+		{"one_host_id", "shared", "shared", nil},
+		// Health is the agent's, over all its connections (Hello.agent_instance).
+		{"conns4", "dead", "good", []string{"--conns", "4"}},
+		{"conns4_one_host_id", "shared", "shared", []string{"--conns", "4"}},
+		// Its one slot ends with each failure: the window outlives it.
+		{"max_sessions_1", "dead", "good", []string{"--idle", "1", "--max-sessions", "1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			testDeadBackendPassedOver(t, tc.deadID, tc.goodID)
+			testDeadBackendPassedOver(t, tc.deadID, tc.goodID, tc.deadArgs)
 		})
 	}
 }
 
-func testDeadBackendPassedOver(t *testing.T, deadID, goodID string) {
+func testDeadBackendPassedOver(t *testing.T, deadID, goodID string, deadArgs []string) {
 	r := startRelay(t)
 	good := startBackend(t, func(c *net.TCPConn) {
 		io.Copy(c, c)
@@ -243,7 +252,7 @@ func testDeadBackendPassedOver(t *testing.T, deadID, goodID string) {
 	// client takes, and "dead" comes first among tied hosts, so the first
 	// client goes there.
 	startAgent(t, r.grpcAddr, "--host-id", goodID, "--idle", "4", "forward", good.addr)
-	startAgent(t, r.grpcAddr, "--host-id", deadID, "--idle", "4", "forward", deadAddr)
+	startAgent(t, r.grpcAddr, slices.Concat([]string{"--host-id", deadID, "--idle", "4"}, deadArgs, []string{"forward", deadAddr})...)
 	const clients = 30
 	failed := 0
 	start := time.Now()

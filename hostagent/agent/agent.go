@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,6 +168,7 @@ func (c *Config) validate() error {
 type Listener struct {
 	cfg      Config
 	log      *slog.Logger
+	instance string // Hello.agent_instance
 	links    []*link // owned by the manager goroutine once it runs
 	serving  []*link // the manager's scratch: links that may get slots now
 	accept   chan *Conn
@@ -301,6 +303,9 @@ type event struct {
 	granter    *granter    // evCreditsAttached: sends more credits
 }
 
+// newInstanceID is a Listener's Hello.agent_instance: 64 random bits.
+func newInstanceID() string { return strconv.FormatUint(rand.Uint64(), 16) }
+
 // Listen starts an agent and returns at once; slots attach in the
 // background and reconnect on failure. ctx bounds the agent's life like a
 // call to Shutdown with an expired context.
@@ -308,7 +313,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{})}
+	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), instance: newInstanceID()}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
 	l.dialOpts = append([]grpc.DialOption{
@@ -1215,7 +1220,7 @@ func (l *Listener) attach(ctx context.Context, lk *link, claim string, credits i
 	err = stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{
 		Service: l.cfg.Service, HostId: l.cfg.HostID, Labels: l.cfg.Labels, AgentVersion: l.cfg.AgentVersion,
 		Weight: uint32(max(l.cfg.Weight, 0)), SequentialSessions: !l.cfg.StreamPerSession,
-		ClaimId: claim, SlotCredits: uint32(credits),
+		ClaimId: claim, SlotCredits: uint32(credits), AgentInstance: l.instance,
 	}}})
 	if err != nil && err != io.EOF {
 		return nil, nil, err

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
@@ -39,7 +40,7 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 		h := f.Hello
 		// A credit stream's Hello and a claim are one per stream at most:
 		// proto encodes them.
-		if h == nil || hasUnknown(h) || h.SlotCredits != 0 || h.ClaimId != "" || !utf8s(h.Service, h.HostId, h.AgentVersion) {
+		if h == nil || hasUnknown(h) || h.SlotCredits != 0 || h.ClaimId != "" || !utf8s(h.Service, h.HostId, h.AgentVersion, h.AgentInstance) || !onlyHelloFields(h) {
 			return nil, false
 		}
 		for k, v := range h.Labels {
@@ -47,7 +48,7 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 				return nil, false
 			}
 		}
-		size := len(h.Service) + len(h.HostId) + len(h.AgentVersion)
+		size := len(h.Service) + len(h.HostId) + len(h.AgentVersion) + len(h.AgentInstance)
 		keys := make([]string, 0, len(h.Labels))
 		for k, v := range h.Labels {
 			keys = append(keys, k)
@@ -70,6 +71,7 @@ func encodeRequest(m *relayv1.AttachRequest) (mem.BufferSlice, bool) {
 		b = appendString(b, 4, h.AgentVersion)
 		b = appendVarint(b, 5, uint64(h.Weight))
 		b = appendVarint(b, 6, boolVarint(h.SequentialSessions))
+		b = appendString(b, 9, h.AgentInstance)
 		return finish(b, 1), true
 	case *relayv1.AttachRequest_CloseWrite:
 		if f == nil || f.CloseWrite == nil || hasUnknown(f.CloseWrite) {
@@ -256,4 +258,21 @@ func appendData(b []byte, num protowire.Number, inner int, payload []byte) []byt
 		b = protowire.AppendBytes(b, payload)
 	}
 	return b
+}
+
+// helloFields are the Hello fields the hand encoder writes (and the two it
+// leaves to proto). A field added to Hello later is not among them: such a
+// Hello goes to proto, rather than losing the field on the wire.
+var helloFields = [...]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true}
+
+// onlyHelloFields reports whether every field set in h is one the hand
+// encoder knows.
+func onlyHelloFields(h *relayv1.Hello) bool {
+	ok := true
+	h.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		n := int(fd.Number())
+		ok = n < len(helloFields) && helloFields[n]
+		return ok
+	})
+	return ok
 }

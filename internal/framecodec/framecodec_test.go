@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -265,6 +266,7 @@ func encodedFrames() []proto.Message {
 		hello(&relayv1.Hello{Service: "default", HostId: "web-1", AgentVersion: "hostagent/1.0", Weight: 3}),
 		hello(&relayv1.Hello{Service: "s", Labels: map[string]string{"zone": "eu", "a": "", "": "empty key", "rack": "r7"}, Weight: 1<<32 - 1}),
 		hello(&relayv1.Hello{Service: "default", HostId: "web-1", SequentialSessions: true}),
+		hello(&relayv1.Hello{Service: "default", HostId: "web-1", AgentVersion: "v", SequentialSessions: true, AgentInstance: "9f86d081884c7d65"}),
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Drain{Drain: &relayv1.Drain{Reason: relayv1.DrainReason_DRAIN_REASON_ADMIN, Detail: "d"}}},
 		&relayv1.AttachRequest{}, &relayv1.AttachResponse{},
 		// A nil oneof wrapper is an unset field to proto.
@@ -406,5 +408,46 @@ func BenchmarkMarshal(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestHelloEveryFieldSurvives: a Hello with every field of its descriptor
+// set (bar the two that a first Hello cannot carry with the others) comes
+// back whole. The hand encoder dropped a field it did not know
+// (agent_instance), and the relay never saw it.
+func TestHelloEveryFieldSurvives(t *testing.T) {
+	t.Parallel()
+	h := &relayv1.Hello{}
+	r := h.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch {
+		case fd.Name() == "slot_credits" || fd.Name() == "claim_id":
+			continue // proto encodes those Hellos; TestMarshalMatchesProto covers them
+		case fd.IsMap():
+			r.Mutable(fd).Map().Set(protoreflect.ValueOfString("k").MapKey(), protoreflect.ValueOfString("v"))
+		case fd.Kind() == protoreflect.StringKind:
+			r.Set(fd, protoreflect.ValueOfString("x-"+string(fd.Name())))
+		case fd.Kind() == protoreflect.BoolKind:
+			r.Set(fd, protoreflect.ValueOfBool(true))
+		case fd.Kind() == protoreflect.Uint32Kind:
+			r.Set(fd, protoreflect.ValueOfUint32(7))
+		default:
+			t.Fatalf("Hello field %s of kind %v: teach this test to set it", fd.Name(), fd.Kind())
+		}
+	}
+	m := &relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: h}}
+	enc, err := Codec{}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back relayv1.AttachRequest
+	if err := proto.Unmarshal(enc.Materialize(), &back); err != nil {
+		t.Fatal(err)
+	}
+	enc.Free()
+	if !proto.Equal(&back, m) {
+		t.Errorf("Hello after encoding:\n%v\nwant\n%v", &back, m)
 	}
 }

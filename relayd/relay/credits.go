@@ -71,7 +71,7 @@ func (cs *creditStream) HostLoad() (int, int) {
 	return int(cs.host.active.Load()), int(cs.host.weight.Load())
 }
 
-func (cs *creditStream) Failing() bool { return cs.health.failing() }
+func (cs *creditStream) Failing() bool { return cs.health.failingNow() }
 
 // Reserve takes one credit (under the bridge's lock).
 func (cs *creditStream) Reserve() {

@@ -140,6 +140,11 @@ type Relay struct {
 	// drainedHosts are the hosts an operator drained; it outlives the host
 	// entry, so that the host's new slots are drained too until UndrainHost.
 	drainedHosts map[hostKey]bool
+	// health is each agent's backend health (by host and agent instance,
+	// or connection), kept past a host's last slot while its window is
+	// open: an agent with one slot (--max-sessions 1) loses it with each
+	// failure, and its host with it.
+	health map[healthID]*backendHealth
 
 	events eventHub
 	// watchEnd is closed by Close, once the last event is out: WatchEvents
@@ -195,31 +200,47 @@ type host struct {
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
 	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
-	// health is the backend health of each agent connection with slots of
-	// the host (by peer address): two agents may share a host id, and
-	// only the one whose backend is down must be passed over. Guarded by
-	// Relay.mu; each entry lives while the connection has slots.
-	health map[string]*backendHealth
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
 }
 
-// backendHealth is the backend-failure state of one agent connection's
-// slots. The scheduler passes its slots over, for others that are not
-// failing, until the window ends.
-type backendHealth struct {
-	fails  atomic.Int32 // windows opened in a row
-	until  atomic.Int64 // the window's end, Unix nanoseconds; 0: healthy
-	warned atomic.Bool  // this outage was logged at Warn
-	refs   int          // slots of the connection; guarded by Relay.mu
+// healthID names an agent's backend health: its host, and its
+// Hello.agent_instance or else its connection. Two agents may share a host
+// id; only the one whose backend is down must be passed over.
+type healthID struct {
+	host  hostKey
+	agent string
 }
 
-// failing reports whether the window is open. Healthy connections read no
-// clock: the scheduler asks for every candidate.
-func (b *backendHealth) failing() bool {
+// backendHealth is the backend-failure state of one agent (its
+// Hello.agent_instance, or its connection when the Hello has none). The
+// scheduler passes its slots over, for others that are not failing, until
+// the window ends.
+type backendHealth struct {
+	until atomic.Int64 // the window's end, Unix nanoseconds; 0: healthy
+
+	mu     sync.Mutex // orders the updates: sessions end at once in a burst
+	fails  int32      // windows opened in a row
+	since  time.Time  // when this outage's first window opened
+	warned bool       // this outage was logged at Warn
+	refs   int        // slots of the agent; guarded by Relay.mu
+}
+
+// failing reports whether the window is open at now (Unix nanoseconds).
+// Healthy agents cost one atomic load: the scheduler asks for every
+// candidate, and a window that has passed reads as 0 again (failing's
+// caller may clear it; fails and since stay until a session succeeds).
+func (b *backendHealth) failing(now int64) bool {
 	u := b.until.Load()
-	return u != 0 && time.Now().UnixNano() < u
+	if u == 0 {
+		return false
+	}
+	if now >= u {
+		b.until.CompareAndSwap(u, 0)
+		return false
+	}
+	return true
 }
 
 // Backend-failure windows: 1 s after a session that the agent ended with
@@ -233,21 +254,62 @@ const (
 	backendFailMax  = 16 * time.Second
 )
 
-// sessionEnded updates b from a session's end.
-func (b *backendHealth) sessionEnded(backendUnavailable bool) {
-	if !backendUnavailable {
-		if b.until.Load() != 0 {
-			b.fails.Store(0)
-			b.until.Store(0)
-			b.warned.Store(false)
-		}
-		return
-	}
-	if b.failing() {
+// backendFailed records a session the agent ended with
+// BACKEND_UNAVAILABLE.
+func (b *backendHealth) backendFailed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.failing(now.UnixNano()) {
 		return // a failure of the same burst
 	}
-	d := backendFailWindow(b.fails.Add(1))
-	b.until.Store(time.Now().Add(d).UnixNano())
+	if b.fails == 0 {
+		b.since = now
+	}
+	b.fails++
+	b.until.Store(now.Add(backendFailWindow(b.fails)).UnixNano())
+}
+
+// warnOnce reports whether this outage is still to be logged at Warn (once
+// per outage), and the failures in a row.
+func (b *backendHealth) warnOnce() (warn bool, fails int32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	warn = b.fails > 0 && !b.warned
+	if warn {
+		b.warned = true
+	}
+	return warn, b.fails
+}
+
+// sessionSucceeded records a session that ended otherwise: the backend
+// answered. Only a session opened since the outage began counts: one
+// opened before it proves nothing about the backend now.
+func (b *backendHealth) sessionSucceeded(openedAt time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fails == 0 || openedAt.Before(b.since) {
+		return
+	}
+	b.fails, b.warned = 0, false
+	b.until.Store(0)
+}
+
+// failingNow is failing, reading the clock only when a window was opened.
+func (b *backendHealth) failingNow() bool {
+	return b.until.Load() != 0 && b.failing(time.Now().UnixNano())
+}
+
+// state returns the failures in a row and the window's end (zero if none
+// is open).
+func (b *backendHealth) state() (fails int32, until time.Time) {
+	b.mu.Lock()
+	fails = b.fails
+	b.mu.Unlock()
+	if b.failingNow() {
+		until = time.Unix(0, b.until.Load())
+	}
+	return fails, until
 }
 
 // backendFailWindow is the window after the nth failure in a row.
@@ -335,7 +397,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
 		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
-		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{},
+		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{}, health: map[healthID]*backendHealth{},
 		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
 	}
 	r.events.buffer = cfg.WatchBuffer
@@ -744,7 +806,11 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	}
 	woken := make(chan idleOutcome, 2)
-	h, health, err := r.addSlot(key, peerAddr, hello, woken)
+	healthKey := "conn " + peerAddr
+	if id := hello.GetAgentInstance(); id != "" {
+		healthKey = "agent " + id
+	}
+	h, health, err := r.addSlot(key, peerAddr, healthKey, hello, woken)
 	if err != nil {
 		if id := hello.GetClaimId(); id != "" {
 			r.releaseClaim(key, id)
@@ -752,7 +818,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, err
 	}
 	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended", sequential: hello.GetSequentialSessions()}
-	a.release = func() { r.removeSlot(h, peerAddr, woken, a.detach) }
+	a.release = func() { r.removeSlot(h, peerAddr, healthKey, woken, a.detach) }
 	defer func() {
 		if p := recover(); p != nil {
 			a.release() // as Attach would have: the slot is not counted forever
@@ -1104,15 +1170,15 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	switch {
 	case ae == nil && res.Err == nil:
 		log.Info("session closed", attrs...)
-		sess.health.sessionEnded(false)
+		sess.health.sessionSucceeded(sess.openedAt)
 		return nil
 	case ae != nil && ae.Remote:
 		log.Info("session aborted by host", append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
 		if ae.Reason != relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE {
-			sess.health.sessionEnded(false)
-		} else if n := sess.health.fails.Load(); n > 0 { // the receive loop opened a window
+			sess.health.sessionSucceeded(sess.openedAt)
+		} else if warn, n := sess.health.warnOnce(); n > 0 { // the receive loop opened a window
 			level := slog.LevelDebug
-			if sess.health.warned.CompareAndSwap(false, true) {
+			if warn {
 				level = slog.LevelWarn // once an outage
 			}
 			r.log.Log(context.Background(), level, "host cannot reach its backend: clients go to other hosts first", "host_id", sess.host.key.id,
@@ -1140,7 +1206,7 @@ func (r *Relay) finishSession(run *sessionRun) error {
 // addSlot counts a new slot of host k, whose idle wait is woken through
 // woken, and returns the host; a slot beyond the limits is refused with
 // ResourceExhausted.
-func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken chan idleOutcome) (*host, *backendHealth, error) {
+func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.Hello, woken chan idleOutcome) (*host, *backendHealth, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
@@ -1154,17 +1220,25 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken 
 	}
 	r.conns[peerAddr]++
 	if h == nil {
-		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}, health: map[string]*backendHealth{}}
+		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
 		r.hosts[k] = h
 		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
 		// Under mu, so that a host's attached and detached events keep their order.
 		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
 	h.slots++
-	hh := h.health[peerAddr]
+	hid := healthID{k, healthKey}
+	hh := r.health[hid]
 	if hh == nil {
+		// Agents without slots keep their entry while its window is open
+		// (removeSlot); one whose window has passed is let go.
+		for id, old := range r.health {
+			if old.refs == 0 && !old.failingNow() {
+				delete(r.health, id)
+			}
+		}
 		hh = &backendHealth{}
-		h.health[peerAddr] = hh
+		r.health[hid] = hh
 	}
 	hh.refs++
 	h.peerAddr = peerAddr
@@ -1184,7 +1258,7 @@ func (r *Relay) addSlot(k hostKey, peerAddr string, hello *relayv1.Hello, woken 
 }
 
 // removeSlot uncounts a slot; reason says how the host's last slot ended.
-func (r *Relay) removeSlot(h *host, peerAddr string, woken chan idleOutcome, reason string) {
+func (r *Relay) removeSlot(h *host, peerAddr, healthKey string, woken chan idleOutcome, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(h.waiting, woken)
@@ -1192,9 +1266,12 @@ func (r *Relay) removeSlot(h *host, peerAddr string, woken chan idleOutcome, rea
 		delete(r.conns, peerAddr)
 	}
 	h.slots--
-	if hh := h.health[peerAddr]; hh != nil {
-		if hh.refs--; hh.refs <= 0 {
-			delete(h.health, peerAddr)
+	hid := healthID{h.key, healthKey}
+	if hh := r.health[hid]; hh != nil {
+		// An agent whose every slot ended in its window (one slot, or
+		// --max-sessions 1) must find it again on its next slot.
+		if hh.refs--; hh.refs <= 0 && !hh.failingNow() {
+			delete(r.health, hid)
 		}
 	}
 	if h.slots == 0 {
@@ -1257,7 +1334,7 @@ func (s *slot) HostKey() string { return s.host.keyStr }
 
 func (s *slot) HostLoad() (int, int) { return int(s.host.active.Load()), int(s.host.weight.Load()) }
 
-func (s *slot) Failing() bool { return s.health.failing() }
+func (s *slot) Failing() bool { return s.health.failingNow() }
 
 func (s *slot) Reserve() { s.host.active.Add(1) }
 
@@ -1394,7 +1471,7 @@ func (l *recvLoop) run() {
 		}
 		if reason == relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE && h != nil {
 			// Before the client's reset: its next try must see the window.
-			h.sessionEnded(true)
+			h.backendFailed()
 		}
 		conn.DeliverAbort(reason, err)
 		return

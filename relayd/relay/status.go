@@ -88,10 +88,14 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 		// Of its agents (connections), the one failing the longest.
 		var fails int32
 		var failingUntil *timestamppb.Timestamp
-		for _, hh := range h.health {
-			fails = max(fails, hh.fails.Load())
-			if hh.failing() && (failingUntil == nil || hh.until.Load() > failingUntil.AsTime().UnixNano()) {
-				failingUntil = timestamppb.New(time.Unix(0, hh.until.Load()))
+		for id, hh := range r.health {
+			if id.host != k {
+				continue
+			}
+			n, until := hh.state()
+			fails = max(fails, n)
+			if !until.IsZero() && (failingUntil == nil || until.After(failingUntil.AsTime())) {
+				failingUntil = timestamppb.New(until)
 			}
 		}
 		resp.Hosts = append(resp.Hosts, &relayv1.Host{

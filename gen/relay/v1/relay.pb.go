@@ -847,7 +847,13 @@ type Hello struct {
 	// carries that offer's client (Welcome, then Open at once). The other
 	// fields are as in any Hello; service and host_id must be those of the
 	// credit stream that got the offer.
-	ClaimId       string `protobuf:"bytes,8,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	ClaimId string `protobuf:"bytes,8,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// agent_instance identifies the agent process among those that share a
+	// host_id (random, drawn at its start; the same on all its connections
+	// and relays). The relay keeps the backend health that the scheduler
+	// uses (see CLOSE_REASON_BACKEND_UNAVAILABLE) per instance; without it,
+	// per connection.
+	AgentInstance string `protobuf:"bytes,9,opt,name=agent_instance,json=agentInstance,proto3" json:"agent_instance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -934,6 +940,13 @@ func (x *Hello) GetSlotCredits() uint32 {
 func (x *Hello) GetClaimId() string {
 	if x != nil {
 		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *Hello) GetAgentInstance() string {
+	if x != nil {
+		return x.AgentInstance
 	}
 	return ""
 }
@@ -3439,7 +3452,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vsession_end\x18\a \x01(\v2\x14.relay.v1.SessionEndH\x00R\n" +
 	"sessionEnd\x12'\n" +
 	"\x05offer\x18\b \x01(\v2\x0f.relay.v1.OfferH\x00R\x05offerB\a\n" +
-	"\x05frame\"\xd6\x02\n" +
+	"\x05frame\"\xfd\x02\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x123\n" +
@@ -3448,7 +3461,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x06weight\x18\x05 \x01(\rR\x06weight\x12/\n" +
 	"\x13sequential_sessions\x18\x06 \x01(\bR\x12sequentialSessions\x12!\n" +
 	"\fslot_credits\x18\a \x01(\rR\vslotCredits\x12\x19\n" +
-	"\bclaim_id\x18\b \x01(\tR\aclaimId\x1a9\n" +
+	"\bclaim_id\x18\b \x01(\tR\aclaimId\x12%\n" +
+	"\x0eagent_instance\x18\t \x01(\tR\ragentInstance\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x01\n" +
