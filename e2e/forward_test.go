@@ -252,7 +252,9 @@ func testDeadBackendPassedOver(t *testing.T, deadID, goodID string, deadArgs []s
 	// client takes, and "dead" comes first among tied hosts, so the first
 	// client goes there.
 	startAgent(t, r.grpcAddr, "--host-id", goodID, "--idle", "4", "forward", good.addr)
-	startAgent(t, r.grpcAddr, slices.Concat([]string{"--host-id", deadID, "--idle", "4"}, deadArgs, []string{"forward", deadAddr})...)
+	// The agent's own check (--backend-probe-interval) would offer no
+	// slots at all: this tests the relay's, for any other host.
+	startAgent(t, r.grpcAddr, slices.Concat([]string{"--host-id", deadID, "--idle", "4", "--backend-probe-interval", "0"}, deadArgs, []string{"forward", deadAddr})...)
 	const clients = 30
 	failed := 0
 	start := time.Now()
@@ -305,5 +307,70 @@ func testDeadBackendPassedOver(t *testing.T, deadID, goodID string, deadArgs []s
 		if dead := h.GetHostId() == deadID; dead != (h.GetBackendFailures() > 0) {
 			t.Errorf("ListHosts: %s has backend_failures %d", h.GetHostId(), h.GetBackendFailures())
 		}
+	}
+}
+
+// TestBackendOutageClientsWait: once a session of `hostagent forward`
+// finds its backend refusing connections, the agent offers no slots until
+// the backend answers again, so that with no other host the clients after
+// it wait in the relay's queue and are then served, rather than being
+// reset one after another. Twice: the backend down at start, then again.
+func TestBackendOutageClientsWait(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	st := statusClient(t, r)
+	addr := portclaim.MustAddr(t) // nothing listens there yet
+	a := startAgent(t, r.grpcAddr, "--idle", "2", "--metrics-addr", "127.0.0.1:0", "--backend-probe-interval", "50ms", "forward", addr)
+	metrics := a.metricsAddr(t)
+	for outage := range 2 {
+		// The session that finds the backend down is reset.
+		// (The reset may come before the dialer has seen its connection
+		// complete, or before the write.)
+		err := func() error {
+			c, err := net.DialTimeout("tcp", r.clientAddr, ioTimeout)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(ioTimeout))
+			if _, err := c.Write([]byte("finds out\n")); err != nil {
+				return err
+			}
+			_, err = io.ReadAll(c)
+			return err
+		}()
+		if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("outage %d: client of the session that found the backend down: %v; want a reset", outage, err)
+		}
+		a.waitLog(t, ioTimeout, "the outage at Warn", func(l logLine) bool {
+			return l.msg() == "backend unreachable: offering no slots until it answers" && l.str("level") == "WARN"
+		})
+		// The next client waits: the agent has withdrawn its slots.
+		c := dial(t, r.clientAddr)
+		msg := fmt.Sprintf("waits %d\n", outage)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		c.CloseWrite()
+		waitFor(t, ioTimeout, func() (bool, string) {
+			s, err := getStatus(st)
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.GetPendingClients() == 1 && s.GetIdleSlots() == 0, fmt.Sprintf("status: %v", s)
+		})
+		if m := scrape(t, metrics); m["hostagent_backend_up"] != 0 || m["hostagent_idle_slots"] != 0 {
+			t.Errorf("outage %d: hostagent_backend_up %v, hostagent_idle_slots %v; want 0, 0", outage, m["hostagent_backend_up"], m["hostagent_idle_slots"])
+		}
+		b := startBackendAt(t, addr, func(c *net.TCPConn) {
+			io.Copy(c, c)
+			c.CloseWrite()
+		})
+		expectEOF(t, c, msg)
+		a.waitLog(t, ioTimeout, "the outage's end", func(l logLine) bool { return l.msg() == "backend answers again: offering slots" })
+		if m := scrape(t, metrics); m["hostagent_backend_up"] != 1 {
+			t.Errorf("outage %d over: hostagent_backend_up %v, want 1", outage, m["hostagent_backend_up"])
+		}
+		b.stop()
 	}
 }

@@ -372,7 +372,18 @@ type backend struct {
 
 func startBackend(tb testing.TB, handle func(c *net.TCPConn)) *backend {
 	tb.Helper()
-	lis, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return startBackendAt(tb, "127.0.0.1:0", handle)
+}
+
+// startBackendAt is startBackend listening on addr (a claimed port, to
+// start a backend again where an agent forwards).
+func startBackendAt(tb testing.TB, addr string, handle func(c *net.TCPConn)) *backend {
+	tb.Helper()
+	la, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.ListenTCP("tcp", la)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -396,16 +407,21 @@ func startBackend(tb testing.TB, handle func(c *net.TCPConn)) *backend {
 			}()
 		}
 	}()
-	tb.Cleanup(func() {
-		lis.Close()
-		b.mu.Lock()
-		for _, c := range b.conns {
-			c.Close()
-		}
-		b.mu.Unlock()
-		b.wg.Wait()
-	})
+	tb.Cleanup(b.stop)
 	return b
+}
+
+// stop closes the listener and every connection, and waits for the
+// handlers; once is enough, more are no-ops.
+func (b *backend) stop() {
+	b.lis.Close()
+	b.mu.Lock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.conns = nil
+	b.mu.Unlock()
+	b.wg.Wait()
 }
 
 // dial connects a client to addr, with a deadline bounding everything the

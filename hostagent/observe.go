@@ -17,6 +17,7 @@ import (
 // about flags and the session loop.
 type agentMetrics struct {
 	dialErrors prometheus.Counter
+	backendUp  func() bool // forward: the backend answered the last dial; nil in echo mode
 }
 
 func newAgentMetrics() *agentMetrics {
@@ -39,7 +40,7 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 	counter := func(name, help string, f func(agent.Stats) float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(l.Stats()) })
 	}
-	for _, c := range []prometheus.Collector{
+	all := []prometheus.Collector{
 		m.dialErrors,
 		gauge("hostagent_idle_slots", "Slots attached to a relay and waiting for a client, over all relays.",
 			func(s agent.Stats) float64 { return float64(s.IdleSlots) }),
@@ -55,7 +56,19 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 			func(s agent.Stats) float64 { return float64(s.Drains) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}
+	if m.backendUp != nil {
+		all = append(all, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hostagent_backend_up",
+			Help: "forward: 0 if the last dial of the local server (a session's, or a probe's in an outage) failed, else 1; while 0 the agent offers no slots (see --backend-probe-interval).",
+		}, func() float64 {
+			if m.backendUp() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

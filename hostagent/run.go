@@ -59,6 +59,7 @@ type options struct {
 	resolveInterval     time.Duration
 	labels              labelsFlag
 	dialTimeout         time.Duration
+	backendProbe        time.Duration
 	drainTimeout        time.Duration
 	logLevel, logFormat string
 	metricsAddr         string
@@ -93,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.weight, "weight", 1, "relative capacity of this host: relays give it clients in proportion (1 to 1000)")
 	fs.Var(o.labels, "label", "`KEY=VALUE` shown in the relay's status (repeatable)")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 5*time.Second, "forward: how long to wait for the local server to accept")
+	fs.DurationVar(&o.backendProbe, "backend-probe-interval", 500*time.Millisecond, "forward: once a session finds the local server refusing connections, offer the relays no slots (clients wait in the relay's queue or go to other hosts) and dial it this often until it answers; 0 keeps offering slots, and each client of the outage is reset")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -144,6 +146,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.dialTimeout <= 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--dial-timeout must be above 0, got %v", o.dialTimeout)}
+	}
+	if o.backendProbe < 0 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--backend-probe-interval must not be negative, got %v (0 keeps offering slots while the backend is down)", o.backendProbe)}
 	}
 	if o.drainTimeout < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v (0 closes open sessions at once)", o.drainTimeout)}
@@ -215,6 +220,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stop()
 	}
+	// The backend watch's probing ends with the agent's accepting (ctx),
+	// and is waited for before run returns.
+	probeCtx, stopProbing := context.WithCancel(ctx)
+	watch := newBackendWatch(probeCtx, o.target, o.dialTimeout, o.backendProbe, log)
+	defer func() {
+		stopProbing()
+		watch.wait()
+	}()
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
 		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
@@ -223,6 +236,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	metrics := newAgentMetrics()
+	if o.mode == "forward" {
+		metrics.backendUp = func() bool { return !watch.down.Load() }
+	}
 	metricsSrv, err := metrics.serve(o.metricsAddr, l)
 	if err != nil {
 		now, cancel := context.WithCancel(context.Background())
@@ -232,6 +248,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	if metricsSrv != nil {
 		defer metricsSrv.Close()
+	}
+	if o.mode == "forward" {
+		watch.start(l)
 	}
 	links := make([]string, len(o.relays))
 	for i, r := range o.relays {
@@ -252,7 +271,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		handle = func(c *agent.Conn, log *slog.Logger, done func()) { defer done(); serveEcho(c, log) }
 	case "forward":
 		handle = func(c *agent.Conn, log *slog.Logger, done func()) {
-			if !forward(c, o.target, o.dialTimeout, deep, log, done) {
+			if !forward(c, o.target, o.dialTimeout, watch, deep, log, done) {
 				metrics.dialErrors.Inc()
 			}
 		}
@@ -384,21 +403,27 @@ func bulkPayload() []byte {
 // done when the join is over. It returns once the join has started (a
 // silent session keeps no goroutine: splice.Start), reporting false when
 // target could not be reached.
-func forward(c *agent.Conn, target string, timeout time.Duration, deep *shallow.Pool, log *slog.Logger, done func()) bool {
+func forward(c *agent.Conn, target string, timeout time.Duration, watch *backendWatch, deep *shallow.Pool, log *slog.Logger, done func()) bool {
 	var backend net.Conn
 	var err error
 	deep.Run(func() { backend, err = net.DialTimeout("tcp", target, timeout) })
 	if err != nil {
 		reason := dialFailureReason(err)
 		if reason == relayv1.CloseReason_CLOSE_REASON_HOST_ABORT {
+			watch.succeeded() // it is up: it accepted
 			log.Warn("backend reset the connection as it opened", "target", target, "err", err)
 		} else {
-			log.Warn("backend unreachable", "target", target, "err", err)
+			msg := "backend unreachable"
+			if watch.withholds() {
+				msg += ": offering no slots until it answers"
+			}
+			log.Log(context.Background(), watch.failed(), msg, "target", target, "err", err)
 		}
 		c.AbortWith(reason, fmt.Errorf("dial %s: %w", target, err))
 		done()
 		return false
 	}
+	watch.succeeded()
 	splice.Start(c, backend.(*net.TCPConn), func(res splice.Result) {
 		log.Debug("forward session done", "to_backend", res.AToB, "from_backend", res.BToA, "err", res.Err)
 		done()

@@ -69,6 +69,7 @@ func TestNegativeTimeoutsRefused(t *testing.T) {
 		{"--dial-timeout", "-1s", "forward", "127.0.0.1:1"},
 		{"--dial-timeout", "0s", "forward", "127.0.0.1:1"},
 		{"--drain-timeout", "-5s", "echo"},
+		{"--backend-probe-interval", "-1s", "forward", "127.0.0.1:1"},
 	} {
 		_, err := parseFlags(args, io.Discard)
 		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), args[0]) {
@@ -77,6 +78,9 @@ func TestNegativeTimeoutsRefused(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--drain-timeout", "0s", "echo"}, io.Discard); err != nil {
 		t.Errorf("--drain-timeout 0s: %v, want it taken (close at once)", err)
+	}
+	if _, err := parseFlags([]string{"--backend-probe-interval", "0s", "forward", "127.0.0.1:1"}, io.Discard); err != nil {
+		t.Errorf("--backend-probe-interval 0s: %v, want it taken (never withhold slots)", err)
 	}
 }
 

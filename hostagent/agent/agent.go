@@ -109,6 +109,9 @@ type Config struct {
 	// sequential sessions, a stream whose session ended waits a moment
 	// (up to Idle/2 such streams per relay) to claim the next offer.
 	SlotCredits bool
+	// Unavailable starts the agent as SetAvailable(false) leaves it: no
+	// slots offered until SetAvailable(true).
+	Unavailable bool
 	// AgentVersion is sent in Hello; empty means Version.
 	AgentVersion string
 	// Logger receives attach and failure logs; nil discards.
@@ -168,7 +171,7 @@ func (c *Config) validate() error {
 type Listener struct {
 	cfg      Config
 	log      *slog.Logger
-	instance string // Hello.agent_instance
+	instance string  // Hello.agent_instance
 	links    []*link // owned by the manager goroutine once it runs
 	serving  []*link // the manager's scratch: links that may get slots now
 	accept   chan *Conn
@@ -184,8 +187,10 @@ type Listener struct {
 	events     chan event
 	managerEnd chan struct{}
 	unaccepted int // sessions opened but not yet taken by Accept; owned by manage
-	slots      sync.WaitGroup
-	stats      stats
+	// unavailable: SetAvailable(false), no slots offered; owned by manage.
+	unavailable bool
+	slots       sync.WaitGroup
+	stats       stats
 }
 
 // stats are counters kept for Stats; written by the manager only, read by
@@ -287,6 +292,7 @@ const (
 	evParked                           // a claimed stream's session ended cleanly: active → parked, or none
 	evUnpark                           // a parked stream waited long enough: parked → none, unless it got an offer
 	evReclaim                          // a parked stream could not take its offer: a new stream claims it
+	evAvailable                        // SetAvailable: available says which
 )
 
 type event struct {
@@ -301,6 +307,7 @@ type event struct {
 	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
 	credits    int         // evCreditsAttached: the credits the relay took
 	granter    *granter    // evCreditsAttached: sends more credits
+	available  bool        // evAvailable
 }
 
 // newInstanceID is a Listener's Hello.agent_instance: 64 random bits.
@@ -313,7 +320,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), instance: newInstanceID()}
+	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), instance: newInstanceID(), unavailable: cfg.Unavailable}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
 	l.dialOpts = append([]grpc.DialOption{
@@ -381,6 +388,22 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// SetAvailable says whether the agent can serve sessions now. While it
+// cannot (its backend is down, say), it offers no slots: idle slots are
+// withdrawn where the relay takes Withdraw, no new ones are opened, and a
+// stream whose session ended is not offered again. A relay then sends
+// clients to other hosts, or keeps them in its queue, rather than giving
+// them a session that would fail. Open sessions go on. Slots of a relay
+// without Withdraw stay until they are used, and credits already granted
+// (Config.SlotCredits) cannot be taken back. SetAvailable(true) offers
+// slots again.
+func (l *Listener) SetAvailable(ok bool) {
+	select {
+	case l.events <- event{kind: evAvailable, available: ok}:
+	case <-l.managerEnd:
+	}
+}
+
 // Addr describes the relays the listener is attached to.
 func (l *Listener) Addr() net.Addr { return relayAddr(strings.Join(l.cfg.Relays, ",")) }
 
@@ -401,7 +424,7 @@ func (l *Listener) manage() {
 		closing := l.idleCtx.Err() != nil
 		open, other := 0, 0 // other: credit streams and parked streams
 		for _, lk := range l.links {
-			if closing || lk.retired || time.Now().Before(lk.drainedUntil) {
+			if closing || l.unavailable || lk.retired || time.Now().Before(lk.drainedUntil) {
 				releaseParked(lk)
 			}
 			open += lk.connecting + lk.idle + lk.active + lk.credits + lk.asked
@@ -443,7 +466,7 @@ func (l *Listener) manage() {
 				}
 			}
 			for _, lk := range serving {
-				if !closing {
+				if !closing && !l.unavailable {
 					l.tendCredits(lk, now, &nextRetry, &open, relays)
 				}
 			}
@@ -452,7 +475,7 @@ func (l *Listener) manage() {
 		// MaxSessions below Idle × relays is shared out rather than taken
 		// by the first relay listed (a client of the last one would find
 		// no slot on an idle agent).
-		for !closing && !l.cfg.SlotCredits && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
+		for !closing && !l.unavailable && !l.cfg.SlotCredits && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
 			var next *link
 			nextHas := 0
 			for _, lk := range serving {
@@ -490,7 +513,7 @@ func (l *Listener) manage() {
 			l.slots.Add(1)
 			go l.runSlot(next, next.outage, "")
 		}
-		if !closing && !l.cfg.SlotCredits && l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions && l.unaccepted < l.cfg.Idle {
+		if !closing && !l.unavailable && !l.cfg.SlotCredits && l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions && l.unaccepted < l.cfg.Idle {
 			l.rebalance(now, &nextRetry)
 		}
 		if !nextRetry.IsZero() {
@@ -518,11 +541,20 @@ func (l *Listener) manage() {
 func (l *Listener) handle(ev event) {
 	lk := ev.link
 	switch ev.kind {
+	case evAvailable:
+		if l.unavailable = !ev.available; l.unavailable {
+			for _, lk := range l.links {
+				l.withdrawIdle(lk)
+			}
+		}
 	case evAttached:
 		lk.connecting--
 		lk.idle++
 		if ev.slot != nil {
 			lk.withdrawable = append(lk.withdrawable, ev.slot)
+		}
+		if l.unavailable {
+			l.withdrawIdle(lk) // it was opening when the agent became unavailable
 		}
 		l.stats.idle.Add(1)
 		lk.failures, lk.drainLogged = 0, false
@@ -574,7 +606,7 @@ func (l *Listener) handle(ev event) {
 		// Offered again while the relay is short of idle slots; given up
 		// otherwise (after a burst, or closing), which the relay cannot
 		// mistake for anything else: it assigns no client before Welcome.
-		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired &&
+		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired && !l.unavailable &&
 			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle &&
 			!l.anotherRelayShort(lk)
 		if again {
@@ -617,7 +649,7 @@ func (l *Listener) handle(ev event) {
 		lk.active--
 		lk.returning--
 		l.stats.active.Add(-1)
-		if l.idleCtx.Err() != nil || lk.retired || time.Now().Before(lk.drainedUntil) || len(lk.parked) >= max(l.cfg.Idle/2, 1) {
+		if l.idleCtx.Err() != nil || l.unavailable || lk.retired || time.Now().Before(lk.drainedUntil) || len(lk.parked) >= max(l.cfg.Idle/2, 1) {
 			ev.claimReply <- ""
 			break
 		}
@@ -744,6 +776,21 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		defer l.slots.Done()
 		w.withdraw()
 	}()
+}
+
+// withdrawIdle withdraws every idle slot of lk that can be; each ends (or
+// opens a session that crossed the Withdraw) as with rebalance.
+func (l *Listener) withdrawIdle(lk *link) {
+	for _, w := range lk.withdrawable {
+		w.requested = true
+		lk.withdrawing++
+		l.slots.Add(1)
+		go func() {
+			defer l.slots.Done()
+			w.withdraw()
+		}()
+	}
+	lk.withdrawable = nil
 }
 
 // rebalanceRecheck is how often rebalance looks whether the connection to
