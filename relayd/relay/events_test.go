@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -295,4 +297,78 @@ func TestDrainedHostStaysListed(t *testing.T) {
 	if hosts, err := tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{}); err != nil || len(hosts.GetHosts()) != 0 {
 		t.Errorf("ListHosts after UndrainHost = %v, %v; want none (h1 has no slot)", hosts, err)
 	}
+}
+
+// TestHostEndReasons: how a session the host ended is recorded, and what
+// the host is told. A host's Close keeps its reason, and the host gets
+// ABORTED (OK would claim every byte delivered); a stream half-closed in a
+// session without CloseWrite is the host's abort; a stream that broke is
+// HOST_LOST (the agent crashed or stopped, or its connection failed), not
+// UNSPECIFIED, which means a clean end. A reason number the relay does not
+// know is kept in the event but counted as "unknown": a host picks it, and
+// one series per number would grow without bound.
+func TestHostEndReasons(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		end        func(h *hostStream)
+		wantReason relayv1.CloseReason
+		wantCode   codes.Code // the host's status; OK: none checked (it is gone)
+		wantLabel  string
+	}{
+		{"close", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT)) },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
+		{"half_close_without_close_write", func(h *hostStream) { h.stream.CloseSend() },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
+		{"stream_broken", func(h *hostStream) { h.cancel() },
+			relayv1.CloseReason_CLOSE_REASON_HOST_LOST, codes.OK, "host_lost"},
+		{"unknown_reason", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason(100))) },
+			relayv1.CloseReason(100), codes.Aborted, "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTestRelay(t, relay.Config{})
+			reg := prometheus.NewRegistry()
+			if err := tr.r.RegisterMetrics(reg); err != nil {
+				t.Fatal(err)
+			}
+			w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_CLOSED}})
+			s := tr.newSession(t, "h1")
+			s.roundTrip(t, "x")
+			tc.end(s.host)
+			expectReset(t, s.client)
+			if tc.wantCode != codes.OK {
+				s.host.expectEnd(tc.wantCode)
+			} else {
+				s.host.serverEnd()
+			}
+			ev, err := w.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc := ev.GetSessionClosed(); sc.GetClean() || sc.GetReason() != tc.wantReason {
+				t.Errorf("session_closed = %v, want reason %v", sc, tc.wantReason)
+			}
+			want := fmt.Sprintf("\n# HELP relay_sessions_total %s\n# TYPE relay_sessions_total counter\nrelay_sessions_total{outcome=%q,service=\"default\"} 1\n", sessionsTotalHelp(t, reg), tc.wantLabel)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "relay_sessions_total"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// sessionsTotalHelp is relay_sessions_total's help text, as registered.
+func sessionsTotalHelp(tb testing.TB, reg *prometheus.Registry) string {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "relay_sessions_total" {
+			return mf.GetHelp()
+		}
+	}
+	tb.Fatal("relay_sessions_total is not registered")
+	return ""
 }

@@ -371,7 +371,7 @@ func TestHostileSlotLimits(t *testing.T) {
 
 		// A session ends: its slot no longer counts, a new one is admitted.
 		a.host.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT))
-		a.host.expectEnd(codes.OK)
+		a.host.expectEnd(codes.Aborted) // OK is only for a clean end
 		again := tr.attach(t)
 		again.hello(&relayv1.Hello{HostId: "greedy"})
 		if got := tr.r.LimitHits()[relay.LimitSlotsPerHost]; got != 1 {
@@ -413,7 +413,7 @@ func TestHostileSlotLimits(t *testing.T) {
 
 		// A slot given back makes room on conn1.
 		as.host.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT))
-		as.host.expectEnd(codes.OK)
+		as.host.expectEnd(codes.Aborted) // OK is only for a clean end
 		again := tr.attachVia(t, ctx, conn1)
 		again.hello(&relayv1.Hello{HostId: "c"})
 		if got := tr.r.LimitHits()[relay.LimitSlotsPerConn]; got != 1 {

@@ -93,7 +93,13 @@ func outcome(ev *relayv1.SessionClosed) string {
 	if ev.GetClean() {
 		return "clean"
 	}
-	return enumLabel(ev.GetReason().String(), "CLOSE_REASON_")
+	r := ev.GetReason()
+	if _, known := relayv1.CloseReason_name[int32(r)]; !known {
+		// A host chooses Close.reason: one label per number it sends
+		// would let it grow the series without bound.
+		return "unknown"
+	}
+	return enumLabel(r.String(), "CLOSE_REASON_")
 }
 
 func enumLabel(name, prefix string) string {

@@ -1044,7 +1044,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	log.Debug("session opened")
 
 	stopBroken := context.AfterFunc(ctx, func() {
-		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
+		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_HOST_LOST, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
 	})
 	run.cleanup = append(run.cleanup, func() { stopBroken() })
 	// The shutdown abort may send a Close frame: never once the handler
@@ -1187,7 +1187,10 @@ func (r *Relay) finishSession(run *sessionRun) error {
 		if _, ok := status.FromError(ae.Cause); ok {
 			return ae.Cause // a protocol error: the host learns which
 		}
-		return nil // the host aborted or went away: it knows
+		// Not OK, which would claim every byte delivered. A host that sent
+		// Close knows; one that half-closed the stream without CloseWrite
+		// learns what that did; a lost one never reads it.
+		return status.Errorf(codes.Aborted, "session aborted by the host (%s): %v", ae.Reason, ae.Cause)
 	default:
 		// OK would claim both directions closed with every byte delivered.
 		var cause error = res.Err
@@ -1462,10 +1465,14 @@ func (l *recvLoop) run() {
 		if err == nil {
 			return
 		}
-		reason := relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED
+		// The stream broke (Canceled, Unknown, a transport error) unless
+		// the host said why, or broke the protocol.
+		reason := relayv1.CloseReason_CLOSE_REASON_HOST_LOST
 		var ce *closeFrameError
 		if errors.As(err, &ce) {
 			reason = ce.reason
+		} else if errors.Is(err, errHalfClosedWithoutCloseWrite) {
+			reason = relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
 		} else if _, ok := status.FromError(err); ok && status.Code(err) != codes.Canceled && status.Code(err) != codes.Unknown {
 			reason = relayv1.CloseReason_CLOSE_REASON_PROTOCOL_ERROR
 		}

@@ -199,6 +199,10 @@ const (
 	CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE CloseReason = 6
 	// CLOSE_REASON_ADMIN: an operator closed the session.
 	CloseReason_CLOSE_REASON_ADMIN CloseReason = 7
+	// CLOSE_REASON_HOST_LOST: the HP's stream ended without a Close: the
+	// agent stopped or crashed, or its connection failed (set by the relay;
+	// an HP never sees it).
+	CloseReason_CLOSE_REASON_HOST_LOST CloseReason = 8
 )
 
 // Enum value maps for CloseReason.
@@ -212,6 +216,7 @@ var (
 		5: "CLOSE_REASON_PROTOCOL_ERROR",
 		6: "CLOSE_REASON_BACKEND_UNAVAILABLE",
 		7: "CLOSE_REASON_ADMIN",
+		8: "CLOSE_REASON_HOST_LOST",
 	}
 	CloseReason_value = map[string]int32{
 		"CLOSE_REASON_UNSPECIFIED":         0,
@@ -222,6 +227,7 @@ var (
 		"CLOSE_REASON_PROTOCOL_ERROR":      5,
 		"CLOSE_REASON_BACKEND_UNAVAILABLE": 6,
 		"CLOSE_REASON_ADMIN":               7,
+		"CLOSE_REASON_HOST_LOST":           8,
 	}
 )
 
@@ -3660,7 +3666,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vDrainReason\x12\x1c\n" +
 	"\x18DRAIN_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15DRAIN_REASON_SHUTDOWN\x10\x01\x12\x16\n" +
-	"\x12DRAIN_REASON_ADMIN\x10\x02*\x81\x02\n" +
+	"\x12DRAIN_REASON_ADMIN\x10\x02*\x9d\x02\n" +
 	"\vCloseReason\x12\x1c\n" +
 	"\x18CLOSE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CLOSE_REASON_CLIENT_RESET\x10\x01\x12\x1b\n" +
@@ -3669,7 +3675,8 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x14CLOSE_REASON_TIMEOUT\x10\x04\x12\x1f\n" +
 	"\x1bCLOSE_REASON_PROTOCOL_ERROR\x10\x05\x12$\n" +
 	" CLOSE_REASON_BACKEND_UNAVAILABLE\x10\x06\x12\x16\n" +
-	"\x12CLOSE_REASON_ADMIN\x10\a*\x81\x02\n" +
+	"\x12CLOSE_REASON_ADMIN\x10\a\x12\x1a\n" +
+	"\x16CLOSE_REASON_HOST_LOST\x10\b*\x81\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_KIND_HOST_ATTACHED\x10\x01\x12\x1c\n" +
