@@ -66,9 +66,8 @@ func (c *Client) close() {
 	c.Release()
 }
 
-// closeLeft closes the connection of a client that closed its side while
-// it waited, with a FIN as before it was accepted abortively (nothing was
-// lost: it sent no bytes, or it reset the connection itself).
+// closeLeft closes the connection of a client that reset it while it
+// waited, without the reset a rejected client gets (it needs none).
 func (c *Client) closeLeft() {
 	c.Conn.SetLinger(-1)
 	c.close()

@@ -160,7 +160,9 @@ func TestLimitsRejectWithReset(t *testing.T) {
 	third := dial(t, addr)
 	waitFor(t, "third client queued", pendingIs(b, "svc", 2))
 	expectRefused(t, addr, "after a double Release (one place given back)")
-	// A waiter that leaves gives its place back too.
+	// A waiter that leaves (a reset: a FIN keeps its place) gives its
+	// place back too.
+	second.SetLinger(0)
 	second.Close()
 	waitFor(t, "second client left the queue", pendingIs(b, "svc", 1))
 	fourth := dial(t, addr)
