@@ -91,6 +91,11 @@ type Config struct {
 	OnReject func(c *Client, reason string)
 	// Limits bound the clients held; the zero value bounds nothing.
 	Limits Limits
+
+	// watched, in tests, learns what the first watch of a waiting client
+	// saw: no event of the bridge tells a FIN kept from one taken for a
+	// departure before a slot comes.
+	watched func(outcome)
 }
 
 // Rejection reasons, also used as log values.
@@ -523,6 +528,9 @@ func (b *Bridge) wait(s *service, w *waiter) {
 	// Both watches end at the read deadline, which dispatch armed (the
 	// assign timeout) and a match moves to now.
 	left := watchDeparture(c.Conn) // returns when woken, timed out, the client left, or sent data
+	if b.cfg.watched != nil {
+		b.cfg.watched(left)
+	}
 	if left == outcomeData {
 		// The client is talking already: its bytes stay in the socket for the
 		// session, and only a reset makes it leave.

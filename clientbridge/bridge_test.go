@@ -464,7 +464,8 @@ func TestWaitingClientKeepsItsBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBridge(t, Config{})
+			watched := make(chan outcome, 1)
+			b := newBridge(t, Config{watched: func(o outcome) { watched <- o }})
 			addr := serve(t, b, "default")
 			peer := dial(t, addr)
 			request := tc.request
@@ -473,6 +474,9 @@ func TestWaitingClientKeepsItsBytes(t *testing.T) {
 			}
 			if tc.fin {
 				peer.CloseWrite()
+			}
+			if o := <-watched; o != outcomeData {
+				t.Fatalf("the bridge saw %v, want outcomeData (%d): the client stays", o, outcomeData)
 			}
 			waitFor(t, "client queued", pendingIs(b, "default", 1))
 			slot := newSlot(t, newHost("h1", 1))
