@@ -303,6 +303,17 @@ func TestRelaydBadCommandLine(t *testing.T) {
 		{name: "agent_bad_idle", binary: "hostagent", args: []string{"--idle", "0", "echo"}, wantCode: 2, wantMsg: "--idle must be at least 1"},
 		{name: "bad_watch_buffer", binary: "relayd", args: []string{"--watch-buffer", "0"}, wantCode: 2, wantMsg: "--watch-buffer must be at least 1"},
 		{name: "agent_bad_metrics_addr", binary: "hostagent", args: []string{"--metrics-addr", "9091", "echo"}, wantCode: 2, wantMsg: `--metrics-addr "9091"`},
+		// A port net.Listen would refuse is a bad command line, found
+		// before anything listens; it once surfaced as a failed listen,
+		// exit status 1.
+		{name: "grpc_port_out_of_range", binary: "relayd", args: slices.Concat(free, []string{"--grpc-addr", "127.0.0.1:99999"}), wantCode: 2, wantMsg: `--grpc-addr "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{name: "grpc_port_not_a_number", binary: "relayd", args: slices.Concat(free, []string{"--grpc-addr", "127.0.0.1:abc"}), wantCode: 2, wantMsg: `--grpc-addr "127.0.0.1:abc": port "abc" is not a number`},
+		{name: "client_port_negative", binary: "relayd", args: slices.Concat(free, []string{"--client-addr", "127.0.0.1:-1"}), wantCode: 2, wantMsg: `--client-addr "127.0.0.1:-1": port "-1" is not a number`},
+		{name: "listen_port_out_of_range", binary: "relayd", args: slices.Concat(free, []string{"--listen", "127.0.0.1:70000=web"}), wantCode: 2, wantMsg: `--listen: ADDR "127.0.0.1:70000": port "70000" is not a number`},
+		{name: "metrics_port_out_of_range", binary: "relayd", args: slices.Concat(free, []string{"--metrics-addr", "127.0.0.1:99999"}), wantCode: 2, wantMsg: `--metrics-addr "127.0.0.1:99999": port "99999" is not a number`},
+		{name: "pprof_addr_no_port", binary: "relayd", args: slices.Concat(free, []string{"--pprof-addr", "foo"}), wantCode: 2, wantMsg: `--pprof-addr "foo": address foo: missing port in address`},
+		{name: "agent_metrics_port_out_of_range", binary: "hostagent", args: []string{"--relay", "127.0.0.1:1", "--metrics-addr", "127.0.0.1:99999", "echo"}, wantCode: 2, wantMsg: `--metrics-addr "127.0.0.1:99999": port "99999" is not a number`},
+		{name: "agent_pprof_addr_no_port", binary: "hostagent", args: []string{"--relay", "127.0.0.1:1", "--pprof-addr", "foo", "echo"}, wantCode: 2, wantMsg: `--pprof-addr "foo": address foo: missing port in address`},
 		{
 			name: "metrics_port_in_use", binary: "relayd",
 			args:     slices.Concat(free, []string{"--metrics-addr", busy.Addr().String()}),

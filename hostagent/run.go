@@ -133,9 +133,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if len(o.relays) == 0 {
 		return nil, cli.UsageError{Err: errors.New("--relay: no address given")}
 	}
-	if o.metricsAddr != "" {
-		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
-			return nil, cli.UsageError{Err: fmt.Errorf("--metrics-addr %q: %v (want HOST:PORT)", o.metricsAddr, err)}
+	// Checked here, not left to the listens, so that a port out of range
+	// is a usage error (exit status 2) like any other bad flag.
+	for _, a := range []struct{ flag, addr string }{{"metrics-addr", o.metricsAddr}, {"pprof-addr", o.pprofAddr}} {
+		if a.addr == "" {
+			continue // off
+		}
+		if err := cli.ListenAddr(a.addr); err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %w", a.flag, a.addr, err)}
 		}
 	}
 	if o.idle < 1 {

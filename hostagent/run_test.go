@@ -95,6 +95,36 @@ func TestRelayListChecked(t *testing.T) {
 	}
 }
 
+// TestListenAddrsChecked: a --metrics-addr or --pprof-addr whose port
+// net.Listen would refuse was found only when listening, an exit status 1;
+// it is a usage error (exit status 2) naming the flag and the value. Port 0
+// and an empty host stay allowed.
+func TestListenAddrsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics-addr", "127.0.0.1:99999"}, `--metrics-addr "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{[]string{"--metrics-addr", "127.0.0.1:abc"}, `--metrics-addr "127.0.0.1:abc": port "abc"`},
+		{[]string{"--metrics-addr", "9091"}, `--metrics-addr "9091": address 9091: missing port in address (want HOST:PORT or :PORT)`},
+		{[]string{"--pprof-addr", "foo"}, `--pprof-addr "foo": address foo: missing port in address (want HOST:PORT or :PORT)`},
+		{[]string{"--pprof-addr", "127.0.0.1:-1"}, `--pprof-addr "127.0.0.1:-1": port "-1" is not a number from 0 to 65535`},
+	} {
+		_, err := parseFlags(append(tt.args, "echo"), io.Discard)
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want a usage error containing %s", tt.args, err, tt.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--metrics-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0", "echo"},
+		{"--metrics-addr", ":9091", "--pprof-addr", "[::1]:6060", "echo"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err != nil {
+			t.Errorf("%q: %v, want it taken", args, err)
+		}
+	}
+}
+
 // TestForwardTargetChecked: a forward target whose port cannot be dialed is
 // a usage error at start, not a reset for every client.
 func TestForwardTargetChecked(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/relayproject/relay/internal/cli"
@@ -12,7 +13,8 @@ import (
 
 // FuzzParseFlags: whatever the address and limit flags hold, parseFlags
 // returns options that are usable or a usage error; it never panics and
-// never accepts an address net.Listen could not parse.
+// never accepts an address net.Listen could not parse or
+// whose port is not a number from 0 to 65535.
 func FuzzParseFlags(f *testing.F) {
 	f.Add(":8000", "127.0.0.1:8001", ":8002", "10s", "100", "500")
 	f.Add("[::1]:0", "localhost:0", "0.0.0.0:1", "1h", "0", "0.5")
@@ -32,8 +34,12 @@ func FuzzParseFlags(f *testing.F) {
 			return
 		}
 		for _, a := range []string{o.grpcAddr, o.adminAddr, o.clientAddr} {
-			if _, _, err := net.SplitHostPort(a); err != nil {
+			_, port, err := net.SplitHostPort(a)
+			if err != nil {
 				t.Fatalf("accepted address %q: %v", a, err)
+			}
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				t.Fatalf("accepted address %q, whose port net.Listen would refuse or look up", a)
 			}
 		}
 		if o.sec.idleTimeout < 0 || o.sec.maxSessions < 0 || !(o.sec.clientRate >= 0) {

@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"strings"
+
+	"github.com/relayproject/relay/internal/cli"
 )
 
 // clientListener is one client port and the service it feeds.
@@ -28,8 +29,8 @@ func (l *listenFlag) Set(s string) error {
 	if !ok {
 		return fmt.Errorf("want ADDR=SERVICE (e.g. :8443=web), got %q", s)
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("%q: %v (want HOST:PORT or :PORT before the =)", addr, err)
+	if err := cli.ListenAddr(addr); err != nil {
+		return fmt.Errorf("ADDR %q: %w", addr, err)
 	}
 	if err := validService(service); err != nil {
 		return err

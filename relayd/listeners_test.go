@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/relayproject/relay/internal/cli"
 )
 
 func TestListenFlag(t *testing.T) {
@@ -96,5 +99,39 @@ func TestListenFromEnvironment(t *testing.T) {
 	}
 	if len(o.listens) != 1 || o.listens[0].addr != ":9002" {
 		t.Errorf("--listen with RELAYD_LISTEN set: %v, want only :9002=api", o.listens)
+	}
+}
+
+// TestListenAddrsChecked: an address flag whose port net.Listen would
+// refuse was found only when listening, an exit status 1 that blamed no
+// flag; it is a usage error (exit status 2) naming the flag and the value.
+// Port 0 (the kernel picks) and an empty host stay allowed.
+func TestListenAddrsChecked(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grpc-addr", "127.0.0.1:99999"}, `--grpc-addr "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+		{[]string{"--grpc-addr", "127.0.0.1:abc"}, `--grpc-addr "127.0.0.1:abc": port "abc" is not a number from 0 to 65535`},
+		{[]string{"--admin-addr", "127.0.0.1:65536"}, `--admin-addr "127.0.0.1:65536": port "65536"`},
+		{[]string{"--client-addr", "127.0.0.1:-1"}, `--client-addr "127.0.0.1:-1": port "-1"`},
+		{[]string{"--client-addr", ":http"}, `--client-addr ":http": port "http"`},
+		{[]string{"--listen", "127.0.0.1:70000=web"}, `for --listen: ADDR "127.0.0.1:70000": port "70000" is not a number from 0 to 65535`},
+		{[]string{"--metrics-addr", "127.0.0.1:99999"}, `--metrics-addr "127.0.0.1:99999": port "99999"`},
+		{[]string{"--pprof-addr", "foo"}, `--pprof-addr "foo": address foo: missing port in address (want HOST:PORT or :PORT)`},
+		{[]string{"--pprof-addr", "127.0.0.1:99999"}, `--pprof-addr "127.0.0.1:99999": port "99999"`},
+	} {
+		_, err := parseFlags(tt.args, io.Discard)
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want a usage error containing %s", tt.args, err, tt.want)
+		}
+	}
+	for _, args := range [][]string{
+		{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--client-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--pprof-addr", "127.0.0.1:0"},
+		{"--grpc-addr", ":9000", "--listen", ":9001=web", "--metrics-addr", ":9002", "--pprof-addr", "[::1]:9003"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err != nil {
+			t.Errorf("%q: %v, want it taken", args, err)
+		}
 	}
 }

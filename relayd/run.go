@@ -88,12 +88,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
 	fs.Visit(func(f *flag.Flag) { o.clientAddrSet = o.clientAddrSet || f.Name == "client-addr" })
-	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}, {"metrics-addr", o.metricsAddr}} {
-		if a.addr == "" && a.flag == "metrics-addr" {
+	// Checked here, not left to the listens, so that a port out of range
+	// is a usage error (exit status 2) like any other bad flag. --listen
+	// checks its own addresses as it is set.
+	for _, a := range []struct{ flag, addr string }{{"grpc-addr", o.grpcAddr}, {"admin-addr", o.adminAddr}, {"client-addr", o.clientAddr}, {"metrics-addr", o.metricsAddr}, {"pprof-addr", o.pprofAddr}} {
+		if a.addr == "" && (a.flag == "metrics-addr" || a.flag == "pprof-addr") {
 			continue // off
 		}
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %v (want HOST:PORT or :PORT)", a.flag, a.addr, err)}
+		if err := cli.ListenAddr(a.addr); err != nil {
+			return nil, cli.UsageError{Err: fmt.Errorf("--%s %q: %w", a.flag, a.addr, err)}
 		}
 	}
 	if err := o.checkPortsDistinct(); err != nil {
