@@ -321,6 +321,18 @@ func TestRelaydBadCommandLine(t *testing.T) {
 			wantMsg:  "address already in use (see --metrics-addr)",
 		},
 		{
+			name: "pprof_port_in_use", binary: "relayd",
+			args:     slices.Concat(free, []string{"--pprof-addr", busy.Addr().String()}),
+			wantCode: 1,
+			wantMsg:  "relayd: pprof: listen " + busy.Addr().String() + ": bind: address already in use (see --pprof-addr)",
+		},
+		{
+			name: "agent_pprof_port_in_use", binary: "hostagent",
+			args:     []string{"--relay", "127.0.0.1:1", "--pprof-addr", busy.Addr().String(), "echo"},
+			wantCode: 1,
+			wantMsg:  "hostagent: pprof: listen " + busy.Addr().String() + ": bind: address already in use (see --pprof-addr)",
+		},
+		{
 			name: "port_in_use", binary: "relayd",
 			args:     slices.Concat(free, []string{"--grpc-addr", busy.Addr().String()}),
 			wantCode: 1,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 )
 
@@ -19,7 +20,18 @@ import (
 func Start(addr string, log *slog.Logger) (stop func(), err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pprof: listen %s: %w", addr, err)
+		// As metricshttp words it: net's own "listen tcp ADDR" would say
+		// listen and the address twice. The hint names the flag, since a
+		// port in use is most often this flag's value clashing with another
+		// program's (this package serves --pprof-addr only).
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		hint := ""
+		if strings.Contains(err.Error(), "address already in use") {
+			hint = " (see --pprof-addr)"
+		}
+		return nil, fmt.Errorf("pprof: listen %s: %w%s", addr, err, hint)
 	}
 	if ap, ok := lis.Addr().(*net.TCPAddr); ok && !ap.IP.IsLoopback() {
 		log.Warn("pprof listens beyond loopback; profiles reveal internals", "pprof_addr", lis.Addr().String())
