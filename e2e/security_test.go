@@ -258,6 +258,20 @@ func TestAdminToken(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("health check without a token: %v", err)
 	}
+
+	// Rotation: SIGHUP re-reads the file; the new token works from then
+	// on, and the old one no longer.
+	newTok := "admin-fedcba9876543210"
+	writeFile(t, dir, "admin", newTok+"\n")
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, ioTimeout, `"admin token loaded"`, func(l logLine) bool { return l.msg() == "admin token loaded" })
+	rotated := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+newTok)
+	if _, err := st.GetStatus(rotated, &relayv1.GetStatusRequest{}); err != nil {
+		t.Errorf("GetStatus with the new token after SIGHUP: %v", err)
+	}
+	if _, err := st.GetStatus(right, &relayv1.GetStatusRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("GetStatus with the old token after SIGHUP: %v, want Unauthenticated", err)
+	}
 }
 
 // TestSecurityBadCommandLine: security flags that cannot work exit 2 with

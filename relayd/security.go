@@ -126,9 +126,9 @@ func (s *securityOptions) limitAgentConns(l net.Listener, r *relay.Relay) net.Li
 type security struct {
 	opts       *securityOptions
 	log        *slog.Logger
-	tls        *tlsconf.Source // nil: plaintext
-	tokens     *auth.Store     // nil: no host authentication
-	adminToken string          // empty: the admin port is open
+	tls        *tlsconf.Source  // nil: plaintext
+	tokens     *auth.Store      // nil: no host authentication
+	adminToken *auth.AdminToken // nil: the admin port is open
 }
 
 func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, error) {
@@ -161,9 +161,9 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 		if err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("--admin-token-file: %v", err)}
 		}
-		sec.adminToken = tok
+		sec.adminToken = auth.NewAdminToken(tok)
 	}
-	if sec.adminToken != "" && !tlsconf.IsLoopback(o.adminAddr) {
+	if sec.adminToken != nil && !tlsconf.IsLoopback(o.adminAddr) {
 		log.Warn("the admin port is not on loopback and has no TLS: its bearer token crosses the network in clear text; keep it on a private network or tunnel it", "admin_addr", o.adminAddr)
 	}
 	if !tlsconf.IsLoopback(o.grpcAddr) {
@@ -292,7 +292,7 @@ func handshakeMistake(err error) bool {
 
 // adminServerOptions are the gRPC server options of the admin port.
 func (sec *security) adminServerOptions() []grpc.ServerOption {
-	if sec.adminToken == "" {
+	if sec.adminToken == nil {
 		return nil
 	}
 	unary, stream := auth.AdminInterceptors(sec.adminToken, func(ctx context.Context, method string, err error) {
@@ -313,8 +313,9 @@ func (sec *security) authorize(ctx context.Context, service, hostID string) erro
 	return g.Allow(service, hostID)
 }
 
-// reload re-reads the TLS files and the token file (SIGHUP). A file that
-// fails to load is reported; what was loaded before stays in use.
+// reload re-reads the TLS files, the token file and the admin token file
+// (SIGHUP). A file that fails to load is reported; what was loaded before
+// stays in use.
 func (sec *security) reload() {
 	if sec.tls != nil {
 		sec.tls.Reload() //nolint:errcheck // reported by the source's callback
@@ -329,6 +330,14 @@ func (sec *security) reload() {
 		default:
 			sec.tokens.Set(toks)
 			sec.log.Info("auth tokens loaded", "tokens", toks.Len())
+		}
+	}
+	if sec.adminToken != nil {
+		if tok, err := auth.ReadTokenFile(sec.opts.adminTokenFile); err != nil {
+			sec.log.Error("admin token reload failed; the previous token stays in use", "err", err)
+		} else {
+			sec.adminToken.Set(tok)
+			sec.log.Info("admin token loaded", "fingerprint", auth.Fingerprint(tok))
 		}
 	}
 }

@@ -152,7 +152,8 @@ func TestHostInterceptors(t *testing.T) {
 }
 
 func TestAdminInterceptors(t *testing.T) {
-	unary, _ := AdminInterceptors(tokA, nil)
+	token := NewAdminToken(tokA)
+	unary, _ := AdminInterceptors(token, nil)
 	call := func(method string, md ...string) error {
 		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(md...))
 		_, err := unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
@@ -168,6 +169,15 @@ func TestAdminInterceptors(t *testing.T) {
 	}
 	if err := call("/grpc.health.v1.Health/Check"); err != nil {
 		t.Errorf("health without a token: %v", err)
+	}
+	// Set (a reload) takes the new token from the next call, and the old
+	// one no longer.
+	token.Set(tokB)
+	if err := call("/relay.v1.StatusService/GetStatus", "authorization", "Bearer "+tokB); err != nil {
+		t.Errorf("new token after Set: %v", err)
+	}
+	if err := call("/relay.v1.StatusService/GetStatus", "authorization", "Bearer "+tokA); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("old token after Set: %v, want Unauthenticated", err)
 	}
 }
 

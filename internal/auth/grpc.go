@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -48,14 +49,32 @@ func HostInterceptors(s *Store, onReject Rejected) (grpc.UnaryServerInterceptor,
 	return selected(fn)
 }
 
+// AdminToken is the admin port's bearer token; Set replaces it while the
+// port serves (SIGHUP). Only its hash is kept.
+type AdminToken struct {
+	sum atomic.Pointer[[sha256.Size]byte]
+}
+
+// NewAdminToken returns an AdminToken holding token.
+func NewAdminToken(token string) *AdminToken {
+	t := &AdminToken{}
+	t.Set(token)
+	return t
+}
+
+// Set makes token the one the admin port requires from the next call.
+func (t *AdminToken) Set(token string) {
+	sum := sha256.Sum256([]byte(token))
+	t.sum.Store(&sum)
+}
+
 // AdminInterceptors returns the interceptors that require the admin token
 // on every RPC but health checks.
-func AdminInterceptors(token string, onReject Rejected) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	want := sha256.Sum256([]byte(token))
+func AdminInterceptors(token *AdminToken, onReject Rejected) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	fn := func(ctx context.Context) (context.Context, error) {
 		tok, err := grpcauth.AuthFromMD(ctx, "bearer")
 		if err == nil {
-			got := sha256.Sum256([]byte(tok))
+			got, want := sha256.Sum256([]byte(tok)), token.sum.Load()
 			if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 				return ctx, nil
 			}
