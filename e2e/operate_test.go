@@ -670,6 +670,9 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	r.waitLog(t, ioTimeout, `"draining"`, func(l logLine) bool { return l.msg() == "draining" })
 	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.waitLog(t, ioTimeout, `"closing open sessions" for the second signal`, func(l logLine) bool {
+		return l.msg() == "closing open sessions" && l.str("reason") == "second signal"
+	})
 	r.waitLog(t, ioTimeout, `"session aborted" with reason RELAY_SHUTDOWN`, func(l logLine) bool {
 		return l.msg() == "session aborted" && l.str("reason") == "CLOSE_REASON_RELAY_SHUTDOWN"
 	})

@@ -348,7 +348,12 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	dctx, cancel := context.WithTimeout(force, o.drainTimeout)
 	if !r.Drain(dctx) {
-		log.Warn("closing open sessions", "reason", "drain ended", "active_sessions", r.ActiveSessions())
+		// Say which ended it: the operator's second signal, or the time.
+		reason := "--drain-timeout passed"
+		if force.Err() != nil {
+			reason = "second signal"
+		}
+		log.Warn("closing open sessions", "reason", reason, "active_sessions", r.ActiveSessions())
 	}
 	cancel()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second) // even after a second signal

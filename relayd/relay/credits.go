@@ -183,13 +183,13 @@ func (r *Relay) serveCredits(a *attachment) error {
 			r.addCredits(cs, int64(n))
 		case err := <-a.loop.idleEnd:
 			if err != nil {
-				a.detach = err.Error()
+				a.detach = detachReason(err)
 			} else {
 				a.detach = "credits given up"
 			}
 			return endStatus(err)
 		case <-a.ctx.Done():
-			a.detach = a.ctx.Err().Error()
+			a.detach = detachReason(a.ctx.Err())
 			return status.FromContextError(a.ctx.Err()).Err()
 		case how := <-a.woken:
 			// Withdrawn before Drain goes out: the host may at once take

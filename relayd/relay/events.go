@@ -125,7 +125,10 @@ func (h *eventHub) publish(m eventMeta, build func() *relayv1.WatchEventsRespons
 // WatchEvents implements relay.v1.StatusService.
 func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relayv1.StatusService_WatchEventsServer) error {
 	for _, k := range req.GetKinds() {
-		if k == relayv1.EventKind_EVENT_KIND_UNSPECIFIED || relayv1.EventKind_name[int32(k)] == "" {
+		if k == relayv1.EventKind_EVENT_KIND_UNSPECIFIED {
+			return status.Error(codes.InvalidArgument, "kinds: EVENT_KIND_UNSPECIFIED is no kind of event: name the kinds to watch, or give none for all")
+		}
+		if relayv1.EventKind_name[int32(k)] == "" {
 			return status.Errorf(codes.InvalidArgument, "kinds: unknown event kind %d", k)
 		}
 	}

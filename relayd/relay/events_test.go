@@ -372,3 +372,39 @@ func sessionsTotalHelp(tb testing.TB, reg *prometheus.Registry) string {
 	tb.Fatal("relay_sessions_total is not registered")
 	return ""
 }
+
+// TestHostDetachedWording: a host whose last slot was canceled (the agent
+// stopped, or its connection broke) is detached for a reason in words, not
+// grpc-go's "rpc error: code = Canceled desc = context canceled".
+func TestHostDetachedWording(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_HOST_DETACHED}})
+	h := tr.attach(t)
+	h.hello(&relayv1.Hello{HostId: "h1"})
+	h.cancel()
+	h.serverEnd()
+	expectEvents(t, w, "host_detached h1 (stream canceled: the agent stopped, or its connection broke)")
+}
+
+// TestWatchEventsKindsChecked: a kind that is no event, or unknown, is
+// refused with a message that says which.
+func TestWatchEventsKindsChecked(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	for _, tc := range []struct {
+		kind relayv1.EventKind
+		want string
+	}{
+		{relayv1.EventKind_EVENT_KIND_UNSPECIFIED, "EVENT_KIND_UNSPECIFIED is no kind of event"},
+		{relayv1.EventKind(99), "unknown event kind 99"},
+	} {
+		w, err := tr.status.WatchEvents(t.Context(), &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{tc.kind}})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("WatchEvents(%v): %v, want InvalidArgument saying %q", tc.kind, err, tc.want)
+		}
+	}
+}

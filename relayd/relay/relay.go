@@ -579,7 +579,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 			// untouched): no session ran.
 			a.detach = "slot given up"
 			if err != nil {
-				a.detach = err.Error()
+				a.detach = detachReason(err)
 			}
 			return err
 		}
@@ -676,7 +676,7 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 			endErr = status.FromContextError(endErr).Err()
 		}
 		if endErr != nil {
-			a.detach = endErr.Error()
+			a.detach = detachReason(endErr)
 		} else {
 			a.detach = "slot given up"
 		}
@@ -927,7 +927,7 @@ func (r *Relay) afterIdle(a *attachment, how idleOutcome, endErr error) (again b
 	r.withdraw(a.service, a.sl)
 	a.log.Debug("slot ended while idle", "err", endErr)
 	if endErr != nil {
-		a.detach = endErr.Error()
+		a.detach = detachReason(endErr)
 	} else {
 		a.detach = "slot given up"
 	}
@@ -1620,4 +1620,15 @@ func frameName(req *relayv1.AttachRequest) string {
 	default:
 		return "an empty frame"
 	}
+}
+
+// detachReason words how a host's last stream ended, for the "host
+// detached" line and event: a canceled stream is the agent stopping, or its
+// connection breaking, which the relay cannot tell apart (grpc-go cancels
+// the stream's context in both cases).
+func detachReason(err error) string {
+	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return "stream canceled: the agent stopped, or its connection broke"
+	}
+	return err.Error()
 }
