@@ -18,7 +18,8 @@ type Policy string
 // The policies. LeastLoaded is the default.
 const (
 	// LeastLoaded picks the host with the fewest active sessions per unit of
-	// weight; ties go round-robin.
+	// weight; ties go round-robin, weighted when the tied hosts' weights
+	// differ.
 	LeastLoaded Policy = "least-loaded"
 	// RoundRobin takes hosts in turn, in host order; with unequal weights,
 	// smooth weighted round-robin (a host of weight 3 gets 3 turns in 6,
@@ -154,6 +155,22 @@ func (s *Scheduler) leastLoaded(cands []Candidate) int {
 	if ties == 1 {
 		s.last = cands[best].Host
 		return best
+	}
+	// Tied hosts of unequal weights (most often all idle, with clients one
+	// at a time) share by weight, or --weight would only count under
+	// concurrency: smooth weighted round-robin among them.
+	for i := range cands {
+		if sameLoad(cands[i], cands[best]) && cands[i].weight() != cands[best].weight() {
+			tied := make([]Candidate, 0, ties)
+			at := make([]int, 0, ties)
+			for j, c := range cands {
+				if sameLoad(c, cands[best]) {
+					tied = append(tied, c)
+					at = append(at, j)
+				}
+			}
+			return at[s.weightedRoundRobin(tied)]
+		}
 	}
 	// Round-robin among the tied hosts: the first one after the last host
 	// picked, in host order, wrapping. (A counter modulo the number of ties

@@ -143,7 +143,6 @@ func TestLeastLoadedTiesRoundRobin(t *testing.T) {
 		tied  []int // the indexes that tie for lightest
 	}{
 		{"all_idle", hosts(3), []int{0, 1, 2}},
-		{"weighted_equal_ratio", []Candidate{{Host: "a", Active: 2, Weight: 2}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 3, Weight: 3}}, []int{0, 1, 2}},
 		{"two_of_four", []Candidate{{Host: "a", Active: 2, Weight: 1}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 3, Weight: 1}, {Host: "d", Active: 1, Weight: 1}}, []int{1, 3}},
 		{"tie_not_first", []Candidate{{Host: "a", Active: 9, Weight: 1}, {Host: "b", Active: 0, Weight: 1}, {Host: "c", Active: 0, Weight: 1}, {Host: "d", Active: 0, Weight: 1}, {Host: "e", Active: 0, Weight: 1}}, []int{1, 2, 3, 4}},
 	} {
@@ -172,6 +171,26 @@ func TestLeastLoadedTiesRoundRobin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeastLoadedWeightedTies: hosts tied on load per weight, with unequal
+// weights, share the picks by weight, interleaved (smooth weighted
+// round-robin), not in equal turns.
+func TestLeastLoadedWeightedTies(t *testing.T) {
+	t.Parallel()
+	cands := []Candidate{{Host: "a", Active: 2, Weight: 2}, {Host: "b", Active: 1, Weight: 1}, {Host: "c", Active: 3, Weight: 3}}
+	s := New(LeastLoaded, 1)
+	counts := make([]int, len(cands))
+	for n := range 600 {
+		i := s.Pick(cands, "")
+		counts[i]++
+		if n == 5 && (counts[0] != 2 || counts[1] != 1 || counts[2] != 3) {
+			t.Fatalf("first 6 picks %v, want 2, 1, 3: each weight's turns within one round", counts)
+		}
+	}
+	if counts[0] != 200 || counts[1] != 100 || counts[2] != 300 {
+		t.Errorf("600 picks: %v, want 200, 100, 300 (by weight)", counts)
 	}
 }
 
@@ -229,6 +248,10 @@ func TestLeastLoadedWeightedFairness(t *testing.T) {
 		{"1_2_3_keep_300", []int{1, 2, 3}, 300},
 		{"3_2_1_keep_100", []int{3, 2, 1}, 100},
 		{"5_1_keep_90", []int{5, 1}, 90},
+		// Clients one at a time, each gone before the next: every pick is
+		// a tie of idle hosts, shared by weight.
+		{"1_3_keep_0", []int{1, 3}, 0},
+		{"1_2_3_keep_0", []int{1, 2, 3}, 0},
 		{"1_1_1_1_keep_1", []int{1, 1, 1, 1}, 1},
 		{"1_1_1_1_keep_5", []int{1, 1, 1, 1}, 5},
 		{"equal_7_keep_3", []int{1, 1, 1, 1, 1, 1, 1}, 3},
