@@ -247,7 +247,8 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
-	ready                    bool                // the idle pool was full since the last failure
+	ready                    bool                // "relay attached" was logged since the last failure or drain
+	capped                   bool                // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	outage                   int                 // bumped by each failure that starts a backoff
 	drainedUntil             time.Time           // the relay sent Drain: no new slots before
 	drainLogged              bool                // a Drain was logged at Info since a slot was last welcomed
@@ -516,6 +517,12 @@ func (l *Listener) manage() {
 		if !closing && !l.unavailable && !l.cfg.SlotCredits && l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions && l.unaccepted < l.cfg.Idle {
 			l.rebalance(now, &nextRetry)
 		}
+		if !closing && !l.unavailable && !l.cfg.SlotCredits && l.unaccepted < l.cfg.Idle {
+			full := l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions
+			for _, lk := range serving {
+				l.logAttached(lk, full)
+			}
+		}
 		if !nextRetry.IsZero() {
 			timer.Reset(time.Until(nextRetry))
 		}
@@ -538,6 +545,25 @@ func (l *Listener) manage() {
 	}
 }
 
+// logAttached logs "relay attached", once per attach, when lk holds every
+// idle slot it can have now: after the slot loop of manage, which has
+// opened what lk gets, none of them is still connecting. That is Idle
+// (less the returning sessions that count for idle slots), or lk's share
+// when MaxSessions is reached (full: open sessions count towards it, and
+// the slots are shared out over the relays), or what the relay's cap lets
+// it hold (lk.capped). A relay backing off is not attached.
+func (l *Listener) logAttached(lk *link, full bool) {
+	if lk.ready || lk.connecting > 0 || lk.idle == 0 || (lk.failures > 0 && !lk.capped) {
+		return
+	}
+	has := lk.idle + min(lk.returning, l.cfg.Idle/2)
+	if has < l.cfg.Idle && !full && !lk.capped {
+		return // manage opens more on it
+	}
+	lk.ready = true
+	l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
+}
+
 func (l *Listener) handle(ev event) {
 	lk := ev.link
 	switch ev.kind {
@@ -558,10 +584,8 @@ func (l *Listener) handle(ev event) {
 		}
 		l.stats.idle.Add(1)
 		lk.failures, lk.drainLogged = 0, false
-		if !lk.ready && lk.idle >= l.cfg.Idle {
-			lk.ready = true
-			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
-		}
+		// "relay attached" is logged by manage, once it has opened every
+		// slot lk gets now (logAttached).
 	case evFailed:
 		lk.connecting--
 		var de *drainError
@@ -625,6 +649,9 @@ func (l *Listener) handle(ev event) {
 		l.stats.idle.Add(int64(ev.credits))
 		lk.failures, lk.drainLogged = 0, false
 		if !lk.ready {
+			// The credit stream asked at once for every credit lk gets now
+			// (its share of MaxSessions, see tendCredits), and the relay
+			// took what its --max-credits allows: the pool is complete.
 			lk.ready = true
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
 		}
@@ -952,7 +979,7 @@ func (l *Listener) drained(lk *link, de *drainError) {
 			"detail", de.drain.GetDetail(), "retry_in", d)
 	}
 	lk.drainedUntil = now.Add(d)
-	lk.ready = false // log "relay attached" again when the pool is back
+	lk.ready, lk.capped = false, false // log "relay attached" again when the pool is back
 }
 
 // backoff schedules the next attempt on lk: capped, jittered exponential.
@@ -964,7 +991,15 @@ func (l *Listener) backoff(lk *link, err error) {
 	}
 	lk.failures++
 	lk.outage++
-	lk.ready = false
+	if status.Code(err) == codes.ResourceExhausted && lk.idle > 0 {
+		// The relay holds idle slots of this agent and refuses more: its
+		// cap (relayd --max-slots-per-host, --max-slots-per-conn), not an
+		// outage. Those slots are all lk gets now; more are asked for at
+		// each backoff, in case the cap is shared and frees up.
+		lk.capped = true
+	} else {
+		lk.ready, lk.capped = false, false
+	}
 	l.stats.reconnects.Add(1)
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {

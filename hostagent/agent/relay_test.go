@@ -45,12 +45,19 @@ func startRelay(grpcLis net.Listener) (*inProcessRelay, error) {
 
 // startRelayWith is startRelay with a bridge configuration.
 func startRelayWith(grpcLis net.Listener, bcfg clientbridge.Config) (*inProcessRelay, error) {
+	return startRelayConfig(grpcLis, bcfg, relay.Config{})
+}
+
+// startRelayConfig is startRelayWith with a relay configuration (its
+// RelayID and Bridge are set here).
+func startRelayConfig(grpcLis net.Listener, bcfg clientbridge.Config, rcfg relay.Config) (*inProcessRelay, error) {
 	clientLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	bridge := clientbridge.New(bcfg)
-	r, err := relay.New(relay.Config{RelayID: "test-relay", Bridge: bridge})
+	rcfg.RelayID, rcfg.Bridge = "test-relay", bridge
+	r, err := relay.New(rcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +133,21 @@ func newRelayWith(tb testing.TB, bcfg clientbridge.Config) *inProcessRelay {
 		tb.Fatal(err)
 	}
 	ir, err := startRelayWith(lis, bcfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ir.stop)
+	return ir
+}
+
+// newRelayConfig is newRelay with a relay configuration.
+func newRelayConfig(tb testing.TB, rcfg relay.Config) *inProcessRelay {
+	tb.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ir, err := startRelayConfig(lis, clientbridge.Config{}, rcfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,114 @@
+package agent_test
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// recordAttr returns the value of a record's attribute, or "" without it.
+func recordAttr(r slog.Record, key string) string {
+	v := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
+}
+
+// nextMsg waits for the agent's next record with message msg.
+func nextMsg(tb testing.TB, records <-chan slog.Record, msg string) slog.Record {
+	tb.Helper()
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-records:
+			if r.Message == msg {
+				return r
+			}
+		case <-timer.C:
+			tb.Fatalf("the agent did not log %q", msg)
+		}
+	}
+}
+
+// TestAttachedBelowIdle: a relay whose share of MaxSessions is below Idle
+// is logged "relay attached" once that share is attached, once per relay.
+func TestAttachedBelowIdle(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name        string
+		maxSessions int
+	}{
+		{"one_each", 2},    // 1 slot on each relay
+		{"two_and_one", 3}, // 2 on one, 1 on the other
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r1, r2 := newRelay(t), newRelay(t)
+			records := make(chan slog.Record, 256)
+			listen(t, agent.Config{Relays: []string{r1.GRPCAddr, r2.GRPCAddr}, Idle: 2, MaxSessions: tt.maxSessions,
+				Logger: slog.New(levelHandler{records})})
+			seen := map[string]string{} // relay → idle_slots
+			for len(seen) < 2 {
+				r := nextMsg(t, records, "relay attached")
+				addr := recordAttr(r, "relay")
+				if _, dup := seen[addr]; dup {
+					t.Fatalf("relay attached logged twice for %s before the other relay's", addr)
+				}
+				seen[addr] = recordAttr(r, "idle_slots")
+			}
+			if _, ok := seen[r1.GRPCAddr]; !ok {
+				t.Errorf("no relay attached line for r1 %s: %v", r1.GRPCAddr, seen)
+			}
+			if _, ok := seen[r2.GRPCAddr]; !ok {
+				t.Errorf("no relay attached line for r2 %s: %v", r2.GRPCAddr, seen)
+			}
+			if got := seen[r1.GRPCAddr] + "+" + seen[r2.GRPCAddr]; tt.maxSessions == 2 && got != "1+1" ||
+				tt.maxSessions == 3 && got != "1+2" && got != "2+1" {
+				t.Errorf("idle_slots %s, want the %d slots of MaxSessions shared out", got, tt.maxSessions)
+			}
+		})
+	}
+}
+
+// TestAttachedAtRelayCap: a relay that caps the host's slots below Idle
+// (relayd --max-slots-per-host) refuses the rest; the agent logs "relay
+// attached" with the slots it holds, and once: the refusals of its later
+// probes do not count as a new attach.
+func TestAttachedAtRelayCap(t *testing.T) {
+	t.Parallel()
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 3})
+	records := make(chan slog.Record, 256)
+	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 5,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		Logger: slog.New(levelHandler{records})})
+	rec := nextMsg(t, records, "relay attached")
+	if got := recordAttr(rec, "idle_slots"); got != "3" {
+		t.Errorf("relay attached with idle_slots %s, want the relay's cap 3", got)
+	}
+	// The next probes are refused as well; none of them logs another
+	// "relay attached".
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for refused := 0; refused < 3; {
+		select {
+		case rec := <-records:
+			switch rec.Message {
+			case "relay attached":
+				t.Fatalf("relay attached logged again at the cap: idle_slots %s", recordAttr(rec, "idle_slots"))
+			case "relay refused the slot":
+				refused++
+			}
+		case <-timer.C:
+			t.Fatal("the agent did not probe the relay again beyond its cap")
+		}
+	}
+}
