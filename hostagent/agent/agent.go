@@ -249,6 +249,8 @@ type link struct {
 	retryAt                  time.Time
 	ready                    bool                // "relay attached" was logged since the last failure or drain
 	capped                   bool                // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
+	warnedAt                 time.Time           // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
+	warnedKind               string              // that line's message, code and hint: a failure of another kind is logged at once
 	outage                   int                 // bumped by each failure that starts a backoff
 	drainedUntil             time.Time           // the relay sent Drain: no new slots before
 	drainLogged              bool                // a Drain was logged at Info since a slot was last welcomed
@@ -561,6 +563,12 @@ func (l *Listener) logAttached(lk *link, full bool) {
 		return // manage opens more on it
 	}
 	lk.ready = true
+	if !lk.capped {
+		// The outage, if any, is over: the next failure starts another,
+		// logged at Warn at once. Not at the relay's cap, refused again at
+		// each probe: those refusals stay throttled.
+		lk.warnedAt = time.Time{}
+	}
 	l.log.Info("relay attached", "relay", lk.addr, "idle_slots", lk.idle)
 }
 
@@ -652,7 +660,7 @@ func (l *Listener) handle(ev event) {
 			// The credit stream asked at once for every credit lk gets now
 			// (its share of MaxSessions, see tendCredits), and the relay
 			// took what its --max-credits allows: the pool is complete.
-			lk.ready = true
+			lk.ready, lk.warnedAt = true, time.Time{} // the outage, if any, is over
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
 		}
 	case evOffer:
@@ -1026,19 +1034,38 @@ func (l *Listener) backoff(lk *link, err error) {
 	} else if err != nil {
 		hint = unreachableHint(err.Error())
 	}
+	level := slog.LevelWarn
 	switch {
 	case denied && code == codes.PermissionDenied:
-		l.log.Error("relay refused this agent's service or host id (check --service and --host-id against the relay's services, and what its --auth-tokens grants this agent's token, --token-file or HOSTAGENT_TOKEN)",
-			"relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+		msg, level = "relay refused this agent's service or host id (check --service and --host-id against the relay's services, and what its --auth-tokens grants this agent's token, --token-file or HOSTAGENT_TOKEN)", slog.LevelError
 	case denied:
-		l.log.Error("relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, and the relay's --auth-tokens)",
-			"relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
-	case hint != "":
-		l.log.Warn(msg, "relay", lk.addr, "err", err, "hint", hint, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
-	default:
-		l.log.Warn(msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+		msg, level = "relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, and the relay's --auth-tokens)", slog.LevelError
 	}
+	// One outage, one line at Warn, then one every warnEvery with the
+	// failures so far; those between are Debug (a relay down for 20
+	// minutes made 376 Warn lines, one per BackoffMax). Refusals an
+	// operator must act on (denied) are throttled alike, at Error: with
+	// AuthBackoff they came every 30 s, now every minute or so. A failure
+	// of another kind (message, code or hint) is logged at once: the
+	// cause changed. The outage ends at "relay attached" (logAttached).
+	now := time.Now()
+	kind := msg + "\x00" + code.String() + "\x00" + hint
+	if !lk.warnedAt.IsZero() && kind == lk.warnedKind && now.Sub(lk.warnedAt) < warnEvery {
+		level = slog.LevelDebug
+	} else {
+		lk.warnedAt, lk.warnedKind = now, kind
+	}
+	attrs := []any{"relay", lk.addr, "err", err}
+	if hint != "" {
+		attrs = append(attrs, "hint", hint)
+	}
+	attrs = append(attrs, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
+	l.log.Log(context.Background(), level, msg, attrs...)
 }
+
+// warnEvery is how often, at most, the failures of one outage of a relay
+// are logged at Warn (or Error); the others are Debug.
+const warnEvery = time.Minute
 
 // unreachableHint says what to check when a relay ends the connection as
 // it opens: a TLS mismatch and a connection limit both look like that from

@@ -2,10 +2,14 @@ package agent_test
 
 import (
 	"log/slog"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/portclaim"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -110,5 +114,55 @@ func TestAttachedAtRelayCap(t *testing.T) {
 		case <-timer.C:
 			t.Fatal("the agent did not probe the relay again beyond its cap")
 		}
+	}
+}
+
+// TestUnreachableLoggedOnce: while a relay is down, the agent says so at
+// Warn once, and at Debug at each retry after it (each with the failures so
+// far); once the relay is back and logged attached, its next outage is
+// logged at Warn again.
+func TestUnreachableLoggedOnce(t *testing.T) {
+	t.Parallel()
+	addr := portclaim.MustAddr(t) // claimed, and nothing listens there yet
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{Relays: []string{addr}, Idle: 1,
+		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
+		Logger: slog.New(levelHandler{records})})
+	lastFailures := 0
+	for i := range 10 {
+		r := nextMsg(t, records, "relay unreachable")
+		want := slog.LevelDebug
+		if i == 0 {
+			want = slog.LevelWarn
+		}
+		if r.Level != want {
+			t.Fatalf("failure %d of the outage logged at %v, want %v", i+1, r.Level, want)
+		}
+		failures, err := strconv.Atoi(recordAttr(r, "failures"))
+		if err != nil || failures <= lastFailures {
+			t.Fatalf("failures=%s after failures=%d, want a climbing count", recordAttr(r, "failures"), lastFailures)
+		}
+		lastFailures = failures
+	}
+
+	// The relay comes up, and goes down again.
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := startRelay(lis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(ir.stop) }
+	t.Cleanup(stop)
+	nextMsg(t, records, "relay attached")
+	stop()
+	if r := nextMsg(t, records, "relay unreachable"); r.Level != slog.LevelWarn {
+		t.Fatalf("the first failure of the next outage logged at %v, want WARN", r.Level)
+	}
+	if r := nextMsg(t, records, "relay unreachable"); r.Level != slog.LevelDebug {
+		t.Fatalf("the second failure of the next outage logged at %v, want DEBUG", r.Level)
 	}
 }
