@@ -239,6 +239,19 @@ func (p *proc) waitLog(tb testing.TB, timeout time.Duration, what string, match 
 	}
 }
 
+// countLog counts the lines read so far that match.
+func (p *proc) countLog(match func(logLine) bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.lines {
+		if l.fields != nil && match(l) {
+			n++
+		}
+	}
+	return n
+}
+
 // terminate sends SIGTERM and waits for the exit; it returns the exit error
 // (nil for status 0), or fails the test if the process does not exit in time.
 func (p *proc) terminate(tb testing.TB) error {

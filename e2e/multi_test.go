@@ -68,7 +68,8 @@ func greeter(tb testing.TB, name string) *backend {
 // listener serves is refused.
 func TestServicesNeverCross(t *testing.T) {
 	t.Parallel()
-	r := startRelay(t, "--listen", "127.0.0.1:0=web", "--listen", "127.0.0.1:0=db")
+	// At debug: the refused stream's "finished call" line is Debug.
+	r := startRelay(t, "--listen", "127.0.0.1:0=web", "--listen", "127.0.0.1:0=db", "--log-level", "debug")
 	ls := r.listeners(t)
 	// (The harness gives --client-addr, so "default" is there too.)
 	if len(ls) != 3 || ls["web"] == "" || ls["db"] == "" || ls["default"] != r.clientAddr {
@@ -114,13 +115,18 @@ func TestServicesNeverCross(t *testing.T) {
 	mail.waitLog(t, startTimeout, "a PermissionDenied refusal", func(l logLine) bool {
 		return strings.Contains(l.str("err"), "PermissionDenied") && strings.Contains(l.str("err"), `"mail"`)
 	})
-	// relayd logs the refused stream's end as go-grpc-middleware's logging
+	// relayd says why, at Warn, at most once a second: the agent's ten
+	// slots are refused at once, and again at each retry.
+	r.waitLog(t, startTimeout, `"attach refused" for service mail`, func(l logLine) bool {
+		return l.msg() == "attach refused" && l.str("level") == "WARN" && l.str("service") == "mail"
+	})
+	// It logs the refused stream's end as go-grpc-middleware's logging
 	// interceptor logs every other call (Attach has a lighter logger of its
-	// own, see relayd/observe.go).
+	// own, see relayd/observe.go), at Debug: the line above said it.
 	fin := r.waitLog(t, startTimeout, `"finished call" of the refused Attach`, func(l logLine) bool {
 		return l.msg() == "finished call" && l.str("grpc.method") == "Attach" && l.str("grpc.code") == "PermissionDenied"
 	})
-	for k, want := range map[string]string{"level": "WARN", "protocol": "grpc", "grpc.component": "server", "grpc.service": "relay.v1.HostService", "grpc.method_type": "bidi_stream"} {
+	for k, want := range map[string]string{"level": "DEBUG", "protocol": "grpc", "grpc.component": "server", "grpc.service": "relay.v1.HostService", "grpc.method_type": "bidi_stream"} {
 		if got := fin.str(k); got != want {
 			t.Errorf("finished call: %s = %q, want %q (%s)", k, got, want, fin.raw)
 		}
@@ -132,6 +138,15 @@ func TestServicesNeverCross(t *testing.T) {
 	}
 	if !strings.Contains(fin.str("grpc.error"), `"mail"`) {
 		t.Errorf("finished call: grpc.error = %q, want the refusal (%s)", fin.str("grpc.error"), fin.raw)
+	}
+	// Ten slots refused together (the agent's --idle): one line, not ten
+	// (the rest come at most once a second, counted).
+	waitFor(t, startTimeout, func() (bool, string) {
+		n := r.countLog(func(l logLine) bool { return l.msg() == "finished call" && l.str("grpc.code") == "PermissionDenied" })
+		return n >= 10, fmt.Sprintf("%d refused streams ended", n)
+	})
+	if n := r.countLog(func(l logLine) bool { return l.msg() == "attach refused" && l.str("level") == "WARN" }); n > 2 {
+		t.Errorf("%d Warn lines of refused slots, want at most 2 (one a second)", n)
 	}
 
 	st, err := getStatus(statusClient(t, r))

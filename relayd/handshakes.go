@@ -146,25 +146,3 @@ func (c *handshakeConn) Close() error {
 	})
 	return err
 }
-
-// logEvery runs a log call at most once a second, with the count of the
-// calls it skipped since.
-type logEvery struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int
-}
-
-func (e *logEvery) do(log func(skipped int)) {
-	e.mu.Lock()
-	now := time.Now()
-	if now.Sub(e.last) < time.Second {
-		e.skipped++
-		e.mu.Unlock()
-		return
-	}
-	skipped := e.skipped
-	e.last, e.skipped = now, 0
-	e.mu.Unlock()
-	log(skipped)
-}

@@ -108,6 +108,13 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 	}
 	code := logging.DefaultErrorToCode(err)
 	level := slog.Level(codeToLevel(code))
+	switch code {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
+		// Refused: the relay logs why, at most once a second; a refused
+		// agent retries with every slot, and this line would repeat it
+		// --idle times each round.
+		level = slog.LevelDebug
+	}
 	if !o.log.Enabled(ctx, level) {
 		return
 	}

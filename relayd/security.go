@@ -24,6 +24,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	"github.com/relayproject/relay/internal/auth"
 	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/tlsconf"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -193,9 +194,9 @@ func (sec *security) agentHandshakes(r *relay.Relay) handshakeConfig {
 		userTimeout: agentKeepaliveTimeout,
 	}
 	if sec.tls == nil {
-		var every logEvery
+		var every logging.Every
 		cfg.onTLS = func(peer net.Addr) {
-			every.do(func(skipped int) {
+			every.Do(func(skipped int) {
 				sec.log.Warn("an agent speaks TLS to this plaintext gRPC port: give relayd --tls-cert and --tls-key, or run that agent without TLS flags (--insecure if the relay is not on loopback)",
 					"peer_addr", peer.String(), "not_logged_since_last_line", skipped)
 			})
@@ -247,7 +248,7 @@ type loggedHandshakes struct {
 	credentials.TransportCredentials
 	log *slog.Logger
 
-	kinds [3]logEvery
+	kinds [3]logging.Every
 }
 
 func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -263,7 +264,7 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 	case strings.Contains(err.Error(), "certificate"):
 		kind = 1
 	}
-	c.kinds[kind].do(func(skipped int) {
+	c.kinds[kind].Do(func(skipped int) {
 		peer := "unknown"
 		if a := conn.RemoteAddr(); a != nil {
 			peer = a.String()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 )
 
 // New returns a logger writing to w. level is debug, info, warn or error;
@@ -24,4 +26,28 @@ func New(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
+}
+
+// Every runs a log call at most once a second, with the count of the calls
+// it skipped since: for lines a peer can cause at will (a refused agent
+// retrying with ten slots, a scan). The zero value is ready.
+type Every struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// Do calls log unless it was called less than a second ago.
+func (e *Every) Do(log func(skipped int)) {
+	e.mu.Lock()
+	now := time.Now()
+	if now.Sub(e.last) < time.Second {
+		e.skipped++
+		e.mu.Unlock()
+		return
+	}
+	skipped := e.skipped
+	e.last, e.skipped = now, 0
+	e.mu.Unlock()
+	log(skipped)
 }

@@ -39,6 +39,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
+	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/shallow"
 	"github.com/relayproject/relay/internal/splice"
 )
@@ -119,6 +120,9 @@ type Relay struct {
 	log      *slog.Logger
 	services map[string]bool
 	started  time.Time
+	// refusals limits the lines of refused Hellos: an agent refused
+	// retries all its --idle slots every backoff.
+	refusals logging.Every
 
 	ctx        context.Context // canceled by Shutdown: open sessions are aborted
 	cancel     context.CancelFunc
@@ -785,7 +789,9 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		service = "default"
 	}
 	if !r.services[service] {
-		return nil, status.Errorf(codes.PermissionDenied, "service %q is not served by this relay", service)
+		err := status.Errorf(codes.PermissionDenied, "service %q is not served by this relay", service)
+		r.logRefused(hello.GetHostId(), service, peerAddr, err)
+		return nil, err
 	}
 	hostID := hello.GetHostId()
 	if hostID == "" {
@@ -793,7 +799,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	}
 	if r.cfg.Authorize != nil {
 		if err := r.cfg.Authorize(ctx, service, hostID); err != nil {
-			r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err)
+			r.logRefused(hostID, service, peerAddr, err)
 			return nil, err
 		}
 	}
@@ -1631,4 +1637,11 @@ func detachReason(err error) string {
 		return "stream canceled: the agent stopped, or its connection broke"
 	}
 	return err.Error()
+}
+
+// logRefused logs a refused Hello, at most once a second.
+func (r *Relay) logRefused(hostID, service, peerAddr string, err error) {
+	r.refusals.Do(func(skipped int) {
+		r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err, "refused_since_last_line", skipped)
+	})
 }
