@@ -591,6 +591,12 @@ func (l *Listener) handle(ev event) {
 			l.withdrawIdle(lk) // it was opening when the agent became unavailable
 		}
 		l.stats.idle.Add(1)
+		if lk.failures > 0 && !lk.capped {
+			// A slot attached: the outage is over, even if "relay
+			// attached" never comes (clients take each slot as it
+			// attaches): the next failure is a new outage, at Warn.
+			lk.warnedAt = time.Time{}
+		}
 		lk.failures, lk.drainLogged = 0, false
 		// "relay attached" is logged by manage, once it has opened every
 		// slot lk gets now (logAttached).

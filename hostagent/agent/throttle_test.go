@@ -75,4 +75,10 @@ func TestBackoffLogThrottle(t *testing.T) {
 		t.Fatal("relay attached was not logged")
 	}
 	check("the first failure of the next outage", down, slog.LevelWarn)
+
+	// A slot that attaches ends the outage too, though "relay attached"
+	// may never come (clients take each slot as it attaches).
+	lk.connecting = 1
+	l.handle(event{link: lk, kind: evAttached})
+	check("the first failure after a slot attached", down, slog.LevelWarn)
 }
