@@ -89,7 +89,9 @@ func (b *backendWatch) probe() {
 			return
 		case <-timer.C:
 		}
-		c, err := net.DialTimeout("tcp", b.target, b.timeout)
+		// With ctx: a backend that drops SYNs must not hold the agent's
+		// exit for --dial-timeout.
+		c, err := (&net.Dialer{Timeout: b.timeout}).DialContext(b.ctx, "tcp", b.target)
 		if err != nil {
 			timer.Reset(b.interval)
 			continue
