@@ -109,7 +109,7 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 	code := logging.DefaultErrorToCode(err)
 	level := slog.Level(codeToLevel(code))
 	switch code {
-	case codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
+	case codes.Unauthenticated, codes.PermissionDenied:
 		// Refused: the relay logs why, at most once a second; a refused
 		// agent retries with every slot, and this line would repeat it
 		// --idle times each round.
