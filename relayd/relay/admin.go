@@ -94,9 +94,16 @@ func (s adminService) UndrainHost(_ context.Context, req *relayv1.UndrainHostReq
 		found = true
 		delete(r.drainedHosts, k) // slots opened from now on are offered again
 	}
+	// An attached host that is not drained is what UndrainHost asks for:
+	// undraining it again is not an error, as draining twice is not.
+	for k := range r.hosts {
+		if k.id == req.GetHostId() && (req.GetService() == "" || req.GetService() == k.service) {
+			found = true
+		}
+	}
 	r.mu.Unlock()
 	if !found {
-		return nil, status.Errorf(codes.NotFound, "no drained host %q%s", req.GetHostId(), inService(req.GetService()))
+		return nil, status.Errorf(codes.NotFound, "no attached or drained host %q%s", req.GetHostId(), inService(req.GetService()))
 	}
 	r.log.Info("host undrained by an operator", "host_id", req.GetHostId(), "service", req.GetService())
 	return &relayv1.UndrainHostResponse{}, nil

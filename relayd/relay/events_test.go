@@ -247,8 +247,14 @@ func TestAdminDrainHost(t *testing.T) {
 	s2 := tr.newSession(t, "h2")
 	s2.roundTrip(t, "h2 serves")
 
-	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h2"}); status.Code(err) != codes.NotFound {
-		t.Fatalf("UndrainHost(h2), never drained: %v, want NotFound", err)
+	// Undraining a host that is attached and not drained is a no-op, as
+	// draining a drained one is; only a host the relay does not know is
+	// NotFound.
+	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h2"}); err != nil {
+		t.Fatalf("UndrainHost(h2), attached and never drained: %v, want success", err)
+	}
+	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "nobody"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("UndrainHost(nobody): %v, want NotFound", err)
 	}
 	if _, err := tr.admin.UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "h1"}); err != nil {
 		t.Fatalf("UndrainHost: %v", err)

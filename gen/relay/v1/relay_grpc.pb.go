@@ -493,7 +493,8 @@ type AdminServiceClient interface {
 	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	DrainHost(ctx context.Context, in *DrainHostRequest, opts ...grpc.CallOption) (*DrainHostResponse, error)
 	// UndrainHost undoes DrainHost: the host's next slots are offered to
-	// clients again. NOT_FOUND for a host_id that is not drained.
+	// clients again. Undraining an attached host that is not drained
+	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	UndrainHost(ctx context.Context, in *UndrainHostRequest, opts ...grpc.CallOption) (*UndrainHostResponse, error)
 }
 
@@ -552,7 +553,8 @@ type AdminServiceServer interface {
 	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	DrainHost(context.Context, *DrainHostRequest) (*DrainHostResponse, error)
 	// UndrainHost undoes DrainHost: the host's next slots are offered to
-	// clients again. NOT_FOUND for a host_id that is not drained.
+	// clients again. Undraining an attached host that is not drained
+	// succeeds. NOT_FOUND for a host_id that is neither attached nor drained.
 	UndrainHost(context.Context, *UndrainHostRequest) (*UndrainHostResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
