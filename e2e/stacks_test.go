@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -17,16 +18,46 @@ import (
 // stack to 8 KiB, which it would keep for the slot's whole life (Go
 // shrinks a parked stack only while it uses less than a quarter of it).
 // Read from relayd's runtime through --pprof-addr, after a collection.
+//
+// The runtime can grow them without relay's code going deeper, depending
+// on when things happen: a handler preempted or contending for a lock at
+// its deepest point, or every goroutine started at 8 KiB because a
+// collection saw many deep stacks at once (Go starts new goroutines at
+// the average size it scanned). CI failed on one such run, with every
+// slot at 12.5 KB; 2 of about 90 runs here did the same, the others read
+// 8.0–10.5 KB. So the figure is read from up to three fresh relays and
+// the lowest counts: code that waits deeper shows in every one of them.
 func TestGoroutineStacksPerSlotAndSession(t *testing.T) {
 	// Not parallel: the package's parallel tests wait until it is done. On
-	// a machine busy with them, a handler preempted while running (the
-	// signal frame lands on its stack) can grow to 8 KiB and keep it: once
-	// in a -count=2 run of the whole package, 11.7 KB per slot.
-	const slots, held = 2000, 400
+	// a machine busy with them, stacks grow more often (above).
+	//
 	// 8 KiB, plus what stacks of ended goroutines still hold (Go keeps a
 	// few per CPU for reuse): under 1 KiB per slot here. 12 KiB when a
 	// handler has grown to 8.
 	const maxPerSlot = 11 << 10
+	perSlot, perSession := int64(math.MaxInt64), int64(math.MaxInt64)
+	for attempt := 1; attempt <= 3; attempt++ {
+		t.Run(fmt.Sprintf("relay_%d", attempt), func(t *testing.T) {
+			slot, session := relayStacksPerSlotAndSession(t)
+			perSlot, perSession = min(perSlot, slot), min(perSession, session)
+		})
+		if t.Failed() || perSlot <= maxPerSlot && perSession <= maxPerSlot {
+			return
+		}
+	}
+	if perSlot > maxPerSlot {
+		t.Errorf("relayd holds %d B of goroutine stack per idle slot, want at most %d", perSlot, maxPerSlot)
+	}
+	if perSession > maxPerSlot {
+		t.Errorf("relayd holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSlot)
+	}
+}
+
+// relayStacksPerSlotAndSession starts relayd and an agent with 2000 idle
+// slots, then holds 400 sessions, and returns the bytes of relayd's
+// goroutine stacks per idle slot and per held session.
+func relayStacksPerSlotAndSession(t *testing.T) (perSlot, perSession int64) {
+	const slots, held = 2000, 400
 	dir := t.TempDir()
 	r := startRelay(t, "--auth-tokens", writeFile(t, dir, "tokens", goodToken+"\n"), "--pprof-addr", "127.0.0.1:0")
 	pprofAddr := r.loggedAddr(t, "pprof serving", "pprof_addr")
@@ -54,11 +85,8 @@ func TestGoroutineStacksPerSlotAndSession(t *testing.T) {
 	settle(beforeGoroutines + 2*slots + 8 + workers)
 	idleGoroutines := goroutines(t, pprofAddr)
 	idle := stackInuse(t, pprofAddr)
-	perSlot := (idle - before) / slots
+	perSlot = (idle - before) / slots
 	t.Logf("relayd goroutine stacks: %d KiB before, %d KiB with %d idle slots (%d B each)", before>>10, idle>>10, slots, perSlot)
-	if perSlot > maxPerSlot {
-		t.Errorf("relayd holds %d B of goroutine stack per idle slot, want at most %d", perSlot, maxPerSlot)
-	}
 
 	// Held sessions, each answered once; the agent refills its idle pool,
 	// counting held sessions (their streams come back when they end) for
@@ -78,11 +106,9 @@ func TestGoroutineStacksPerSlotAndSession(t *testing.T) {
 	// A session's copy goroutine lingers a few milliseconds after its
 	// bytes (splice.Start).
 	settle(idleGoroutines + 2*(held+idleNow-slots) + 8 + workers)
-	perSession := (stackInuse(t, pprofAddr) - before - int64(idleNow)*perSlot) / held
+	perSession = (stackInuse(t, pprofAddr) - before - int64(idleNow)*perSlot) / held
 	t.Logf("%d B of goroutine stack per held session", perSession)
-	if perSession > maxPerSlot {
-		t.Errorf("relayd holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSlot)
-	}
+	return perSlot, perSession
 }
 
 // loggedAddr returns field key of the first line logged with message msg.
@@ -164,17 +190,30 @@ func goroutines(tb testing.TB, addr string) int {
 // (2 or 4 KiB each): about 10 KB. A slot goroutine grown to 8 KiB, kept
 // for the session's whole life, shows as 14 KB.
 func TestAgentGoroutineStacksPerSession(t *testing.T) {
-	// Not parallel, as TestGoroutineStacksPerSlotAndSession.
+	// Not parallel, as TestGoroutineStacksPerSlotAndSession, and read from
+	// up to three fresh agents for the same reason.
+	const maxPerSession = 12 << 10
 	for _, credits := range []bool{false, true} {
 		t.Run(fmt.Sprintf("slot-credits=%v", credits), func(t *testing.T) {
-			agentStacksPerSession(t, credits)
+			perSession := int64(math.MaxInt64)
+			for attempt := 1; attempt <= 3; attempt++ {
+				t.Run(fmt.Sprintf("agent_%d", attempt), func(t *testing.T) {
+					perSession = min(perSession, agentStacksPerSession(t, credits))
+				})
+				if t.Failed() || perSession <= maxPerSession {
+					return
+				}
+			}
+			t.Errorf("hostagent holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSession)
 		})
 	}
 }
 
-func agentStacksPerSession(t *testing.T, credits bool) {
+// agentStacksPerSession starts relayd and hostagent echo, holds 400
+// sessions, and returns the bytes of the agent's goroutine stacks per held
+// session.
+func agentStacksPerSession(t *testing.T, credits bool) int64 {
 	const held = 400
-	const maxPerSession = 12 << 10
 	r := startRelay(t)
 	args := []string{"--idle", "4", "--pprof-addr", "127.0.0.1:0", "echo"}
 	// Held sessions count for up to half of --idle; credits do not.
@@ -203,7 +242,5 @@ func agentStacksPerSession(t *testing.T, credits bool) {
 	waitFor(t, ioTimeout, idleIs(idleHeld))
 	perSession := (stackInuse(t, pprofAddr) - before) / held
 	t.Logf("hostagent: %d B of goroutine stack per held session", perSession)
-	if perSession > maxPerSession {
-		t.Errorf("hostagent holds %d B of goroutine stack per held session, want at most %d", perSession, maxPerSession)
-	}
+	return perSession
 }
