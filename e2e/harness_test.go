@@ -239,6 +239,19 @@ func (p *proc) waitLog(tb testing.TB, timeout time.Duration, what string, match 
 	}
 }
 
+// matchingLines returns the lines read so far that match, in order.
+func (p *proc) matchingLines(match func(logLine) bool) []logLine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []logLine
+	for _, l := range p.lines {
+		if l.fields != nil && match(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // countLog counts the lines read so far that match.
 func (p *proc) countLog(match func(logLine) bool) int {
 	p.mu.Lock()
