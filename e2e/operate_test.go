@@ -689,6 +689,58 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 }
 
+// TestHealthWatchEndsAtShutdown: a health Watch, on either gRPC port, sees
+// NOT_SERVING when relayd starts to stop, then ends with UNAVAILABLE and a
+// message that says why. It does not hold relayd's exit: grpc-go's
+// graceful stop waits for open streams, and relayd gave up on it only
+// after 5 s, then closed the connection under the watcher.
+func TestHealthWatchEndsAtShutdown(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	type watch struct {
+		port string
+		w    healthpb.Health_WatchClient
+	}
+	var watches []watch
+	for _, p := range []struct{ port, addr string }{{"--grpc-addr", r.grpcAddr}, {"--admin-addr", r.adminAddr}} {
+		cc, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		t.Cleanup(cancel)
+		w, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil {
+			t.Fatalf("%s: Watch: %v", p.port, err)
+		}
+		if h, err := w.Recv(); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("%s: first status %v, %v; want SERVING", p.port, h, err)
+		}
+		watches = append(watches, watch{p.port, w})
+	}
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	for _, w := range watches {
+		h, err := w.w.Recv()
+		if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("%s: status after SIGTERM %v, %v; want NOT_SERVING", w.port, h, err)
+			continue
+		}
+		_, err = w.w.Recv()
+		if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "relayd is shutting down" {
+			t.Errorf("%s: the watch ended with %v, want UNAVAILABLE: relayd is shutting down", w.port, err)
+		}
+	}
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Fatalf("relayd: exit %v, want 0; stderr:%s", r.waitErr, r.tail(20))
+		}
+	case <-time.After(stopTimeout):
+		t.Fatalf("relayd did not exit; stderr:%s", r.tail(20))
+	}
+}
+
 // TestFlagsFromEnvironment: both binaries take every flag from the
 // environment (RELAYD_*, HOSTAGENT_*), and a flag on the command line wins.
 func TestFlagsFromEnvironment(t *testing.T) {

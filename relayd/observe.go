@@ -11,6 +11,7 @@ import (
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,9 @@ func newObservability(log *slog.Logger, metricsOn bool) (*observability, error) 
 // serverOptions returns the interceptor chain for a gRPC server: logging
 // outermost (so it logs the status recovery made of a panic), then metrics,
 // then recovery, innermost, next to the handler.
-func (o *observability) serverOptions() []grpc.ServerOption {
+//
+// Streams other than Attach end when stop is done (endOnStop).
+func (o *observability) serverOptions(stop context.Context) []grpc.ServerOption {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		o.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
@@ -72,7 +75,7 @@ func (o *observability) serverOptions() []grpc.ServerOption {
 		return status.Error(codes.Internal, "internal error")
 	})}
 	unary := []grpc.UnaryServerInterceptor{logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{o.streamLogging(logging.StreamServerInterceptor(logger, logOpts...))}
+	stream := []grpc.StreamServerInterceptor{o.streamLogging(stop, logging.StreamServerInterceptor(logger, logOpts...))}
 	if o.grpcm != nil {
 		unary = append(unary, o.grpcm.UnaryServerInterceptor())
 		stream = append(stream, o.grpcm.StreamServerInterceptor())
@@ -88,14 +91,38 @@ func (o *observability) serverOptions() []grpc.ServerOption {
 // grpc-go starts for the stream, and that grows its stack from 4 to 8 KiB;
 // an Attach stream's goroutine then waits for the stream's whole life,
 // keeping the 8 KiB: measured, 4 KiB more per idle slot and per session.
-func (o *observability) streamLogging(mw grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+//
+// The other streams also end when stop is done (endOnStop): it is here, not
+// an interceptor of its own, as one more in the chain would deepen every
+// Attach handler's stack too.
+func (o *observability) streamLogging(stop context.Context, mw grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if info.FullMethod != relayv1.HostService_Attach_FullMethodName {
-			return mw(srv, ss, info, handler)
+			return mw(srv, ss, info, endOnStop(stop, handler))
 		}
 		start := time.Now()
 		err := handler(srv, ss)
 		o.attachEnded(ss.Context(), start, err)
+		return err
+	}
+}
+
+// endOnStop runs handler with the stream's context also canceled when stop
+// is done, and reports a call that ended so as UNAVAILABLE. grpc-go's
+// GracefulStop waits for every open stream, and a health Watch, for one,
+// stays open after it has sent NOT_SERVING: relayd's shutdown would wait
+// for its time limit. Handlers that block in Recv and not on their
+// context (reflection) still hold it, for as long as their client keeps
+// them open.
+func endOnStop(stop context.Context, handler grpc.StreamHandler) grpc.StreamHandler {
+	return func(srv any, ss grpc.ServerStream) error {
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		defer context.AfterFunc(stop, cancel)()
+		err := handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+		if err != nil && stop.Err() != nil && ss.Context().Err() == nil {
+			return status.Error(codes.Unavailable, "relayd is shutting down")
+		}
 		return err
 	}
 }

@@ -58,7 +58,7 @@ func TestRecoveryInterceptor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(obs.serverOptions()...)
+	srv := grpc.NewServer(obs.serverOptions(t.Context())...)
 	healthpb.RegisterHealthServer(srv, panickingHealth{})
 	obs.initServer(srv)
 	bl := bufconn.Listen(1 << 16)

@@ -293,7 +293,12 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 
 	healthSrv := health.NewServer()
-	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.hostServerOptions(), attachconn.ServerWindowOptions(), []grpc.ServerOption{
+	// Canceled as each server stops: its streams other than Attach end.
+	hostStop, stopHostStreams := context.WithCancel(context.Background())
+	defer stopHostStreams()
+	adminStop, stopAdminStreams := context.WithCancel(context.Background())
+	defer stopAdminStreams()
+	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(hostStop), sec.hostServerOptions(), attachconn.ServerWindowOptions(), []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
 		grpc.ConnectionTimeout(o.helloTimeout),      // the TLS and HTTP/2 handshakes, too, are bounded
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
@@ -304,7 +309,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 
 	// The observability chain (logging, metrics, recovery) wraps the token
 	// check, so refused calls are logged and counted too.
-	adminSrv := grpc.NewServer(slices.Concat(obs.serverOptions(), sec.adminServerOptions(), []grpc.ServerOption{grpc.ConnectionTimeout(o.helloTimeout)})...)
+	adminSrv := grpc.NewServer(slices.Concat(obs.serverOptions(adminStop), sec.adminServerOptions(), []grpc.ServerOption{grpc.ConnectionTimeout(o.helloTimeout)})...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(adminSrv, r.AdminService())
 	healthpb.RegisterHealthServer(adminSrv, healthSrv)
@@ -363,6 +368,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	// grpc-go's GracefulStop first waits for connections still in their
 	// handshakes (up to --hello-timeout), before it sends any GOAWAY.
 	agentLis.abortHandshakes()
+	stopHostStreams()
 	stopped := make(chan struct{})
 	go func() { hostSrv.GracefulStop(); close(stopped) }()
 	select {
@@ -376,6 +382,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	// sessions the shutdown aborted) before the admin server stops.
 	r.Close()
 	adminConns.abortHandshakes()
+	stopAdminStreams()
 	adminStopped := make(chan struct{})
 	go func() { adminSrv.GracefulStop(); close(adminStopped) }()
 	select {
