@@ -1005,11 +1005,14 @@ func (l *Listener) backoff(lk *link, err error) {
 	}
 	lk.failures++
 	lk.outage++
-	if status.Code(err) == codes.ResourceExhausted && lk.idle > 0 {
-		// The relay holds idle slots of this agent and refuses more: its
-		// cap (relayd --max-slots-per-host, --max-slots-per-conn), not an
-		// outage. Those slots are all lk gets now; more are asked for at
-		// each backoff, in case the cap is shared and frees up.
+	wasCapped := lk.capped
+	if status.Code(err) == codes.ResourceExhausted && lk.idle+lk.connecting > 0 {
+		// The relay holds idle slots of this agent (or some are on their
+		// way: slots opened together are answered in any order) and
+		// refuses more: its cap (relayd --max-slots-per-host,
+		// --max-slots-per-conn), not an outage. Those slots are all lk
+		// gets now; more are asked for at each backoff, in case the cap
+		// is shared and frees up.
 		lk.capped = true
 	} else {
 		lk.ready, lk.capped = false, false
@@ -1046,6 +1049,16 @@ func (l *Listener) backoff(lk *link, err error) {
 		msg, level = "relay refused this agent's service or host id (check --service and --host-id against the relay's services, and what its --auth-tokens grants this agent's token, --token-file or HOSTAGENT_TOKEN)", slog.LevelError
 	case denied:
 		msg, level = "relay refused this agent's credentials (check --token-file or HOSTAGENT_TOKEN, and the relay's --auth-tokens)", slog.LevelError
+	case lk.capped:
+		// Not a failure: the relay's cap is where this pool stays, and
+		// each probe past it is refused. Said once, at Info, beside the
+		// "relay attached" line with the slots held.
+		msg, level = "relay caps this agent's idle slots (relayd --max-slots-per-host or --max-slots-per-conn): asking for more now and then", slog.LevelDebug
+		if !wasCapped {
+			level = slog.LevelInfo
+		}
+		l.log.Log(context.Background(), level, msg, "relay", lk.addr, "err", err, "retry_in", d.Round(time.Millisecond))
+		return
 	}
 	// One outage, one line at Warn, then one every warnEvery with the
 	// failures so far; those between are Debug (a relay down for 20

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +87,9 @@ func TestAttachedBelowIdle(t *testing.T) {
 // TestAttachedAtRelayCap: a relay that caps the host's slots below Idle
 // (relayd --max-slots-per-host) refuses the rest; the agent logs "relay
 // attached" with the slots it holds, and once: the refusals of its later
-// probes do not count as a new attach.
+// probes do not count as a new attach. The cap is said once at Info, and
+// the refused probes after it at Debug: it is where the pool stays, not a
+// failure to warn of every minute.
 func TestAttachedAtRelayCap(t *testing.T) {
 	t.Parallel()
 	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 3})
@@ -94,22 +97,34 @@ func TestAttachedAtRelayCap(t *testing.T) {
 	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 5,
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		Logger: slog.New(levelHandler{records})})
-	rec := nextMsg(t, records, "relay attached")
-	if got := recordAttr(rec, "idle_slots"); got != "3" {
-		t.Errorf("relay attached with idle_slots %s, want the relay's cap 3", got)
-	}
-	// The next probes are refused as well; none of them logs another
-	// "relay attached".
+	// "relay attached" once, with the slots held; the probes past the cap
+	// are refused, and none of them logs another "relay attached".
 	timer := time.NewTimer(hangGuard)
 	defer timer.Stop()
-	for refused := 0; refused < 3; {
+	attached := false
+	for refused := 0; !attached || refused < 4; {
 		select {
 		case rec := <-records:
-			switch rec.Message {
-			case "relay attached":
-				t.Fatalf("relay attached logged again at the cap: idle_slots %s", recordAttr(rec, "idle_slots"))
-			case "relay refused the slot":
+			switch {
+			case rec.Message == "relay attached":
+				if attached {
+					t.Fatalf("relay attached logged again at the cap: idle_slots %s", recordAttr(rec, "idle_slots"))
+				}
+				attached = true
+				if got := recordAttr(rec, "idle_slots"); got != "3" {
+					t.Errorf("relay attached with idle_slots %s, want the relay's cap 3", got)
+				}
+			case strings.HasPrefix(rec.Message, "relay caps this agent's idle slots"):
+				want := slog.LevelDebug
+				if refused == 0 {
+					want = slog.LevelInfo
+				}
+				if rec.Level != want {
+					t.Errorf("refusal %d at the cap logged at %v, want %v", refused+1, rec.Level, want)
+				}
 				refused++
+			case rec.Level >= slog.LevelWarn:
+				t.Errorf("logged at %v at the cap: %s", rec.Level, rec.Message)
 			}
 		case <-timer.C:
 			t.Fatal("the agent did not probe the relay again beyond its cap")
