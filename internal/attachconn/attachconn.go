@@ -46,6 +46,11 @@ type Config struct {
 	// AbortReason is sent in the Close frame when Abort is called: why this
 	// side gives the session up (the client reset, the host aborted, ...).
 	AbortReason relayv1.CloseReason
+	// LostReason, if set, is the peer's abort when a send fails: the stream
+	// is broken, and that is the peer's end, not something this side did.
+	// Without it, the failed Write returns the send's error, and whoever
+	// aborts on it (a splice) records its AbortReason.
+	LostReason relayv1.CloseReason
 	// OnAbort, if set, runs once after the session was aborted (locally or by
 	// the peer) and the Close frame, if any, was sent. The stream's owner uses
 	// it to end the stream, which unblocks a Write stuck on flow control.
@@ -439,10 +444,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		}
 		chunk := b[n:min(len(b), n+c.cfg.MaxData)]
 		if err := c.cfg.Sender.SendData(chunk); err != nil {
-			if aerr := c.Err(); aerr != nil {
-				return n, aerr
-			}
-			return n, err
+			return n, c.sendFailed(err)
 		}
 		n += len(chunk)
 		c.bytesWritten.Add(int64(len(chunk)))
@@ -467,7 +469,25 @@ func (c *Conn) closeWriteLocked() error {
 	}
 	c.writeClosed = true
 	c.writeEOF.Store(true)
-	return c.cfg.Sender.SendCloseWrite()
+	if err := c.cfg.Sender.SendCloseWrite(); err != nil {
+		return c.sendFailed(err)
+	}
+	return nil
+}
+
+// sendFailed returns what a Write or CloseWrite whose send failed with err
+// returns: the abort error if the session is aborted (the abort may be
+// what failed the send), or, with LostReason, the peer's abort it records
+// now; err itself otherwise.
+func (c *Conn) sendFailed(err error) error {
+	if aerr := c.Err(); aerr != nil {
+		return aerr
+	}
+	if c.cfg.LostReason != relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED {
+		c.DeliverAbort(c.cfg.LostReason, fmt.Errorf("send failed: %w", err))
+		return c.Err()
+	}
+	return err
 }
 
 // Close ends the session the way closing a TCP socket does: written bytes

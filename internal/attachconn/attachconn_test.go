@@ -1198,3 +1198,38 @@ func TestPushToAfterPartialRead(t *testing.T) {
 		t.Fatalf("pushed %q, end(%d, %v); want %q, end(21, nil)", got.String(), e.n, e.err, "6789abcdef-next")
 	}
 }
+
+// TestLostReason: a send that fails is the peer's abort with LostReason
+// when one is set (no Close frame goes out on the broken stream), and
+// otherwise the send's own error, for the caller to abort on.
+func TestLostReason(t *testing.T) {
+	t.Parallel()
+	for _, lost := range []relayv1.CloseReason{relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, relayv1.CloseReason_CLOSE_REASON_HOST_LOST} {
+		t.Run(lost.String(), func(t *testing.T) {
+			s := newFakeSender(t, true)
+			t.Cleanup(func() { close(s.stop) })
+			c := New(Config{Sender: s, MaxData: 16, AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, LostReason: lost})
+			written := make(chan error, 1)
+			go func() { _, err := c.Write([]byte("abc")); written <- err }()
+			<-s.entered
+			s.release <- errStreamEnded
+			err := <-written
+			var ae *AbortError
+			switch {
+			case lost == relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED:
+				if err != errStreamEnded || c.Err() != nil {
+					t.Errorf("Write = %v, Err = %v; want the send's error, and no abort", err, c.Err())
+				}
+			case !errors.As(err, &ae) || !ae.Remote || ae.Reason != lost || !errors.Is(err, errStreamEnded):
+				t.Errorf("Write = %#v, want the peer's abort with %v, wrapping the send's error", err, lost)
+			case c.Err() == nil:
+				t.Error("the conn is not aborted")
+			}
+			for _, f := range s.snapshot() {
+				if f.kind == kindClose {
+					t.Errorf("a Close frame (%v) was sent on the broken stream", f.reason)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -360,6 +361,43 @@ func TestHostEndReasons(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestHostLostWhileRelaySends: a host stream that breaks while the relay
+// is sending it a client's bytes is HOST_LOST, not CLIENT_RESET: the
+// relay's failed send aborted the session for the client side first, in
+// about one run of four.
+func TestHostLostWhileRelaySends(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_CLOSED}})
+	for i := range 20 {
+		s := tr.newSession(t, "h1")
+		written := make(chan error, 1)
+		go func() {
+			chunk := bytes.Repeat([]byte{byte(i)}, 256<<10)
+			for range 256 { // up to 64 MiB; the reset ends it long before
+				if _, err := s.client.Write(chunk); err != nil {
+					written <- err
+					return
+				}
+			}
+			written <- nil
+		}()
+		s.host.recvData(1, 0) // the relay is sending
+		s.host.cancel()
+		if err := <-written; err == nil {
+			t.Fatal("the client wrote 64 MiB to a session whose host was gone")
+		}
+		s.host.serverEnd()
+		ev, err := w.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc := ev.GetSessionClosed(); sc.GetReason() != relayv1.CloseReason_CLOSE_REASON_HOST_LOST {
+			t.Fatalf("session %d: session_closed = %v, want reason HOST_LOST", i, sc)
+		}
 	}
 }
 

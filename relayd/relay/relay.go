@@ -1003,6 +1003,10 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		LocalAddr:   c.ListenerAddr,
 		RemoteAddr:  c.Conn.RemoteAddr(),
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
+		// A send to the host fails when its stream broke: as the receive
+		// loop and the stream's context would say, not as the client's
+		// reset that the splice's abort on the failed write would record.
+		LostReason: relayv1.CloseReason_CLOSE_REASON_HOST_LOST,
 	})
 	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }, sess.health) {
 		// The host ended the stream (Close, half-close, protocol error) as
