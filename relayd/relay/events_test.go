@@ -331,6 +331,16 @@ func TestHostEndReasons(t *testing.T) {
 			relayv1.CloseReason_CLOSE_REASON_HOST_LOST, codes.OK, "host_lost"},
 		{"unknown_reason", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason(100))) },
 			relayv1.CloseReason(100), codes.Aborted, "unknown"},
+		// Reasons only the relay sets: the host cannot pass its abort off
+		// as the client's, the operator's or the relay's.
+		{"relay_reason_client_reset", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET)) },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
+		{"relay_reason_relay_shutdown", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN)) },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
+		{"relay_reason_admin", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_ADMIN)) },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
+		{"relay_reason_host_lost", func(h *hostStream) { h.send(closeFrame(relayv1.CloseReason_CLOSE_REASON_HOST_LOST)) },
+			relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, codes.Aborted, "host_abort"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1500,6 +1500,22 @@ func (l *recvLoop) run() {
 	l.idleEnd <- err
 }
 
+// hostClose is the loop's end for the host's Close frame. A reason that
+// only the relay sets (the client's reset, its own shutdown, an operator's
+// CloseSession, a lost stream) is recorded as HOST_ABORT, with what the
+// host said in the detail: events and metrics say what happened, and a
+// host cannot pass its aborts off as the operator's or the relay's.
+func hostClose(c *relayv1.Close) *closeFrameError {
+	reason, detail := c.GetReason(), c.GetDetail()
+	switch reason {
+	case relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN,
+		relayv1.CloseReason_CLOSE_REASON_ADMIN, relayv1.CloseReason_CLOSE_REASON_HOST_LOST:
+		detail = fmt.Sprintf("%s (the host sent %s, which only the relay sets)", detail, reason)
+		reason = relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
+	}
+	return &closeFrameError{reason: reason, detail: detail}
+}
+
 // closeFrameError is the host's Close frame, seen as the loop's end.
 type closeFrameError struct {
 	reason relayv1.CloseReason
@@ -1564,7 +1580,7 @@ func (l *recvLoop) loop() error {
 			}
 			return protocolError(codes.FailedPrecondition, "Hello sent twice")
 		case *relayv1.AttachRequest_Close:
-			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
+			return hostClose(f.Close)
 		case *relayv1.AttachRequest_Withdraw:
 			if l.withdrawIdle() {
 				if l.hooks != nil && l.hooks.Withdrawn != nil {

@@ -197,7 +197,8 @@ const (
 	// CLOSE_REASON_BACKEND_UNAVAILABLE: the HP could not reach the server it
 	// forwards to (sent by the HP).
 	CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE CloseReason = 6
-	// CLOSE_REASON_ADMIN: an operator closed the session.
+	// CLOSE_REASON_ADMIN: an operator closed the session (AdminService.CloseSession;
+	// sent by the relay).
 	CloseReason_CLOSE_REASON_ADMIN CloseReason = 7
 	// CLOSE_REASON_HOST_LOST: the HP's stream ended without a Close: the
 	// agent stopped or crashed, or its connection failed (set by the relay;
@@ -1480,7 +1481,9 @@ func (*CloseWrite) Descriptor() ([]byte, []int) {
 // after sending or receiving it.
 type Close struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// reason says why the session was aborted.
+	// reason says why the session was aborted. An HP's Close with a reason
+	// only the relay sets (CLIENT_RESET, RELAY_SHUTDOWN, ADMIN, HOST_LOST) is
+	// recorded as HOST_ABORT, with the HP's reason in the detail.
 	Reason CloseReason `protobuf:"varint,1,opt,name=reason,proto3,enum=relay.v1.CloseReason" json:"reason,omitempty"`
 	// detail is a human-readable explanation, for logs only.
 	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
