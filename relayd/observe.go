@@ -23,6 +23,7 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	rlog "github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/metricshttp"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -36,6 +37,10 @@ type observability struct {
 	registry *prometheus.Registry // nil when --metrics-addr is off
 	grpcm    *grpcprom.ServerMetrics
 	relay    *relay.Relay // set once made; clients are rejected only after
+
+	// attachWarns throttles the Attach streams' "finished call" lines at
+	// Warn, by code: a broken or hostile host can end streams at will.
+	attachWarns [codes.Unauthenticated + 1]rlog.Every
 }
 
 func newObservability(log *slog.Logger, metricsOn bool) (*observability, error) {
@@ -135,16 +140,32 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 	}
 	code := logging.DefaultErrorToCode(err)
 	level := slog.Level(codeToLevel(code))
-	switch code {
-	case codes.Unauthenticated, codes.PermissionDenied:
+	switch {
+	case code == codes.Unauthenticated, code == codes.PermissionDenied:
 		// Refused: the relay logs why, at most once a second; a refused
 		// agent retries with every slot, and this line would repeat it
 		// --idle times each round.
 		level = slog.LevelDebug
+	case code == codes.Internal && strings.HasPrefix(status.Convert(err).Message(), "grpc: failed to unmarshal"):
+		// grpc-go's status for bytes that do not decode: the host's
+		// fault, not a bug of the relay's.
+		level = slog.LevelWarn
 	}
 	if !o.log.Enabled(ctx, level) {
 		return
 	}
+	if level == slog.LevelWarn && int(code) < len(o.attachWarns) {
+		o.attachWarns[code].Do(func(skipped int) {
+			o.logAttachEnd(ctx, level, start, code, err, "not_logged_since_last_line", skipped)
+		})
+		return
+	}
+	o.logAttachEnd(ctx, level, start, code, err)
+}
+
+// logAttachEnd writes an Attach stream's "finished call" line, with extra
+// fields after the middleware's.
+func (o *observability) logAttachEnd(ctx context.Context, level slog.Level, start time.Time, code codes.Code, err error, extra ...any) {
 	fields := []any{
 		logging.SystemTag[0], logging.SystemTag[1],
 		logging.ComponentFieldKey, logging.KindServerFieldValue,
@@ -164,6 +185,7 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 		fields = append(fields, "grpc.error", fmt.Sprintf("%v", err))
 	}
 	fields = append(fields, logging.DurationToTimeMillisFields(time.Since(start))...)
+	fields = append(fields, extra...)
 	o.log.Log(ctx, level, "finished call", fields...)
 }
 

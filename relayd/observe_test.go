@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
@@ -133,5 +135,43 @@ func TestFlagsFromEnvironment(t *testing.T) {
 	_, err = parseFlags(nil, &stderr)
 	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "RELAYD_DRAIN_TIMEOUT") {
 		t.Errorf("bad RELAYD_DRAIN_TIMEOUT: %v, want a usage error naming the variable", err)
+	}
+}
+
+// TestAttachEndLevels: an Attach stream's end that a host can cause at will
+// is logged at Warn at most once a second per code, with the count of
+// those not logged; bytes that do not decode (grpc-go's INTERNAL) are the
+// host's fault, at Warn, not Error, which says the relay has a bug.
+func TestAttachEndLevels(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	obs, err := newObservability(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	start := time.Now()
+	violation := status.Error(codes.InvalidArgument, "protocol error: the first frame must be Hello, got Data")
+	for range 100 {
+		obs.attachEnded(ctx, start, violation)
+	}
+	obs.attachEnded(ctx, start, status.Error(codes.Internal, "grpc: failed to unmarshal the received message: proto: cannot parse invalid wire-format data"))
+	obs.attachEnded(ctx, start, status.Error(codes.Internal, "a bug"))
+	var lines []map[string]any
+	for l := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	want := []struct{ level, code string }{{"WARN", "InvalidArgument"}, {"WARN", "Internal"}, {"ERROR", "Internal"}}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logs.String())
+	}
+	for i, w := range want {
+		if lines[i]["level"] != w.level || lines[i]["grpc.code"] != w.code {
+			t.Errorf("line %d: %v %v, want %s %s", i, lines[i]["level"], lines[i]["grpc.code"], w.level, w.code)
+		}
 	}
 }

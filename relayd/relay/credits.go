@@ -189,8 +189,9 @@ func (r *Relay) serveCredits(a *attachment) error {
 			}
 			return endStatus(err)
 		case <-a.ctx.Done():
-			a.detach = detachReason(a.ctx.Err())
-			return status.FromContextError(a.ctx.Err()).Err()
+			err := a.loop.streamEnd(a.ctx)
+			a.detach = detachReason(err)
+			return err
 		case how := <-a.woken:
 			// Withdrawn before Drain goes out: the host may at once take
 			// Drain for the end of its credits.

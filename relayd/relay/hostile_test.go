@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -594,5 +595,29 @@ func TestHostileAuthorizeDenied(t *testing.T) {
 	want := []call{{"default", "intruder", "[]"}, {"default", "intruder", "[]"}, {"default", "intruder", "[]"}, {"default", "trusted", "[Bearer good]"}}
 	if fmt.Sprint(calls) != fmt.Sprint(want) {
 		t.Errorf("Authorize calls = %v, want %v", calls, want)
+	}
+}
+
+// TestOversizedFrameStatus: a frame over the server's size limit ends the
+// stream with RESOURCE_EXHAUSTED, as grpc-go tells the host, and the
+// handler returns that too (it is what relayd logs and counts): grpc-go
+// cancels the stream's context before the receive loop has the error, and
+// the handler took the context's Canceled, logged nowhere at Warn.
+func TestOversizedFrameStatus(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	big := strings.Repeat("x", 5<<20) // over grpc-go's default 4 MiB
+	for i := range 5 {
+		t.Run(fmt.Sprintf("before_hello_%d", i), func(t *testing.T) {
+			h := tr.attach(t)
+			h.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "h1", Labels: map[string]string{"big": big}}}})
+			h.expectEnd(codes.ResourceExhausted)
+		})
+		t.Run(fmt.Sprintf("idle_%d", i), func(t *testing.T) {
+			h := tr.attach(t)
+			h.hello(&relayv1.Hello{HostId: "h1"})
+			h.send(dataFrame([]byte(big)))
+			h.expectEnd(codes.ResourceExhausted)
+		})
 	}
 }

@@ -644,7 +644,7 @@ func (a *attachment) waitHello() (*relayv1.Hello, error) {
 	case err := <-a.loop.idleEnd:
 		return nil, err
 	case <-a.ctx.Done():
-		return nil, a.ctx.Err()
+		return nil, a.loop.streamEnd(a.ctx)
 	case how := <-a.woken:
 		a.wokenAgain = how // acted on in reoffer
 		return nil, nil
@@ -779,7 +779,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		r.limitHit(LimitHelloTimeout, "peer_addr", peerAddr)
 		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %v", r.cfg.HelloTimeout)
 	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
+		return nil, loop.streamEnd(ctx)
 	case <-r.idleCtx.Done():
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
@@ -900,7 +900,7 @@ func (a *attachment) waitIdle() (*clientbridge.Client, idleOutcome, error) {
 	case err := <-a.loop.idleEnd:
 		return nil, idleEnded, err
 	case <-a.ctx.Done():
-		return nil, idleEnded, a.ctx.Err()
+		return nil, idleEnded, a.loop.streamEnd(a.ctx)
 	case how := <-a.woken:
 		return nil, how, nil
 	}
@@ -1459,6 +1459,25 @@ func (l *recvLoop) setSession(conn *attachconn.Conn, onCloseWrite func(), h *bac
 	l.onCloseWrite, l.health = onCloseWrite, h
 	l.session.Store(conn)
 	return true
+}
+
+// streamEnd is the status of a stream whose context is done while the
+// loop holds no session. grpc-go ends the stream itself when a Recv fails
+// (a frame over the size limit, bytes that do not decode), and its context
+// is canceled before the loop has the error: the loop's error, which comes
+// at once, says what happened, where Canceled would hide it (no log line
+// at Warn, and counted as Canceled).
+func (l *recvLoop) streamEnd(ctx context.Context) error {
+	t := time.NewTimer(100 * time.Millisecond) // the loop may be elsewhere than Recv
+	defer t.Stop()
+	select {
+	case err := <-l.idleEnd:
+		if err != nil && status.Code(err) != codes.Canceled {
+			return endStatus(err)
+		}
+	case <-t.C:
+	}
+	return status.FromContextError(ctx.Err()).Err()
 }
 
 func protocolError(code codes.Code, format string, args ...any) error {
