@@ -826,3 +826,19 @@ func TestAgentAtAdminPort(t *testing.T) {
 		return strings.Contains(l.str("hint"), "--grpc-addr") && strings.Contains(l.str("err"), "Unimplemented")
 	})
 }
+
+// TestHelloTooLarge: an agent whose Hello is over the relay's frame limit
+// (--max-data-bytes plus 1 KiB; labels count) is refused by grpc-go
+// itself: relayd logs the refusal at Warn (it logged nothing, and counted
+// the stream as Canceled), and the agent's line says which flag to shorten.
+func TestHelloTooLarge(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--max-data-bytes", "1024")
+	a := startAgentNoWait(t, r.grpcAddr, "--label", "desc="+strings.Repeat("d", 2100), "echo")
+	a.waitRefused(t, "a hint naming --label", func(l logLine) bool {
+		return strings.Contains(l.str("hint"), "--label") && strings.Contains(l.str("err"), "ResourceExhausted")
+	})
+	r.waitLog(t, ioTimeout, `"finished call" at Warn for the refused Hello`, func(l logLine) bool {
+		return l.msg() == "finished call" && l.str("level") == "WARN" && l.str("grpc.code") == "ResourceExhausted"
+	})
+}

@@ -1006,13 +1006,14 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.failures++
 	lk.outage++
 	wasCapped := lk.capped
-	if status.Code(err) == codes.ResourceExhausted && lk.idle+lk.connecting > 0 {
-		// The relay holds idle slots of this agent (or some are on their
-		// way: slots opened together are answered in any order) and
-		// refuses more: its cap (relayd --max-slots-per-host,
-		// --max-slots-per-conn), not an outage. Those slots are all lk
-		// gets now; more are asked for at each backoff, in case the cap
-		// is shared and frees up.
+	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
+		lk.connecting > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		// The relay holds idle slots of this agent (or, if it names its
+		// cap, some are on their way: slots opened together are answered
+		// in any order) and refuses more: its cap (relayd
+		// --max-slots-per-host, --max-slots-per-conn), not an outage.
+		// Those slots are all lk gets now; more are asked for at each
+		// backoff, in case the cap is shared and frees up.
 		lk.capped = true
 	} else {
 		lk.ready, lk.capped = false, false
@@ -1037,8 +1038,14 @@ func (l *Listener) backoff(lk *link, err error) {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
 		msg = "relay refused the slot"
 		err = fmt.Errorf("%s: %s", st.Code(), st.Message())
-		if st.Code() == codes.Unimplemented {
+		switch {
+		case st.Code() == codes.Unimplemented:
 			hint = "this gRPC server does not serve relay.v1.HostService: check that the address is relayd's --grpc-addr, not its --admin-addr"
+		case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"):
+			// grpc-go's refusal of a frame over the relay's size limit; the
+			// agent splits its Data to the relay's max_data_bytes, so it is
+			// the Hello.
+			hint = "the relay takes frames of up to its --max-data-bytes plus 1 KiB, and this agent's Hello is larger: shorten its --label values"
 		}
 	} else if err != nil {
 		hint = unreachableHint(err.Error())
