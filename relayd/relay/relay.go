@@ -1614,7 +1614,7 @@ func (l *recvLoop) loop() error {
 		case *relayv1.AttachRequest_Data:
 			switch {
 			case conn == nil:
-				return protocolError(codes.FailedPrecondition, "Data before Open")
+				return protocolError(codes.FailedPrecondition, "Data with no session open (before Open, or after SessionEnd)")
 			case hostClosedWrite:
 				return protocolError(codes.FailedPrecondition, "Data after CloseWrite")
 			case len(f.Data.GetPayload()) > l.maxData:
@@ -1631,7 +1631,7 @@ func (l *recvLoop) loop() error {
 		case *relayv1.AttachRequest_CloseWrite:
 			switch {
 			case conn == nil:
-				return protocolError(codes.FailedPrecondition, "CloseWrite before Open")
+				return protocolError(codes.FailedPrecondition, "CloseWrite with no session open (before Open, or after SessionEnd)")
 			case hostClosedWrite:
 				return protocolError(codes.FailedPrecondition, "CloseWrite sent twice")
 			}
