@@ -33,6 +33,9 @@ const SEQUENTIAL = process.env.STREAM_PER_SESSION !== '1';
 const AGENT_VERSION = 'relay-node-host/0.1';
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
+const REFUSED_BACKOFF_MS = 30000; // jittered to 15–30 s, as hostagent's
+// Statuses of a refusal, not an outage: retrying soon will not help.
+const REFUSALS = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT]);
 
 function positiveInt(name, dflt) {
   const raw = process.env[name];
@@ -95,13 +98,21 @@ function fill() {
 
 // backoff delays the next attempt after a failure: capped, jittered
 // exponential. Slots that fail together (the relay went away) count once.
-function backoff(err) {
+// A refusal that retrying soon will not cure (a token, a grant, a service
+// the relay does not serve, a Hello it cannot take) waits REFUSED_BACKOFF_MS
+// instead, as hostagent does: an operator must act.
+function backoff(code, details) {
   if (stopping || retryTimer !== null) return;
   failures++;
-  const d = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 16), BACKOFF_MAX_MS);
+  let d = Math.min(BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 16), BACKOFF_MAX_MS);
+  let what = 'unavailable';
+  if (REFUSALS.has(code)) {
+    d = REFUSED_BACKOFF_MS;
+    what = 'refused this host';
+  }
   const delay = d / 2 + Math.random() * (d / 2);
   announced = false;
-  console.error(`node-host: relay ${RELAY_ADDR} unavailable (${err}); retrying in ${Math.round(delay)}ms`);
+  console.error(`node-host: relay ${RELAY_ADDR} ${what} (${grpc.status[code]}: ${details}); retrying in ${Math.round(delay)}ms`);
   retryTimer = setTimeout(() => { retryTimer = null; fill(); }, delay);
 }
 
@@ -201,7 +212,7 @@ function openSlot() {
       // restarting or refusing us. Try again after a pause: the one a
       // Drain asked for, or a backoff.
       if (slot.drainMs !== undefined) pause(slot.drainMs);
-      else if (!stopping) backoff(`${grpc.status[st.code]}: ${st.details}`);
+      else if (!stopping) backoff(st.code, st.details);
     }
     maybeExit();
     fill();

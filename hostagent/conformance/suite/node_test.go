@@ -1,17 +1,25 @@
 package suite
 
 import (
+	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
-// TestNodeHostPasses: examples/node-host passes every case. It installs the
-// example's pinned dependencies with npm ci when node_modules is missing.
-// Without node or npm it skips, unless RELAY_REQUIRE_NODE is set (CI sets
-// it, so that a machine without Node cannot pass CI by skipping).
-func TestNodeHostPasses(t *testing.T) {
+// nodeHostDir returns examples/node-host with its pinned dependencies
+// installed (npm ci, when node_modules is missing). Without node or npm it
+// skips, unless RELAY_REQUIRE_NODE is set (CI sets it, so that a machine
+// without Node cannot pass CI by skipping). The tests that call it are not
+// parallel: one npm ci at a time.
+func nodeHostDir(t *testing.T) string {
+	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("RELAY_REQUIRE_NODE") != "" {
@@ -31,8 +39,57 @@ func TestNodeHostPasses(t *testing.T) {
 			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
 		}
 	}
+	return dir
+}
+
+// TestNodeHostPasses: examples/node-host passes every case.
+func TestNodeHostPasses(t *testing.T) {
+	dir := nodeHostDir(t)
 	report := runSuite(t, Config{Command: []string{"npm", "start"}, Dir: dir})
 	if !report.Passed() {
 		t.Error("the Node.js host failed the conformance suite")
 	}
+}
+
+// TestNodeHostRefusedBacksOff: a refusal that retrying soon will not cure
+// (here a service the relay does not serve) makes the Node.js host wait 15
+// to 30 s, as docs/writing-a-host.md asks and hostagent does, and say it was
+// refused; it retried within milliseconds, as for an outage.
+func TestNodeHostRefusedBacksOff(t *testing.T) {
+	dir := nodeHostDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := startRelayd(ctx, filepath.Join(binDir, "relayd"), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	cmd := exec.CommandContext(ctx, "node", "host.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RELAY_ADDR="+r.grpcAddr, "SERVICE=nosuch", "IDLE=2")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(stderr)
+	retry := regexp.MustCompile(`refused this host \(PERMISSION_DENIED: .*"nosuch".*\); retrying in (\d+)ms`)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "unavailable") {
+			t.Fatalf("a refusal logged as an outage: %s", sc.Text())
+		}
+		m := retry.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		if ms, _ := strconv.Atoi(m[1]); ms < 15000 {
+			t.Errorf("retrying in %d ms after a refusal, want 15000 or more: %s", ms, sc.Text())
+		}
+		return
+	}
+	t.Fatalf("the Node.js host did not log a refusal (%v)", sc.Err())
 }
