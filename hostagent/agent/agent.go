@@ -247,6 +247,7 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
+	unreachable              bool                // the failure that set retryAt found none of ccs connected
 	ready                    bool                // "relay attached" was logged since the last failure or drain
 	capped                   bool                // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	warnedAt                 time.Time           // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
@@ -497,10 +498,7 @@ func (l *Listener) manage() {
 					if lk.connecting > 0 {
 						continue
 					}
-					if now.Before(lk.retryAt) {
-						if nextRetry.IsZero() || lk.retryAt.Before(nextRetry) {
-							nextRetry = lk.retryAt
-						}
+					if lk.backingOff(now, &nextRetry) {
 						continue
 					}
 				}
@@ -853,6 +851,29 @@ func (lk *link) connected() bool {
 	return up
 }
 
+// backingOff reports whether lk's backoff runs at now, and brings
+// *nextRetry forward to when it ends. A backoff for a relay that could not
+// be reached ends early once one of lk's connections is up: gRPC's own
+// reconnect backoff runs under the agent's, and waiting out both after a
+// relay's restart took up to twice the 5 s the README promises.
+func (lk *link) backingOff(now time.Time, nextRetry *time.Time) bool {
+	if !now.Before(lk.retryAt) {
+		return false
+	}
+	if lk.unreachable && lk.connected() {
+		lk.retryAt = now
+		return false
+	}
+	at := lk.retryAt
+	if recheck := now.Add(rebalanceRecheck); lk.unreachable && recheck.Before(at) {
+		at = recheck // look again then
+	}
+	if nextRetry.IsZero() || at.Before(*nextRetry) {
+		*nextRetry = at
+	}
+	return true
+}
+
 // forgetSlot drops an idle slot that has opened a session or ended from
 // the ones the manager may withdraw.
 func (lk *link) forgetSlot(w *withdrawer) {
@@ -943,10 +964,7 @@ func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, op
 		return
 	}
 	if !lk.creditRunning {
-		if lk.failures > 0 && now.Before(lk.retryAt) {
-			if nextRetry.IsZero() || lk.retryAt.Before(*nextRetry) {
-				*nextRetry = lk.retryAt
-			}
+		if lk.failures > 0 && lk.backingOff(now, nextRetry) {
 			return
 		}
 		lk.creditRunning = true
@@ -1019,6 +1037,7 @@ func (l *Listener) backoff(lk *link, err error) {
 		lk.ready, lk.capped = false, false
 	}
 	l.stats.reconnects.Add(1)
+	lk.unreachable = status.Code(err) == codes.Unavailable && !lk.connected()
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.FailedPrecondition:

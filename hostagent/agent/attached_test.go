@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/portclaim"
 	"github.com/relayproject/relay/relayd/relay"
@@ -180,4 +183,33 @@ func TestUnreachableLoggedOnce(t *testing.T) {
 	if r := nextMsg(t, records, "relay unreachable"); r.Level != slog.LevelDebug {
 		t.Fatalf("the second failure of the next outage logged at %v, want DEBUG", r.Level)
 	}
+}
+
+// TestReattachWhenConnectionBack: a relay that could not be reached is
+// tried again as soon as a gRPC connection to it is up, not at the end of
+// the agent's backoff as well: gRPC's own reconnect backoff runs under
+// it, and a relay's restart waited out both (up to twice BackoffMax).
+// Here the agent's backoff is ten minutes and gRPC's a few milliseconds.
+func TestReattachWhenConnectionBack(t *testing.T) {
+	t.Parallel()
+	addr := portclaim.MustAddr(t) // claimed, and nothing listens there yet
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{Relays: []string{addr}, Idle: 2,
+		BackoffBase: 10 * time.Minute, BackoffMax: 10 * time.Minute,
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 20 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})},
+		Logger: slog.New(levelHandler{records})})
+	nextMsg(t, records, "relay unreachable")
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ir, err := startRelay(lis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ir.stop)
+	nextMsg(t, records, "relay attached") // within hangGuard, not minutes
 }
