@@ -97,12 +97,19 @@ func (o *observability) serverOptions(stop context.Context) []grpc.ServerOption 
 // an Attach stream's goroutine then waits for the stream's whole life,
 // keeping the 8 KiB: measured, 4 KiB more per idle slot and per session.
 //
-// The other streams also end when stop is done (endOnStop): it is here, not
+// The other streams also end when stop is done (endOnStop; WatchEvents ends
+// by itself), and that is here, not
 // an interceptor of its own, as one more in the chain would deepen every
 // Attach handler's stack too.
 func (o *observability) streamLogging(stop context.Context, mw grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if info.FullMethod != relayv1.HostService_Attach_FullMethodName {
+		switch info.FullMethod {
+		case relayv1.HostService_Attach_FullMethodName:
+		case relayv1.StatusService_WatchEvents_FullMethodName:
+			// It ends by itself as the relay closes, once it has sent the
+			// last events (the sessions the shutdown aborted).
+			return mw(srv, ss, info, handler)
+		default:
 			return mw(srv, ss, info, endOnStop(stop, handler))
 		}
 		start := time.Now()
@@ -125,7 +132,8 @@ func endOnStop(stop context.Context, handler grpc.StreamHandler) grpc.StreamHand
 		defer cancel()
 		defer context.AfterFunc(stop, cancel)()
 		err := handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
-		if err != nil && stop.Err() != nil && ss.Context().Err() == nil {
+		canceled := status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled)
+		if canceled && stop.Err() != nil && ss.Context().Err() == nil {
 			return status.Error(codes.Unavailable, "relayd is shutting down")
 		}
 		return err

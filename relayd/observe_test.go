@@ -175,3 +175,38 @@ func TestAttachEndLevels(t *testing.T) {
 		}
 	}
 }
+
+// fakeServerStream is a grpc.ServerStream with a context and nothing else.
+type fakeServerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s fakeServerStream) Context() context.Context { return s.ctx }
+
+// TestEndOnStop: a stream's handler sees its context canceled when the
+// server stops, and ending so is reported as UNAVAILABLE; an error of its
+// own, even after the stop, is passed on as it is.
+func TestEndOnStop(t *testing.T) {
+	t.Parallel()
+	stop, stopNow := context.WithCancel(t.Context())
+	started := make(chan struct{})
+	watch := endOnStop(stop, func(_ any, ss grpc.ServerStream) error {
+		close(started)
+		<-ss.Context().Done()
+		return status.Error(codes.Canceled, "Stream has ended.") // as grpc-go's health Watch does
+	})
+	own := endOnStop(stop, func(any, grpc.ServerStream) error {
+		return status.Error(codes.InvalidArgument, "its own")
+	})
+	ended := make(chan error, 1)
+	go func() { ended <- watch(nil, fakeServerStream{ctx: t.Context()}) }()
+	<-started
+	stopNow()
+	if err := <-ended; status.Code(err) != codes.Unavailable || status.Convert(err).Message() != "relayd is shutting down" {
+		t.Errorf("a watch ended by the stop: %v, want UNAVAILABLE: relayd is shutting down", err)
+	}
+	if err := own(nil, fakeServerStream{ctx: t.Context()}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a handler's own error after the stop: %v, want it as it is", err)
+	}
+}

@@ -1472,7 +1472,7 @@ func (l *recvLoop) streamEnd(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case err := <-l.idleEnd:
-		if err != nil && status.Code(err) != codes.Canceled {
+		if err != nil && status.Code(err) != codes.Canceled && !errors.Is(err, context.Canceled) {
 			return endStatus(err)
 		}
 	case <-t.C:
@@ -1529,7 +1529,12 @@ func hostClose(c *relayv1.Close) *closeFrameError {
 	switch reason {
 	case relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN,
 		relayv1.CloseReason_CLOSE_REASON_ADMIN, relayv1.CloseReason_CLOSE_REASON_HOST_LOST:
-		detail = fmt.Sprintf("%s (the host sent %s, which only the relay sets)", detail, reason)
+		said := fmt.Sprintf("the host sent %s, which only the relay sets", reason)
+		if detail == "" {
+			detail = said
+		} else {
+			detail += " (" + said + ")"
+		}
 		reason = relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
 	}
 	return &closeFrameError{reason: reason, detail: detail}
