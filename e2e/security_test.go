@@ -467,3 +467,54 @@ func TestTokenRotation(t *testing.T) {
 		t.Errorf("relayd refused the agent during the rotation:%s", r.tail(20))
 	}
 }
+
+// TestTokenRevoked: a token removed from --auth-tokens (SIGHUP) stops an
+// agent's streams of sequential sessions taking clients. Each was let in
+// once, with the token, and offered itself again after every session for
+// good; now the relay checks the token again at that point. A session
+// under way runs to its end; the agent's new streams are refused, and it
+// says so once, at Error; the stream of the session is not taken again.
+func TestTokenRevoked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := writeFile(t, dir, "tokens", goodToken+"\n")
+	r := startRelay(t, "--auth-tokens", tokens, "--assign-timeout", "1s")
+	a := startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + goodToken}, r.grpcAddr, "--idle", "1", "echo")
+	a.waitAttached(t)
+	// A session under way when the token goes.
+	held := dial(t, r.clientAddr)
+	roundTrip(t, held, "before\n")
+
+	if err := os.WriteFile(tokens, []byte(laterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, startTimeout, `"auth tokens loaded"`, func(l logLine) bool { return l.msg() == "auth tokens loaded" })
+	roundTrip(t, held, "during\n")
+	// The idle slot the agent opened as that session began was welcomed
+	// with the token, and serves one more client. The stream the agent
+	// opens meanwhile, to refill its pool, is refused; its backoff is
+	// 15-30 s.
+	second := dial(t, r.clientAddr)
+	roundTrip(t, second, "the slot that was waiting\n")
+	a.waitLog(t, ioTimeout, "the refused credentials at Error", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "relay refused this agent's credentials") && l.str("level") == "ERROR"
+	})
+	// The sessions end; their streams offer themselves again, and are
+	// refused now. So the next client finds no slot, and is reset at
+	// --assign-timeout. Before, those streams were taken, and served it.
+	for _, c := range []*net.TCPConn{held, second} {
+		c.CloseWrite()
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("a session under way: %v, want its clean end", err)
+		}
+	}
+	c := dial(t, r.clientAddr)
+	if _, err := c.Write([]byte("after\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseWrite()
+	if got, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("a client after the revocation read %q, %v; want a reset (no slot)", got, err)
+	}
+}

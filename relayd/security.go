@@ -307,9 +307,15 @@ func (sec *security) authorize(ctx context.Context, service, hostID string) erro
 	if sec.tokens == nil {
 		return nil
 	}
-	g := auth.GrantFrom(ctx)
-	if g == nil { // the interceptor lets no stream through without one
+	if auth.GrantFrom(ctx) == nil { // the interceptor lets no stream through without one
 		return fmt.Errorf("no grant in an authenticated stream")
+	}
+	// The token's grant now, not the one it had when the stream began: the
+	// relay asks again before a stream takes another client (a Hello after
+	// SessionEnd), and the file may have changed since (SIGHUP).
+	g, err := sec.tokens.CurrentGrant(ctx)
+	if err != nil {
+		return err
 	}
 	return g.Allow(service, hostID)
 }

@@ -312,6 +312,7 @@ type event struct {
 	credits    int         // evCreditsAttached: the credits the relay took
 	granter    *granter    // evCreditsAttached: sends more credits
 	available  bool        // evAvailable
+	again      bool        // evAttached: a stream offered again after its session, not a new one
 }
 
 // newInstanceID is a Listener's Hello.agent_instance: 64 random bits.
@@ -589,6 +590,13 @@ func (l *Listener) handle(ev event) {
 			l.withdrawIdle(lk) // it was opening when the agent became unavailable
 		}
 		l.stats.idle.Add(1)
+		if ev.again {
+			// An open stream taken again says nothing of new ones (a
+			// relay at its slot cap, say, still takes it). Ending the
+			// failures here made each such session restart the backoff,
+			// with a log line and a refused stream each.
+			break
+		}
 		if lk.failures > 0 && !lk.capped {
 			// A slot attached: the outage is over, even if "relay
 			// attached" never comes (clients take each slot as it
@@ -1225,6 +1233,13 @@ func (l *Listener) reportSlot(lk *link, kind eventKind, err error, outage int, s
 	l.events <- event{link: lk, kind: kind, err: err, outage: outage, sequential: sequential, slot: w}
 }
 
+// reportAgain reports a stream welcomed again after its session.
+//
+//go:noinline
+func (l *Listener) reportAgain(lk *link, outage int, w *withdrawer) {
+	l.events <- event{link: lk, kind: evAttached, outage: outage, slot: w, again: true}
+}
+
 // betweenSessions decides, after a session on a stream of sequential
 // sessions ended cleanly, whether the stream carries another: a claimed
 // stream (slot credits) parks for the next offer, which it returns; any
@@ -1260,7 +1275,7 @@ func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient,
 	var err error
 	shallow.Run(func() { err = l.reoffer(stream, claim) })
 	if err == nil {
-		l.reportSlot(lk, evAttached, nil, outage, false, w)
+		l.reportAgain(lk, outage, w)
 		return true
 	}
 	var de *drainError
@@ -1275,6 +1290,14 @@ func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient,
 	case err == io.EOF:
 		// The relay ended the stream (a late frame of the last session
 		// gave it up): not a failure of the relay.
+		err = nil
+	case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied:
+		// The relay checks a stream's token again before it takes
+		// another client, and this one, sent when the stream opened, is
+		// no longer good: rotated (SIGHUP to both), or revoked. A new
+		// stream carries the agent's token now, at once; if the relay
+		// refuses that one too, that is the failure, with its backoff.
+		l.log.Debug("relay refused an open stream's token; opening a new stream", "relay", lk.addr, "err", err)
 		err = nil
 	}
 	l.report(lk, evFailed, err, outage, false)

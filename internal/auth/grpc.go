@@ -49,6 +49,22 @@ func HostInterceptors(s *Store, onReject Rejected) (grpc.UnaryServerInterceptor,
 	return selected(fn)
 }
 
+// CurrentGrant returns the grant that the token of the stream or call in
+// ctx has in the store's tokens now, which may have changed (SIGHUP) since
+// the interceptor let it in: a stream that lives long is checked again with
+// it before it takes more work.
+func (s *Store) CurrentGrant(ctx context.Context) (*Grant, error) {
+	tok, err := grpcauth.AuthFromMD(ctx, "bearer")
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "no bearer token")
+	}
+	g := s.Tokens().Lookup(tok)
+	if g == nil {
+		return nil, status.Errorf(codes.Unauthenticated, "token %s is no longer in this relay's --auth-tokens file", Fingerprint(tok))
+	}
+	return g, nil
+}
+
 // AdminToken is the admin port's bearer token; Set replaces it while the
 // port serves (SIGHUP). Only its hash is kept.
 type AdminToken struct {

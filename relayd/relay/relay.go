@@ -72,7 +72,9 @@ type Config struct {
 
 	// Authorize, if set, decides whether the stream (its context carries
 	// the caller's credentials) may attach as hostID for service; its error
-	// (PermissionDenied) ends the stream.
+	// (PermissionDenied) ends the stream. It is asked again each time a
+	// stream offers itself after SessionEnd, so that credentials withdrawn
+	// since (a token removed, a grant narrowed) take effect.
 	Authorize func(ctx context.Context, service, hostID string) error
 	// MaxSlotsPerHost bounds the streams (idle and in session) of one host
 	// id per service; MaxSlotsPerConn those of one agent connection. Zero
@@ -685,6 +687,19 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 			a.detach = "slot given up"
 		}
 		return false, endStatus(endErr)
+	}
+	if r.cfg.Authorize != nil {
+		// Checked again: the token may have been removed, or its grant
+		// narrowed, since the stream attached (SIGHUP). Without this a
+		// stream of sequential sessions kept taking clients for good.
+		if err := r.cfg.Authorize(a.ctx, a.service, a.key.id); err != nil {
+			// Not a refused attach: in a token rotation every stream of
+			// the old token ends so, and the agent opens new ones. The
+			// slot's end says why.
+			a.log.Debug("stream's token no longer accepted", "err", err)
+			a.detach = "its token is no longer accepted: " + status.Convert(err).Message()
+			return false, err
+		}
 	}
 	if id := hello.GetClaimId(); id != "" {
 		// The stream claims an offer instead of waiting for a client.
