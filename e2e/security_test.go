@@ -272,6 +272,31 @@ func TestAdminToken(t *testing.T) {
 	if _, err := st.GetStatus(right, &relayv1.GetStatusRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("GetStatus with the old token after SIGHUP: %v, want Unauthenticated", err)
 	}
+
+	// Anyone who reaches the port can be refused at will: 20 calls make
+	// one "admin call refused" line a second, not 20 (and 20 more for
+	// their ends, at Warn).
+	for range 20 {
+		if _, err := st.GetStatus(wrong, &relayv1.GetStatusRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("GetStatus with a wrong token: %v, want Unauthenticated", err)
+		}
+	}
+	var last time.Time
+	for _, l := range r.matchingLines(func(l logLine) bool { return l.msg() == "admin call refused" }) {
+		at, err := time.Parse(time.RFC3339Nano, l.str("time"))
+		if err != nil {
+			t.Fatalf("admin call refused: time: %v (%s)", err, l.raw)
+		}
+		if !last.IsZero() && at.Sub(last) < 500*time.Millisecond {
+			t.Errorf("admin call refused lines %v apart, want one a second at most (%s)", at.Sub(last), l.raw)
+		}
+		last = at
+	}
+	if n := r.countLog(func(l logLine) bool {
+		return l.msg() == "finished call" && l.str("grpc.code") == "Unauthenticated" && l.str("level") != "DEBUG"
+	}); n > 0 {
+		t.Errorf("%d refused calls logged as finished above Debug (the refusal line says it)", n)
+	}
 }
 
 // TestSecurityBadCommandLine: security flags that cannot work exit 2 with

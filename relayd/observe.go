@@ -214,7 +214,11 @@ func codeToLevel(code codes.Code) logging.Level {
 	switch code {
 	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
 		return logging.LevelError
-	case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument,
+	case codes.Unauthenticated:
+		// The token check logs the refusal, at most once a second: a
+		// stranger could otherwise add a Warn line per call.
+		return logging.LevelDebug
+	case codes.PermissionDenied, codes.InvalidArgument,
 		codes.FailedPrecondition, codes.ResourceExhausted:
 		return logging.LevelWarn
 	default:

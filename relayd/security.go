@@ -296,8 +296,12 @@ func (sec *security) adminServerOptions() []grpc.ServerOption {
 	if sec.adminToken == nil {
 		return nil
 	}
+	var every logging.Every
 	unary, stream := auth.AdminInterceptors(sec.adminToken, func(ctx context.Context, method string, err error) {
-		sec.log.Warn("admin call refused", "method", method, "peer_addr", peerAddr(ctx), "err", err)
+		// Anyone who reaches the port can make this happen at will.
+		every.Do(func(skipped int) {
+			sec.log.Warn("admin call refused", "method", method, "peer_addr", peerAddr(ctx), "err", err, "not_logged_since_last_line", skipped)
+		})
 	})
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
 }
