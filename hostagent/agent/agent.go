@@ -482,7 +482,7 @@ func (l *Listener) manage() {
 		// no slot on an idle agent).
 		for !closing && !l.unavailable && !l.cfg.SlotCredits && l.unaccepted < l.cfg.Idle && (l.cfg.MaxSessions == 0 || open < l.cfg.MaxSessions) {
 			var next *link
-			nextHas := 0
+			nextHas, nextStarved := 0, false
 			for _, lk := range serving {
 				// While Accept lags by Idle sessions, replacing slots would
 				// only queue more clients behind it: the backlog stays
@@ -503,8 +503,11 @@ func (l *Listener) manage() {
 						continue
 					}
 				}
-				if next == nil || has < nextHas {
-					next, nextHas = lk, has
+				// A relay with no idle slot at all first: its next client
+				// has none, however many of its sessions' streams will
+				// come back (see rebalance).
+				if starved := lk.connecting+lk.idle == 0; next == nil || starved && !nextStarved || starved == nextStarved && has < nextHas {
+					next, nextHas, nextStarved = lk, has, starved
 				}
 			}
 			if next == nil {
@@ -760,7 +763,7 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		}
 	}
 	has := func(lk *link) int { return lk.connecting + lk.idle + min(lk.returning, l.cfg.Idle/2) }
-	var short *link
+	var short, starved *link
 	for _, lk := range l.serving {
 		if has(lk) >= l.cfg.Idle {
 			continue
@@ -790,6 +793,9 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		if short == nil || has(lk) < has(short) {
 			short = lk
 		}
+		if lk.connecting+lk.idle == 0 && starved == nil {
+			starved = lk
+		}
 	}
 	if short == nil {
 		return
@@ -804,6 +810,26 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		}
 	}
 	if long == nil || has(long) <= has(short)+1 {
+		// Shared out. But a relay whose every slot is in a session has
+		// none for its next client, although its sessions' streams count
+		// in its share: with a load balancer that sends one relay more
+		// clients, they waited for --assign-timeout, and were reset, while
+		// the agent held idle slots elsewhere. Move one to it from a relay
+		// with two or more.
+		if starved == nil {
+			return
+		}
+		long = nil
+		for _, lk := range l.links {
+			if lk != starved && len(lk.withdrawable) >= 2 && (long == nil || len(lk.withdrawable) > len(long.withdrawable)) {
+				long = lk
+			}
+		}
+		if long == nil {
+			return
+		}
+		l.log.Debug("moving an idle slot to a relay whose slots are all in sessions", "from_relay", long.addr, "to_relay", starved.addr)
+		l.withdrawOne(long)
 		return
 	}
 	// While the relay short of slots is failing, each move is a probe that
@@ -814,6 +840,12 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 	}
 	l.log.Log(context.Background(), level, "moving an idle slot to a relay short of its share of --max-sessions",
 		"from_relay", long.addr, "to_relay", short.addr)
+	l.withdrawOne(long)
+}
+
+// withdrawOne withdraws long's newest idle slot that can be; once it has
+// ended, manage opens the next slot on the relay with the fewest.
+func (l *Listener) withdrawOne(long *link) {
 	w := long.withdrawable[len(long.withdrawable)-1]
 	long.withdrawable = long.withdrawable[:len(long.withdrawable)-1]
 	w.requested = true

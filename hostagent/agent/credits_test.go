@@ -335,3 +335,41 @@ func TestSlotCreditsShareKeptOverDrain(t *testing.T) {
 		return idle(a) == 2 && idle(b) == 2
 	})
 }
+
+// TestMaxSessionsIdleSlotFollowsClients: with MaxSessions shared out over
+// the relays, a relay whose every slot is in a session gets an idle slot
+// from a relay holding two or more, so that its next client is served
+// while the agent has room. Its sessions' streams counted in its share,
+// and with a load balancer sending one relay more clients, those clients
+// waited for the relay's assign timeout while the agent held idle slots
+// on the other.
+func TestMaxSessionsIdleSlotFollowsClients(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 2, MaxSessions: 4})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, a, "two idle slots on each relay", func(*relayv1.GetStatusResponse) bool { return idle(a) == 2 && idle(b) == 2 })
+	// Three clients of relay a, all held: the third needs a slot that
+	// was on relay b.
+	for i := range 3 {
+		client := dialClient(t, a.ClientAddr)
+		msg := fmt.Sprintf("held %d\n", i)
+		if _, err := client.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		conn := accept(t, l)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
+			t.Fatalf("session %d: read %q, %v", i, got, err)
+		}
+	}
+	if st := l.Stats(); st.ActiveSessions != 3 {
+		t.Errorf("%d sessions, want 3", st.ActiveSessions)
+	}
+}
