@@ -150,6 +150,22 @@ func TestCertificateReload(t *testing.T) {
 	expectEOF(t, held, "")
 }
 
+// TestExpiredCertificateWarned: a relay certificate that is not valid now
+// is loaded (it is the operator's file) with a Warn that says so: agents
+// refuse it, and relayd's only other line was "bad certificate".
+func TestExpiredCertificateWarned(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	cert, key := ca.IssueValid(t, dir, "relayd", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), "127.0.0.1")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key) // logged before "relayd ready"
+	if n := r.countLog(func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "tls certificate loaded, but it is not valid now") && l.str("level") == "WARN"
+	}); n != 1 {
+		t.Errorf("%d Warn lines about the expired certificate, want 1:%s", n, r.tail(10))
+	}
+}
+
 // TestAuthTokens: agents present bearer tokens; a missing or unknown
 // token is Unauthenticated, a token used beyond its grant is
 // PermissionDenied, and the agent backs off and says why. Tokens are

@@ -140,10 +140,15 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 				log.Error("tls certificate reload failed; the previous one stays in use", "err", err)
 				return
 			}
-			log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+			if !warnInvalidCert(log, leaf) {
+				log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+			}
 		})
 		if err != nil {
 			return nil, cli.UsageError{Err: fmt.Errorf("--tls-cert/--tls-key/--tls-client-ca: %v", err)}
+		}
+		if leaf := src.Leaf(); leaf != nil {
+			warnInvalidCert(log, leaf)
 		}
 		sec.tls = src
 	}
@@ -177,6 +182,18 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 		}
 	}
 	return sec, nil
+}
+
+// warnInvalidCert says so, and reports true, if leaf is not valid now. It is
+// served all the same (it is the operator's file), but every agent will
+// refuse it, and relayd's only other line is "bad certificate".
+func warnInvalidCert(log *slog.Logger, leaf *x509.Certificate) bool {
+	if now := time.Now(); !now.After(leaf.NotAfter) && !now.Before(leaf.NotBefore) {
+		return false
+	}
+	log.Warn("tls certificate loaded, but it is not valid now: agents will refuse it", "subject", leaf.Subject.String(),
+		"not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+	return true
 }
 
 // agentKeepaliveTimeout is how long an agent connection may leave a

@@ -121,6 +121,14 @@ func (s *Source) load() (*loaded, error) {
 	return l, nil
 }
 
+// Leaf returns the certificate in use, parsed; nil without one.
+func (s *Source) Leaf() *x509.Certificate {
+	if l := s.current(); l.cert != nil {
+		return l.cert.Leaf
+	}
+	return nil
+}
+
 // Reload reads the files again now (SIGHUP). On error the previous
 // certificate stays in use.
 func (s *Source) Reload() error {
