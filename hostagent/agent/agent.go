@@ -247,15 +247,15 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
-	unreachable              bool                // the failure that set retryAt found none of ccs connected
-	ready                    bool                // "relay attached" was logged since the last failure or drain
-	capped                   bool                // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
-	warnedAt                 time.Time           // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
-	warnedKind               string              // that line's message, code and hint: a failure of another kind is logged at once
-	outage                   int                 // bumped by each failure that starts a backoff
-	drainedUntil             time.Time           // the relay sent Drain: no new slots before
-	drainLogged              bool                // a Drain was logged at Info since a slot was last welcomed
-	drainLoggedReason        relayv1.DrainReason // and its reason
+	unreachable              bool                 // the failure that set retryAt found none of ccs connected
+	ready                    bool                 // "relay attached" was logged since the last failure or drain
+	capped                   bool                 // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
+	warnedAt                 time.Time            // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
+	warnedKinds              map[string]time.Time // when each kind of failure (message, code and hint) was last logged at Warn, this outage
+	outage                   int                  // bumped by each failure that starts a backoff
+	drainedUntil             time.Time            // the relay sent Drain: no new slots before
+	drainLogged              bool                 // a Drain was logged at Info since a slot was last welcomed
+	drainLoggedReason        relayv1.DrainReason  // and its reason
 
 	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
 	creditRunning bool     // the credit stream's goroutine runs
@@ -1132,13 +1132,22 @@ func (l *Listener) backoff(lk *link, err error) {
 	// operator must act on (denied) are throttled alike, at Error: with
 	// AuthBackoff they came every 30 s, now every minute or so. A failure
 	// of another kind (message, code or hint) is logged at once: the
-	// cause changed. The outage ends at "relay attached" (logAttached).
+	// cause changed. Each kind is throttled on its own, as failures may
+	// alternate between two (a refused client certificate reads as "tls:
+	// certificate required" or as "broken pipe", by turns). The outage
+	// ends at "relay attached" (logAttached) or at any slot attached.
 	now := time.Now()
 	kind := msg + "\x00" + code.String() + "\x00" + hint
-	if !lk.warnedAt.IsZero() && kind == lk.warnedKind && now.Sub(lk.warnedAt) < warnEvery {
+	if lk.warnedAt.IsZero() {
+		clear(lk.warnedKinds) // a new outage
+	}
+	if at, ok := lk.warnedKinds[kind]; ok && now.Sub(at) < warnEvery {
 		level = slog.LevelDebug
 	} else {
-		lk.warnedAt, lk.warnedKind = now, kind
+		if lk.warnedKinds == nil {
+			lk.warnedKinds = make(map[string]time.Time) // a few: messages and hints are fixed texts
+		}
+		lk.warnedAt, lk.warnedKinds[kind] = now, now
 	}
 	attrs := []any{"relay", lk.addr, "err", err}
 	if hint != "" {

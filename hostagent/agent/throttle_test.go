@@ -46,10 +46,16 @@ func TestBackoffLogThrottle(t *testing.T) {
 			t.Errorf("%s: %q at %v, want %v", step, r.Message, r.Level, want)
 		}
 	}
+	aMinuteLater := func() {
+		lk.warnedAt = lk.warnedAt.Add(-warnEvery)
+		for k, at := range lk.warnedKinds {
+			lk.warnedKinds[k] = at.Add(-warnEvery)
+		}
+	}
 	check("first failure", down, slog.LevelWarn)
 	check("second failure", down, slog.LevelDebug)
 	check("third failure", down, slog.LevelDebug)
-	lk.warnedAt = lk.warnedAt.Add(-warnEvery) // a minute later
+	aMinuteLater()
 	check("a minute into the outage", down, slog.LevelWarn)
 	var failures int64
 	records[0].Attrs(func(a slog.Attr) bool {
@@ -64,9 +70,14 @@ func TestBackoffLogThrottle(t *testing.T) {
 	check("the next failure", down, slog.LevelDebug)
 	check("credentials refused", denied, slog.LevelError)
 	check("credentials refused again", denied, slog.LevelDebug)
-	lk.warnedAt = lk.warnedAt.Add(-warnEvery)
+	aMinuteLater()
 	check("credentials refused a minute later", denied, slog.LevelError)
-	check("unreachable again", down, slog.LevelWarn)
+	check("unreachable again, a minute after its last Warn", down, slog.LevelWarn)
+	// Failures that alternate between two kinds (a refused client
+	// certificate reads as "certificate required" or "broken pipe", by
+	// turns) are throttled each on its own, not logged at every switch.
+	check("refused again, under a minute after its last line", denied, slog.LevelDebug)
+	check("unreachable again, under a minute after its last line", down, slog.LevelDebug)
 
 	// The relay is back: the next failure is a new outage.
 	lk.failures, lk.idle = 0, 1
