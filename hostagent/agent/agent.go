@@ -802,7 +802,11 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 	}
 	var long *link
 	for _, lk := range l.links {
-		if lk == short || len(lk.withdrawable) == 0 {
+		// Never a relay's last idle slot: its next client would have none
+		// (its sessions' streams count in has), and the next slot would
+		// go straight back to it, as to any relay with none idle: a
+		// withdraw and an open every round trip, for good.
+		if lk == short || len(lk.withdrawable) == 0 || lk.connecting+lk.idle < 2 {
 			continue
 		}
 		if long == nil || has(lk) > has(long) {
