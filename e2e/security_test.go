@@ -479,7 +479,7 @@ func TestTokenRotation(t *testing.T) {
 	tokens := writeFile(t, dir, "tokens", goodToken+"\n")
 	r := startRelay(t, "--auth-tokens", tokens)
 	agentToken := writeFile(t, dir, "agent-token", goodToken+"\n")
-	a := startAgent(t, r.grpcAddr, "--token-file", agentToken, "--idle", "1", "echo")
+	a := startAgent(t, r.grpcAddr, "--token-file", agentToken, "--idle", "2", "echo")
 	roundTrip(t, dial(t, r.clientAddr), "with the old token\n")
 
 	reloadRelay := func(content string) {
@@ -507,6 +507,12 @@ func TestTokenRotation(t *testing.T) {
 	if strings.Contains(r.tail(1000), `"agent refused"`) {
 		t.Errorf("relayd refused the agent during the rotation:%s", r.tail(20))
 	}
+	// The streams opened with the old token end after their sessions (the
+	// relay checks the token again there), and the agent opens new ones
+	// with its token at once: no refusal to act on, and no backoff.
+	if n := a.countLog(func(l logLine) bool { return strings.HasPrefix(l.msg(), "relay refused this agent's credentials") }); n > 0 {
+		t.Errorf("the agent logged %d credential refusals during a rotation:%s", n, a.tail(20))
+	}
 }
 
 // TestTokenRevoked: a token removed from --auth-tokens (SIGHUP) stops an
@@ -522,9 +528,18 @@ func TestTokenRevoked(t *testing.T) {
 	r := startRelay(t, "--auth-tokens", tokens, "--assign-timeout", "1s")
 	a := startAgentEnv(t, []string{"HOSTAGENT_TOKEN=" + goodToken}, r.grpcAddr, "--idle", "1", "echo")
 	a.waitAttached(t)
-	// A session under way when the token goes.
+	// A session under way when the token goes, and the idle slot the
+	// agent opens beside it, welcomed with the token.
 	held := dial(t, r.clientAddr)
 	roundTrip(t, held, "before\n")
+	st := statusClient(t, r)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		s, err := getStatus(st)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.GetIdleSlots() == 1, fmt.Sprintf("%d idle slots, want 1", s.GetIdleSlots())
+	})
 
 	if err := os.WriteFile(tokens, []byte(laterToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
