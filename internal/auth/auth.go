@@ -45,6 +45,10 @@ type Grant struct {
 	ID string
 	// Services and Hosts the token may attach as; nil means any.
 	Services, Hosts []string
+
+	// from is the token file the grant was parsed from: while it is the
+	// store's current one, the grant is current too (see Store.CurrentGrant).
+	from *Tokens
 }
 
 // Allow reports whether the grant lets a host attach as hostID for
@@ -103,7 +107,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 			return nil, fmt.Errorf("line %d: the same token as line %d", n, prev)
 		}
 		seen[sum] = n
-		g := &Grant{ID: hex.EncodeToString(sum[:4])}
+		g := &Grant{ID: hex.EncodeToString(sum[:4]), from: t}
 		for _, f := range fields[1:] {
 			key, val, ok := strings.Cut(f, "=")
 			if !ok {
@@ -200,14 +204,23 @@ func (s *Store) Tokens() *Tokens { return s.cur.Load() }
 
 type grantKey struct{}
 
+// grantSlot holds a stream's grant; Store.CurrentGrant replaces it with
+// the one its token has after a reload, so that it looks the token up once
+// per reload rather than once per session.
+type grantSlot struct{ g atomic.Pointer[Grant] }
+
 // WithGrant returns ctx carrying g.
 func WithGrant(ctx context.Context, g *Grant) context.Context {
-	return context.WithValue(ctx, grantKey{}, g)
+	slot := &grantSlot{}
+	slot.g.Store(g)
+	return context.WithValue(ctx, grantKey{}, slot)
 }
 
 // GrantFrom returns the grant in ctx, or nil when the stream was not
 // authenticated (no token file configured).
 func GrantFrom(ctx context.Context) *Grant {
-	g, _ := ctx.Value(grantKey{}).(*Grant)
-	return g
+	if slot, _ := ctx.Value(grantKey{}).(*grantSlot); slot != nil {
+		return slot.g.Load()
+	}
+	return nil
 }

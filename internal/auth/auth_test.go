@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,4 +218,65 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCurrentGrant(t *testing.T) {
+	parse := func(s string) *Tokens {
+		t.Helper()
+		toks, err := Parse(strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return toks
+	}
+	first := parse(tokA + " services=web\n" + tokB + "\n")
+	store := NewStore(first)
+	md := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tokA))
+	ctx := WithGrant(md, first.Lookup(tokA))
+
+	// Unchanged tokens: the stream's own grant, without looking the token
+	// up (a context without the token's metadata would fail that).
+	if g, err := store.CurrentGrant(WithGrant(context.Background(), first.Lookup(tokA))); err != nil || g.Services[0] != "web" {
+		t.Fatalf("unchanged tokens: %+v, %v", g, err)
+	}
+	// A reload that keeps the token with a new grant: the new grant, and
+	// from then on without a lookup again.
+	store.Set(parse(tokA + " services=web,api\n"))
+	g, err := store.CurrentGrant(ctx)
+	if err != nil || len(g.Services) != 2 {
+		t.Fatalf("after a reload: %+v, %v; want services web,api", g, err)
+	}
+	if GrantFrom(ctx) != g {
+		t.Errorf("the stream still carries its old grant after the reload")
+	}
+	// A reload that drops it: refused, naming the token's fingerprint only.
+	store.Set(parse(tokB + "\n"))
+	if _, err := store.CurrentGrant(ctx); status.Code(err) != codes.Unauthenticated || strings.Contains(err.Error(), tokA) {
+		t.Errorf("removed token: %v; want Unauthenticated without the token", err)
+	}
+	if _, err := store.CurrentGrant(context.Background()); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no token at all: %v; want Unauthenticated", err)
+	}
+}
+
+// BenchmarkCurrentGrant is the check a stream of sequential sessions makes
+// before each session, with 1000 tokens in the file.
+func BenchmarkCurrentGrant(b *testing.B) {
+	var file strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&file, "%032x\n", i)
+	}
+	toks, err := Parse(strings.NewReader(file.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	store := NewStore(toks)
+	tok := fmt.Sprintf("%032x", 999)
+	ctx := WithGrant(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tok)), toks.Lookup(tok))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.CurrentGrant(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

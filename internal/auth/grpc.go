@@ -52,15 +52,27 @@ func HostInterceptors(s *Store, onReject Rejected) (grpc.UnaryServerInterceptor,
 // CurrentGrant returns the grant that the token of the stream or call in
 // ctx has in the store's tokens now, which may have changed (SIGHUP) since
 // the interceptor let it in: a stream that lives long is checked again with
-// it before it takes more work.
+// it before it takes more work. While the tokens are the ones the stream's
+// grant came from, that grant is the answer, with no hashing: a stream of
+// sequential sessions asks once per session.
 func (s *Store) CurrentGrant(ctx context.Context) (*Grant, error) {
+	cur := s.Tokens()
+	slot, _ := ctx.Value(grantKey{}).(*grantSlot)
+	if slot != nil {
+		if g := slot.g.Load(); g != nil && g.from == cur {
+			return g, nil
+		}
+	}
 	tok, err := grpcauth.AuthFromMD(ctx, "bearer")
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "no bearer token")
 	}
-	g := s.Tokens().Lookup(tok)
+	g := cur.Lookup(tok)
 	if g == nil {
 		return nil, status.Errorf(codes.Unauthenticated, "token %s is no longer in this relay's --auth-tokens file", Fingerprint(tok))
+	}
+	if slot != nil {
+		slot.g.Store(g)
 	}
 	return g, nil
 }
