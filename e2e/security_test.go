@@ -515,6 +515,50 @@ func TestTokenRotation(t *testing.T) {
 	}
 }
 
+// TestTokenRotationCredits: a rotation (README: add the new token, SIGHUP
+// both, remove the old) costs an agent with --slot-credits neither a
+// client nor a backoff. Its credit stream was opened with the old token;
+// the relay checks that again before it offers the stream a client, ends
+// the stream instead, and hands the client on untouched; the agent opens
+// a new credit stream with its new token at once.
+func TestTokenRotationCredits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := writeFile(t, dir, "tokens", goodToken+"\n")
+	r := startRelay(t, "--auth-tokens", tokens, "--assign-timeout", "3s", "--log-level", "debug")
+	agentToken := writeFile(t, dir, "agent-token", goodToken+"\n")
+	a := startAgent(t, r.grpcAddr, "--token-file", agentToken, "--slot-credits", "--idle", "2", "echo")
+	roundTrip(t, dial(t, r.clientAddr), "with the old token\n")
+
+	reloadRelay := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(tokens, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.cmd.Process.Signal(syscall.SIGHUP)
+		r.waitLog(t, startTimeout, `"auth tokens loaded"`, func(l logLine) bool { return l.msg() == "auth tokens loaded" })
+	}
+	reloadRelay(goodToken + "\n" + laterToken + "\n")
+	if err := os.WriteFile(agentToken, []byte(laterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitLog(t, startTimeout, `"token loaded"`, func(l logLine) bool { return l.msg() == "token loaded" })
+	reloadRelay(laterToken + "\n")
+
+	// Without the agent's new stream at once, its backoff (15-30 s) would
+	// outlast --assign-timeout, and the client would be reset.
+	for i := range 3 {
+		roundTrip(t, dial(t, r.clientAddr), fmt.Sprintf("session %d after the rotation\n", i))
+	}
+	r.waitLog(t, ioTimeout, "the old credit stream ended for its token", func(l logLine) bool {
+		return l.msg() == "credit stream's token no longer accepted"
+	})
+	if n := a.countLog(func(l logLine) bool { return strings.HasPrefix(l.msg(), "relay refused this agent's credentials") }); n > 0 {
+		t.Errorf("the agent logged %d credential refusals during a rotation:%s", n, a.tail(20))
+	}
+}
+
 // TestTokenRevoked: a token removed from --auth-tokens (SIGHUP) stops an
 // agent's streams of sequential sessions taking clients. Each was let in
 // once, with the token, and offered itself again after every session for

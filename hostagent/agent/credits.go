@@ -101,6 +101,15 @@ func (l *Listener) runCredits(lk *link, outage, credits int) {
 		if err != nil {
 			cancel()
 			wg.Wait()
+			if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+				// The relay checks the token again before each offer, and
+				// the one this stream was opened with is no longer good
+				// (rotated, or revoked): a new stream, at once, carries the
+				// agent's token now. If that one is refused too, that is
+				// the failure, with its backoff.
+				l.log.Debug("relay refused the credit stream's token; opening a new one", "relay", lk.addr, "err", err)
+				err = nil
+			}
 			emitEnd(err)
 			return
 		}

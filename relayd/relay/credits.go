@@ -232,6 +232,17 @@ func (r *Relay) sendOffers(a *attachment) error {
 		if !pending {
 			continue
 		}
+		if r.cfg.Authorize != nil {
+			// Checked again, as a stream of sequential sessions is before
+			// each session: the token may have been removed since the
+			// stream attached (SIGHUP). Its claim would be refused anyway,
+			// but only after the client had waited for it.
+			if err := r.cfg.Authorize(a.ctx, a.service, a.key.id); err != nil {
+				a.log.Debug("credit stream's token no longer accepted", "err", err)
+				a.detach = "its token is no longer accepted: " + status.Convert(err).Message()
+				return err // closeCredits hands the offer back
+			}
+		}
 		err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Offer{Offer: &relayv1.Offer{
 			ClaimId: o.id, ClientAddr: o.client.Conn.RemoteAddr().String(),
 		}}})
