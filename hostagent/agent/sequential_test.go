@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
@@ -176,10 +178,11 @@ func TestLateAbortDoesNotReachNextSession(t *testing.T) {
 }
 
 // endingRelay is a relay that agrees to sequential sessions, runs one
-// session on its first stream, and ends that stream with OK when the agent
-// offers it again; every later stream it keeps idle.
+// session on its first stream, and ends that stream with OK (or endWith)
+// when the agent offers it again; every later stream it keeps idle.
 type endingRelay struct {
 	relayv1.UnimplementedHostServiceServer
+	endWith error
 	first   atomic.Bool
 	waiting atomic.Int32 // streams welcomed and waiting for Open
 }
@@ -218,19 +221,35 @@ func (e *endingRelay) Attach(stream relayv1.HostService_AttachServer) error {
 	if req, err := stream.Recv(); err != nil || req.GetHello() == nil {
 		return fmt.Errorf("want the agent's Hello, got %v, %v", req, err)
 	}
-	return nil // ended with OK instead of Welcome
+	return e.endWith // instead of Welcome
 }
 
-// A relay that ends a stream the agent offers again (OK, no Welcome) is not
-// a failure: no backoff, and the slot leaves the agent's counts, so the
-// pool is refilled to Idle and counted right.
+// A relay that ends a stream the agent offers again is not a failure: no
+// backoff, and the slot leaves the agent's counts, so the pool is refilled
+// to Idle and counted right. That is so when it ends it with OK (no
+// Welcome), and when it refuses the token the stream was opened with
+// (relayd checks it again there: rotated or revoked); a new stream carries
+// the agent's token now, and only its refusal would be a failure.
 func TestSequentialStreamEndedOnReoffer(t *testing.T) {
 	t.Parallel()
+	for name, endWith := range map[string]error{
+		"ok":              nil,
+		"unauthenticated": status.Error(codes.Unauthenticated, "token 0badc0de is no longer in this relay's --auth-tokens file"),
+		"denied":          status.Error(codes.PermissionDenied, "token 0badc0de may not serve service \"default\""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testStreamEndedOnReoffer(t, endWith)
+		})
+	}
+}
+
+func testStreamEndedOnReoffer(t *testing.T, endWith error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &endingRelay{}
+	fake := &endingRelay{endWith: endWith}
 	srv := grpc.NewServer()
 	relayv1.RegisterHostServiceServer(srv, fake)
 	served := make(chan struct{})
