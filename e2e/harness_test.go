@@ -112,6 +112,12 @@ type logLine struct {
 
 func (l logLine) msg() string { s, _ := l.fields["msg"].(string); return s }
 
+// time is when the line was logged; the zero time if it says not.
+func (l logLine) time() time.Time {
+	at, _ := time.Parse(time.RFC3339Nano, l.str("time"))
+	return at
+}
+
 func (l logLine) str(key string) string {
 	switch v := l.fields[key].(type) {
 	case string:

@@ -166,6 +166,46 @@ func TestExpiredCertificateWarned(t *testing.T) {
 	}
 }
 
+// TestCertificateExpiresWhileRunning: relayd says that the certificate it
+// serves expires soon (Warn), and that it has expired (Error), while it
+// runs, not only when it loads one; a renewed one (SIGHUP) is watched from
+// then on, and relay_tls_cert_not_after_seconds follows it. The first
+// certificate lives 6 s, so the warning comes with a third of that left.
+func TestCertificateExpiresWhileRunning(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "ca")
+	notAfter := time.Now().Add(6 * time.Second).Truncate(time.Second)
+	cert, key := ca.IssueValid(t, dir, "relayd", notAfter.Add(-6*time.Second), notAfter, "127.0.0.1")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key, "--metrics-addr", "127.0.0.1:0")
+	if got := scrape(t, r.metricsAddr(t))["relay_tls_cert_not_after_seconds"]; got != float64(notAfter.Unix()) {
+		t.Errorf("relay_tls_cert_not_after_seconds = %v, want %d", got, notAfter.Unix())
+	}
+	soon := r.waitLog(t, ioTimeout, "the certificate expires soon", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "tls certificate expires soon") && l.str("level") == "WARN"
+	})
+	expired := r.waitLog(t, ioTimeout, "the certificate expired", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "tls certificate expired") && l.str("level") == "ERROR"
+	})
+	if left := notAfter.Sub(soon.time()); left <= 0 || left > 2100*time.Millisecond {
+		t.Errorf("the warning came %v before the expiry, want within the last third (2 s)", left)
+	}
+	if at := expired.time(); at.Before(notAfter) {
+		t.Errorf("the expiry was logged at %v, before %v", at, notAfter)
+	}
+
+	renewed := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Second)
+	ca.IssueValid(t, dir, "relayd", time.Now().Add(-time.Hour), renewed, "127.0.0.1")
+	r.cmd.Process.Signal(syscall.SIGHUP)
+	r.waitLog(t, startTimeout, "the renewed certificate loaded", func(l logLine) bool { return l.msg() == "tls certificate loaded" })
+	if got := scrape(t, r.metricsAddr(t))["relay_tls_cert_not_after_seconds"]; got != float64(renewed.Unix()) {
+		t.Errorf("relay_tls_cert_not_after_seconds after the renewal = %v, want %d", got, renewed.Unix())
+	}
+	if n := r.countLog(func(l logLine) bool { return strings.HasPrefix(l.msg(), "tls certificate expire") }); n != 2 {
+		t.Errorf("%d expiry lines, want 2 (one each):%s", n, r.tail(10))
+	}
+}
+
 // TestAuthTokens: agents present bearer tokens; a missing or unknown
 // token is Unauthenticated, a token used beyond its grant is
 // PermissionDenied, and the agent backs off and says why. Tokens are

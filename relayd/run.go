@@ -231,6 +231,17 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer sec.reloadOnSIGHUP()() // through the drain too: a SIGHUP must never end relayd
+	if sec.tls != nil {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		watched := make(chan struct{})
+		go func() { defer close(watched); sec.watchCertExpiry(watchCtx) }()
+		defer func() { stopWatch(); <-watched }()
+		if obs.registry != nil {
+			if err := obs.registry.Register(sec.certMetric()); err != nil {
+				return fmt.Errorf("metrics: %w", err)
+			}
+		}
+	}
 
 	grpcLis, err := listen("grpc-addr", o.grpcAddr)
 	if err != nil {

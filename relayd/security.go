@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -130,15 +131,22 @@ type security struct {
 	tls        *tlsconf.Source  // nil: plaintext
 	tokens     *auth.Store      // nil: no host authentication
 	adminToken *auth.AdminToken // nil: the admin port is open
+	// certLoaded is told of each certificate the source loads (SIGHUP, or
+	// the files changed): watchCertExpiry then looks at the new one.
+	certLoaded chan struct{}
 }
 
 func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, error) {
-	sec := &security{opts: s, log: log}
+	sec := &security{opts: s, log: log, certLoaded: make(chan struct{}, 1)}
 	if s.tlsCert != "" {
 		src, err := tlsconf.NewSource(tlsconf.Files{CertFile: s.tlsCert, KeyFile: s.tlsKey, CAFile: s.tlsClientCA}, func(err error, leaf *x509.Certificate) {
 			if err != nil {
 				log.Error("tls certificate reload failed; the previous one stays in use", "err", err)
 				return
+			}
+			select {
+			case sec.certLoaded <- struct{}{}:
+			default:
 			}
 			if !warnInvalidCert(log, leaf) {
 				log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
@@ -194,6 +202,69 @@ func warnInvalidCert(log *slog.Logger, leaf *x509.Certificate) bool {
 	log.Warn("tls certificate loaded, but it is not valid now: agents will refuse it", "subject", leaf.Subject.String(),
 		"not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
 	return true
+}
+
+// certExpiryWarning is how long before its expiry a certificate in use is
+// said to expire soon, at most: a third of its life for short-lived ones
+// (an ACME client renews with a third left, so by then it has failed).
+const certExpiryWarning = 7 * 24 * time.Hour
+
+// watchCertExpiry says, while relayd runs, that the certificate in use is
+// about to expire (Warn) and that it has (Error: every TLS handshake fails
+// from then on, and agents say only "bad certificate"). A certificate
+// loaded later is watched from then on. It returns when ctx is done.
+func (sec *security) watchCertExpiry(ctx context.Context) {
+	var warned, expired *x509.Certificate
+	for {
+		leaf := sec.tls.Leaf()
+		if leaf == nil {
+			return
+		}
+		soon := min(certExpiryWarning, leaf.NotAfter.Sub(leaf.NotBefore)/3)
+		now := time.Now()
+		var next time.Time
+		switch {
+		case !now.Before(leaf.NotAfter):
+			if expired != leaf && !now.Before(leaf.NotBefore) {
+				sec.log.Error("tls certificate expired: agents refuse every connection now; renew --tls-cert and SIGHUP relayd",
+					"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+			}
+			expired = leaf
+		case !now.Before(leaf.NotAfter.Add(-soon)):
+			if warned != leaf {
+				sec.log.Warn("tls certificate expires soon: renew --tls-cert and SIGHUP relayd", "subject", leaf.Subject.String(),
+					"not_after", leaf.NotAfter, "expires_in", leaf.NotAfter.Sub(now).Round(time.Second))
+				warned = leaf
+			}
+			next = leaf.NotAfter
+		default:
+			next = leaf.NotAfter.Add(-soon)
+		}
+		// Looked at again at least hourly: the wall clock may jump (a
+		// suspended VM, a clock fixed by NTP), and a timer does not.
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = min(wait, time.Until(next))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-sec.certLoaded:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// certMetric is relay_tls_cert_not_after_seconds, for an alert on the
+// certificate's expiry, when relayd has one.
+func (sec *security) certMetric() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relay_tls_cert_not_after_seconds",
+		Help: "Expiry (Unix time) of the TLS certificate relayd serves on its gRPC port.",
+	}, func() float64 { return float64(sec.tls.Leaf().NotAfter.Unix()) })
 }
 
 // agentKeepaliveTimeout is how long an agent connection may leave a
