@@ -97,20 +97,22 @@ func Join(a, b Conn) Result {
 }
 
 // closeJoined closes c at the end of its join. After a clean end it gets
-// its normal close back first (see abortiveWhileJoined). After a failure
-// the abort owns the close of a *net.TCPConn: its Reset waits until the
-// bytes written are acknowledged, then resets; a close here meanwhile would
-// send a FIN (the peer would take the cut stream for a finished one) or,
-// with the abortive linger, a reset that drops those bytes.
+// its normal close back first (see abortiveWhileJoined). After a failure a
+// *net.TCPConn is reset once the bytes written to it are acknowledged (up
+// to ResetDrainTimeout): a plain close would send a FIN (the peer would
+// take the cut stream for a finished one) or, with the abortive linger, a
+// reset that drops those bytes.
 func closeJoined(c Conn, failed bool) {
 	if !failed {
 		gracefulAgain(c)
 		c.Close()
 		return
 	}
-	if _, ok := c.(*net.TCPConn); !ok {
-		c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		Reset(tc, ResetDrainTimeout)
+		return
 	}
+	c.Close()
 }
 
 // lingerer is a conn whose close can be made abortive (*net.TCPConn).
@@ -377,16 +379,26 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
+// abort ends c's part in a failed join. A *net.TCPConn only has its
+// blocked Read and Write released here; the join resets it as it ends
+// (closeJoined), after its peer has acknowledged the bytes written. So that
+// wait, up to ResetDrainTimeout for a peer that does not read, is the
+// join's, not the aborting caller's: an operator's CloseSession, or the
+// receive loop that read the peer's Close.
 func abort(c Conn, cause error) {
 	switch c := c.(type) {
 	case Aborter:
 		c.Abort(cause)
 	case *net.TCPConn:
-		Reset(c, ResetDrainTimeout)
+		c.SetDeadline(aLongTimeAgo)
 	default:
 		c.Close()
 	}
 }
+
+// aLongTimeAgo is a deadline that has passed: set, it releases a blocked
+// Read or Write at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Reset ends c abnormally: the peer reads every byte already written, then
 // gets a connection reset. It waits (up to maxWait) for the peer to

@@ -301,16 +301,26 @@ func (j *asyncJoin) finishOne() {
 	j.w.end(nil)
 	j.mu.Lock()
 	failed := j.failed
-	j.mu.Unlock()
-	closeJoined(j.s, failed)
-	j.p.Close()
-	j.mu.Lock()
 	res := Result{AToB: j.sToP, BToA: j.pToS, Err: j.firstErr}
 	j.mu.Unlock()
 	if j.swapped {
 		res.AToB, res.BToA = res.BToA, res.AToB
 	}
-	j.done(res)
+	finish := func() {
+		closeJoined(j.s, failed)
+		j.p.Close()
+		j.done(res)
+	}
+	if failed {
+		// The reset waits for s's peer to acknowledge what it was sent, up
+		// to ResetDrainTimeout: not in the goroutine that ended the join,
+		// which may be the one that aborted it (an operator's CloseSession,
+		// or the receive loop that read the host's Close). done tells the
+		// join's owner when it is over.
+		go finish()
+		return
+	}
+	finish()
 }
 
 var (
