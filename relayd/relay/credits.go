@@ -331,6 +331,26 @@ func (r *Relay) releaseClaim(k hostKey, id string) {
 func (r *Relay) claim(k hostKey, id string) (*clientbridge.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	o, err := r.claimableLocked(k, id)
+	if err != nil {
+		return nil, err
+	}
+	r.takeOfferLocked(o)
+	return o.client, nil
+}
+
+// checkClaim refuses, before the claiming stream becomes a slot of host
+// k, a claim that names no pending offer of k: a claim that comes too late
+// or from another host would otherwise attach and detach that host (log
+// lines, events) for nothing. An offer may still expire before claim.
+func (r *Relay) checkClaim(k hostKey, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.claimableLocked(k, id)
+	return err
+}
+
+func (r *Relay) claimableLocked(k hostKey, id string) (*offer, error) {
 	o := r.offers[id]
 	if o == nil {
 		return nil, status.Errorf(codes.NotFound, "offer %q is not pending: claimed already, not claimed within the relay's claim timeout (the client went to another host), or its credit stream has ended", id)
@@ -338,8 +358,7 @@ func (r *Relay) claim(k hostKey, id string) (*clientbridge.Client, error) {
 	if o.cs.host.key != k {
 		return nil, status.Errorf(codes.PermissionDenied, "offer %q was made to another host", id)
 	}
-	r.takeOfferLocked(o)
-	return o.client, nil
+	return o, nil
 }
 
 // sendWelcome answers a Hello; credits is the credit stream's.

@@ -174,6 +174,7 @@ func TestCreditProtocolErrors(t *testing.T) {
 	t.Parallel()
 	tr := newTestRelay(t, relay.Config{MaxCredits: 5, ClaimTimeout: time.Minute})
 	cs := creditStream(t, tr, "owner", 1)
+	w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_HOST_ATTACHED}})
 	client := dialClient(t, tr.clientAddr)
 	o := cs.expectOffer()
 
@@ -193,6 +194,11 @@ func TestCreditProtocolErrors(t *testing.T) {
 
 	plain := tr.attach(t)
 	plain.hello(&relayv1.Hello{HostId: "plain"})
+	// The refused claims attached no host, not even for a moment: the
+	// first host the feed names is the next one that attached.
+	if ev, err := w.Recv(); err != nil || describe(ev) != "host_attached plain" {
+		t.Fatalf("first host event %q, %v; want host_attached plain", describe(ev), err)
+	}
 	plain.send(creditFrame(1))
 	plain.expectEnd(codes.FailedPrecondition)
 

@@ -831,6 +831,11 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	if id := hello.GetAgentInstance(); id != "" {
 		healthKey = "agent " + id
 	}
+	if id := hello.GetClaimId(); id != "" && hello.GetSlotCredits() == 0 {
+		if err := r.checkClaim(key, id); err != nil {
+			return nil, err
+		}
+	}
 	h, health, err := r.addSlot(key, peerAddr, healthKey, hello, woken)
 	if err != nil {
 		if id := hello.GetClaimId(); id != "" {
