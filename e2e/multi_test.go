@@ -281,11 +281,12 @@ func TestThreeRelays(t *testing.T) {
 // below --idle × relays shares the cap out over its relays. While one is
 // down the other holds the whole cap; once it is back on the same ports it
 // gets its share again with no client traffic at all: idle slots are
-// withdrawn from the other relay (Withdraw) and opened on it.
+// withdrawn from the other relay (Withdraw) and opened on it, and logged
+// at most once a second, not a line per slot.
 func TestMaxSessionsShareAfterRelayRestart(t *testing.T) {
 	t.Parallel()
 	a, b := startRelay(t), startRelay(t)
-	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "4", "--idle", "10", "echo")
+	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "8", "--idle", "6", "echo")
 	stA, stB := statusClient(t, a), statusClient(t, b)
 	idleSlots := func(st relayv1.StatusServiceClient) uint32 {
 		s, err := getStatus(st)
@@ -296,24 +297,32 @@ func TestMaxSessionsShareAfterRelayRestart(t *testing.T) {
 	}
 	waitFor(t, startTimeout, func() (bool, string) {
 		na, nb := idleSlots(stA), idleSlots(stB)
-		return na == 2 && nb == 2, fmt.Sprintf("idle slots %d + %d, want 2 + 2", na, nb)
+		return na == 4 && nb == 4, fmt.Sprintf("idle slots %d + %d, want 4 + 4", na, nb)
 	})
 
 	b.kill(t)
 	waitFor(t, ioTimeout, func() (bool, string) {
 		na := idleSlots(stA)
-		return na == 4, fmt.Sprintf("idle slots on the relay still up: %d, want the whole cap, 4", na)
+		return na == 6, fmt.Sprintf("idle slots on the relay still up: %d, want --idle, 6", na)
 	})
 
 	back := startRelay(t, "--grpc-addr", b.grpcAddr, "--admin-addr", b.adminAddr, "--client-addr", b.clientAddr)
 	stBack := statusClient(t, back)
 	waitFor(t, startTimeout, func() (bool, string) {
 		na, nb := idleSlots(stA), idleSlots(stBack)
-		return na == 2 && nb == 2, fmt.Sprintf("idle slots %d + %d after the restart, want 2 + 2", na, nb)
+		return na == 4 && nb == 4, fmt.Sprintf("idle slots %d + %d after the restart, want 4 + 4", na, nb)
 	})
 	agent.waitLog(t, ioTimeout, `"moving an idle slot"`, func(l logLine) bool {
 		return strings.HasPrefix(l.msg(), "moving an idle slot") && l.str("to_relay") == b.grpcAddr
 	})
+	// Two slots moved; the lines come at least a second apart (with
+	// scheduling slack), not one per slot.
+	moves := agent.matchingLines(func(l logLine) bool { return strings.HasPrefix(l.msg(), "moving an idle slot") })
+	for i := 1; i < len(moves); i++ {
+		if gap := moves[i].time().Sub(moves[i-1].time()); gap < 500*time.Millisecond {
+			t.Errorf("two \"moving an idle slot\" lines %v apart, want them throttled:\n%s\n%s", gap, moves[i-1].raw, moves[i].raw)
+		}
+	}
 	for _, st := range []relayv1.StatusServiceClient{stA, stBack} {
 		if s, err := getStatus(st); err != nil || s.GetSessionsTotal() != 0 {
 			t.Errorf("GetStatus = %v, %v; want no session on either relay", s, err)

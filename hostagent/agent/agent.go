@@ -42,6 +42,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
+	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/shallow"
 )
 
@@ -179,6 +180,10 @@ type Listener struct {
 
 	resolved     chan resolution // from the resolver to the manager
 	resolverDone chan struct{}   // closed when the resolver goroutine ends
+
+	// moveLog throttles "moving an idle slot" lines: a relay back from an
+	// outage gets its share one slot at a time, a line each.
+	moveLog logging.Every
 
 	idleCtx    context.Context // canceled by Close: idle slots end, no new ones
 	stopIdle   context.CancelFunc
@@ -842,8 +847,14 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 	if short.failures > 0 {
 		level = slog.LevelDebug
 	}
-	l.log.Log(context.Background(), level, "moving an idle slot to a relay short of its share of --max-sessions",
-		"from_relay", long.addr, "to_relay", short.addr)
+	if level == slog.LevelInfo {
+		l.moveLog.Do(func(skipped int) {
+			l.log.Info("moving an idle slot to a relay short of its share of --max-sessions",
+				"from_relay", long.addr, "to_relay", short.addr, "not_logged_since_last_line", skipped)
+		})
+	} else {
+		l.log.Debug("moving an idle slot to a relay short of its share of --max-sessions", "from_relay", long.addr, "to_relay", short.addr)
+	}
 	l.withdrawOne(long)
 }
 
