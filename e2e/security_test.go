@@ -206,6 +206,33 @@ func TestCertificateExpiresWhileRunning(t *testing.T) {
 	}
 }
 
+// TestClientCertificateExpiresWhileRunning: hostagent says, as relayd
+// does of its own, that its client certificate expires soon (Warn) and
+// that it has expired (Error), while it runs: relays that require one then
+// refuse it, and say only "bad certificate".
+func TestClientCertificateExpiresWhileRunning(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "fleet")
+	cert, key := ca.Issue(t, dir, "relayd", "127.0.0.1")
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca.File)
+	notAfter := time.Now().Add(6 * time.Second).Truncate(time.Second)
+	agentCert, agentKey := ca.IssueValid(t, dir, "agent", notAfter.Add(-6*time.Second), notAfter)
+	a := startAgent(t, r.grpcAddr, "--tls-ca", ca.File, "--tls-cert", agentCert, "--tls-key", agentKey, "echo")
+	soon := a.waitLog(t, ioTimeout, "the client certificate expires soon", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "client certificate expires soon") && l.str("level") == "WARN"
+	})
+	expired := a.waitLog(t, ioTimeout, "the client certificate expired", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "client certificate expired") && l.str("level") == "ERROR"
+	})
+	if left := notAfter.Sub(soon.time()); left <= 0 || left > 2100*time.Millisecond {
+		t.Errorf("the warning came %v before the expiry, want within the last third (2 s)", left)
+	}
+	if at := expired.time(); at.Before(notAfter) {
+		t.Errorf("the expiry was logged at %v, before %v", at, notAfter)
+	}
+}
+
 // TestAuthTokens: agents present bearer tokens; a missing or unknown
 // token is Unauthenticated, a token used beyond its grant is
 // PermissionDenied, and the agent backs off and says why. Tokens are

@@ -71,7 +71,7 @@ func TestLinkSecurity(t *testing.T) {
 	// dialOptions decides with linkDescription; what it adds is the
 	// credentials and, when there is one, the token.
 	s := securityOptions{}
-	dialFor, _, err := s.dialOptions(nil)
+	dialFor, _, _, err := s.dialOptions(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestLinkSecurity(t *testing.T) {
 		t.Errorf("%d dial options without a token, want 1 (the credentials)", n)
 	}
 	t.Setenv(tokenEnv, "0123456789abcdef-token")
-	dialFor, _, err = s.dialOptions(nil)
+	dialFor, _, _, err = s.dialOptions(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

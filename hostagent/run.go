@@ -210,10 +210,14 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	for _, name := range o.unknownEnv {
 		log.Warn(name+" is not the variable of any flag; ignored (see -h for the flags and their variables)", "variable", name)
 	}
-	dialFor, reload, err := o.sec.dialOptions(log)
+	dialFor, reload, watchCert, err := o.sec.dialOptions(log)
 	if err != nil {
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); watchCert(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	defer cli.OnHangup(func() {
 		log.Info("SIGHUP: reloading certificates and the token file")
 		reload()

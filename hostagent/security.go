@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -59,7 +60,11 @@ func (s *securityOptions) validate() error {
 // certificate files and --token-file (SIGHUP). A new token goes out on the
 // next stream a slot opens; streams open already keep the one they opened
 // with, as the relay checks a token only when a stream opens.
-func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay string) []grpc.DialOption, reload func(), err error) {
+//
+// watchCert says, until its ctx is done, when the client certificate
+// (--tls-cert) is about to expire and when it has: relays that require one
+// then refuse the agent, and say only "bad certificate".
+func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay string) []grpc.DialOption, reload func(), watchCert func(context.Context), err error) {
 	var src *tlsconf.Source
 	if !s.insecure {
 		var err error
@@ -73,12 +78,12 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay stri
 			}
 		})
 		if err != nil {
-			return nil, nil, cli.UsageError{Err: fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %v", err)}
+			return nil, nil, nil, cli.UsageError{Err: fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %v", err)}
 		}
 	}
 	token, err := s.token()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if s.insecure && token != "" && log != nil {
 		log.Warn("--insecure with a token: relays not on loopback receive the token in clear text")
@@ -102,6 +107,20 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay stri
 			log.Info("token unchanged", "file", s.tokenFile)
 		}
 	}
+	watchCert = func(ctx context.Context) {
+		if src == nil {
+			return
+		}
+		src.WatchExpiry(ctx, func(leaf *x509.Certificate, expired bool) {
+			if expired {
+				log.Error("client certificate expired: relays that require one (relayd --tls-client-ca) refuse this agent now; renew --tls-cert and SIGHUP hostagent",
+					"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+				return
+			}
+			log.Warn("client certificate expires soon: renew --tls-cert and SIGHUP hostagent", "subject", leaf.Subject.String(),
+				"not_after", leaf.NotAfter, "expires_in", time.Until(leaf.NotAfter).Round(time.Second))
+		})
+	}
 	return func(relay string) []grpc.DialOption {
 		var opts []grpc.DialOption
 		if s.linkDescription(relay) != "plaintext" {
@@ -113,7 +132,7 @@ func (s *securityOptions) dialOptions(log *slog.Logger) (dialFor func(relay stri
 			opts = append(opts, grpc.WithPerRPCCredentials(bearer))
 		}
 		return opts
-	}, reload, nil
+	}, reload, watchCert, nil
 }
 
 // reloadableBearer is auth.Bearer with a token that --token-file's reload

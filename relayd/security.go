@@ -131,22 +131,15 @@ type security struct {
 	tls        *tlsconf.Source  // nil: plaintext
 	tokens     *auth.Store      // nil: no host authentication
 	adminToken *auth.AdminToken // nil: the admin port is open
-	// certLoaded is told of each certificate the source loads (SIGHUP, or
-	// the files changed): watchCertExpiry then looks at the new one.
-	certLoaded chan struct{}
 }
 
 func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, error) {
-	sec := &security{opts: s, log: log, certLoaded: make(chan struct{}, 1)}
+	sec := &security{opts: s, log: log}
 	if s.tlsCert != "" {
 		src, err := tlsconf.NewSource(tlsconf.Files{CertFile: s.tlsCert, KeyFile: s.tlsKey, CAFile: s.tlsClientCA}, func(err error, leaf *x509.Certificate) {
 			if err != nil {
 				log.Error("tls certificate reload failed; the previous one stays in use", "err", err)
 				return
-			}
-			select {
-			case sec.certLoaded <- struct{}{}:
-			default:
 			}
 			if !warnInvalidCert(log, leaf) {
 				log.Info("tls certificate loaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
@@ -204,58 +197,20 @@ func warnInvalidCert(log *slog.Logger, leaf *x509.Certificate) bool {
 	return true
 }
 
-// certExpiryWarning is how long before its expiry a certificate in use is
-// said to expire soon, at most: a third of its life for short-lived ones
-// (an ACME client renews with a third left, so by then it has failed).
-const certExpiryWarning = 7 * 24 * time.Hour
-
 // watchCertExpiry says, while relayd runs, that the certificate in use is
 // about to expire (Warn) and that it has (Error: every TLS handshake fails
-// from then on, and agents say only "bad certificate"). A certificate
-// loaded later is watched from then on. It returns when ctx is done.
+// from then on, and agents say only "bad certificate"). It returns when ctx
+// is done.
 func (sec *security) watchCertExpiry(ctx context.Context) {
-	var warned, expired *x509.Certificate
-	for {
-		leaf := sec.tls.Leaf()
-		if leaf == nil {
+	sec.tls.WatchExpiry(ctx, func(leaf *x509.Certificate, expired bool) {
+		if expired {
+			sec.log.Error("tls certificate expired: agents refuse every connection now; renew --tls-cert and SIGHUP relayd",
+				"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 			return
 		}
-		soon := min(certExpiryWarning, leaf.NotAfter.Sub(leaf.NotBefore)/3)
-		now := time.Now()
-		var next time.Time
-		switch {
-		case !now.Before(leaf.NotAfter):
-			if expired != leaf && !now.Before(leaf.NotBefore) {
-				sec.log.Error("tls certificate expired: agents refuse every connection now; renew --tls-cert and SIGHUP relayd",
-					"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
-			}
-			expired = leaf
-		case !now.Before(leaf.NotAfter.Add(-soon)):
-			if warned != leaf {
-				sec.log.Warn("tls certificate expires soon: renew --tls-cert and SIGHUP relayd", "subject", leaf.Subject.String(),
-					"not_after", leaf.NotAfter, "expires_in", leaf.NotAfter.Sub(now).Round(time.Second))
-				warned = leaf
-			}
-			next = leaf.NotAfter
-		default:
-			next = leaf.NotAfter.Add(-soon)
-		}
-		// Looked at again at least hourly: the wall clock may jump (a
-		// suspended VM, a clock fixed by NTP), and a timer does not.
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = min(wait, time.Until(next))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-sec.certLoaded:
-			t.Stop()
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-	}
+		sec.log.Warn("tls certificate expires soon: renew --tls-cert and SIGHUP relayd", "subject", leaf.Subject.String(),
+			"not_after", leaf.NotAfter, "expires_in", time.Until(leaf.NotAfter).Round(time.Second))
+	})
 }
 
 // certMetric is relay_tls_cert_not_after_seconds, for an alert on the

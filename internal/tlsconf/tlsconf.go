@@ -10,6 +10,7 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -55,6 +56,9 @@ type Source struct {
 	mu        sync.Mutex
 	cur       *loaded
 	lastCheck time.Time
+
+	// loaded is told of each load after the first (WatchExpiry).
+	loaded chan struct{}
 }
 
 // NewSource loads files; an error here is a startup error.
@@ -62,7 +66,7 @@ func NewSource(files Files, onReload func(err error, leaf *x509.Certificate)) (*
 	if (files.CertFile == "") != (files.KeyFile == "") {
 		return nil, errors.New("a certificate and its key go together: give both or neither")
 	}
-	s := &Source{files: files, onReload: onReload}
+	s := &Source{files: files, onReload: onReload, loaded: make(chan struct{}, 1)}
 	l, err := s.load()
 	if err != nil {
 		return nil, err
@@ -142,6 +146,10 @@ func (s *Source) reloadLocked() error {
 	l, err := s.load()
 	if err == nil {
 		s.cur = l
+		select {
+		case s.loaded <- struct{}{}:
+		default:
+		}
 	}
 	if s.onReload != nil {
 		var leaf *x509.Certificate
@@ -238,4 +246,58 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ExpiryWarning is how long before its expiry WatchExpiry reports a
+// certificate as expiring soon, at most: a third of its life for
+// short-lived ones (an ACME client renews with a third left, so by then
+// the renewal has failed).
+const ExpiryWarning = 7 * 24 * time.Hour
+
+// WatchExpiry calls report once when the certificate in use comes within
+// ExpiryWarning (or a third of its life) of its expiry, and once more
+// when it has expired; a certificate loaded later is watched from then
+// on. It returns when ctx is done, at once without a certificate. One
+// WatchExpiry per Source.
+func (s *Source) WatchExpiry(ctx context.Context, report func(leaf *x509.Certificate, expired bool)) {
+	var warned, expired *x509.Certificate
+	for {
+		leaf := s.Leaf()
+		if leaf == nil {
+			return
+		}
+		soon := min(ExpiryWarning, leaf.NotAfter.Sub(leaf.NotBefore)/3)
+		now := time.Now()
+		var next time.Time
+		switch {
+		case !now.Before(leaf.NotAfter):
+			if expired != leaf {
+				report(leaf, true)
+				expired = leaf
+			}
+		case !now.Before(leaf.NotAfter.Add(-soon)):
+			if warned != leaf {
+				report(leaf, false)
+				warned = leaf
+			}
+			next = leaf.NotAfter
+		default:
+			next = leaf.NotAfter.Add(-soon)
+		}
+		// Looked at again at least hourly: the wall clock may jump (a
+		// suspended VM, a clock set right by NTP), and a timer does not.
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = min(wait, time.Until(next))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.loaded:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
