@@ -1391,7 +1391,8 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 		maxData = 16 * 1024
 	}
 	ss := &sessionSender{stream: sender}
-	conn := attachconn.New(attachconn.Config{
+	var conn *attachconn.Conn
+	conn = attachconn.New(attachconn.Config{
 		Sender:      ss,
 		MaxData:     maxData,
 		LocalAddr:   tcpAddr(open.GetListenerAddr()),
@@ -1399,7 +1400,11 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_HOST_ABORT,
 		OnAbort: func(closeSent bool) {
 			if !closeSent && !ss.isRetired() {
-				cancel() // a Write is stuck: ending the stream releases it
+				// A Write is stuck: ending the stream releases it (a
+				// canceled client stream resets at once), and the relay
+				// takes that for the abort.
+				conn.AbandonClose()
+				cancel()
 			}
 		},
 	})

@@ -29,7 +29,9 @@ import (
 )
 
 // Sender sends one side's frames. Conn never calls it from two goroutines at
-// once, and never after Abort has returned.
+// once, and never after Abort has returned, except for the Close frame an
+// abort owes while a Write holds the sender (see CloseSettled), until
+// AbandonClose.
 type Sender interface {
 	SendData(payload []byte) error
 	SendCloseWrite() error
@@ -102,6 +104,12 @@ type Conn struct {
 	writeClosed bool // guarded by writeMu
 	writeDL     time.Time
 
+	// closeState is where the Close frame of a local abort is: an abort
+	// that finds a Write holding the sender (stuck on flow control) leaves
+	// it owed, and whoever holds writeMu next sends it (unlockWrite).
+	closeState   atomic.Int32
+	closeSettled chan struct{} // closed once no Close is owed
+
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 	aborted   chan struct{} // closed when aborted, after the Close frame went out
@@ -136,6 +144,71 @@ func New(cfg Config) *Conn {
 		closed:  make(chan struct{}),
 		aborted: make(chan struct{}),
 		sinkSet: make(chan struct{}),
+
+		closeSettled: make(chan struct{}),
+	}
+}
+
+// The states of Conn.closeState.
+const (
+	closeNone    int32 = iota // no local abort yet
+	closeOwed                 // aborted locally; the Close frame not yet sent
+	closeSending              // being sent, by the holder of writeMu
+	closeDone                 // sent, failed, or given up: closeSettled is closed
+)
+
+// unlockWrite releases writeMu, then sends the Close frame an abort left
+// owed meanwhile, if no other Write has taken writeMu again (that one's
+// unlockWrite sends it).
+func (c *Conn) unlockWrite() {
+	c.writeMu.Unlock()
+	if c.closeState.Load() == closeOwed && c.writeMu.TryLock() {
+		c.sendOwedClose()
+		c.writeMu.Unlock()
+	}
+}
+
+// sendOwedClose sends the owed Close frame; writeMu is held.
+func (c *Conn) sendOwedClose() bool {
+	if !c.closeState.CompareAndSwap(closeOwed, closeSending) {
+		return false
+	}
+	c.abortMu.Lock()
+	e := c.abortErr
+	c.abortMu.Unlock()
+	detail := ""
+	if e.Cause != nil {
+		detail = e.Cause.Error()
+	}
+	sent := c.cfg.Sender.SendClose(e.Reason, detail) == nil
+	c.writeClosed = true
+	c.closeState.Store(closeDone)
+	close(c.closeSettled)
+	return sent
+}
+
+// CloseSettled is closed once no Close frame is owed to the peer: none was
+// (the peer aborted), it went out with the abort, it went out after the
+// Write that held the sender at the abort returned, or AbandonClose gave it
+// up. Until then the owner keeps the stream open and its receive loop
+// reading: a peer that is itself stuck sending (an echo backend whose
+// answers fill the stream) must be read for that Write to return.
+func (c *Conn) CloseSettled() <-chan struct{} { return c.closeSettled }
+
+// CloseOwed reports whether a local abort still owes the peer its Close
+// frame: the abort found a Write holding the sender, and that Write has not
+// returned yet.
+func (c *Conn) CloseOwed() bool {
+	st := c.closeState.Load()
+	return st == closeOwed || st == closeSending
+}
+
+// AbandonClose gives up an owed Close frame: the owner is about to end the
+// stream, and no send may start after that. A send already under way is
+// released by the stream's end.
+func (c *Conn) AbandonClose() {
+	if c.closeState.CompareAndSwap(closeOwed, closeDone) {
+		close(c.closeSettled)
 	}
 }
 
@@ -326,16 +399,18 @@ func (c *Conn) abort(e *AbortError, sendClose bool) {
 	c.abortMu.Unlock()
 
 	closeSent := false
-	// A Write blocked on flow control holds writeMu; then the owner's OnAbort
-	// ends the stream instead, which the peer also reads as an abort.
-	if sendClose && c.writeMu.TryLock() {
-		detail := ""
-		if e.Cause != nil {
-			detail = e.Cause.Error()
+	if !sendClose {
+		c.closeState.Store(closeDone)
+		close(c.closeSettled)
+	} else {
+		// A Write blocked on flow control holds writeMu: the Close is owed
+		// until it returns (unlockWrite), unless the owner ends the stream
+		// first (AbandonClose), which the peer also reads as an abort.
+		c.closeState.Store(closeOwed)
+		if c.writeMu.TryLock() {
+			closeSent = c.sendOwedClose()
+			c.writeMu.Unlock()
 		}
-		closeSent = c.cfg.Sender.SendClose(e.Reason, detail) == nil
-		c.writeClosed = true
-		c.writeMu.Unlock()
 	}
 	close(c.aborted)
 	if c.cfg.OnAbort != nil {
@@ -415,7 +490,7 @@ func (c *Conn) consume(b, p []byte) int {
 // Write sends b as Data frames of at most MaxData bytes.
 func (c *Conn) Write(b []byte) (int, error) {
 	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
+	defer c.unlockWrite()
 	if err := c.Err(); err != nil {
 		return 0, err
 	}
@@ -456,7 +531,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // reads EOF and may keep sending.
 func (c *Conn) CloseWrite() error {
 	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
+	defer c.unlockWrite()
 	return c.closeWriteLocked()
 }
 
@@ -518,7 +593,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	err := c.closeWriteLocked()
-	c.writeMu.Unlock()
+	c.unlockWrite()
 	var ae *AbortError
 	if errors.As(err, &ae) {
 		return nil // already aborted: nothing left to close

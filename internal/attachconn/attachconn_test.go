@@ -155,6 +155,9 @@ func newFixture(tb testing.TB, gate bool, opts ...option) *fixture {
 		AbortReason: relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET,
 		OnAbort: func(closeSent bool) {
 			f.onAbort <- closeSent
+			if !closeSent {
+				f.c.AbandonClose() // as an owner that ends the stream at once
+			}
 			f.s.endStream()
 		},
 	}
@@ -683,8 +686,9 @@ func TestAbortDuringStuckWrite(t *testing.T) {
 	}
 }
 
-// TestNoSendAfterAbortReturned: the Sender is never called after Abort has
-// returned, even by a Write that was between two frames.
+// TestNoSendAfterAbortReturned: the Sender is never called for Data after
+// Abort has returned, even by a Write that was between two frames; the
+// Close the abort owed goes out once that Write has returned the sender.
 func TestNoSendAfterAbortReturned(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, true, func(c *Config) { c.OnAbort = nil }) // the owner does not end the stream
@@ -705,8 +709,37 @@ func TestNoSendAfterAbortReturned(t *testing.T) {
 	if n != 16 || !errors.As(err, &ae) {
 		t.Fatalf("Write = %d, %v; want 16, *AbortError", n, err)
 	}
-	if got := f.s.kinds(); !slices.Equal(got, []string{kindData}) {
-		t.Fatalf("frames %v, want only the frame in flight at Abort", got)
+	if got := f.s.kinds(); !slices.Equal(got, []string{kindData, kindClose}) {
+		t.Fatalf("frames %v, want the frame in flight at Abort, then the owed Close", got)
+	}
+	select {
+	case <-f.c.CloseSettled():
+	default:
+		t.Error("CloseSettled open after the owed Close went out")
+	}
+}
+
+// TestAbandonClose: an owner that ends the stream gives the owed Close up
+// first; the Write stuck at the abort then sends nothing when it returns.
+func TestAbandonClose(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, true, func(c *Config) { c.OnAbort = nil })
+	w := f.goWrite(t, pattern(40, 1))
+	<-f.s.entered
+	f.c.Abort(errors.New("client reset"))
+	select {
+	case <-f.c.CloseSettled():
+		t.Fatal("CloseSettled closed with the Close still owed")
+	default:
+	}
+	f.c.AbandonClose()
+	<-f.c.CloseSettled()
+	f.s.release <- errStreamEnded // the stream's end releases the Write
+	if _, err := w.wait(t); err == nil {
+		t.Fatal("stuck Write returned no error")
+	}
+	if got := f.s.kinds(); len(got) != 0 {
+		t.Fatalf("frames %v, want none", got)
 	}
 }
 

@@ -991,6 +991,7 @@ func endStatus(err error) error {
 
 // sessionRun is a session under way on a slot.
 type sessionRun struct {
+	ctx          context.Context // the stream's
 	sess         *session
 	c            *clientbridge.Client
 	log          lazyLog
@@ -1049,7 +1050,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	r.openSession(sess, c.Service)
 	// Closed before the session_closed event and metrics below, so that
 	// whoever sees the event and then asks for status sees it gone.
-	run := &sessionRun{sess: sess, c: c, log: log, now: now, joined: make(chan splice.Result, 1)}
+	run := &sessionRun{ctx: ctx, sess: sess, c: c, log: log, now: now, joined: make(chan splice.Result, 1)}
 	run.closeSession = sync.OnceFunc(func() { r.closeSession(sess) })
 	run.cleanup = append(run.cleanup, run.closeSession)
 	joinStarted := false
@@ -1142,6 +1143,36 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	return run, nil
 }
 
+// closeGrace bounds how long an aborted session's stream stays open for
+// the Close frame the abort owes the host (awaitOwedClose).
+const closeGrace = 5 * time.Second
+
+// awaitOwedClose waits, after an abort that found the client → host copy
+// stuck in Send (the host not reading), for that Send to return and the
+// owed Close frame to follow it, at most closeGrace. The receive loop
+// reads on meanwhile, dropping what the host sends: a host that is stuck
+// sending too (an echo backend blocked on its answers, which fill the
+// stream) reads again once its sends go through. Ending the RPC instead
+// would not tell the host: grpc-go queues the stream's end behind the
+// data it cannot send, so the host would hold the session, its stream and
+// its backend connection for good.
+func (r *Relay) awaitOwedClose(run *sessionRun) {
+	conn := run.sess.conn
+	if !conn.CloseOwed() {
+		return
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-conn.CloseSettled():
+	case <-t.C:
+		run.log.Debug("the host did not read its Close in time; ending its stream", "grace", closeGrace)
+	case <-run.ctx.Done():
+	case <-r.ctx.Done(): // shutting down: the connection goes too
+	}
+	conn.AbandonClose()
+}
+
 // clean reports whether the session ended with both directions closed
 // and every byte delivered; finishSession has run.
 func (run *sessionRun) clean() bool { return run.cleanEnd }
@@ -1166,6 +1197,7 @@ func (run *sessionRun) wait() {
 // handler's status.
 func (r *Relay) finishSession(run *sessionRun) error {
 	defer run.runCleanup()
+	r.awaitOwedClose(run)
 	sess, c, log, now, res, closeSession := run.sess, run.c, run.log, run.now, run.res, run.closeSession
 	// No abort from outside (idle timeout, shutdown, admin) from here on:
 	// one now would send Close for a session this reports as it finds it,
@@ -1173,6 +1205,9 @@ func (r *Relay) finishSession(run *sessionRun) error {
 	sess.abortMu.Lock()
 	sess.returned = true
 	sess.abortMu.Unlock()
+	// An abort that came after the wait above owes the host nothing more:
+	// the stream ends now, and no send may start after that.
+	sess.conn.AbandonClose()
 	st := sess.conn.Stats()
 	ae := sess.conn.AbortCause()
 	dur := time.Since(now)
@@ -1647,12 +1682,13 @@ func (l *recvLoop) loop() error {
 			}
 			// Deliver has consumed the payload when it returns: its pooled
 			// buffer is free for the next frame.
-			err := conn.Deliver(f.Data.Payload)
+			// After an abort Deliver drops the payload at once: the loop
+			// reads on until the stream ends, so that a host stuck sending
+			// can take the Close frame the abort may still owe it (see
+			// awaitOwedClose).
+			conn.Deliver(f.Data.Payload) //nolint:errcheck // the session's end is the handler's
 			framecodec.Recycle(f.Data.Payload)
 			f.Data.Payload = nil
-			if err != nil {
-				return nil // the session ended; the handler knows why
-			}
 		case *relayv1.AttachRequest_CloseWrite:
 			switch {
 			case conn == nil:

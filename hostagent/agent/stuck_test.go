@@ -1,0 +1,94 @@
+package agent_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/attachconn"
+)
+
+// TestAbortReachesHostStuckSending: a client that sends without reading,
+// then resets, jams an echo host: the relay cannot write to the client, so
+// it stops reading the host; the host's echo then blocks in Write, so it
+// stops reading the relay; the relay's copy of the client's bytes blocks
+// in Send. The reset must still reach the host. Before, the relay ended
+// the stream, but grpc-go queued that end behind the data the host would
+// never read: the host kept the session, its stream and its backend for
+// good (with --max-sessions, no client was served again).
+func TestAbortReachesHostStuckSending(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 1})
+
+	// A small receive buffer, set before the connection opens, so that the
+	// client's side jams quickly.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<10) })
+		return errors.Join(err, serr)
+	}}
+	nc, err := d.Dial("tcp", ir.ClientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := nc.(*net.TCPConn)
+	defer client.Close()
+	conn := accept(t, l)
+
+	// The host: an echo that reads only when its last write went through.
+	echoEnd := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := conn.Read(buf)
+			if err == nil {
+				_, err = conn.Write(buf[:n])
+			}
+			if err != nil {
+				echoEnd <- err
+				return
+			}
+		}
+	}()
+
+	// The client writes until its writes stop going through: every
+	// buffer between it and the echo, both ways, is full. (A client
+	// reset before that would only make this test pass without the fix.)
+	chunk := make([]byte, 64<<10)
+	for {
+		client.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := client.Write(chunk); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("client write: %v", err)
+			}
+			break
+		}
+	}
+	client.SetLinger(0)
+	client.Close() // a reset
+
+	select {
+	case <-echoEnd: // its Write may fail first, as the stream ends
+	case <-time.After(hangGuard):
+		t.Fatal("the host never learned that the client reset: its session is still open")
+	}
+	// The relay's Close came before the stream's end: the session's own
+	// error says why it ended.
+	for {
+		if _, err := conn.Read(make([]byte, 32<<10)); err != nil {
+			var ae *attachconn.AbortError
+			if !errors.As(err, &ae) || ae.Reason != relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET {
+				t.Errorf("the host's session ended with %v, want the relay's Close{CLIENT_RESET}", err)
+			}
+			return
+		}
+	}
+}
