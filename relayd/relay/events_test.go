@@ -442,6 +442,14 @@ func TestHostDetachedWording(t *testing.T) {
 	h.cancel()
 	h.serverEnd()
 	expectEvents(t, w, "host_detached h1 (stream canceled: the agent stopped, or its connection broke)")
+
+	// The same in a session: not "session ended", as if it had finished.
+	s := tr.newSession(t, "h2")
+	s.roundTrip(t, "x")
+	s.host.cancel()
+	s.host.serverEnd()
+	expectEvents(t, w, "host_detached h2 (stream canceled: the agent stopped, or its connection broke)")
+	expectReset(t, s.client)
 }
 
 // TestWatchEventsKindsChecked: a kind that is no event, or unknown, is

@@ -593,6 +593,7 @@ func (r *Relay) Attach(stream relayv1.HostService_AttachServer) error {
 		// The session's log line alone would grow the stack to 8 KiB, a
 		// copy of every frame below it just before the goroutine ends.
 		r.deep.Run(func() { err = r.finishSession(run) })
+		a.detach = run.detach
 		if err != nil || !a.sequential || !run.clean() || !r.betweenSessions(a, run, &err) {
 			return err
 		}
@@ -1001,6 +1002,7 @@ type sessionRun struct {
 	closeSession func()
 	cleanup      []func() // run last first when the session is over
 	cleanEnd     bool     // set by finishSession
+	detach       string   // set by finishSession: the slot's end, if the stream ends with the session
 }
 
 // startSession sends Open for client c on slot a and starts the session.
@@ -1215,6 +1217,7 @@ func (r *Relay) finishSession(run *sessionRun) error {
 		SessionId: sess.id, HostId: sess.host.key.id, Service: c.Service, ClientAddr: sess.clientAddr,
 		BytesToHost: uint64(st.BytesWritten), BytesFromHost: uint64(st.BytesRead), Duration: durationpb.New(dur),
 	}
+	run.detach = "session ended"
 	switch {
 	case ae == nil && res.Err == nil:
 		closed.Clean = true
@@ -1224,8 +1227,17 @@ func (r *Relay) finishSession(run *sessionRun) error {
 		if ae.Cause != nil {
 			closed.Detail = ae.Cause.Error()
 		}
+		switch ae.Reason {
+		case relayv1.CloseReason_CLOSE_REASON_HOST_LOST:
+			run.detach = detachReason(ae.Cause) // as for an idle slot whose stream broke
+		case relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN:
+			run.detach = "relay shutting down"
+		default:
+			run.detach = "session aborted (" + ae.Reason.String() + ")"
+		}
 	default:
 		closed.Detail = res.Err.Error()
+		run.detach = "session aborted"
 	}
 	closeSession()
 	r.metrics.sessionClosed(c.Service, closed)
