@@ -154,9 +154,7 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 		// agent retries with every slot, and this line would repeat it
 		// --idle times each round.
 		level = slog.LevelDebug
-	case code == codes.Internal && strings.HasPrefix(status.Convert(err).Message(), "grpc: failed to unmarshal"):
-		// grpc-go's status for bytes that do not decode: the host's
-		// fault, not a bug of the relay's.
+	case code == codes.Internal && hostSentUndecodable(status.Convert(err).Message()):
 		level = slog.LevelWarn
 	}
 	if !o.log.Enabled(ctx, level) {
@@ -169,6 +167,16 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 		return
 	}
 	o.logAttachEnd(ctx, level, start, code, err)
+}
+
+// hostSentUndecodable reports whether an Attach stream's INTERNAL status is
+// grpc-go's for what the host sent: bytes that do not decode, a compressed
+// message without an encoding, a compressor the relay does not have. The
+// host's fault, and anyone's who reaches the port without a token: not the
+// Error that says relayd has a bug. grpc-go's own failure to encode what
+// the relay sends stays an Error.
+func hostSentUndecodable(msg string) bool {
+	return strings.HasPrefix(msg, "grpc: ") && !strings.HasPrefix(msg, "grpc: error while marshaling")
 }
 
 // logAttachEnd writes an Attach stream's "finished call" line, with extra

@@ -140,8 +140,9 @@ func TestFlagsFromEnvironment(t *testing.T) {
 
 // TestAttachEndLevels: an Attach stream's end that a host can cause at will
 // is logged at Warn at most once a second per code, with the count of
-// those not logged; bytes that do not decode (grpc-go's INTERNAL) are the
-// host's fault, at Warn, not Error, which says the relay has a bug.
+// those not logged; bytes that do not decode, or a compressed message
+// without an encoding (grpc-go's INTERNAL), are the host's fault, at Warn,
+// not Error, which says the relay has a bug.
 func TestAttachEndLevels(t *testing.T) {
 	t.Parallel()
 	var logs lockedBuffer
@@ -156,7 +157,12 @@ func TestAttachEndLevels(t *testing.T) {
 		obs.attachEnded(ctx, start, violation)
 	}
 	obs.attachEnded(ctx, start, status.Error(codes.Internal, "grpc: failed to unmarshal the received message: proto: cannot parse invalid wire-format data"))
+	// Any peer can send these at will: Warn, throttled with the line above.
+	for range 100 {
+		obs.attachEnded(ctx, start, status.Error(codes.Internal, "grpc: compressed flag set with identity or empty encoding"))
+	}
 	obs.attachEnded(ctx, start, status.Error(codes.Internal, "a bug"))
+	obs.attachEnded(ctx, start, status.Error(codes.Internal, "grpc: error while marshaling: a bug of the relay's codec"))
 	var lines []map[string]any
 	for l := range strings.Lines(logs.String()) {
 		var m map[string]any
@@ -165,7 +171,7 @@ func TestAttachEndLevels(t *testing.T) {
 		}
 		lines = append(lines, m)
 	}
-	want := []struct{ level, code string }{{"WARN", "InvalidArgument"}, {"WARN", "Internal"}, {"ERROR", "Internal"}}
+	want := []struct{ level, code string }{{"WARN", "InvalidArgument"}, {"WARN", "Internal"}, {"ERROR", "Internal"}, {"ERROR", "Internal"}}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logs.String())
 	}
