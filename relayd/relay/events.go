@@ -122,6 +122,30 @@ func (h *eventHub) publish(m eventMeta, build func() *relayv1.WatchEventsRespons
 	}
 }
 
+// takeDropped returns the count of w's events dropped since its last
+// queued event, and clears it.
+func (h *eventHub) takeDropped(w *watcher) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := w.dropped
+	w.dropped = 0
+	return n
+}
+
+// sendDropped sends, once w has caught up (its buffer is empty), a response
+// with no event and the count of those it missed since the last one: the
+// count must not wait for an event that may never come (a quiet relay, or
+// its shutdown).
+func (s statusService) sendDropped(w *watcher, stream relayv1.StatusService_WatchEventsServer) error {
+	if len(w.ch) > 0 {
+		return nil // the next queued event carries it
+	}
+	if n := s.r.events.takeDropped(w); n > 0 {
+		return stream.Send(&relayv1.WatchEventsResponse{Time: timestamppb.Now(), Dropped: n})
+	}
+	return nil
+}
+
 // WatchEvents implements relay.v1.StatusService.
 func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relayv1.StatusService_WatchEventsServer) error {
 	for _, k := range req.GetKinds() {
@@ -150,6 +174,9 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 			if err := stream.Send(out); err != nil {
 				return err
 			}
+			if err := s.sendDropped(w, stream); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-r.watchEnd:
@@ -163,6 +190,9 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 						return err
 					}
 				default:
+					if err := s.sendDropped(w, stream); err != nil {
+						return err
+					}
 					return status.Error(codes.Unavailable, "relay is shutting down")
 				}
 			}

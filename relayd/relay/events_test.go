@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -471,5 +473,47 @@ func TestWatchEventsKindsChecked(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("WatchEvents(%v): %v, want InvalidArgument saying %q", tc.kind, err, tc.want)
 		}
+	}
+}
+
+// TestWatchEventsDroppedCountNotHeldBack: a watcher that fell behind learns
+// how many events it missed once it has caught up, in a response with no
+// event, not only with the next event, which may never come.
+func TestWatchEventsDroppedCountNotHeldBack(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{WatchBuffer: 4})
+	// Fixed windows (no growth by BDP estimation) and a watcher that does
+	// not read meanwhile: once the window is full, the relay's buffer fills
+	// and every later event is dropped, to the last.
+	slow := relayv1.NewStatusServiceClient(tr.newConn(t, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10)))
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	w, err := slow.WatchEvents(ctx, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_HOST_ATTACHED}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Header(); err != nil { // registered
+		t.Fatal(err)
+	}
+	const hosts = 1000
+	version := strings.Repeat("v", 1000) // 1 MB of events in all
+	for i := range hosts {
+		h := tr.attach(t)
+		h.hello(&relayv1.Hello{HostId: "h" + strconv.Itoa(i), AgentVersion: version})
+		h.cancel()
+	}
+	var got, dropped uint64
+	for got+dropped < hosts {
+		ev, err := w.Recv()
+		if err != nil {
+			t.Fatalf("after %d events and %d dropped of %d: %v", got, dropped, hosts, err)
+		}
+		dropped += ev.GetDropped()
+		if ev.GetEvent() != nil {
+			got++
+		}
+	}
+	if dropped == 0 || got+dropped != hosts {
+		t.Errorf("%d events and %d dropped, want %d in all, some dropped", got, dropped, hosts)
 	}
 }

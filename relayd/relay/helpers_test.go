@@ -47,9 +47,11 @@ type testRelay struct {
 	host       relayv1.HostServiceClient
 	status     relayv1.StatusServiceClient
 	admin      relayv1.AdminServiceClient
+	bl         *bufconn.Listener // the gRPC server's
 
 	mu   sync.Mutex
-	ends map[string]chan error // by stream id: what the Attach handler returned
+	ends  map[string]chan error // by stream id: what the Attach handler returned
+	conns []*grpc.ClientConn
 	seq  atomic.Int64
 }
 
@@ -87,12 +89,8 @@ func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbri
 	go func() { defer wg.Done(); bridge.Serve(lis, "default") }()
 	go func() { defer wg.Done(); srv.Serve(bl) }()
 
-	cc, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return bl.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatalf("grpc.NewClient: %v", err)
-	}
+	tr.bl = bl
+	cc := tr.newConn(tb)
 	tr.host = relayv1.NewHostServiceClient(cc)
 	tr.status = relayv1.NewStatusServiceClient(cc)
 	tr.admin = relayv1.NewAdminServiceClient(cc)
@@ -100,12 +98,37 @@ func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbri
 		// The order of relayd's own shutdown: sessions, clients, server, loops.
 		r.Shutdown()
 		bridge.Close()
-		cc.Close()
+		tr.closeConns()
 		srv.Stop()
 		r.Close()
 		wg.Wait()
 	})
 	return tr
+}
+
+// newConn dials the relay's gRPC server with opts; the relay's cleanup
+// closes it.
+func (tr *testRelay) newConn(tb testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
+	tb.Helper()
+	cc, err := grpc.NewClient("passthrough:///bufconn", append([]grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return tr.bl.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)...)
+	if err != nil {
+		tb.Fatalf("grpc.NewClient: %v", err)
+	}
+	tr.mu.Lock()
+	tr.conns = append(tr.conns, cc)
+	tr.mu.Unlock()
+	return cc
+}
+
+func (tr *testRelay) closeConns() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, cc := range tr.conns {
+		cc.Close()
+	}
 }
 
 func (tr *testRelay) intercept(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

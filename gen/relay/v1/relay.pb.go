@@ -2394,7 +2394,10 @@ type WatchEventsResponse struct {
 	// time is when the event happened.
 	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	// dropped counts the events this watcher missed just before this one,
-	// because its buffer was full (it read too slowly). Zero normally.
+	// because its buffer was full (it read too slowly). Zero normally. Once
+	// the watcher has caught up, a response with no event carries the count
+	// of those it missed since the last event, so that it never waits for
+	// the next event (or is lost at the relay's shutdown).
 	Dropped uint64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	// event is exactly one event. A watcher should skip an event with no
 	// field set: it is a kind from a newer relay.
