@@ -49,10 +49,10 @@ type testRelay struct {
 	admin      relayv1.AdminServiceClient
 	bl         *bufconn.Listener // the gRPC server's
 
-	mu   sync.Mutex
+	mu    sync.Mutex
 	ends  map[string]chan error // by stream id: what the Attach handler returned
 	conns []*grpc.ClientConn
-	seq  atomic.Int64
+	seq   atomic.Int64
 }
 
 func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbridge.Config)) *testRelay {
