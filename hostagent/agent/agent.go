@@ -1409,6 +1409,9 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 		},
 	})
 	sc := &Conn{conn: conn, open: open, relay: lk.addr}
+	if d := welcome.GetIdleTimeout().AsDuration(); d > 0 {
+		defer watchStalled(conn, d+max(time.Second, d/8))()
+	}
 	stopAbort := context.AfterFunc(ctx, func() {
 		conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("agent shutting down: %w", context.Cause(ctx)))
 	})
@@ -1524,6 +1527,41 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 			// A frame from a newer relay: ignore it.
 		}
 	}
+}
+
+// watchStalled aborts conn (CLOSE_REASON_TIMEOUT) once it has moved no
+// byte either way for limit: a little longer than the relay's idle
+// timeout, after which the relay has ended the session, but perhaps
+// without the agent learning of it. If the backend stopped reading, the
+// receive loop is stuck writing to it, and the relay's Close waits behind
+// data the loop cannot take; the abort releases that write (and resets
+// the backend). A timer, not a goroutine; stop ends it.
+func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
+	var (
+		mu        sync.Mutex
+		last      attachconn.Stats
+		lastMoved = time.Now()
+		t         *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(limit, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if conn.Err() != nil {
+			return
+		}
+		now := time.Now()
+		if st := conn.Stats(); st != last {
+			last, lastMoved = st, now
+		}
+		if still := now.Sub(lastMoved); still < limit {
+			t.Reset(limit - still)
+			return
+		}
+		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v: the relay's idle timeout has passed", limit))
+	})
+	return func() { t.Stop() }
 }
 
 // drain receives until the stream ends, discarding frames.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/relayd/relay"
 )
 
 // TestAbortReachesHostStuckSending: a client that sends without reading,
@@ -90,5 +92,34 @@ func TestAbortReachesHostStuckSending(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+// TestStalledSessionEndsOnTheHost: a host that stops taking the client's
+// bytes (its backend stopped reading) cannot see the relay's end of the
+// session, which waits behind the data the relay could not send. The
+// relay's idle timeout (Welcome.idle_timeout) then ends it on the host's
+// side too, a little later, as CLOSE_REASON_TIMEOUT; before, it stayed
+// open for good.
+func TestStalledSessionEndsOnTheHost(t *testing.T) {
+	t.Parallel()
+	ir := newRelayConfig(t, relay.Config{IdleTimeout: 300 * time.Millisecond})
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 1})
+	client := dialClient(t, ir.ClientAddr)
+	conn := accept(t, l)
+	// The host reads nothing: the client's bytes fill the stream, and the
+	// agent's receive loop waits to hand them over.
+	go client.Write(make([]byte, 4<<20)) //nolint:errcheck // ends with the client's reset
+	deadline := time.Now().Add(hangGuard)
+	for l.Stats().ActiveSessions != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent stats %+v: the stalled session is still open on the host", l.Stats())
+		}
+		runtime.Gosched()
+	}
+	_, err := conn.Read(make([]byte, 1))
+	var ae *attachconn.AbortError
+	if !errors.As(err, &ae) || ae.Remote || ae.Reason != relayv1.CloseReason_CLOSE_REASON_TIMEOUT {
+		t.Fatalf("the host's session ended with %v, want its own CLOSE_REASON_TIMEOUT", err)
 	}
 }

@@ -365,7 +365,7 @@ func (r *Relay) claimableLocked(k hostKey, id string) (*offer, error) {
 func (r *Relay) sendWelcome(a *attachment, credits uint32) error {
 	return a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes),
-		SequentialSessions: a.sequential && credits == 0, SlotCredits: credits,
+		SequentialSessions: a.sequential && credits == 0, SlotCredits: credits, IdleTimeout: r.idleTimeout(),
 	}}})
 }
 

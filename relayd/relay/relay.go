@@ -724,7 +724,7 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 	}
 	if err := a.stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: true,
-		Withdraw: true,
+		Withdraw: true, IdleTimeout: r.idleTimeout(),
 	}}}); err != nil {
 		r.withdraw(a.service, a.sl)
 		a.detach = "stream broke"
@@ -870,7 +870,7 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 	}
 	if err := stream.Send(&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
 		RelayId: r.cfg.RelayID, SlotId: a.sl.id, MaxDataBytes: uint32(r.cfg.MaxDataBytes), SequentialSessions: a.sequential,
-		Withdraw: true,
+		Withdraw: true, IdleTimeout: r.idleTimeout(),
 	}}}); err != nil {
 		r.withdraw(service, a.sl)
 		a.detach = "stream broke"
@@ -1128,9 +1128,10 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 
 	// The join runs apart from the handler (splice.Start: a silent client
 	// waits in an epoll set, a goroutine copies only while it has bytes) so
-	// that the handler can return as soon as the session is aborted: if the
+	// that the handler can return once the session is aborted: if the
 	// client → host copy is stuck in Send because the host stopped reading,
-	// no Close frame can go out, and only ending the RPC releases that Send.
+	// no Close frame can go out until it returns (awaitOwedClose), and
+	// ending the RPC releases that Send.
 	// (The Close frame, when it could be sent, went out before Aborted is
 	// closed.) The join then finishes on its own (the client is reset after
 	// the bytes it already has); Close waits for it.
@@ -1143,6 +1144,14 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		r.loops.Done()
 	})
 	return run, nil
+}
+
+// idleTimeout is Welcome.idle_timeout: IdleTimeout, or nil without one.
+func (r *Relay) idleTimeout() *durationpb.Duration {
+	if r.cfg.IdleTimeout <= 0 {
+		return nil
+	}
+	return durationpb.New(r.cfg.IdleTimeout)
 }
 
 // closeGrace bounds how long an aborted session's stream stays open for

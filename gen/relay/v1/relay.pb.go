@@ -978,7 +978,13 @@ type Welcome struct {
 	SlotCredits uint32 `protobuf:"varint,5,opt,name=slot_credits,json=slotCredits,proto3" json:"slot_credits,omitempty"`
 	// withdraw is true when the relay takes AttachRequest.withdraw on this
 	// stream: a slot's, not a credit stream's or a claimed one's.
-	Withdraw      bool `protobuf:"varint,6,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
+	Withdraw bool `protobuf:"varint,6,opt,name=withdraw,proto3" json:"withdraw,omitempty"`
+	// idle_timeout, when set, is how long the relay lets a session move no
+	// byte either way before it ends it (CLOSE_REASON_TIMEOUT). A host may
+	// end its own side after a little longer: if its backend stopped reading,
+	// the host is stuck writing to it, reads the stream no more, and cannot
+	// see the relay's Close behind the data the relay could not send.
+	IdleTimeout   *durationpb.Duration `protobuf:"bytes,7,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1053,6 +1059,13 @@ func (x *Welcome) GetWithdraw() bool {
 		return x.Withdraw
 	}
 	return false
+}
+
+func (x *Welcome) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
 }
 
 // Withdraw gives an idle slot up; see AttachRequest.withdraw.
@@ -3477,14 +3490,15 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x0eagent_instance\x18\t \x01(\tR\ragentInstance\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x02\n" +
 	"\aWelcome\x12\x19\n" +
 	"\brelay_id\x18\x01 \x01(\tR\arelayId\x12\x17\n" +
 	"\aslot_id\x18\x02 \x01(\tR\x06slotId\x12$\n" +
 	"\x0emax_data_bytes\x18\x03 \x01(\rR\fmaxDataBytes\x12/\n" +
 	"\x13sequential_sessions\x18\x04 \x01(\bR\x12sequentialSessions\x12!\n" +
 	"\fslot_credits\x18\x05 \x01(\rR\vslotCredits\x12\x1a\n" +
-	"\bwithdraw\x18\x06 \x01(\bR\bwithdraw\"\n" +
+	"\bwithdraw\x18\x06 \x01(\bR\bwithdraw\x12<\n" +
+	"\fidle_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\"\n" +
 	"\n" +
 	"\bWithdraw\"\x1e\n" +
 	"\x06Credit\x12\x14\n" +
@@ -3775,8 +3789,8 @@ var file_relay_v1_relay_proto_goTypes = []any{
 	(*UndrainHostResponse)(nil),   // 41: relay.v1.UndrainHostResponse
 	nil,                           // 42: relay.v1.Hello.LabelsEntry
 	nil,                           // 43: relay.v1.Host.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
+	(*durationpb.Duration)(nil),   // 44: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_relay_v1_relay_proto_depIdxs = []int32{
 	7,  // 0: relay.v1.AttachRequest.hello:type_name -> relay.v1.Hello
@@ -3794,54 +3808,55 @@ var file_relay_v1_relay_proto_depIdxs = []int32{
 	15, // 12: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
 	11, // 13: relay.v1.AttachResponse.offer:type_name -> relay.v1.Offer
 	42, // 14: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	44, // 15: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 16: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
-	45, // 17: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
-	1,  // 18: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	45, // 19: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	20, // 20: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	44, // 21: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	23, // 22: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	44, // 23: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	43, // 24: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	44, // 25: relay.v1.Host.backend_failing_until:type_name -> google.protobuf.Timestamp
-	26, // 26: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	44, // 27: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 28: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	44, // 29: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	29, // 30: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	30, // 31: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	31, // 32: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	32, // 33: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	33, // 34: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	34, // 35: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	35, // 36: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	45, // 37: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 38: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 39: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	45, // 40: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 41: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 42: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	18, // 43: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	21, // 44: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	24, // 45: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	27, // 46: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	36, // 47: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	38, // 48: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	40, // 49: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 50: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	19, // 51: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	22, // 52: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	25, // 53: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	28, // 54: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	37, // 55: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	39, // 56: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	41, // 57: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	50, // [50:58] is the sub-list for method output_type
-	42, // [42:50] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	44, // 15: relay.v1.Welcome.idle_timeout:type_name -> google.protobuf.Duration
+	45, // 16: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 17: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	44, // 18: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 19: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	44, // 20: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	20, // 21: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	45, // 22: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	23, // 23: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	45, // 24: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	43, // 25: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	45, // 26: relay.v1.Host.backend_failing_until:type_name -> google.protobuf.Timestamp
+	26, // 27: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	45, // 28: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 29: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	45, // 30: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	29, // 31: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	30, // 32: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	31, // 33: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	32, // 34: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	33, // 35: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	34, // 36: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	35, // 37: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	44, // 38: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 39: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 40: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	44, // 41: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 42: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 43: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	18, // 44: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	21, // 45: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	24, // 46: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	27, // 47: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	36, // 48: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	38, // 49: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	40, // 50: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 51: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	19, // 52: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	22, // 53: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	25, // 54: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	28, // 55: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	37, // 56: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	39, // 57: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	41, // 58: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	51, // [51:59] is the sub-list for method output_type
+	43, // [43:51] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
