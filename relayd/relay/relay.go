@@ -345,6 +345,7 @@ func wake(w chan idleOutcome, how idleOutcome) {
 
 // session is one open client session, for status.
 type session struct {
+	seq        uint64 // the number in id: sessions in the order they opened
 	id, slotID string
 	host       *host
 	health     *backendHealth // its agent connection's
@@ -1010,8 +1011,10 @@ type sessionRun struct {
 func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun, error) {
 	ctx, stream, loop, sl, log := a.ctx, a.stream, a.loop, a.sl, a.log
 	now := time.Now()
+	seq := r.sessionSeq.Add(1)
 	sess := &session{
-		id:         "c" + strconv.FormatUint(r.sessionSeq.Add(1), 10),
+		seq:        seq,
+		id:         "c" + strconv.FormatUint(seq, 10),
 		slotID:     sl.id,
 		host:       sl.host,
 		health:     sl.health,

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -410,5 +413,49 @@ func TestStatusService(t *testing.T) {
 	hosts, _ = tr.status.ListHosts(ctx, &relayv1.ListHostsRequest{})
 	if h := hosts.GetHosts(); len(h) != 1 || h[0].GetBytesToHost() != 5 || h[0].GetBytesFromHost() != 7 || h[0].GetActiveSessions() != 0 || h[0].GetSessionsTotal() != 1 {
 		t.Errorf("ListHosts after the session = %v", hosts)
+	}
+}
+
+// TestListSessionsPages: ListSessions lists at most page_size sessions,
+// oldest first, and next_page_token asks for the rest; a token it did not
+// make is InvalidArgument.
+func TestListSessionsPages(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	var want []string
+	for i := range 5 {
+		s := tr.newSession(t, "h"+strconv.Itoa(i))
+		s.roundTrip(t, "x")
+		want = append(want, s.open.GetSessionId())
+	}
+	ctx := context.Background()
+	var got []string
+	token := ""
+	for pages := 1; ; pages++ {
+		resp, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(resp.GetSessions()); n > 2 || n == 0 {
+			t.Fatalf("page %d has %d sessions, want 1 or 2", pages, n)
+		}
+		for _, s := range resp.GetSessions() {
+			got = append(got, s.GetSessionId())
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			if pages != 3 {
+				t.Errorf("%d pages, want 3", pages)
+			}
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("sessions over the pages %v, want %v", got, want)
+	}
+	if all, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{}); err != nil || len(all.GetSessions()) != 5 || all.GetNextPageToken() != "" {
+		t.Errorf("ListSessions with the default page = %d sessions, next %q, %v; want all 5", len(all.GetSessions()), all.GetNextPageToken(), err)
+	}
+	if _, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{PageToken: "c3"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListSessions with a made-up token: %v, want InvalidArgument", err)
 	}
 }

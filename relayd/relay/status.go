@@ -3,8 +3,12 @@ package relay
 import (
 	"context"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -137,15 +141,47 @@ func (s statusService) ListHosts(_ context.Context, req *relayv1.ListHostsReques
 }
 
 // ListSessions implements relay.v1.StatusService.
+// Pages of ListSessions.
+const (
+	defaultSessionsPage = 1000
+	maxSessionsPage     = 10000
+)
+
 func (s statusService) ListSessions(_ context.Context, req *relayv1.ListSessionsRequest) (*relayv1.ListSessionsResponse, error) {
+	var after uint64 // the page starts after the session numbered so
+	if tok := req.GetPageToken(); tok != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(tok, "after-c"), 10, 64)
+		if err != nil || !strings.HasPrefix(tok, "after-c") {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not a next_page_token of ListSessions", tok)
+		}
+		after = n
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = defaultSessionsPage
+	case size > maxSessionsPage:
+		size = maxSessionsPage
+	}
 	r := s.r
 	r.mu.Lock()
-	resp := &relayv1.ListSessionsResponse{}
+	var page []*session
 	for _, sess := range r.sessions {
 		k := sess.host.key
-		if (req.GetService() != "" && req.GetService() != k.service) || (req.GetHostId() != "" && req.GetHostId() != k.id) {
+		if sess.seq <= after || (req.GetService() != "" && req.GetService() != k.service) || (req.GetHostId() != "" && req.GetHostId() != k.id) {
 			continue
 		}
+		page = append(page, sess)
+	}
+	r.mu.Unlock()
+	sort.Slice(page, func(i, j int) bool { return page[i].seq < page[j].seq })
+	resp := &relayv1.ListSessionsResponse{}
+	if len(page) > size {
+		page = page[:size]
+		resp.NextPageToken = "after-" + page[size-1].id
+	}
+	for _, sess := range page {
+		k := sess.host.key
 		st := sess.conn.Stats()
 		resp.Sessions = append(resp.Sessions, &relayv1.Session{
 			SessionId:         sess.id,
@@ -160,9 +196,5 @@ func (s statusService) ListSessions(_ context.Context, req *relayv1.ListSessions
 			SlotId:            sess.slotID,
 		})
 	}
-	r.mu.Unlock()
-	sort.Slice(resp.Sessions, func(i, j int) bool {
-		return resp.Sessions[i].OpenedAt.AsTime().Before(resp.Sessions[j].OpenedAt.AsTime())
-	})
 	return resp, nil
 }
