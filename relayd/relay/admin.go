@@ -21,10 +21,18 @@ type adminService struct {
 
 var errAdminClose = errors.New("closed by an operator")
 
+// maxCloseDetail bounds CloseSessionRequest.detail: a Close frame must stay
+// within the 1 KiB the frame limit allows beyond a Data payload.
+const maxCloseDetail = 512
+
 // CloseSession implements relay.v1.AdminService.
 func (s adminService) CloseSession(_ context.Context, req *relayv1.CloseSessionRequest) (*relayv1.CloseSessionResponse, error) {
 	if req.GetSessionId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "session_id is required")
+	}
+	if n := len(req.GetDetail()); n > maxCloseDetail {
+		// It goes to the host in the Close frame, and into a log line.
+		return nil, status.Errorf(codes.InvalidArgument, "detail is %d bytes; at most %d", n, maxCloseDetail)
 	}
 	r := s.r
 	r.mu.Lock()

@@ -202,6 +202,9 @@ func TestAdminCloseSession(t *testing.T) {
 	if _, err := tr.admin.CloseSession(ctx, &relayv1.CloseSessionRequest{}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("CloseSession with no id: %v, want InvalidArgument", err)
 	}
+	if _, err := tr.admin.CloseSession(ctx, &relayv1.CloseSessionRequest{SessionId: "c1", Detail: strings.Repeat("d", 60000)}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CloseSession with a 60 KB detail: %v, want InvalidArgument", err)
+	}
 }
 
 // TestAdminDrainHost: a drained host's idle slots get Drain and end OK, its

@@ -3194,7 +3194,8 @@ type CloseSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// session_id is the id from Open, ListSessions or the event feed.
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	// detail is sent to the host in Close.detail and logged.
+	// detail is sent to the host in Close.detail and logged; at most 512
+	// bytes (INVALID_ARGUMENT beyond).
 	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
