@@ -57,6 +57,11 @@ type Config struct {
 	// the peer) and the Close frame, if any, was sent. The stream's owner uses
 	// it to end the stream, which unblocks a Write stuck on flow control.
 	OnAbort func(closeSent bool)
+	// AsyncClose sends a local abort's Close frame on a goroutine of its own
+	// (OnAbort is then told false): the Send may block on flow control, and
+	// the aborting caller (an operator's call, a timer, the receive loop)
+	// must not. The owner bounds the wait with CloseSettled and AbandonClose.
+	AsyncClose bool
 }
 
 // Errors returned by Conn.
@@ -408,8 +413,15 @@ func (c *Conn) abort(e *AbortError, sendClose bool) {
 		// first (AbandonClose), which the peer also reads as an abort.
 		c.closeState.Store(closeOwed)
 		if c.writeMu.TryLock() {
-			closeSent = c.sendOwedClose()
-			c.writeMu.Unlock()
+			if c.cfg.AsyncClose {
+				go func() {
+					c.sendOwedClose()
+					c.writeMu.Unlock()
+				}()
+			} else {
+				closeSent = c.sendOwedClose()
+				c.writeMu.Unlock()
+			}
 		}
 	}
 	close(c.aborted)

@@ -1266,3 +1266,51 @@ func TestLostReason(t *testing.T) {
 		})
 	}
 }
+
+// closeGate is a Sender whose SendClose waits for release.
+type closeGate struct {
+	*fakeSender
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g closeGate) SendClose(reason relayv1.CloseReason, detail string) error {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.fakeSender.SendClose(reason, detail)
+}
+
+// TestAsyncClose: with AsyncClose, Abort returns while the Close frame's
+// Send is blocked (on flow control, say); the Close is owed until it goes
+// out, and then CloseSettled is closed.
+func TestAsyncClose(t *testing.T) {
+	t.Parallel()
+	g := closeGate{fakeSender: newFakeSender(t, false), entered: make(chan struct{}), release: make(chan struct{})}
+	c := New(Config{Sender: g, MaxData: 16, AbortReason: relayv1.CloseReason_CLOSE_REASON_ADMIN, AsyncClose: true})
+	aborted := make(chan struct{})
+	go func() { c.Abort(errors.New("closed by an operator")); close(aborted) }()
+	select {
+	case <-aborted:
+	case <-g.entered:
+		close(g.release)
+		<-aborted
+		t.Fatal("Abort waited for the Close frame's Send")
+	}
+	<-g.entered // the Close, being sent
+	if !c.CloseOwed() {
+		t.Error("CloseOwed = false while the Close is being sent")
+	}
+	select {
+	case <-c.CloseSettled():
+		t.Fatal("CloseSettled closed before the Close went out")
+	default:
+	}
+	close(g.release)
+	<-c.CloseSettled()
+	if got := g.kinds(); !slices.Equal(got, []string{kindClose}) {
+		t.Fatalf("frames %v, want the Close", got)
+	}
+	if n, err := c.Write([]byte("x")); n != 0 || err == nil {
+		t.Errorf("Write after the abort = %d, %v", n, err)
+	}
+}

@@ -64,10 +64,11 @@ func Join(a, b Conn) Result {
 		return res
 	}
 	var (
-		res Result
-		wg  sync.WaitGroup
+		res    Result
+		wg     sync.WaitGroup
+		ra, rb resetOnce
 	)
-	fail, firstErr := failer(a, b)
+	fail, firstErr := failer(a, b, &ra, &rb)
 	var aEnding, bEnding atomic.Bool // CloseWrite begun on a, on b
 	// Once a direction has ended cleanly, its source is read no more; a
 	// reset that it sends later must still abort the session, so each
@@ -91,28 +92,56 @@ func Join(a, b Conn) Result {
 	}
 	wg.Wait()
 	res.Err = firstErr()
-	closeJoined(a, res.Err != nil)
-	closeJoined(b, res.Err != nil)
+	closeJoined(a, res.Err != nil, &ra)
+	closeJoined(b, res.Err != nil, &rb)
 	return res
 }
 
 // closeJoined closes c at the end of its join. After a clean end it gets
 // its normal close back first (see abortiveWhileJoined). After a failure a
-// *net.TCPConn is reset once the bytes written to it are acknowledged (up
-// to ResetDrainTimeout): a plain close would send a FIN (the peer would
-// take the cut stream for a finished one) or, with the abortive linger, a
-// reset that drops those bytes.
-func closeJoined(c Conn, failed bool) {
+// *net.TCPConn is reset (r, started by the failure) once the bytes written
+// to it are acknowledged (up to ResetDrainTimeout): a plain close would
+// send a FIN (the peer would take the cut stream for a finished one) or,
+// with the abortive linger, a reset that drops those bytes.
+func closeJoined(c Conn, failed bool, r *resetOnce) {
 	if !failed {
 		gracefulAgain(c)
 		c.Close()
 		return
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		Reset(tc, ResetDrainTimeout)
+		r.start(tc)
+		<-r.done
 		return
 	}
 	c.Close()
+}
+
+// resetOnce resets a failed join's socket once, on a goroutine of its own:
+// started by the failure, so that the peer is reset as soon as it has
+// acknowledged what it was sent, not when the join ends (a side stuck in a
+// Send to a host that does not read ends only when its owner ends it), and
+// waited for by the join's end (closeJoined), so that it has an owner.
+type resetOnce struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func (r *resetOnce) start(c *net.TCPConn) {
+	r.once.Do(func() {
+		r.done = make(chan struct{})
+		go func() {
+			defer close(r.done)
+			Reset(c, ResetDrainTimeout)
+		}()
+	})
+}
+
+// startReset starts r's reset of c when c is a *net.TCPConn.
+func startReset(c Conn, r *resetOnce) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		r.start(tc)
+	}
 }
 
 // lingerer is a conn whose close can be made abortive (*net.TCPConn).
@@ -139,7 +168,7 @@ func gracefulAgain(c Conn) {
 // is kept in *first and aborts both. It may be called again from within
 // those aborts (a Pusher reports its end from Abort), so it guards itself
 // with a flag, not a sync.Once, which would deadlock.
-func failer(a, b Conn) (fail func(error), first func() error) {
+func failer(a, b Conn, ra, rb *resetOnce) (fail func(error), first func() error) {
 	var mu sync.Mutex
 	failed := false
 	var firstErr error
@@ -153,6 +182,8 @@ func failer(a, b Conn) (fail func(error), first func() error) {
 		mu.Unlock()
 		abort(a, err)
 		abort(b, err)
+		startReset(a, ra)
+		startReset(b, rb)
 	}
 	// Read under the lock: an abort hook may still be failing the join
 	// (from the conn's own goroutine) after the join's directions ended.
@@ -170,8 +201,9 @@ func joinPush(s, p Conn, pp Pusher) Result {
 	var (
 		res    Result
 		pushed int64
+		rs, rp resetOnce
 	)
-	fail, firstErr := failer(s, p)
+	fail, firstErr := failer(s, p, &rs, &rp)
 	var sEnding, pEnding atomic.Bool // CloseWrite begun on s, on p
 	pushDone := make(chan struct{})
 	pp.PushTo(s, func(n int64, err error) {
@@ -203,7 +235,7 @@ func joinPush(s, p Conn, pp Pusher) Result {
 	stop()
 	res.BToA = pushed
 	res.Err = firstErr()
-	closeJoined(s, res.Err != nil)
+	closeJoined(s, res.Err != nil, &rs)
 	p.Close()
 	return res
 }
@@ -380,11 +412,10 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 }
 
 // abort ends c's part in a failed join. A *net.TCPConn only has its
-// blocked Read and Write released here; the join resets it as it ends
-// (closeJoined), after its peer has acknowledged the bytes written. So that
-// wait, up to ResetDrainTimeout for a peer that does not read, is the
-// join's, not the aborting caller's: an operator's CloseSession, or the
-// receive loop that read the peer's Close.
+// blocked Read and Write released here; its reset (resetOnce) waits for its
+// peer to acknowledge the bytes written, up to ResetDrainTimeout for a peer
+// that does not read: not in the aborting caller (an operator's
+// CloseSession, or the receive loop that read the peer's Close).
 func abort(c Conn, cause error) {
 	switch c := c.(type) {
 	case Aborter:

@@ -55,6 +55,7 @@ type asyncJoin struct {
 	sEOF     bool // s ended cleanly; the watch now looks for a reset
 	sEnding  bool // s's CloseWrite has begun (see eofIsReset)
 	pushEnd  bool // p's bytes have ended
+	sReset   resetOnce
 	sToP     int64
 	pToS     int64
 	stopHook func()
@@ -108,6 +109,7 @@ func (j *asyncJoin) fail(err error) {
 	abort(j.s, err)
 	abort(j.p, err)
 	j.w.end(err)
+	startReset(j.s, &j.sReset) // out of the watch first: it closes s
 }
 
 // pushEnded is p's end callback: its bytes have all been written to s.
@@ -307,7 +309,7 @@ func (j *asyncJoin) finishOne() {
 		res.AToB, res.BToA = res.BToA, res.AToB
 	}
 	finish := func() {
-		closeJoined(j.s, failed)
+		closeJoined(j.s, failed, &j.sReset)
 		j.p.Close()
 		j.done(res)
 	}

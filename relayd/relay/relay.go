@@ -170,6 +170,7 @@ type testHooks struct {
 	BeforeSetSession func()        // a client is assigned to a slot; its loop is not asked yet
 	AfterSetSession  func(ok bool) // the loop took the session (ok) or had ended
 	Withdrawn        func()        // a slot's loop took the host's Withdraw, and is to end
+	OwedCloseLate    func()        // a session's end waited closeGrace for the Close its abort owes the host
 }
 
 // setSession is loop.setSession between the test hooks. It is apart from
@@ -1033,6 +1034,9 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		// loop and the stream's context would say, not as the client's
 		// reset that the splice's abort on the failed write would record.
 		LostReason: relayv1.CloseReason_CLOSE_REASON_HOST_LOST,
+		// The Close of an abort may wait for the host to read; finishSession
+		// bounds that wait (awaitOwedClose), not whoever aborted.
+		AsyncClose: true,
 	})
 	if !r.setSession(loop, sess.conn, func() { r.emitHalfClosed(sess, relayv1.SessionSide_SESSION_SIDE_HOST) }, sess.health) {
 		// The host ended the stream (Close, half-close, protocol error) as
@@ -1181,6 +1185,9 @@ func (r *Relay) awaitOwedClose(run *sessionRun) {
 	case <-conn.CloseSettled():
 	case <-t.C:
 		run.log.Debug("the host did not read its Close in time; ending its stream", "grace", closeGrace)
+		if h := r.hooks.Load(); h != nil && h.OwedCloseLate != nil {
+			h.OwedCloseLate()
+		}
 	case <-run.ctx.Done():
 	case <-r.ctx.Done(): // shutting down: the connection goes too
 	}
