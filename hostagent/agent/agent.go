@@ -1409,13 +1409,9 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 		},
 	})
 	sc := &Conn{conn: conn, open: open, relay: lk.addr}
-	if d := welcome.GetIdleTimeout().AsDuration(); d > 0 {
-		defer watchStalled(conn, d+max(time.Second, d/8))()
-	}
-	stopAbort := context.AfterFunc(ctx, func() {
-		conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("agent shutting down: %w", context.Cause(ctx)))
-	})
-	defer stopAbort()
+	var stopWatches func()
+	shallow.Run(func() { stopWatches = watchSession(ctx, conn, welcome) })
+	defer stopWatches()
 	select {
 	case l.accept <- sc:
 		l.events <- event{link: lk, kind: evHandedOff}
@@ -1526,6 +1522,25 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 		default:
 			// A frame from a newer relay: ignore it.
 		}
+	}
+}
+
+// watchSession aborts conn when ctx ends (the agent shuts down) and when it
+// stalls (watchStalled); stop ends both watches. Apart from serve, and run
+// on a short-lived goroutine: in serve's frame, and with the timer's calls,
+// they grew the goroutine that keeps the session to 8 KiB.
+func watchSession(ctx context.Context, conn *attachconn.Conn, welcome *relayv1.Welcome) (stop func()) {
+	stopAbort := context.AfterFunc(ctx, func() {
+		conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("agent shutting down: %w", context.Cause(ctx)))
+	})
+	d := welcome.GetIdleTimeout().AsDuration()
+	if d <= 0 {
+		return func() { stopAbort() }
+	}
+	stopStalled := watchStalled(conn, d+max(time.Second, d/8))
+	return func() {
+		stopAbort()
+		stopStalled()
 	}
 }
 

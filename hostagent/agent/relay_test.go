@@ -16,6 +16,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -62,7 +63,9 @@ func startRelayConfig(grpcLis net.Listener, bcfg clientbridge.Config, rcfg relay
 		return nil, err
 	}
 	ir := &inProcessRelay{GRPCAddr: grpcLis.Addr().String(), ClientAddr: clientLis.Addr().String(), Relay: r}
-	srv := grpc.NewServer(grpc.StreamInterceptor(ir.count), grpc.WaitForHandlers(true))
+	// The codec relayd serves with (run.go), so that the agent meets its
+	// encoder, not proto's.
+	srv := grpc.NewServer(grpc.StreamInterceptor(ir.count), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))
 	relayv1.RegisterHostServiceServer(srv, r)
 	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
 	var wg sync.WaitGroup

@@ -111,6 +111,12 @@ func TestStalledSessionEndsOnTheHost(t *testing.T) {
 	// agent's receive loop waits to hand them over.
 	go client.Write(make([]byte, 4<<20)) //nolint:errcheck // ends with the client's reset
 	deadline := time.Now().Add(hangGuard)
+	for l.Stats().ActiveSessions != 1 { // counted by the agent's manager, a little after Accept
+		if time.Now().After(deadline) {
+			t.Fatalf("agent stats %+v: the session is not counted", l.Stats())
+		}
+		runtime.Gosched()
+	}
 	for l.Stats().ActiveSessions != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("agent stats %+v: the stalled session is still open on the host", l.Stats())

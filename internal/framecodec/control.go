@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -157,7 +158,7 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 	}
 	switch num {
 	case 1:
-		var f [6]field
+		var f [7]field
 		if !fields(msg, f[:]) {
 			return false
 		}
@@ -170,11 +171,24 @@ func controlResponse(data mem.BufferSlice, m *relayv1.AttachResponse) bool {
 		if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 			return false
 		}
-		m.Reset()
-		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{
+		w := &relayv1.Welcome{
 			RelayId: relayID, SlotId: slotID, MaxDataBytes: uint32(maxData), SequentialSessions: sequential != 0,
 			SlotCredits: uint32(credits), Withdraw: withdraw != 0,
-		}}
+		}
+		if f[6].set {
+			var d [2]field
+			if f[6].typ != protowire.BytesType || !fields(f[6].b, d[:]) {
+				return false
+			}
+			secs, ok1 := d[0].num()
+			nanos, ok2 := d[1].num()
+			if !ok1 || !ok2 {
+				return false
+			}
+			w.IdleTimeout = &durationpb.Duration{Seconds: int64(secs), Nanos: int32(nanos)}
+		}
+		m.Reset()
+		m.Frame = &relayv1.AttachResponse_Welcome{Welcome: w}
 		return true
 	case 2:
 		o, ok := openFrame(msg)

@@ -109,7 +109,7 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 			return nil, false
 		}
 		w := f.Welcome
-		if w == nil || hasUnknown(w) || !utf8s(w.RelayId, w.SlotId) {
+		if w == nil || hasUnknown(w) || (w.IdleTimeout != nil && hasUnknown(w.IdleTimeout)) || !utf8s(w.RelayId, w.SlotId) {
 			return nil, false
 		}
 		b := start(len(w.RelayId) + len(w.SlotId))
@@ -119,6 +119,13 @@ func encodeResponse(m *relayv1.AttachResponse) (mem.BufferSlice, bool) {
 		b = appendVarint(b, 4, boolVarint(w.SequentialSessions))
 		b = appendVarint(b, 5, uint64(w.SlotCredits))
 		b = appendVarint(b, 6, boolVarint(w.Withdraw))
+		if d := w.IdleTimeout; d != nil {
+			var ds [2 * (1 + 10)]byte
+			db := appendVarint(ds[:0], 1, uint64(d.Seconds))
+			db = appendVarint(db, 2, uint64(int64(d.Nanos)))
+			b = protowire.AppendTag(b, 7, protowire.BytesType)
+			b = protowire.AppendBytes(b, db)
+		}
 		return finish(b, 1), true
 	case *relayv1.AttachResponse_Open:
 		if f == nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -179,6 +180,10 @@ func controlFrames() []proto.Message {
 		// Welcome.
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s17", MaxDataBytes: 32512, SequentialSessions: true, Withdraw: true}}},
 		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s18", MaxDataBytes: 32512, SlotCredits: 10}}},
+		// The relay's idle timeout, as relayd sends it (--idle-timeout).
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{RelayId: "relay-a", SlotId: "s19", MaxDataBytes: 32512, SequentialSessions: true, Withdraw: true, IdleTimeout: durationpb.New(time.Hour)}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{IdleTimeout: &durationpb.Duration{Seconds: 1, Nanos: 500}}}},
+		&relayv1.AttachResponse{Frame: &relayv1.AttachResponse_Welcome{Welcome: &relayv1.Welcome{IdleTimeout: &durationpb.Duration{}}}},
 		&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Withdraw{Withdraw: &relayv1.Withdraw{}}},
 	}
 }
