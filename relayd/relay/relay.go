@@ -1084,6 +1084,16 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 	log.Debug("session opened")
 
 	stopBroken := context.AfterFunc(ctx, func() {
+		// The receive loop sees the stream's end too, at once unless it is
+		// stuck writing to the client, and knows better why: grpc-go ends
+		// the stream of a host that broke the frame limit itself, before the
+		// loop reads its RESOURCE_EXHAUSTED. Its abort, if it comes, wins.
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-sess.conn.Aborted():
+		case <-t.C:
+		}
+		t.Stop()
 		sess.conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_HOST_LOST, fmt.Errorf("attach stream ended: %w", context.Cause(ctx)))
 	})
 	run.cleanup = append(run.cleanup, func() { stopBroken() })
