@@ -348,11 +348,28 @@ func TestAdminToken(t *testing.T) {
 	}
 
 	// Rotation: SIGHUP re-reads the file; the new token works from then
-	// on, and the old one no longer.
+	// on, and the old one no longer: a watcher opened with it is ended.
+	watch, err := st.WatchEvents(right, &relayv1.WatchEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Header(); err != nil { // headers: the watcher is registered
+		t.Fatalf("WatchEvents with the token: %v", err)
+	}
 	newTok := "admin-fedcba9876543210"
 	writeFile(t, dir, "admin", newTok+"\n")
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	r.waitLog(t, ioTimeout, `"admin token loaded"`, func(l logLine) bool { return l.msg() == "admin token loaded" })
+	for {
+		_, err := watch.Recv()
+		if err == nil {
+			continue // an event from before the reload
+		}
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "admin token was replaced") {
+			t.Errorf("watcher opened with the old token, after SIGHUP: %v, want Unauthenticated (the admin token was replaced)", err)
+		}
+		break
+	}
 	rotated := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+newTok)
 	if _, err := st.GetStatus(rotated, &relayv1.GetStatusRequest{}); err != nil {
 		t.Errorf("GetStatus with the new token after SIGHUP: %v", err)

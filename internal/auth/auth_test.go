@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -179,6 +180,53 @@ func TestAdminInterceptors(t *testing.T) {
 	}
 	if err := call("/relay.v1.StatusService/GetStatus", "authorization", "Bearer "+tokA); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("old token after Set: %v, want Unauthenticated", err)
+	}
+}
+
+// TestAdminStreamEndsOnRotation: a stream (WatchEvents) opened with the
+// admin token ends with Unauthenticated when a reload replaces the token,
+// and not when the reload keeps it.
+func TestAdminStreamEndsOnRotation(t *testing.T) {
+	token := NewAdminToken(tokA)
+	_, stream := AdminInterceptors(token, nil)
+	open := func(method, tok string) (started chan struct{}, ended chan error) {
+		started, ended = make(chan struct{}), make(chan error, 1)
+		ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs("authorization", "Bearer "+tok))
+		go func() {
+			ended <- stream(nil, fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method, IsServerStream: true},
+				func(_ any, ss grpc.ServerStream) error {
+					close(started)
+					<-ss.Context().Done()
+					return status.FromContextError(ss.Context().Err()).Err()
+				})
+		}()
+		select {
+		case <-started:
+		case err := <-ended:
+			t.Fatalf("%s refused: %v", method, err)
+		}
+		return started, ended
+	}
+	_, watchA := open("/relay.v1.StatusService/WatchEvents", tokA)
+	token.Set(tokA) // a reload that keeps the token
+	select {
+	case err := <-watchA:
+		t.Fatalf("stream ended by a reload that kept its token: %v", err)
+	default:
+	}
+	token.Set(tokB)
+	select {
+	case err := <-watchA:
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "admin token was replaced") {
+			t.Errorf("stream opened with the replaced token ended with %v, want Unauthenticated naming the reload", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream opened with the replaced token still open 10 s after the reload")
+	}
+	_, watchB := open("/relay.v1.StatusService/WatchEvents", tokB)
+	token.Set(tokA)
+	if err := <-watchB; status.Code(err) != codes.Unauthenticated {
+		t.Errorf("second stream: %v, want Unauthenticated", err)
 	}
 }
 

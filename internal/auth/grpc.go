@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -80,7 +80,9 @@ func (s *Store) CurrentGrant(ctx context.Context) (*Grant, error) {
 // AdminToken is the admin port's bearer token; Set replaces it while the
 // port serves (SIGHUP). Only its hash is kept.
 type AdminToken struct {
-	sum atomic.Pointer[[sha256.Size]byte]
+	mu      sync.Mutex
+	sum     *[sha256.Size]byte
+	changed chan struct{} // closed, and replaced, by Set
 }
 
 // NewAdminToken returns an AdminToken holding token.
@@ -90,20 +92,87 @@ func NewAdminToken(token string) *AdminToken {
 	return t
 }
 
-// Set makes token the one the admin port requires from the next call.
+// Set makes token the one the admin port requires from the next call, and
+// ends the streams opened with another one.
 func (t *AdminToken) Set(token string) {
 	sum := sha256.Sum256([]byte(token))
-	t.sum.Store(&sum)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sum = &sum
+	if t.changed != nil {
+		close(t.changed)
+	}
+	t.changed = make(chan struct{})
 }
 
+// current returns the token's hash and a channel that Set closes when it
+// replaces it.
+func (t *AdminToken) current() (*[sha256.Size]byte, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sum, t.changed
+}
+
+func (t *AdminToken) matches(tok string) bool {
+	got := sha256.Sum256([]byte(tok))
+	want, _ := t.current()
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// errAdminTokenReplaced is the cause of a stream's end when the admin token
+// it was opened with is replaced.
+var errAdminTokenReplaced = status.Error(codes.Unauthenticated, "the admin token was replaced (relayd reloaded --admin-token-file): call again with the new one")
+
+// endOnRotation runs an admin stream's handler in a context that ends when
+// the admin token is replaced by one other than the stream's: a watcher
+// (WatchEvents) opened with a revoked token must not go on seeing every
+// host and session. The handler's own error gives way to the reason.
+func endOnRotation(token *AdminToken, srv any, ss grpc.ServerStream, handler grpc.StreamHandler) error {
+	tok, _ := grpcauth.AuthFromMD(ss.Context(), "bearer") // checked by the caller
+	opened := sha256.Sum256([]byte(tok))
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	handlerDone := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			sum, changed := token.current()
+			if subtle.ConstantTimeCompare(opened[:], sum[:]) != 1 {
+				cancel(errAdminTokenReplaced)
+				return
+			}
+			select {
+			case <-changed:
+			case <-handlerDone:
+				return
+			}
+		}
+	})
+	err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	close(handlerDone)
+	watch.Wait()
+	if context.Cause(ctx) == errAdminTokenReplaced {
+		return errAdminTokenReplaced
+	}
+	return err
+}
+
+// contextStream is a server stream with a context of its own.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
 // AdminInterceptors returns the interceptors that require the admin token
-// on every RPC but health checks.
+// on every RPC but health checks. A stream opened with a token that Set
+// replaces ends with Unauthenticated, once its handler watches its context.
 func AdminInterceptors(token *AdminToken, onReject Rejected) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	fn := func(ctx context.Context) (context.Context, error) {
 		tok, err := grpcauth.AuthFromMD(ctx, "bearer")
 		if err == nil {
-			got, want := sha256.Sum256([]byte(tok)), token.sum.Load()
-			if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			if token.matches(tok) {
 				return ctx, nil
 			}
 			err = status.Error(codes.Unauthenticated, "wrong admin token")
@@ -116,13 +185,23 @@ func AdminInterceptors(token *AdminToken, onReject Rejected) (grpc.UnaryServerIn
 		}
 		return nil, err
 	}
-	return selected(fn)
+	checked := grpcauth.StreamServerInterceptor(fn)
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return checked(srv, ss, info, func(srv any, ss grpc.ServerStream) error {
+			return endOnRotation(token, srv, ss, handler)
+		})
+	}
+	return selectedPair(grpcauth.UnaryServerInterceptor(fn), stream)
 }
 
 func selected(fn grpcauth.AuthFunc) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	return selectedPair(grpcauth.UnaryServerInterceptor(fn), grpcauth.StreamServerInterceptor(onShortGoroutine(fn)))
+}
+
+// selectedPair applies the interceptors to every method but the unprotected.
+func selectedPair(unary grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	match := selector.MatchFunc(func(_ context.Context, m interceptors.CallMeta) bool { return !unprotected(m.Service) })
-	return selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(fn), match),
-		selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(onShortGoroutine(fn)), match)
+	return selector.UnaryServerInterceptor(unary, match), selector.StreamServerInterceptor(stream, match)
 }
 
 // onShortGoroutine runs fn through shallow.Run: the token check (metadata, hashing)
