@@ -524,9 +524,11 @@ func TestSIGTERMDuringTransfer(t *testing.T) {
 	cc := adminConn(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("health during the drain: %v, %v; want NOT_SERVING", h, err)
+	for _, service := range []string{"", "relay.v1.StatusService"} {
+		h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health of %q during the drain: %v, %v; want NOT_SERVING", service, h, err)
+		}
 	}
 	if nc, err := net.DialTimeout("tcp", r.clientAddr, ioTimeout); err == nil {
 		nc.Close()
@@ -688,6 +690,41 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 		}
 	case <-time.After(stopTimeout):
 		t.Fatalf("relayd did not exit after a second SIGTERM; stderr:%s", r.tail(20))
+	}
+}
+
+// TestHealthPerService: each gRPC port's health service answers for ""
+// and for the services that port serves (a load balancer's check may name
+// one), and NOT_FOUND for the rest.
+func TestHealthPerService(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	for _, p := range []struct {
+		port, addr string
+		serving    []string
+		notFound   []string
+	}{
+		{"--grpc-addr", r.grpcAddr, []string{"", "relay.v1.HostService"}, []string{"relay.v1.StatusService", "relay.v1.Nope"}},
+		{"--admin-addr", r.adminAddr, []string{"", "relay.v1.StatusService", "relay.v1.AdminService"}, []string{"relay.v1.HostService"}},
+	} {
+		cc, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		hc := healthpb.NewHealthClient(cc)
+		for _, service := range p.serving {
+			if h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service}); err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Errorf("%s: health of %q: %v, %v; want SERVING", p.port, service, h, err)
+			}
+		}
+		for _, service := range p.notFound {
+			if h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service}); status.Code(err) != codes.NotFound {
+				t.Errorf("%s: health of %q: %v, %v; want NotFound", p.port, service, h, err)
+			}
+		}
 	}
 }
 

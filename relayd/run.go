@@ -303,7 +303,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		defer metricsSrv.Close()
 	}
 
-	healthSrv := health.NewServer()
+	// Health answers for "" (the port) and for each service the port
+	// serves; all turn NOT_SERVING when the drain starts.
+	hostHealth, adminHealth := health.NewServer(), health.NewServer()
+	hostHealth.SetServingStatus(relayv1.HostService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	for _, name := range []string{relayv1.StatusService_ServiceDesc.ServiceName, relayv1.AdminService_ServiceDesc.ServiceName} {
+		adminHealth.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	// Canceled as each server stops: its streams other than Attach end.
 	hostStop, stopHostStreams := context.WithCancel(context.Background())
 	defer stopHostStreams()
@@ -315,7 +321,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire
 	})...)
 	relayv1.RegisterHostServiceServer(hostSrv, r)
-	healthpb.RegisterHealthServer(hostSrv, healthSrv)
+	healthpb.RegisterHealthServer(hostSrv, hostHealth)
 	reflection.Register(hostSrv)
 
 	// The observability chain (logging, metrics, recovery) wraps the token
@@ -323,7 +329,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	adminSrv := grpc.NewServer(slices.Concat(obs.serverOptions(adminStop), sec.adminServerOptions(), []grpc.ServerOption{grpc.ConnectionTimeout(o.helloTimeout)})...)
 	relayv1.RegisterStatusServiceServer(adminSrv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(adminSrv, r.AdminService())
-	healthpb.RegisterHealthServer(adminSrv, healthSrv)
+	healthpb.RegisterHealthServer(adminSrv, adminHealth)
 	reflection.Register(adminSrv)
 	obs.initServer(hostSrv)
 	obs.initServer(adminSrv)
@@ -357,7 +363,8 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 
 	// Drain: health NOT_SERVING, no new clients, idle slots end; open
 	// sessions run to completion within the drain timeout.
-	healthSrv.Shutdown()
+	hostHealth.Shutdown()
+	adminHealth.Shutdown()
 	bridge.CloseListeners()
 	if n := r.ActiveSessions(); n > 0 {
 		log.Info("draining", "active_sessions", n, "drain_timeout", o.drainTimeout)
