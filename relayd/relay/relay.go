@@ -131,8 +131,14 @@ type Relay struct {
 	idleCtx    context.Context // canceled by Drain: idle slots end, no new sessions
 	idleCancel context.CancelFunc
 
-	mu          sync.Mutex
-	hosts       map[hostKey]*host
+	mu    sync.Mutex
+	hosts map[hostKey]*host
+	// detachedAt holds when each host without slots lost its last one, so
+	// that a host flapping (attached and detached again and again) is not
+	// two log lines per flap: those within a second of its detach share
+	// flaps. Entries go when the host comes back, or a second later.
+	detachedAt  map[hostKey]time.Time
+	flaps       logging.Every
 	sessions    map[string]*session
 	offers      map[string]*offer    // offers on credit streams not yet claimed (credits.go)
 	totals      map[string]uint64    // sessions opened per service
@@ -207,6 +213,7 @@ type host struct {
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
 	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
+	flapping     bool         // attached within a second of its last detach; guarded by Relay.mu
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
@@ -403,7 +410,7 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
-		hosts: map[hostKey]*host{}, sessions: map[string]*session{}, totals: map[string]uint64{},
+		hosts: map[hostKey]*host{}, detachedAt: map[hostKey]time.Time{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
 		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{}, health: map[healthID]*backendHealth{},
 		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
@@ -1331,7 +1338,16 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 	if h == nil {
 		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
 		r.hosts[k] = h
-		r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
+		if at, ok := r.detachedAt[k]; ok && h.attachedAt.Sub(at) < time.Second {
+			h.flapping = true
+			r.flaps.Do(func(skipped int) {
+				r.log.Info("host attached again within a second of its detach; such lines are logged at most once a second",
+					"host_id", k.id, "service", k.service, "peer_addr", peerAddr, "not_logged_since_last_line", skipped)
+			})
+		} else {
+			r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
+		}
+		delete(r.detachedAt, k)
 		// Under mu, so that a host's attached and detached events keep their order.
 		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
@@ -1385,7 +1401,23 @@ func (r *Relay) removeSlot(h *host, peerAddr, healthKey string, woken chan idleO
 	}
 	if h.slots == 0 {
 		delete(r.hosts, h.key)
-		r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service, "reason", reason)
+		now := time.Now()
+		if h.flapping && now.Sub(h.attachedAt) < time.Second {
+			r.flaps.Do(func(skipped int) {
+				r.log.Info("host detached again within a second of its attach; such lines are logged at most once a second",
+					"host_id", h.key.id, "service", h.key.service, "reason", reason, "not_logged_since_last_line", skipped)
+			})
+		} else {
+			r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service, "reason", reason)
+		}
+		if len(r.detachedAt) >= 1024 {
+			for k, at := range r.detachedAt {
+				if now.Sub(at) >= time.Second {
+					delete(r.detachedAt, k)
+				}
+			}
+		}
+		r.detachedAt[h.key] = now
 		r.emitHostDetached(h.key, reason)
 	}
 }
