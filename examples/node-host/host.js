@@ -8,8 +8,9 @@
 // opens a replacement as soon as a slot is given a client, echoes every
 // byte of each session back in order, honours half-close both ways and
 // Close, asks for sequential sessions (a stream whose session ended cleanly
-// is offered again rather than replaced; docs/writing-a-host.md), reconnects
-// with capped, jittered backoff, and follows the
+// is offered again rather than replaced; docs/writing-a-host.md), ends a
+// session stalled past the relay's idle timeout (Welcome.idle_timeout),
+// reconnects with capped, jittered backoff, and follows the
 // conformance convention (CONFORMANCE HALFCLOSE / ABORT / BULK first lines)
 // so that `go run ./hostagent/conformance -- npm start` can test it.
 //
@@ -34,6 +35,7 @@ const AGENT_VERSION = 'relay-node-host/0.1';
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 const REFUSED_BACKOFF_MS = 30000; // jittered to 15–30 s, as hostagent's
+const CLOSE_GRACE_MS = 1000; // for the relay to end a stream we sent Close on
 // Statuses of a refusal, not an outage: retrying soon will not help.
 const REFUSALS = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT]);
 
@@ -46,6 +48,12 @@ function positiveInt(name, dflt) {
     process.exit(2);
   }
   return n;
+}
+
+// durationMs converts a google.protobuf.Duration (seconds as a string:
+// longs: String below) to milliseconds; an unset one is 0.
+function durationMs(d) {
+  return d ? Number(d.seconds || 0) * 1000 + Number(d.nanos || 0) / 1e6 : 0;
 }
 
 // The protocol, from the same .proto the relay is built from. oneofs: true
@@ -137,6 +145,7 @@ function openSlot() {
   slots.add(slot);
   waiting++;
   let maxData = 16 * 1024; // until Welcome says otherwise
+  let idleTimeoutMs = 0;   // Welcome.idle_timeout; 0: the relay has none
 
   call.write({ hello: { service: SERVICE, hostId: HOST_ID, agentVersion: AGENT_VERSION, labels: { lang: 'node' }, sequentialSessions: SEQUENTIAL } });
 
@@ -144,6 +153,7 @@ function openSlot() {
     switch (msg.frame) {
       case 'welcome': // the slot is idle: it waits for a client
         maxData = msg.welcome.maxDataBytes || maxData;
+        idleTimeoutMs = durationMs(msg.welcome.idleTimeout);
         slot.sequential = SEQUENTIAL && msg.welcome.sequentialSessions;
         failures = 0;
         if (!announced && waiting >= IDLE) {
@@ -153,7 +163,7 @@ function openSlot() {
         break;
       case 'open': // a client: replace this slot at once, then serve it
         waiting--;
-        slot.session = new EchoSession(call, maxData);
+        slot.session = new EchoSession(call, maxData, msg.open.sessionId, idleTimeoutMs);
         if (slot.sequential) {
           slot.returning = true;
           returning++;
@@ -165,6 +175,7 @@ function openSlot() {
           slot.returning = false;
           returning--;
         }
+        if (slot.session) slot.session.end();
         if (!stopping && waiting < IDLE) {
           // Offered again: an empty Hello, answered by Welcome (or Drain).
           slot.session = null;
@@ -185,8 +196,7 @@ function openSlot() {
         if (slot.session) slot.session.aborted = true;
         break;
       case 'drain': { // no new slots on this relay for retry_after; not a failure
-        const ra = msg.drain.retryAfter || {};
-        slot.drainMs = Number(ra.seconds || 0) * 1000 + Number(ra.nanos || 0) / 1e6 || BACKOFF_BASE_MS;
+        slot.drainMs = durationMs(msg.drain.retryAfter) || BACKOFF_BASE_MS;
         break;
       }
       default: // a frame from a newer relay: ignore it
@@ -203,6 +213,7 @@ function openSlot() {
       returning--;
     }
     if (slot.session) {
+      slot.session.end();
       if (st.code !== grpc.status.OK && !slot.session.aborted) {
         console.error(`node-host: session aborted: ${grpc.status[st.code]} ${st.details}`);
       }
@@ -221,18 +232,61 @@ function openSlot() {
 
 // EchoSession echoes one client session on an Attach stream.
 class EchoSession {
-  constructor(call, maxData) {
+  constructor(call, maxData, id, idleTimeoutMs) {
     this.call = call;
     this.maxData = maxData;
+    this.id = id;
     this.seen = '';          // the first bytes, while they may be a command line
     this.prelude = true;     // still looking for a command line
     this.wroteClosed = false; // we sent CloseWrite: no more Data from us
     this.discard = false;    // CONFORMANCE HALFCLOSE: read and drop the rest
     this.aborted = false;
     this.paused = false;
+    this.lastMoved = performance.now(); // when a byte last moved either way
+    this.stallTimer = null;
+    // The relay ends a session that moves no byte either way for
+    // Welcome.idle_timeout, but its Close may never reach us: while our
+    // sends wait for flow control we read the relay no more (see send), and
+    // the Close waits behind data we do not read. So we end such a session
+    // too, a little later, as hostagent does.
+    if (idleTimeoutMs > 0) this.watchStalled(idleTimeoutMs + Math.max(1000, idleTimeoutMs / 8));
+  }
+
+  // moved notes that bytes (or a CloseWrite) went one way or the other.
+  moved() {
+    this.lastMoved = performance.now();
+  }
+
+  // watchStalled aborts the session with Close{TIMEOUT} once nothing has
+  // moved for limit ms: one timer, re-armed for the time left (setTimeout
+  // takes at most 2^31-1 ms, about 24 days).
+  watchStalled(limit) {
+    const check = () => {
+      const still = performance.now() - this.lastMoved;
+      if (still < limit) {
+        this.stallTimer = setTimeout(check, Math.min(limit - still, 2 ** 31 - 1));
+        return;
+      }
+      console.error(`node-host: session ${this.id} moved no byte either way for ${limit}ms, past the relay's idle timeout: aborting it`);
+      if (!this.aborted) {
+        this.aborted = true;
+        this.call.write({ close: { reason: 'CLOSE_REASON_TIMEOUT', detail: `no byte either way for ${limit}ms` } });
+      }
+      // The relay ends the stream on our Close. If the Close is stuck behind
+      // data the relay no longer reads, cancelling the stream releases it.
+      this.stallTimer = setTimeout(() => this.call.cancel(), CLOSE_GRACE_MS);
+    };
+    check();
+  }
+
+  // end: the session is over (its stream ended, or SessionEnd came). A
+  // timer left running would keep the process alive at shutdown.
+  end() {
+    clearTimeout(this.stallTimer);
   }
 
   onData(payload) {
+    this.moved();
     if (this.aborted || this.discard) return;
     if (this.prelude) {
       for (let i = 0; i < payload.length; i++) {
@@ -275,22 +329,26 @@ class EchoSession {
   // onCloseWrite: the client sent FIN. Everything it sent has been queued
   // back in order, so the echo's own FIN goes after it.
   onCloseWrite() {
+    this.moved();
     if (!this.aborted) this.closeWrite();
   }
 
   closeWrite() {
     if (this.wroteClosed) return;
     this.wroteClosed = true;
+    this.moved();
     this.call.write({ closeWrite: {} });
   }
 
   // send queues bytes in Data frames no larger than the relay's limit. When
   // grpc-js's buffer is full, stop reading the relay until it drains: the
   // client then feels HTTP/2 flow control, and only this session slows.
+  // Bytes count as moved when grpc-js takes them (its write callback), which
+  // waits for flow control once its buffer is full.
   send(buf) {
     if (this.wroteClosed || this.aborted) return;
     for (let off = 0; off < buf.length; off += this.maxData) {
-      const ok = this.call.write({ data: { payload: buf.subarray(off, off + this.maxData) } });
+      const ok = this.call.write({ data: { payload: buf.subarray(off, off + this.maxData) } }, () => this.moved());
       if (!ok && !this.paused) {
         this.paused = true;
         this.call.pause();
