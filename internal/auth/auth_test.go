@@ -183,50 +183,107 @@ func TestAdminInterceptors(t *testing.T) {
 	}
 }
 
-// TestAdminStreamEndsOnRotation: a stream (WatchEvents) opened with the
-// admin token ends with Unauthenticated when a reload replaces the token,
-// and not when the reload keeps it.
+// recvStream is a server stream whose RecvMsg returns when told to, and
+// whose SendMsg succeeds.
+type recvStream struct {
+	fakeStream
+	recv chan error
+}
+
+func (s recvStream) RecvMsg(any) error { return <-s.recv }
+func (s recvStream) SendMsg(any) error { return nil }
+
+// TestAdminStreamEndsOnRotation: a stream opened with the admin token is
+// ended, by the time Set returns, when a reload replaces the token, and not
+// when the reload keeps it. Its handler's context ends, it can send
+// nothing more, a message it receives gives the same error, and the stream
+// ends with Unauthenticated, which the relay logs as a refusal.
 func TestAdminStreamEndsOnRotation(t *testing.T) {
 	token := NewAdminToken(tokA)
-	_, stream := AdminInterceptors(token, nil)
-	open := func(method, tok string) (started chan struct{}, ended chan error) {
-		started, ended = make(chan struct{}), make(chan error, 1)
+	var refused []string
+	_, stream := AdminInterceptors(token, func(_ context.Context, method string, err error) {
+		refused = append(refused, method+": "+status.Convert(err).Message())
+	})
+	type opened struct {
+		ss    grpc.ServerStream
+		recv  chan error // lets the handler's RecvMsg return
+		ended chan error
+	}
+	// open starts a stream whose handler runs handle, and returns it once
+	// the handler runs.
+	open := func(tok string, handle func(grpc.ServerStream) error) opened {
+		o := opened{ended: make(chan error, 1)}
+		started := make(chan grpc.ServerStream, 1)
 		ctx := metadata.NewIncomingContext(t.Context(), metadata.Pairs("authorization", "Bearer "+tok))
+		rs := recvStream{fakeStream{ctx: ctx}, make(chan error, 1)}
+		o.recv = rs.recv
 		go func() {
-			ended <- stream(nil, fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method, IsServerStream: true},
+			o.ended <- stream(nil, rs, &grpc.StreamServerInfo{FullMethod: "/relay.v1.StatusService/WatchEvents", IsServerStream: true},
 				func(_ any, ss grpc.ServerStream) error {
-					close(started)
-					<-ss.Context().Done()
-					return status.FromContextError(ss.Context().Err()).Err()
+					started <- ss
+					return handle(ss)
 				})
 		}()
 		select {
-		case <-started:
-		case err := <-ended:
-			t.Fatalf("%s refused: %v", method, err)
+		case o.ss = <-started:
+		case err := <-o.ended:
+			t.Fatalf("stream refused: %v", err)
 		}
-		return started, ended
+		return o
 	}
-	_, watchA := open("/relay.v1.StatusService/WatchEvents", tokA)
+	waitEnd := func(o opened) error {
+		select {
+		case err := <-o.ended:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("stream still open 10 s after its end")
+			return nil
+		}
+	}
+	watchCtx := func(ss grpc.ServerStream) error {
+		<-ss.Context().Done()
+		return status.FromContextError(ss.Context().Err()).Err()
+	}
+	replaced := func(err error) bool {
+		return status.Code(err) == codes.Unauthenticated && strings.Contains(err.Error(), "admin token was replaced")
+	}
+
+	a := open(tokA, watchCtx)
 	token.Set(tokA) // a reload that keeps the token
-	select {
-	case err := <-watchA:
-		t.Fatalf("stream ended by a reload that kept its token: %v", err)
-	default:
+	if err := a.ss.Context().Err(); err != nil {
+		t.Fatalf("a reload that kept the token ended the stream: %v", err)
 	}
 	token.Set(tokB)
-	select {
-	case err := <-watchA:
-		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "admin token was replaced") {
-			t.Errorf("stream opened with the replaced token ended with %v, want Unauthenticated naming the reload", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("stream opened with the replaced token still open 10 s after the reload")
+	if a.ss.Context().Err() == nil {
+		t.Fatal("the stream's context is not done once Set replaced its token")
 	}
-	_, watchB := open("/relay.v1.StatusService/WatchEvents", tokB)
+	if err := a.ss.SendMsg(nil); !replaced(err) {
+		t.Errorf("SendMsg after the token was replaced: %v, want Unauthenticated", err)
+	}
+	if err := waitEnd(a); !replaced(err) {
+		t.Errorf("stream opened with the replaced token ended with %v, want Unauthenticated naming the reload", err)
+	}
+	if len(refused) != 1 {
+		t.Errorf("refusals reported: %q, want the ended stream's", refused)
+	}
+
+	// A handler waiting in Recv (grpc-go's reflection) gets the error with
+	// the next message.
+	b := open(tokB, func(ss grpc.ServerStream) error { return ss.RecvMsg(nil) })
 	token.Set(tokA)
-	if err := <-watchB; status.Code(err) != codes.Unauthenticated {
-		t.Errorf("second stream: %v, want Unauthenticated", err)
+	b.recv <- nil
+	if err := waitEnd(b); !replaced(err) {
+		t.Errorf("Recv after the token was replaced: %v, want Unauthenticated", err)
+	}
+
+	// A handler's own end stands, even if a reload comes before the
+	// stream is done with.
+	c := open(tokA, func(grpc.ServerStream) error {
+		token.Set(tokB)
+		return status.Error(codes.InvalidArgument, "bad request")
+	})
+	if err := waitEnd(c); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("handler's own error: %v, want InvalidArgument", err)
 	}
 }
 

@@ -82,92 +82,118 @@ func (s *Store) CurrentGrant(ctx context.Context) (*Grant, error) {
 type AdminToken struct {
 	mu      sync.Mutex
 	sum     *[sha256.Size]byte
-	changed chan struct{} // closed, and replaced, by Set
+	streams map[*adminStream]struct{} // open streams, ended by a Set that replaces their token
+}
+
+// adminStream is an open admin stream: the hash of the token it was opened
+// with, and how to end it.
+type adminStream struct {
+	sum    [sha256.Size]byte
+	cancel context.CancelCauseFunc
 }
 
 // NewAdminToken returns an AdminToken holding token.
 func NewAdminToken(token string) *AdminToken {
-	t := &AdminToken{}
+	t := &AdminToken{streams: map[*adminStream]struct{}{}}
 	t.Set(token)
 	return t
 }
 
 // Set makes token the one the admin port requires from the next call, and
-// ends the streams opened with another one.
+// ends, before it returns, the streams opened with another one.
 func (t *AdminToken) Set(token string) {
 	sum := sha256.Sum256([]byte(token))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sum = &sum
-	if t.changed != nil {
-		close(t.changed)
+	for s := range t.streams {
+		if subtle.ConstantTimeCompare(s.sum[:], sum[:]) != 1 {
+			s.cancel(errAdminTokenReplaced)
+			delete(t.streams, s)
+		}
 	}
-	t.changed = make(chan struct{})
-}
-
-// current returns the token's hash and a channel that Set closes when it
-// replaces it.
-func (t *AdminToken) current() (*[sha256.Size]byte, <-chan struct{}) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.sum, t.changed
 }
 
 func (t *AdminToken) matches(tok string) bool {
 	got := sha256.Sum256([]byte(tok))
-	want, _ := t.current()
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return subtle.ConstantTimeCompare(got[:], t.sum[:]) == 1
 }
 
-// errAdminTokenReplaced is the cause of a stream's end when the admin token
-// it was opened with is replaced.
+// register adds s to the streams a Set may end, unless its token was
+// replaced since the stream was let in.
+func (t *AdminToken) register(s *adminStream) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if subtle.ConstantTimeCompare(s.sum[:], t.sum[:]) != 1 {
+		return false
+	}
+	t.streams[s] = struct{}{}
+	return true
+}
+
+func (t *AdminToken) unregister(s *adminStream) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.streams, s)
+}
+
+// errAdminTokenReplaced ends a stream whose admin token was replaced.
 var errAdminTokenReplaced = status.Error(codes.Unauthenticated, "the admin token was replaced (relayd reloaded --admin-token-file): call again with the new one")
 
-// endOnRotation runs an admin stream's handler in a context that ends when
-// the admin token is replaced by one other than the stream's: a watcher
-// (WatchEvents) opened with a revoked token must not go on seeing every
-// host and session. The handler's own error gives way to the reason.
+// endOnRotation runs an admin stream's handler in a context that a Set
+// replacing the stream's token cancels: a watcher (WatchEvents) opened
+// with a revoked token must not go on seeing every host and session. Once
+// that happened the stream sends nothing more, and a handler waiting in
+// Recv gets the same error at its next message. Such an end returns
+// errAdminTokenReplaced.
 func endOnRotation(token *AdminToken, srv any, ss grpc.ServerStream, handler grpc.StreamHandler) error {
 	tok, _ := grpcauth.AuthFromMD(ss.Context(), "bearer") // checked by the caller
-	opened := sha256.Sum256([]byte(tok))
 	ctx, cancel := context.WithCancelCause(ss.Context())
 	defer cancel(nil)
-	handlerDone := make(chan struct{})
-	var watch sync.WaitGroup
-	watch.Go(func() {
-		for {
-			sum, changed := token.current()
-			if subtle.ConstantTimeCompare(opened[:], sum[:]) != 1 {
-				cancel(errAdminTokenReplaced)
-				return
-			}
-			select {
-			case <-changed:
-			case <-handlerDone:
-				return
-			}
-		}
-	})
-	err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
-	close(handlerDone)
-	watch.Wait()
-	if context.Cause(ctx) == errAdminTokenReplaced {
+	s := &adminStream{sum: sha256.Sum256([]byte(tok)), cancel: cancel}
+	if !token.register(s) {
+		return errAdminTokenReplaced
+	}
+	defer token.unregister(s)
+	err := handler(srv, &rotatingStream{ServerStream: ss, ctx: ctx})
+	// The reason replaces what the handler made of it (Canceled, from its
+	// context), not an end of its own that came first.
+	if context.Cause(ctx) == errAdminTokenReplaced && (status.Code(err) == codes.Canceled || err == errAdminTokenReplaced) {
 		return errAdminTokenReplaced
 	}
 	return err
 }
 
-// contextStream is a server stream with a context of its own.
-type contextStream struct {
+// rotatingStream is an admin stream that endOnRotation may end.
+type rotatingStream struct {
 	grpc.ServerStream
 	ctx context.Context
 }
 
-func (s *contextStream) Context() context.Context { return s.ctx }
+func (s *rotatingStream) Context() context.Context { return s.ctx }
+
+func (s *rotatingStream) SendMsg(m any) error {
+	if context.Cause(s.ctx) == errAdminTokenReplaced {
+		return errAdminTokenReplaced
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func (s *rotatingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if context.Cause(s.ctx) == errAdminTokenReplaced {
+		return errAdminTokenReplaced
+	}
+	return nil
+}
 
 // AdminInterceptors returns the interceptors that require the admin token
 // on every RPC but health checks. A stream opened with a token that Set
-// replaces ends with Unauthenticated, once its handler watches its context.
+// replaces ends with Unauthenticated (see endOnRotation).
 func AdminInterceptors(token *AdminToken, onReject Rejected) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	fn := func(ctx context.Context) (context.Context, error) {
 		tok, err := grpcauth.AuthFromMD(ctx, "bearer")
@@ -188,7 +214,11 @@ func AdminInterceptors(token *AdminToken, onReject Rejected) (grpc.UnaryServerIn
 	checked := grpcauth.StreamServerInterceptor(fn)
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return checked(srv, ss, info, func(srv any, ss grpc.ServerStream) error {
-			return endOnRotation(token, srv, ss, handler)
+			err := endOnRotation(token, srv, ss, handler)
+			if err == errAdminTokenReplaced && onReject != nil {
+				onReject(ss.Context(), info.FullMethod, err)
+			}
+			return err
 		})
 	}
 	return selectedPair(grpcauth.UnaryServerInterceptor(fn), stream)
