@@ -11,39 +11,59 @@ import (
 	"github.com/relayproject/relay/relayd/relay"
 )
 
-// messageCounter is a log handler that counts lines by message.
-type messageCounter struct {
-	mu     *sync.Mutex
-	counts map[string]int
+// hostLineLog is a log handler that keeps the attached and detached lines.
+type hostLineLog struct {
+	mu    *sync.Mutex
+	lines *[]hostLine
+	added chan struct{} // a line was kept
 }
 
-func newMessageCounter() messageCounter {
-	return messageCounter{mu: &sync.Mutex{}, counts: map[string]int{}}
+type hostLine struct {
+	msg, reason string
+	notLogged   int64
 }
 
-func (h messageCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (h messageCounter) Handle(_ context.Context, r slog.Record) error {
+func (h hostLineLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h hostLineLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "host attached" && r.Message != "host detached" {
+		return nil
+	}
+	l := hostLine{msg: r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "reason":
+			l.reason = a.Value.String()
+		case "not_logged_since_last_line":
+			l.notLogged = a.Value.Int64()
+		}
+		return true
+	})
 	h.mu.Lock()
-	h.counts[r.Message]++
+	*h.lines = append(*h.lines, l)
 	h.mu.Unlock()
+	select {
+	case h.added <- struct{}{}:
+	default:
+	}
 	return nil
 }
-func (h messageCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h messageCounter) WithGroup(string) slog.Handler      { return h }
+func (h hostLineLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h hostLineLog) WithGroup(string) slog.Handler      { return h }
 
-func (h messageCounter) count(msg string) int {
+func (h hostLineLog) snapshot() []hostLine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.counts[msg]
+	return append([]hostLine(nil), *h.lines...)
 }
 
 // TestHostFlappingLogged: a host that attaches and detaches again and
-// again (a Hello, then a half-close) is not two log lines per flap: its
-// first attach and detach are logged as always, and the flaps after them
-// share a line a second.
+// again (a Hello, then a half-close) is not two log lines per flap: it
+// gets two lines a second, then one when the second ends, which gives the
+// state the flaps left it in (here detached, with its reason) and how many
+// lines were not logged.
 func TestHostFlappingLogged(t *testing.T) {
 	t.Parallel()
-	logs := newMessageCounter()
+	logs := hostLineLog{mu: &sync.Mutex{}, lines: &[]hostLine{}, added: make(chan struct{}, 1)}
 	tr := newTestRelay(t, relay.Config{Logger: slog.New(logs)})
 	const flaps = 20
 	start := time.Now()
@@ -56,12 +76,27 @@ func TestHostFlappingLogged(t *testing.T) {
 		h.serverEnd() // the slot is gone: the host detached
 	}
 	elapsed := time.Since(start)
-	if a, d := logs.count("host attached"), logs.count("host detached"); a != 1 || d != 1 {
-		t.Errorf("%d flaps logged %d \"host attached\" and %d \"host detached\" lines, want 1 each (the first flap)", flaps, a, d)
-	}
-	again := logs.count("host attached again within a second of its detach; such lines are logged at most once a second") +
-		logs.count("host detached again within a second of its attach; such lines are logged at most once a second")
-	if most := 2 + int(elapsed/time.Second); again < 1 || again > most {
-		t.Errorf("%d flaps in %v logged %d throttled lines, want 1 to %d", flaps, elapsed, again, most)
+	// The last line says detached, and the lines account for every flap.
+	deadline := time.After(10 * time.Second)
+	for {
+		lines := logs.snapshot()
+		var accounted int64
+		for _, l := range lines {
+			accounted += 1 + l.notLogged
+		}
+		if accounted == 2*flaps {
+			if most := 3 * (1 + int(elapsed/time.Second)); len(lines) > most {
+				t.Errorf("%d flaps in %v logged %d lines, want at most %d: %+v", flaps, elapsed, len(lines), most, lines)
+			}
+			if last := lines[len(lines)-1]; last.msg != "host detached" || last.reason == "" {
+				t.Errorf("last line %+v, want host detached with its reason", last)
+			}
+			return
+		}
+		select {
+		case <-logs.added:
+		case <-deadline:
+			t.Fatalf("10 s after %d flaps, the lines account for %d attaches and detaches, want %d: %+v", flaps, accounted, 2*flaps, lines)
+		}
 	}
 }

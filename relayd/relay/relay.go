@@ -131,14 +131,10 @@ type Relay struct {
 	idleCtx    context.Context // canceled by Drain: idle slots end, no new sessions
 	idleCancel context.CancelFunc
 
-	mu    sync.Mutex
-	hosts map[hostKey]*host
-	// detachedAt holds when each host without slots lost its last one, so
-	// that a host flapping (attached and detached again and again) is not
-	// two log lines per flap: those within a second of its detach share
-	// flaps. Entries go when the host comes back, or a second later.
-	detachedAt  map[hostKey]time.Time
-	flaps       logging.Every
+	mu          sync.Mutex
+	hosts       map[hostKey]*host
+	hostLines   map[hostKey]*hostLines // throttles attached/detached lines (hostLineLocked)
+	linesPruned time.Time
 	sessions    map[string]*session
 	offers      map[string]*offer    // offers on credit streams not yet claimed (credits.go)
 	totals      map[string]uint64    // sessions opened per service
@@ -213,7 +209,6 @@ type host struct {
 	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
 	bytesFrom    atomic.Uint64
 	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
-	flapping     bool         // attached within a second of its last detach; guarded by Relay.mu
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
@@ -410,7 +405,7 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg: cfg, log: log, services: map[string]bool{}, started: time.Now(),
-		hosts: map[hostKey]*host{}, detachedAt: map[hostKey]time.Time{}, sessions: map[string]*session{}, totals: map[string]uint64{},
+		hosts: map[hostKey]*host{}, hostLines: map[hostKey]*hostLines{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
 		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{}, health: map[healthID]*backendHealth{},
 		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
@@ -517,6 +512,7 @@ func (r *Relay) Close() {
 	r.Drain(context.Background()) // wakes the idle slots
 	r.loops.Wait()
 	r.deep.Close()
+	r.flushHostLines()
 	// Every event has been published: watchers send what they hold, then end.
 	r.watchEndOnce.Do(func() { close(r.watchEnd) })
 }
@@ -1336,18 +1332,9 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 	}
 	r.conns[peerAddr]++
 	if h == nil {
-		h = &host{key: k, keyStr: k.id, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
+		h = &host{key: k, keyStr: k.id, peerAddr: peerAddr, attachedAt: time.Now(), waiting: map[chan idleOutcome]struct{}{}}
 		r.hosts[k] = h
-		if at, ok := r.detachedAt[k]; ok && h.attachedAt.Sub(at) < time.Second {
-			h.flapping = true
-			r.flaps.Do(func(skipped int) {
-				r.log.Info("host attached again within a second of its detach; such lines are logged at most once a second",
-					"host_id", k.id, "service", k.service, "peer_addr", peerAddr, "not_logged_since_last_line", skipped)
-			})
-		} else {
-			r.log.Info("host attached", "host_id", k.id, "service", k.service, "peer_addr", peerAddr)
-		}
-		delete(r.detachedAt, k)
+		r.hostLineLocked(k, "")
 		// Under mu, so that a host's attached and detached events keep their order.
 		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
@@ -1401,24 +1388,99 @@ func (r *Relay) removeSlot(h *host, peerAddr, healthKey string, woken chan idleO
 	}
 	if h.slots == 0 {
 		delete(r.hosts, h.key)
-		now := time.Now()
-		if h.flapping && now.Sub(h.attachedAt) < time.Second {
-			r.flaps.Do(func(skipped int) {
-				r.log.Info("host detached again within a second of its attach; such lines are logged at most once a second",
-					"host_id", h.key.id, "service", h.key.service, "reason", reason, "not_logged_since_last_line", skipped)
-			})
-		} else {
-			r.log.Info("host detached", "host_id", h.key.id, "service", h.key.service, "reason", reason)
-		}
-		if len(r.detachedAt) >= 1024 {
-			for k, at := range r.detachedAt {
-				if now.Sub(at) >= time.Second {
-					delete(r.detachedAt, k)
-				}
+		r.hostLineLocked(h.key, reason)
+		r.emitHostDetached(h.key, reason)
+	}
+}
+
+// hostLines is the state of one host's attached and detached lines: a host
+// that flaps (a Hello, then a half-close, again and again) gets two lines a
+// second, then one that says where the lines it skipped left it.
+type hostLines struct {
+	window  time.Time   // when the current second of lines began
+	lines   int         // logged in it
+	skipped int         // not logged since the last line
+	reason  string      // of the last detach
+	settle  *time.Timer // logs the state the skipped lines left; nil when none are
+}
+
+const hostLinesPerSecond = 2
+
+// hostLineLocked logs host k's "host attached" (reason "") or "host
+// detached" line, unless k already had its lines this second: then the
+// last state is logged when the second ends, with the count not logged.
+// Called under mu, after r.hosts has changed.
+func (r *Relay) hostLineLocked(k hostKey, reason string) {
+	now := time.Now()
+	if now.Sub(r.linesPruned) >= time.Second { // at most once a second: a mass detach calls this per host
+		r.linesPruned = now
+		for key, l := range r.hostLines {
+			if l.settle == nil && now.Sub(l.window) >= time.Second {
+				delete(r.hostLines, key)
 			}
 		}
-		r.detachedAt[h.key] = now
-		r.emitHostDetached(h.key, reason)
+	}
+	l := r.hostLines[k]
+	if l == nil || (l.settle == nil && now.Sub(l.window) >= time.Second) {
+		l = &hostLines{window: now}
+		r.hostLines[k] = l
+	}
+	if reason != "" {
+		l.reason = reason
+	}
+	if l.settle == nil && l.lines < hostLinesPerSecond {
+		l.lines++
+		r.logHostLine(k, 0)
+		return
+	}
+	l.skipped++
+	if l.settle == nil {
+		l.settle = time.AfterFunc(l.window.Add(time.Second).Sub(now), func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.hostLines[k] == l && l.settle != nil {
+				r.settleHostLinesLocked(k, l)
+			}
+		})
+	}
+}
+
+// settleHostLinesLocked logs the state host k's skipped lines left it in,
+// and starts a new second of lines.
+func (r *Relay) settleHostLinesLocked(k hostKey, l *hostLines) {
+	l.settle = nil
+	r.logHostLine(k, l.skipped-1) // the line stands for the last skipped one
+	l.window, l.lines, l.skipped = time.Now(), 1, 0
+}
+
+// logHostLine logs host k's state: attached, or detached for the last
+// reason; notLogged counts its lines since the last one that were not
+// logged.
+func (r *Relay) logHostLine(k hostKey, notLogged int) {
+	var extra []any
+	if notLogged > 0 {
+		extra = []any{"not_logged_since_last_line", notLogged}
+	}
+	if h := r.hosts[k]; h != nil {
+		r.log.Info("host attached", append([]any{"host_id", k.id, "service", k.service, "peer_addr", h.peerAddr}, extra...)...)
+		return
+	}
+	reason := ""
+	if l := r.hostLines[k]; l != nil {
+		reason = l.reason
+	}
+	r.log.Info("host detached", append([]any{"host_id", k.id, "service", k.service, "reason", reason}, extra...)...)
+}
+
+// flushHostLines logs at once what pending settles would have (the relay
+// is closing).
+func (r *Relay) flushHostLines() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, l := range r.hostLines {
+		if l.settle != nil && l.settle.Stop() {
+			r.settleHostLinesLocked(k, l)
+		}
 	}
 }
 
