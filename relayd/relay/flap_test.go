@@ -100,3 +100,30 @@ func TestHostFlappingLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestHostLinesFlushedAtClose: lines a flapping host has not had yet are
+// logged when the relay closes, not lost with their timer.
+func TestHostLinesFlushedAtClose(t *testing.T) {
+	t.Parallel()
+	logs := hostLineLog{mu: &sync.Mutex{}, lines: &[]hostLine{}, added: make(chan struct{}, 1)}
+	const flaps = 5
+	t.Cleanup(func() { // runs after the relay's cleanup has closed it
+		lines := logs.snapshot()
+		var accounted int64
+		for _, l := range lines {
+			accounted += 1 + l.notLogged
+		}
+		if accounted != 2*flaps {
+			t.Errorf("after Close, the lines account for %d attaches and detaches, want %d: %+v", accounted, 2*flaps, lines)
+		}
+	})
+	tr := newTestRelay(t, relay.Config{Logger: slog.New(logs)})
+	for range flaps {
+		h := tr.attach(t)
+		h.hello(&relayv1.Hello{HostId: "flapper"})
+		if err := h.stream.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		h.serverEnd()
+	}
+}

@@ -135,6 +135,7 @@ type Relay struct {
 	hosts       map[hostKey]*host
 	hostLines   map[hostKey]*hostLines // throttles attached/detached lines (hostLineLocked)
 	linesPruned time.Time
+	lineTimers  sync.WaitGroup // hostLines' settle timers, pending or running
 	sessions    map[string]*session
 	offers      map[string]*offer    // offers on credit streams not yet claimed (credits.go)
 	totals      map[string]uint64    // sessions opened per service
@@ -1435,7 +1436,9 @@ func (r *Relay) hostLineLocked(k hostKey, reason string) {
 	}
 	l.skipped++
 	if l.settle == nil {
+		r.lineTimers.Add(1)
 		l.settle = time.AfterFunc(l.window.Add(time.Second).Sub(now), func() {
+			defer r.lineTimers.Done()
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			if r.hostLines[k] == l && l.settle != nil {
@@ -1473,15 +1476,17 @@ func (r *Relay) logHostLine(k hostKey, notLogged int) {
 }
 
 // flushHostLines logs at once what pending settles would have (the relay
-// is closing).
+// is closing), and waits for those already running.
 func (r *Relay) flushHostLines() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for k, l := range r.hostLines {
 		if l.settle != nil && l.settle.Stop() {
+			r.lineTimers.Done()
 			r.settleHostLinesLocked(k, l)
 		}
 	}
+	r.mu.Unlock()
+	r.lineTimers.Wait()
 }
 
 func (r *Relay) hostDrained(k hostKey) bool {
