@@ -707,3 +707,98 @@ func TestTokenRevoked(t *testing.T) {
 		t.Errorf("a client after the revocation read %q, %v; want a reset (no slot)", got, err)
 	}
 }
+
+// TestHealthWatchersBounded: health needs no token, and each Watch holds
+// memory on relayd until its caller leaves, so a port holds at most
+// --max-health-watchers of them; more are refused with ResourceExhausted
+// and counted, and a watcher that leaves makes room.
+func TestHealthWatchersBounded(t *testing.T) {
+	t.Parallel()
+	tokens := writeFile(t, t.TempDir(), "tokens", goodToken+"\n")
+	r := startRelay(t, "--auth-tokens", tokens, "--max-health-watchers", "3", "--metrics-addr", "127.0.0.1:0")
+	cc, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	watch := func() (healthpb.Health_WatchClient, context.CancelFunc, error) {
+		wctx, wcancel := context.WithCancel(ctx)
+		w, err := hc.Watch(wctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			var h *healthpb.HealthCheckResponse
+			if h, err = w.Recv(); err == nil && h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("status %v, want SERVING", h.GetStatus())
+			}
+		}
+		return w, wcancel, err
+	}
+	var cancels []context.CancelFunc
+	for i := range 3 {
+		_, c, err := watch()
+		if err != nil {
+			t.Fatalf("watcher %d of 3: %v", i+1, err)
+		}
+		cancels = append(cancels, c)
+	}
+	_, c, err := watch()
+	c()
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "--max-health-watchers") {
+		t.Fatalf("a 4th watcher: %v, want ResourceExhausted naming --max-health-watchers", err)
+	}
+	if got := scrape(t, r.metricsAddr(t))[`relay_limit_hits_total{limit="max_health_watchers"}`]; got != 1 {
+		t.Errorf(`relay_limit_hits_total{limit="max_health_watchers"} = %v, want 1`, got)
+	}
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("Check with every watcher taken: %v", err)
+	}
+	// A watcher that leaves makes room; the relay sees it leave some time
+	// after the cancel, so try until it has.
+	cancels[0]()
+	for {
+		_, c, err := watch()
+		if err == nil {
+			c()
+			break
+		}
+		if status.Code(err) != codes.ResourceExhausted || ctx.Err() != nil {
+			t.Fatalf("a watcher after one left: %v", err)
+		}
+	}
+	for _, c := range cancels[1:] {
+		c()
+	}
+}
+
+// TestIdleAgentConnClosed: a connection to the gRPC port that holds no
+// stream for --hello-timeout is closed with a GOAWAY, so that anyone who
+// can finish the handshakes cannot hold connections (which count against
+// --max-agent-conns before any token is checked) for ever.
+func TestIdleAgentConnClosed(t *testing.T) {
+	t.Parallel()
+	tokens := writeFile(t, t.TempDir(), "tokens", goodToken+"\n")
+	r := startRelay(t, "--auth-tokens", tokens, "--hello-timeout", "1s")
+	nc, err := net.Dial("tcp", r.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The client's half of the HTTP/2 handshake: its preface and SETTINGS.
+	if _, err := nc.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+		t.Fatal(err)
+	}
+	// grpc-go sends its GOAWAY and a PING, and closes the connection some
+	// seconds later when the PING is not answered (as here).
+	const bound = 30 * time.Second
+	nc.SetReadDeadline(time.Now().Add(bound))
+	start := time.Now()
+	got, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("the idle connection was not closed within %v: %v (after %d bytes)", bound, err, len(got))
+	}
+	if !strings.Contains(string(got), "max_idle") {
+		t.Errorf("the idle connection was closed after %v without a GOAWAY naming max_idle: %q", time.Since(start), got)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -63,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.assignTimeout, "assign-timeout", 10*time.Second, "how long a client may wait for an idle slot before it is closed")
 	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
 	fs.StringVar(&o.scheduler, "scheduler", string(scheduler.LeastLoaded), "who gets a new client: least-loaded (ties round-robin), round-robin, random-two-choices, client-hash")
-	fs.DurationVar(&o.helloTimeout, "hello-timeout", 10*time.Second, "how long a new Attach stream may take to send Hello")
+	fs.DurationVar(&o.helloTimeout, "hello-timeout", 10*time.Second, "how long a new Attach stream may take to send Hello, a new connection its TLS and HTTP/2 handshakes, and a connection may hold no stream before it is closed")
 	fs.DurationVar(&o.claimTimeout, "claim-timeout", relay.DefaultClaimTimeout, "how long a host with slot credits (hostagent --slot-credits) may take to claim a client offered to it; after that the client goes to another host and the host's credits are withdrawn")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed (a second signal stops at once)")
 	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
@@ -305,7 +304,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 
 	// Health answers for "" (the port) and for each service the port
 	// serves; all turn NOT_SERVING when the drain starts.
-	hostHealth, adminHealth := health.NewServer(), health.NewServer()
+	hostHealth, adminHealth := newBoundedHealth(o.sec.maxHealthWatchers, r), newBoundedHealth(o.sec.maxHealthWatchers, r)
 	hostHealth.SetServingStatus(relayv1.HostService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	for _, name := range []string{relayv1.StatusService_ServiceDesc.ServiceName, relayv1.AdminService_ServiceDesc.ServiceName} {
 		adminHealth.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -315,7 +314,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	defer stopHostStreams()
 	adminStop, stopAdminStreams := context.WithCancel(context.Background())
 	defer stopAdminStreams()
-	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(hostStop), sec.hostServerOptions(), attachconn.ServerWindowOptions(), []grpc.ServerOption{
+	hostSrv := grpc.NewServer(slices.Concat(obs.serverOptions(hostStop), sec.hostServerOptions(o.helloTimeout), attachconn.ServerWindowOptions(), []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.maxDataBytes + 1024),
 		grpc.ConnectionTimeout(o.helloTimeout),      // the TLS and HTTP/2 handshakes, too, are bounded
 		grpc.ForceServerCodecV2(framecodec.Codec{}), // Data payloads into pooled buffers; plain proto on the wire

@@ -43,6 +43,7 @@ type securityOptions struct {
 	maxCredits                       int
 	idleTimeout, keepaliveMinTime    time.Duration
 	maxAgentConns, maxAgentConnsIP   int
+	maxHealthWatchers                int
 }
 
 func (s *securityOptions) register(fs *flag.FlagSet) {
@@ -61,6 +62,7 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")
 	fs.IntVar(&s.maxAgentConns, "max-agent-conns", 1000, "connections the gRPC port holds at once (each costs buffers before any token is checked; 0: no limit)")
 	fs.IntVar(&s.maxAgentConnsIP, "max-agent-conns-per-ip", 100, "connections the gRPC port holds at once from one IP address (0: no limit)")
+	fs.IntVar(&s.maxHealthWatchers, "max-health-watchers", 100, "grpc.health.v1.Health/Watch streams each gRPC port holds at once (they need no token; 0: no limit)")
 	fs.DurationVar(&s.keepaliveMinTime, "keepalive-min-time", 10*time.Second, "agents that send keepalive pings more often than this are disconnected")
 }
 
@@ -83,6 +85,7 @@ func (s *securityOptions) validate(o *options) error {
 		{"max-slots-per-host", float64(s.maxSlotsPerHost)}, {"max-slots-per-conn", float64(s.maxSlotsPerConn)},
 		{"max-credits", float64(s.maxCredits)}, {"idle-timeout", float64(s.idleTimeout)},
 		{"max-agent-conns", float64(s.maxAgentConns)}, {"max-agent-conns-per-ip", float64(s.maxAgentConnsIP)},
+		{"max-health-watchers", float64(s.maxHealthWatchers)},
 	} {
 		if v.n < 0 {
 			got := fmt.Sprint(v.n)
@@ -248,11 +251,15 @@ func (sec *security) agentHandshakes(r *relay.Relay) handshakeConfig {
 	return cfg
 }
 
-// hostServerOptions are the gRPC server options of the agents' port.
-func (sec *security) hostServerOptions() []grpc.ServerOption {
+// hostServerOptions are the gRPC server options of the agents' port. A
+// connection that holds no stream for idle is closed (GOAWAY): anyone can
+// finish the handshakes, and such a connection counts against
+// --max-agent-conns before any token is checked. An agent's connection
+// holds its slots' streams; one without any reconnects when it needs one.
+func (sec *security) hostServerOptions(idle time.Duration) []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: sec.opts.keepaliveMinTime, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: agentKeepaliveTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: agentKeepaliveTimeout, MaxConnectionIdle: idle}),
 	}
 	if n := sec.opts.maxSlotsPerConn; n > 0 {
 		// Room above the slot limit for health checks, and so a stream over

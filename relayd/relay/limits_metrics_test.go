@@ -33,6 +33,7 @@ relay_limit_hits_total{limit="max_agent_conns_per_ip"} 0
 relay_limit_hits_total{limit="max_clients"} 0
 relay_limit_hits_total{limit="max_clients_per_ip"} 0
 relay_limit_hits_total{limit="max_credits"} 0
+relay_limit_hits_total{limit="max_health_watchers"} 0
 relay_limit_hits_total{limit="max_slots_per_conn"} 0
 relay_limit_hits_total{limit="max_slots_per_host"} %d
 relay_limit_hits_total{limit="queue_full"} 0

@@ -105,6 +105,7 @@ const (
 	// Connections to the gRPC port, counted by relayd's listener.
 	LimitAgentConns      = "max_agent_conns"
 	LimitAgentConnsPerIP = "max_agent_conns_per_ip"
+	LimitHealthWatchers  = "max_health_watchers"
 )
 
 // How long an agent told to Drain should wait before it offers slots again:
@@ -463,7 +464,7 @@ func (r *Relay) LimitHit(name string, attrs ...any) { r.limitHit(name, attrs...)
 // LimitHits, for the metrics; every limit shows, hit or not.
 func (r *Relay) limitHitsAll() map[string]uint64 {
 	all := r.LimitHits()
-	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitClaimTimeout, LimitCredits, LimitAgentConns, LimitAgentConnsPerIP} {
+	for _, name := range []string{LimitSlotsPerHost, LimitSlotsPerConn, LimitIdleTimeout, LimitHelloTimeout, LimitClaimTimeout, LimitCredits, LimitAgentConns, LimitAgentConnsPerIP, LimitHealthWatchers} {
 		all[name] += 0
 	}
 	rej := r.cfg.Bridge.Rejections()
