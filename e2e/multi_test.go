@@ -346,3 +346,19 @@ func TestReadyLineWithoutDefaultListener(t *testing.T) {
 		t.Errorf("listeners = %v, want one for web", ls)
 	}
 }
+
+// TestMaxSessionsBelowRelaysWarned: an agent whose --max-sessions is below
+// the number of its relays cannot keep an idle slot on each (an idle slot
+// counts towards the cap), so some relay's clients find none of its slots:
+// it says so when it starts.
+func TestMaxSessionsBelowRelaysWarned(t *testing.T) {
+	t.Parallel()
+	a, b := startRelay(t), startRelay(t)
+	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "1", "echo")
+	line := agent.waitLog(t, startTimeout, "the warning about --max-sessions", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "--max-sessions is below the number of relays")
+	})
+	if line.str("level") != "WARN" || line.str("relays") != "2" {
+		t.Errorf("warning %v, want WARN with relays=2", line)
+	}
+}
