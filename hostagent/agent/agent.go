@@ -1080,11 +1080,11 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.outage++
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		lk.connecting > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
-		// The relay holds idle slots of this agent (or, if it names its
-		// cap, some are on their way: slots opened together are answered
-		// in any order) and refuses more: its cap (relayd
-		// --max-slots-per-host, --max-slots-per-conn), not an outage.
+		strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		// The relay holds idle slots of this agent, or names its cap (the
+		// slots may be on their way, as slots opened together are answered
+		// in any order, or all in sessions), and refuses more: its cap
+		// (relayd --max-slots-per-host, --max-slots-per-conn), not an outage.
 		// Those slots are all lk gets now; more are asked for at each
 		// backoff, in case the cap is shared and frees up.
 		lk.capped = true

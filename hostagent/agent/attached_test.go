@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -132,6 +133,55 @@ func TestAttachedAtRelayCap(t *testing.T) {
 		case <-timer.C:
 			t.Fatal("the agent did not probe the relay again beyond its cap")
 		}
+	}
+}
+
+// TestRelayCapWithEverySlotBusy: at the relay's cap with every slot in a
+// session, the probes for more are refused for the cap as before: not an
+// outage, so not a Warn, and no new "relay attached" once the sessions
+// end (the agent took them for failures, at Warn, and logged attached
+// again).
+func TestRelayCapWithEverySlotBusy(t *testing.T) {
+	t.Parallel()
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
+	records := make(chan slog.Record, 4096)
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 4,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		Logger: slog.New(levelHandler{records})})
+	nextMsg(t, records, "relay attached")
+	var held []net.Conn
+	for i := range 2 {
+		client := dialClient(t, r.ClientAddr)
+		held = append(held, client)
+		msg := "held " + strconv.Itoa(i) + "\n"
+		if _, err := client.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		conn := accept(t, l)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(conn, got); err != nil || string(got) != msg {
+			t.Fatalf("session %d: read %q, %v", i, got, err)
+		}
+	}
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for refused := 0; refused < 10; {
+		select {
+		case rec := <-records:
+			switch {
+			case strings.HasPrefix(rec.Message, "relay caps this agent's idle slots"):
+				refused++
+			case rec.Message == "relay attached":
+				t.Fatalf("relay attached logged again with every slot busy at the cap")
+			case rec.Level >= slog.LevelWarn:
+				t.Fatalf("logged at %v with every slot busy at the cap: %s %s", rec.Level, rec.Message, recordAttr(rec, "err"))
+			}
+		case <-timer.C:
+			t.Fatal("the agent did not probe the relay beyond its cap")
+		}
+	}
+	for _, c := range held {
+		c.Close()
 	}
 }
 
