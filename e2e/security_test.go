@@ -802,3 +802,23 @@ func TestIdleAgentConnClosed(t *testing.T) {
 		t.Errorf("the idle connection was closed after %v without a GOAWAY naming max_idle: %q", time.Since(start), got)
 	}
 }
+
+// TestFixedTokenRetriedOnSIGHUP: an agent refused for its token backs off
+// for 15–30 s, but a SIGHUP that reloads its --token-file tries again at
+// once: an operator who fixed the token does not wait out the backoff.
+func TestFixedTokenRetriedOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := startRelay(t, "--auth-tokens", writeFile(t, dir, "tokens", goodToken+"\n"))
+	tokenFile := writeFile(t, dir, "agent-token", "tok-unknown-0123456789abcdef\n")
+	a := startAgentNoWait(t, r.grpcAddr, "--token-file", tokenFile, "echo")
+	refused := a.waitRefused(t, "Unauthenticated", func(l logLine) bool { return strings.Contains(l.str("err"), "Unauthenticated") })
+	retryIn, _ := refused.fields["retry_in"].(float64)
+	writeFile(t, dir, "agent-token", goodToken+"\n")
+	sent := time.Now()
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	// Well within the backoff (at least 15 s): the retry came from the SIGHUP.
+	bound := time.Duration(retryIn) / 2
+	a.waitLog(t, bound, `"relay attached" after the SIGHUP`, func(l logLine) bool { return l.msg() == "relay attached" })
+	t.Logf("attached %v after the SIGHUP (the backoff had %v left)", time.Since(sent).Round(time.Millisecond), time.Duration(retryIn))
+}

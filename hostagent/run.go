@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -218,9 +219,13 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	watched := make(chan struct{})
 	go func() { defer close(watched); watchCert(watchCtx) }()
 	defer func() { stopWatch(); <-watched }()
+	var listener atomic.Pointer[agent.Listener] // set once listening
 	defer cli.OnHangup(func() {
 		log.Info("SIGHUP: reloading certificates and the token file")
 		reload()
+		if l := listener.Load(); l != nil {
+			l.RetryRefused() // a relay that refused the old credentials may take the new ones
+		}
 	})()
 	if o.pprofAddr != "" {
 		stop, err := profiling.Start(o.pprofAddr, log)
@@ -244,6 +249,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	listener.Store(l)
 	metrics := newAgentMetrics()
 	if o.mode == "forward" {
 		metrics.backendUp = func() bool { return !watch.down.Load() }

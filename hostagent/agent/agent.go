@@ -252,6 +252,7 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
+	denied                   bool // the failure that set retryAt refused the agent's credentials
 	unreachable              bool                 // the failure that set retryAt found none of ccs connected
 	ready                    bool                 // "relay attached" was logged since the last failure or drain
 	capped                   bool                 // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
@@ -302,6 +303,7 @@ const (
 	evUnpark                           // a parked stream waited long enough: parked → none, unless it got an offer
 	evReclaim                          // a parked stream could not take its offer: a new stream claims it
 	evAvailable                        // SetAvailable: available says which
+	evRetryRefused                     // RetryRefused: credentials reloaded
 )
 
 type event struct {
@@ -410,6 +412,17 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 func (l *Listener) SetAvailable(ok bool) {
 	select {
 	case l.events <- event{kind: evAvailable, available: ok}:
+	case <-l.managerEnd:
+	}
+}
+
+// RetryRefused tries the relays that refused this agent's credentials
+// (Unauthenticated, PermissionDenied) again at once, rather than at the
+// end of Config.AuthBackoff: call it once the credentials may have been
+// fixed (a reloaded token or certificate).
+func (l *Listener) RetryRefused() {
+	select {
+	case l.events <- event{kind: evRetryRefused}:
 	case <-l.managerEnd:
 	}
 }
@@ -582,6 +595,12 @@ func (l *Listener) logAttached(lk *link, full bool) {
 func (l *Listener) handle(ev event) {
 	lk := ev.link
 	switch ev.kind {
+	case evRetryRefused:
+		for _, lk := range l.links {
+			if lk.denied && lk.failures > 0 {
+				lk.retryAt = time.Now()
+			}
+		}
 	case evAvailable:
 		if l.unavailable = !ev.available; l.unavailable {
 			for _, lk := range l.links {
@@ -1102,8 +1121,9 @@ func (l *Listener) backoff(lk *link, err error) {
 	denied := false
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
-		d, denied = l.cfg.AuthBackoff, true // an operator must act
+		d, denied = l.cfg.AuthBackoff, true // an operator must act (then RetryRefused)
 	}
+	lk.denied = denied
 	d = d/2 + rand.N(d/2+1) // jitter: spread agents that failed together
 	lk.retryAt = time.Now().Add(d)
 	msg := "relay unreachable"
