@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -17,7 +18,10 @@ import (
 // and held against every other claimant (another process's flock on the
 // same file conflicts like this second open's) until released.
 func TestClaims(t *testing.T) {
-	lo, hi := portRange()
+	lo, hi, err := claimRange()
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	var claims []*Claim
 	for range 40 {
@@ -55,6 +59,29 @@ func TestClaims(t *testing.T) {
 	claims[0].Release() // twice is fine
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatalf("flock after the release: %v", err)
+	}
+}
+
+// TestRangeFromEnvironment: RELAY_PORT_RANGE sets the range; a value that
+// is not one is an error naming it, not a silent fallback.
+func TestRangeFromEnvironment(t *testing.T) {
+	t.Setenv(RangeEnv, "20100-20109")
+	for range 5 {
+		c, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		_, port, _ := net.SplitHostPort(c.Addr)
+		if p, _ := strconv.Atoi(port); p < 20100 || p > 20109 {
+			t.Errorf("%s is outside %s", c.Addr, os.Getenv(RangeEnv))
+		}
+	}
+	for _, bad := range []string{"9600", "9699-9600", "0-10", "a-b", "9600-70000"} {
+		t.Setenv(RangeEnv, bad)
+		if _, err := New(); err == nil || !strings.Contains(err.Error(), RangeEnv) {
+			t.Errorf("%s=%q: %v, want an error naming %s", RangeEnv, bad, err, RangeEnv)
+		}
 	}
 }
 

@@ -14,9 +14,16 @@ import (
 	"syscall"
 )
 
+// RangeEnv names the variable that sets the range ports are drawn from,
+// as "LO-HI" (a firewall or another suite may want them elsewhere).
+const RangeEnv = "RELAY_PORT_RANGE"
+
 // New claims a free loopback port.
 func New() (*Claim, error) {
-	lo, hi := portRange()
+	lo, hi, err := claimRange()
+	if err != nil {
+		return nil, err
+	}
 	dir := lockDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("portclaim: %w", err)
@@ -76,4 +83,35 @@ func portRange() (lo, hi int) {
 		return lo, hi
 	}
 	return max(1024, first/2), first - 1
+}
+
+// claimRange is RangeEnv's range if it is set, else portRange's.
+func claimRange() (lo, hi int, err error) {
+	v := os.Getenv(RangeEnv)
+	if v == "" {
+		lo, hi = portRange()
+		return lo, hi, nil
+	}
+	if lo, hi, err = parseRange(v); err != nil {
+		return 0, 0, fmt.Errorf("portclaim: %s=%q: %v", RangeEnv, v, err)
+	}
+	return lo, hi, nil
+}
+
+// parseRange parses "LO-HI", two ports with LO <= HI.
+func parseRange(v string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(v, "-")
+	if !ok {
+		return 0, 0, errors.New("want LO-HI, two ports such as 9600-9699")
+	}
+	if lo, err = strconv.Atoi(strings.TrimSpace(a)); err != nil || lo < 1 || lo > 65535 {
+		return 0, 0, fmt.Errorf("%q is not a port from 1 to 65535", a)
+	}
+	if hi, err = strconv.Atoi(strings.TrimSpace(b)); err != nil || hi < 1 || hi > 65535 {
+		return 0, 0, fmt.Errorf("%q is not a port from 1 to 65535", b)
+	}
+	if lo > hi {
+		return 0, 0, fmt.Errorf("%d is above %d", lo, hi)
+	}
+	return lo, hi, nil
 }
