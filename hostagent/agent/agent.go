@@ -252,7 +252,7 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
-	denied                   bool // the failure that set retryAt refused the agent's credentials
+	denied                   bool                 // the failure that set retryAt refused the agent's credentials
 	unreachable              bool                 // the failure that set retryAt found none of ccs connected
 	ready                    bool                 // "relay attached" was logged since the last failure or drain
 	capped                   bool                 // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
