@@ -419,7 +419,7 @@ func (l *Listener) SetAvailable(ok bool) {
 // RetryRefused tries the relays that refused this agent's credentials
 // (Unauthenticated, PermissionDenied) again at once, rather than at the
 // end of Config.AuthBackoff: call it once the credentials may have been
-// fixed (a reloaded token or certificate).
+// fixed (a reloaded token).
 func (l *Listener) RetryRefused() {
 	select {
 	case l.events <- event{kind: evRetryRefused}:
@@ -598,7 +598,9 @@ func (l *Listener) handle(ev event) {
 	case evRetryRefused:
 		for _, lk := range l.links {
 			if lk.denied && lk.failures > 0 {
-				lk.retryAt = time.Now()
+				// At once, and a refusal again is said at once too: the
+				// operator is waiting to see whether the fix took.
+				lk.retryAt, lk.warnedAt = time.Now(), time.Time{}
 			}
 		}
 	case evAvailable:
@@ -1099,11 +1101,14 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.outage++
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
-		// The relay holds idle slots of this agent, or names its cap (the
-		// slots may be on their way, as slots opened together are answered
-		// in any order, or all in sessions), and refuses more: its cap
-		// (relayd --max-slots-per-host, --max-slots-per-conn), not an outage.
+		lk.connecting+lk.active > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		// The relay holds idle slots of this agent, or names its cap while
+		// this agent has slots there (on their way, as slots opened
+		// together are answered in any order, or all in sessions), and
+		// refuses more: its cap (relayd --max-slots-per-host,
+		// --max-slots-per-conn), not an outage. With none at all, the cap
+		// is held by others (another agent with this host id, or an old
+		// instance): a failure to warn of.
 		// Those slots are all lk gets now; more are asked for at each
 		// backoff, in case the cap is shared and frees up.
 		lk.capped = true

@@ -185,6 +185,26 @@ func TestRelayCapWithEverySlotBusy(t *testing.T) {
 	}
 }
 
+// TestCapHeldByAnotherAgentWarned: a refusal that names the relay's cap,
+// for an agent that holds no slot there at all, is not this agent's pool
+// at the cap but others holding it (a host id in use twice, an old
+// instance still running): a failure, at Warn.
+func TestCapHeldByAnotherAgentWarned(t *testing.T) {
+	t.Parallel()
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
+	first := make(chan slog.Record, 256)
+	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 2, HostID: "twice", Logger: slog.New(levelHandler{first})})
+	nextMsg(t, first, "relay attached")
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 2, HostID: "twice",
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		Logger: slog.New(levelHandler{records})})
+	rec := nextMsg(t, records, "relay refused the slot")
+	if rec.Level != slog.LevelWarn || !strings.Contains(recordAttr(rec, "err"), "--max-slots-per-host") {
+		t.Errorf("the second agent's refusal: %v %q, want WARN naming --max-slots-per-host", rec.Level, recordAttr(rec, "err"))
+	}
+}
+
 // TestUnreachableLoggedOnce: while a relay is down, the agent says so at
 // Warn once, and at Debug at each retry after it (each with the failures so
 // far); once the relay is back and logged attached, its next outage is

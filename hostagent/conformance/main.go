@@ -34,7 +34,7 @@ address), runs the cases below, prints a pass/fail table, and exits 1 if any
 case failed. A conformance host follows the convention in
 docs/writing-a-host.md (CONFORMANCE HALFCLOSE / ABORT / BULK first lines).
 
-Cases, in order: %s
+Cases, in order: %s, then exit_on_sigterm (always run, last)
 
 Flags:
 `
@@ -67,6 +67,11 @@ func run(ctx, _ context.Context, args []string, stderr io.Writer) error {
 		for _, name := range strings.Split(*only, ",") {
 			cfg.Cases = append(cfg.Cases, strings.TrimSpace(name))
 		}
+	}
+	// exit_on_sigterm always runs: naming it selects no other case.
+	cfg.Cases = slices.DeleteFunc(cfg.Cases, func(name string) bool { return name == suite.ExitCase })
+	if *only != "" && len(cfg.Cases) == 0 {
+		cfg.Cases = []string{} // only exit_on_sigterm: start the host, stop it
 	}
 	for _, name := range cfg.Cases {
 		if !slices.Contains(suite.CaseNames(), name) {

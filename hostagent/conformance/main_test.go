@@ -22,6 +22,8 @@ func TestBadCommandLine(t *testing.T) {
 		{"no_command", []string{}, "no host command given"},
 		{"only_dashes", []string{"--"}, "no host command given"},
 		{"unknown_case", []string{"--run", "echo_small,nope", "--", "true"}, `unknown case "nope"`},
+		// exit_on_sigterm always runs, and naming it is no error.
+		{"exit_case_named", []string{"--run", "exit_on_sigterm,nope", "--", "true"}, `unknown case "nope"`},
 		{"bad_timeout", []string{"--timeout", "0s", "--", "true"}, "--timeout must be positive"},
 		{"unknown_flag", []string{"--frobnicate", "--", "true"}, "frobnicate"},
 	}
