@@ -356,7 +356,7 @@ func TestMaxSessionsBelowRelaysWarned(t *testing.T) {
 	a, b := startRelay(t), startRelay(t)
 	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "1", "echo")
 	line := agent.waitLog(t, startTimeout, "the warning about --max-sessions", func(l logLine) bool {
-		return strings.HasPrefix(l.msg(), "--max-sessions is below the number of relays")
+		return strings.HasPrefix(l.msg(), "--max-sessions is below the number of relay addresses")
 	})
 	if line.str("level") != "WARN" || line.str("relays") != "2" {
 		t.Errorf("warning %v, want WARN with relays=2", line)

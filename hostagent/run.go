@@ -273,12 +273,6 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("hostagent started", "mode", o.mode, "relays", strings.Join(links, ","), "service", o.service, "idle", o.idle, "target", o.target,
 		"metrics_addr", metricsSrv.AddrString())
-	if o.maxSessions > 0 && o.maxSessions < len(o.relays) {
-		// An idle slot may get a client at any time, so it counts towards
-		// --max-sessions: with fewer than one per relay, some relay has none.
-		log.Warn("--max-sessions is below the number of relays: while every allowed slot is on other relays, a relay has no idle slot of this host, and its clients wait for another host (or are reset after relayd's --assign-timeout); give each relay at least one",
-			"max_sessions", o.maxSessions, "relays", len(o.relays))
-	}
 
 	// Dialing the backend is the deepest call a session makes: see
 	// package shallow.

@@ -174,9 +174,12 @@ type Listener struct {
 	log      *slog.Logger
 	instance string  // Hello.agent_instance
 	links    []*link // owned by the manager goroutine once it runs
-	serving  []*link // the manager's scratch: links that may get slots now
-	accept   chan *Conn
-	dialOpts []grpc.DialOption
+	// shareWarned is the count of relay addresses warnShare last warned
+	// of; owned like links.
+	shareWarned int
+	serving     []*link // the manager's scratch: links that may get slots now
+	accept      chan *Conn
+	dialOpts    []grpc.DialOption
 
 	resolved     chan resolution // from the resolver to the manager
 	resolverDone chan struct{}   // closed when the resolver goroutine ends
@@ -352,6 +355,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 		}
 		return nil, err
 	}
+	l.warnShare()
 	l.startResolver()
 	go l.manage()
 	context.AfterFunc(ctx, func() {

@@ -186,6 +186,26 @@ func (l *Listener) applyResolution(res resolution) {
 		lk.retired = true
 		lk.stopIdle()
 	}
+	l.warnShare()
+}
+
+// warnShare says so when MaxSessions is below the number of relay
+// addresses, once for each count: an idle slot may get a client at any
+// time, so it counts towards MaxSessions, and with fewer than one per
+// relay some relay has none while the others hold them.
+func (l *Listener) warnShare() {
+	n := 0
+	for _, lk := range l.links {
+		if !lk.retired {
+			n++
+		}
+	}
+	if l.cfg.MaxSessions <= 0 || n <= l.cfg.MaxSessions || n <= l.shareWarned {
+		return
+	}
+	l.shareWarned = n
+	l.log.Warn("--max-sessions is below the number of relay addresses: while every allowed slot is on other relays, a relay has no idle slot of this host, and its clients wait for another host (or are reset after relayd's --assign-timeout); give each relay at least one",
+		"max_sessions", l.cfg.MaxSessions, "relays", n)
 }
 
 // reapRetired closes retired links with no slot left.

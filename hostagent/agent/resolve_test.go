@@ -231,3 +231,24 @@ func TestRetiredAddressIsNoFailure(t *testing.T) {
 		break
 	}
 }
+
+// TestMaxSessionsBelowRelayAddresses: MaxSessions below the number of
+// relay addresses is warned of, counting the addresses a name resolves to
+// (one --relay entry may be several relays), and again as they grow.
+func TestMaxSessionsBelowRelayAddresses(t *testing.T) {
+	t.Parallel()
+	dns := &fakeDNS{asked: make(chan struct{}, 1)}
+	dns.set("127.0.0.1")
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{
+		Relays: []string{net.JoinHostPort("relays.test", "1")}, Idle: 1, MaxSessions: 1, // nothing listens: the warning needs no relay
+		LookupHost: dns.lookup, ResolveInterval: 5 * time.Millisecond,
+		Logger: slog.New(levelHandler{records}),
+	})
+	dns.set("127.0.0.1", "127.0.0.2")
+	// The first warning: one at start, with one address, would fail here.
+	rec := nextMsg(t, records, "--max-sessions is below the number of relay addresses: while every allowed slot is on other relays, a relay has no idle slot of this host, and its clients wait for another host (or are reset after relayd's --assign-timeout); give each relay at least one")
+	if got := recordAttr(rec, "relays"); got != "2" || rec.Level != slog.LevelWarn {
+		t.Errorf("warning %v with relays=%s, want WARN with relays=2", rec.Level, got)
+	}
+}
