@@ -81,6 +81,7 @@ type Config struct {
 	// is closed at once. Zero means 1024; negative means no client may wait.
 	MaxPending int
 	// Scheduler picks the host for each client; nil means least-loaded.
+	// Each service gets a Fork of it: its hosts take turns among themselves.
 	Scheduler *scheduler.Scheduler
 	// Logger receives one line per rejected client (for limits a stranger
 	// can hit at will, at most one a second per reason); nil discards.
@@ -139,6 +140,10 @@ type service struct {
 	queue    waitQueue
 	rejected uint64
 	addrs    []string
+	// sched is this service's own scheduler (Config.Scheduler's policy):
+	// a cursor shared by services moved with every service's picks, and
+	// the second host of each service got no client at all.
+	sched *scheduler.Scheduler
 }
 
 // New returns a Bridge.
@@ -168,7 +173,7 @@ var ErrClosed = errors.New("clientbridge: closed")
 func (b *Bridge) svc(name string) *service {
 	s := b.svcs[name]
 	if s == nil {
-		s = &service{name: name, idle: map[string][]Slot{}}
+		s = &service{name: name, idle: map[string][]Slot{}, sched: b.cfg.Scheduler.Fork()}
 		b.svcs[name] = s
 	}
 	return s
@@ -324,7 +329,7 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	if ap, ok := c.Conn.RemoteAddr().(*net.TCPAddr); ok {
 		clientKey = ap.IP.String()
 	}
-	key := cands[b.cfg.Scheduler.Pick(cands, clientKey)].Host
+	key := cands[s.sched.Pick(cands, clientKey)].Host
 	slots := s.idle[key]
 	// The newest slot (its stream is the warmest), but not one of an agent
 	// whose backend is failing while the host has another (two agents

@@ -751,6 +751,47 @@ func TestSlotsBalancedAcrossHosts(t *testing.T) {
 	}
 }
 
+// TestTurnsPerService: each service's hosts take turns among themselves.
+// One scheduler for every service moved its cursor with every service's
+// picks: clients of two services arriving by turns all went to the first
+// host of each.
+func TestTurnsPerService(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{Scheduler: scheduler.New(scheduler.RoundRobin, 1)})
+	addrs := map[string]string{"web": serve(t, b, "web"), "db": serve(t, b, "db")}
+	hosts := map[string][]*host{}
+	for svc, names := range map[string][]string{"web": {"hx1", "hx2"}, "db": {"hy1", "hy2"}} {
+		for _, name := range names {
+			h := newHost(name, 1)
+			hosts[svc] = append(hosts[svc], h)
+			for range 10 {
+				b.AddIdle(svc, newSlot(t, h))
+			}
+		}
+	}
+	total := func() int {
+		n := 0
+		for _, hs := range hosts {
+			for _, h := range hs {
+				n += h.load()
+			}
+		}
+		return n
+	}
+	for i := range 20 {
+		svc := []string{"web", "db"}[i%2]
+		dial(t, addrs[svc])
+		waitFor(t, "assignment", func() bool { return total() == i+1 }) // each before the next
+	}
+	for svc, hs := range hosts {
+		for _, h := range hs {
+			if h.load() != 5 {
+				t.Errorf("%s host %s has %d sessions, want 5 of its service's 10", svc, h.key, h.load())
+			}
+		}
+	}
+}
+
 // TestServiceIsolation: a slot of one service never serves another's client.
 func TestServiceIsolation(t *testing.T) {
 	t.Parallel()

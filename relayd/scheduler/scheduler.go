@@ -85,6 +85,16 @@ func New(p Policy, seed uint64) *Scheduler {
 	return &Scheduler{policy: p, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
+// Fork returns a new Scheduler with s's policy and state of its own, seeded
+// from s: one per group of hosts that take turns (a service), since a
+// cursor that another group's picks move is no turn at all.
+func (s *Scheduler) Fork() *Scheduler {
+	s.mu.Lock()
+	seed := s.rng.Uint64()
+	s.mu.Unlock()
+	return New(s.policy, seed)
+}
+
 // Policy returns the scheduler's policy.
 func (s *Scheduler) Policy() Policy { return s.policy }
 

@@ -677,3 +677,20 @@ func TestWeightedRoundRobinInterleaves(t *testing.T) {
 		t.Errorf("picks %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+// TestForkOwnState: a fork keeps its parent's policy and a cursor of its
+// own: the parent's picks do not move it.
+func TestForkOwnState(t *testing.T) {
+	s := New(RoundRobin, 1)
+	f := s.Fork()
+	if f.Policy() != RoundRobin {
+		t.Fatalf("fork's policy %q, want %q", f.Policy(), RoundRobin)
+	}
+	cands := []Candidate{{Host: "a"}, {Host: "b"}}
+	if got := s.Pick(cands, ""); got != 0 {
+		t.Fatalf("parent's first pick %d, want 0", got)
+	}
+	if got := f.Pick(cands, ""); got != 0 {
+		t.Errorf("fork's first pick %d, want 0: the parent's pick moved its cursor", got)
+	}
+}
