@@ -1,7 +1,6 @@
 package splice
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -88,11 +87,8 @@ func waitReset(c socket) error {
 			return true
 		case soerr == 0:
 			return false // nothing yet: park in the poller
-		case syscall.Errno(soerr) == syscall.EPIPE:
-			// Linux's error for an RST in CLOSE_WAIT, i.e. after the FIN.
-			reset = fmt.Errorf("reset after FIN: %w", os.NewSyscallError("read", syscall.ECONNRESET))
 		default:
-			reset = os.NewSyscallError("read", syscall.Errno(soerr))
+			reset = readError(syscall.Errno(soerr))
 		}
 		return true
 	})

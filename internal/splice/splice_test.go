@@ -616,3 +616,17 @@ func benchStream(b *testing.B, w, r *net.TCPConn) {
 		b.Fatalf("received %d of %d bytes", n, sent)
 	}
 }
+
+// TestReadErrorWording: a socket's pending EPIPE (Linux's error for a reset
+// after the peer's FIN) is said as a reset; other errors as they are.
+func TestReadErrorWording(t *testing.T) {
+	if got := readError(syscall.EPIPE).Error(); got != "reset after FIN: read: connection reset by peer" {
+		t.Errorf("EPIPE: %q", got)
+	}
+	if err := readError(syscall.EPIPE); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("EPIPE: %v is not ECONNRESET", err)
+	}
+	if got := readError(syscall.ETIMEDOUT).Error(); got != "read: connection timed out" {
+		t.Errorf("ETIMEDOUT: %q", got)
+	}
+}

@@ -3,8 +3,10 @@ package splice
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -153,7 +155,7 @@ func (j *asyncJoin) ready(err error) {
 		// end of the watch closes the direction.
 		if err == nil {
 			if serr := socketError(j.sock); serr != nil {
-				j.fail(os.NewSyscallError("read", serr))
+				j.fail(readError(serr))
 			}
 			j.w.end(nil)
 		}
@@ -167,6 +169,16 @@ func (j *asyncJoin) ready(err error) {
 }
 
 func (j *asyncJoin) startPump() { go j.pump() }
+
+// readError is the error of a read that found a socket's pending error
+// (SO_ERROR). Linux gives EPIPE for a reset in CLOSE_WAIT, i.e. after the
+// peer's FIN: it is said as the reset it is, not as "broken pipe".
+func readError(soerr error) error {
+	if errors.Is(soerr, syscall.EPIPE) {
+		return fmt.Errorf("reset after FIN: %w", os.NewSyscallError("read", syscall.ECONNRESET))
+	}
+	return os.NewSyscallError("read", soerr)
+}
 
 // pollLinger is how long a pump waits for more bytes in Go's poller, after
 // it last moved some, before it gives its socket to the epoll watch and
