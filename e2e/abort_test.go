@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -172,6 +173,11 @@ func TestAgentDrainTimeout(t *testing.T) {
 		t.Fatalf("hostagent: SIGTERM: want exit status 0, got %v", err)
 	}
 	t.Logf("hostagent exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	// The agent told the relay why: a planned stop, not a host lost.
+	line := r.waitLog(t, ioTimeout, `"session aborted"`, func(l logLine) bool { return strings.HasPrefix(l.msg(), "session aborted") })
+	if line.str("reason") != "CLOSE_REASON_HOST_ABORT" || !strings.Contains(line.str("err"), "drain timeout") {
+		t.Errorf("relayd recorded the session's end as %s (%s), want CLOSE_REASON_HOST_ABORT naming the agent's drain timeout", line.str("reason"), line.str("err"))
+	}
 }
 
 // TestCrashResetsConnections: a relayd or hostagent that dies mid-session

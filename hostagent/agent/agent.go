@@ -191,6 +191,11 @@ type Listener struct {
 	idleCtx    context.Context // canceled by Close: idle slots end, no new ones
 	stopIdle   context.CancelFunc
 	sessCtx    context.Context // canceled by Shutdown's deadline: sessions abort
+	// abortCtx is canceled by Shutdown's deadline just before sessCtx:
+	// each session first tells its relay why (Close{HOST_ABORT}), so that
+	// it is not recorded as a host lost.
+	abortCtx context.Context
+	abortAll context.CancelFunc
 	stopSess   context.CancelFunc
 	events     chan event
 	managerEnd chan struct{}
@@ -337,6 +342,7 @@ func Listen(ctx context.Context, cfg Config) (*Listener, error) {
 	}
 	l := &Listener{cfg: cfg, log: cfg.Logger, accept: make(chan *Conn), events: make(chan event, 64), managerEnd: make(chan struct{}), instance: newInstanceID(), unavailable: cfg.Unavailable}
 	l.sessCtx, l.stopSess = context.WithCancel(context.Background())
+	l.abortCtx, l.abortAll = context.WithCancel(context.Background())
 	l.idleCtx, l.stopIdle = context.WithCancel(l.sessCtx)
 	l.dialOpts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -392,9 +398,18 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	case <-l.managerEnd:
 	case <-ctx.Done():
 		err = ctx.Err()
+		// Each open session sends Close{HOST_ABORT}, which the relay
+		// answers by ending its stream; a stream that does not end (its
+		// send stuck on flow control) is canceled a second later.
+		l.abortAll()
+		select {
+		case <-l.managerEnd:
+		case <-time.After(time.Second):
+		}
 		l.stopSess()
 		<-l.managerEnd
 	}
+	l.abortAll()
 	l.stopSess()
 	l.slots.Wait()
 	<-l.resolverDone
@@ -1439,7 +1454,7 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 	})
 	sc := &Conn{conn: conn, open: open, relay: lk.addr}
 	var stopWatches func()
-	shallow.Run(func() { stopWatches = watchSession(ctx, conn, welcome) })
+	shallow.Run(func() { stopWatches = watchSession(ctx, l.abortCtx, conn, welcome) })
 	defer stopWatches()
 	select {
 	case l.accept <- sc:
@@ -1558,17 +1573,21 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 // stalls (watchStalled); stop ends both watches. Apart from serve, and run
 // on a short-lived goroutine: in serve's frame, and with the timer's calls,
 // they grew the goroutine that keeps the session to 8 KiB.
-func watchSession(ctx context.Context, conn *attachconn.Conn, welcome *relayv1.Welcome) (stop func()) {
+func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome *relayv1.Welcome) (stop func()) {
 	stopAbort := context.AfterFunc(ctx, func() {
 		conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("agent shutting down: %w", context.Cause(ctx)))
 	})
+	stopTold := context.AfterFunc(abortCtx, func() {
+		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("the agent is stopping, and its drain timeout has passed"))
+	})
 	d := welcome.GetIdleTimeout().AsDuration()
 	if d <= 0 {
-		return func() { stopAbort() }
+		return func() { stopAbort(); stopTold() }
 	}
 	stopStalled := watchStalled(conn, d+max(time.Second, d/8))
 	return func() {
 		stopAbort()
+		stopTold()
 		stopStalled()
 	}
 }
