@@ -188,14 +188,14 @@ type Listener struct {
 	// outage gets its share one slot at a time, a line each.
 	moveLog logging.Every
 
-	idleCtx    context.Context // canceled by Close: idle slots end, no new ones
-	stopIdle   context.CancelFunc
-	sessCtx    context.Context // canceled by Shutdown's deadline: sessions abort
+	idleCtx  context.Context // canceled by Close: idle slots end, no new ones
+	stopIdle context.CancelFunc
+	sessCtx  context.Context // canceled by Shutdown's deadline: sessions abort
 	// abortCtx is canceled by Shutdown's deadline just before sessCtx:
 	// each session first tells its relay why (Close{HOST_ABORT}), so that
 	// it is not recorded as a host lost.
-	abortCtx context.Context
-	abortAll context.CancelFunc
+	abortCtx   context.Context
+	abortAll   context.CancelFunc
 	stopSess   context.CancelFunc
 	events     chan event
 	managerEnd chan struct{}
