@@ -881,3 +881,21 @@ func TestHelloTooLarge(t *testing.T) {
 		return l.msg() == "finished call" && l.str("level") == "WARN" && l.str("grpc.code") == "ResourceExhausted"
 	})
 }
+
+// TestRepeatedFlagWarned: a flag that takes one value, given twice, is
+// said at start with the value that wins (the last): `--relay a --relay b`
+// keeps only b, which an operator who meant both would never learn.
+func TestRepeatedFlagWarned(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	a := startAgentNoWait(t, "127.0.0.1:1", "--relay", r.grpcAddr, "echo")
+	line := a.waitLog(t, startTimeout, "the warning about --relay", func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "--relay is given more than once")
+	})
+	if line.str("level") != "WARN" || line.str("value") != r.grpcAddr {
+		t.Errorf("warning %s, want WARN with value %s", line.raw, r.grpcAddr)
+	}
+	a.waitLog(t, startTimeout, `"relay attached" for the last --relay`, func(l logLine) bool {
+		return l.msg() == "relay attached" && l.str("relay") == r.grpcAddr
+	})
+}

@@ -48,7 +48,8 @@ func (l labelsFlag) Set(s string) error {
 }
 
 type options struct {
-	unknownEnv []string // HOSTAGENT_* variables that set no flag
+	unknownEnv []string    // HOSTAGENT_* variables that set no flag
+	repeated   [][2]string // flags given more than once, each with its last value, which wins
 
 	relays              []string
 	service, hostID     string
@@ -113,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.UsageError{Err: err}
 	}
 	o.unknownEnv = cli.UnknownEnv(fs, "HOSTAGENT", tokenEnv)
+	for _, name := range cli.Repeated(fs, args) {
+		o.repeated = append(o.repeated, [2]string{name, fs.Lookup(name).Value.String()})
+	}
 	for _, r := range strings.Split(*relays, ",") {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
@@ -210,6 +214,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	for _, name := range o.unknownEnv {
 		log.Warn(name+" is not the variable of any flag; ignored (see -h for the flags and their variables)", "variable", name)
+	}
+	for _, r := range o.repeated {
+		log.Warn("--"+r[0]+" is given more than once: it takes one value, and only the last is used", "flag", r[0], "value", r[1])
 	}
 	dialFor, reload, watchCert, err := o.sec.dialOptions(log)
 	if err != nil {

@@ -30,7 +30,8 @@ import (
 )
 
 type options struct {
-	unknownEnv []string // RELAYD_* variables that set no flag
+	unknownEnv []string    // RELAYD_* variables that set no flag
+	repeated   [][2]string // flags given more than once, each with its last value, which wins
 
 	grpcAddr, adminAddr, clientAddr string
 	clientAddrSet                   bool
@@ -83,6 +84,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.UsageError{Err: err}
 	}
 	o.unknownEnv = cli.UnknownEnv(fs, "RELAYD")
+	for _, name := range cli.Repeated(fs, args) {
+		o.repeated = append(o.repeated, [2]string{name, fs.Lookup(name).Value.String()})
+	}
 	if fs.NArg() > 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("unexpected argument %q (relayd takes flags only; see -h)", fs.Arg(0))}
 	}
@@ -212,6 +216,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	for _, name := range o.unknownEnv {
 		log.Warn(name+" is not the variable of any flag; ignored (see -h for the flags and their variables)", "variable", name)
+	}
+	for _, r := range o.repeated {
+		log.Warn("--"+r[0]+" is given more than once: it takes one value, and only the last is used", "flag", r[0], "value", r[1])
 	}
 	if o.pprofAddr != "" {
 		stop, err := profiling.Start(o.pprofAddr, log)

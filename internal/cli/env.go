@@ -148,3 +148,38 @@ func UnknownEnv(fs *flag.FlagSet, prefix string, extra ...string) []string {
 	slices.Sort(unknown)
 	return unknown
 }
+
+// Repeated returns the flags of fs that args give more than once and that
+// are not Repeatable: each takes one value, and the last replaces the
+// others, which a caller should say (a script that adds its own defaults
+// before a user's flags relies on it). It reads args as the flag package
+// does: up to "--" or the first argument that is not a flag.
+func Repeated(fs *flag.FlagSet, args []string) []string {
+	seen := map[string]int{}
+	var repeated []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			break
+		}
+		name, dashes := strings.CutPrefix(a, "--")
+		if !dashes {
+			name = a[1:]
+		}
+		name, _, hasValue := strings.Cut(name, "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			break // the flag package refuses it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value is the next argument
+		}
+		if _, ok := f.Value.(Repeatable); ok {
+			continue
+		}
+		if seen[name]++; seen[name] == 2 {
+			repeated = append(repeated, name)
+		}
+	}
+	return repeated
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,46 @@ func TestUnknownEnv(t *testing.T) {
 	got := cli.UnknownEnv(fs, "XTEST", "XTEST_TOKEN")
 	if len(got) != 1 || got[0] != "XTEST_GRPC_ADR" {
 		t.Errorf("UnknownEnv = %q, want [XTEST_GRPC_ADR]", got)
+	}
+}
+
+// repeatable is a list flag, which may be given many times.
+type repeatable []string
+
+func (r *repeatable) String() string     { return strings.Join(*r, ",") }
+func (r *repeatable) Set(v string) error { *r = append(*r, v); return nil }
+func (r *repeatable) Repeatable()        {}
+
+// TestRepeated: a flag that takes one value, given twice, is reported (the
+// last replaces the others); a Repeatable flag, a value that looks like a
+// flag, and arguments after the flags are not.
+func TestRepeated(t *testing.T) {
+	newFS := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.String("relay", "", "where")
+		fs.Bool("v", false, "verbose")
+		fs.Var(new(repeatable), "label", "labels")
+		return fs
+	}
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--relay", "a", "--relay", "b", "--relay", "c"}, []string{"relay"}},
+		{[]string{"--relay=a", "-relay", "b", "echo"}, []string{"relay"}},
+		{[]string{"-v", "-v=false", "--relay", "a"}, []string{"v"}},
+		{[]string{"--label", "a=1", "--label", "b=2", "--relay", "a"}, nil},
+		{[]string{"--relay", "--relay"}, nil}, // the value of --relay is "--relay"
+		{[]string{"--relay", "a", "echo", "--relay", "b"}, nil},
+		{[]string{"--relay", "a", "--", "--relay", "b"}, nil},
+	} {
+		fs := newFS()
+		if err := cli.Parse(fs, "X", tt.args); err != nil {
+			t.Fatalf("%q: %v", tt.args, err)
+		}
+		if got := cli.Repeated(fs, tt.args); !slices.Equal(got, tt.want) {
+			t.Errorf("%q: Repeated = %q, want %q", tt.args, got, tt.want)
+		}
 	}
 }
