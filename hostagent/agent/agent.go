@@ -91,10 +91,6 @@ type Config struct {
 	// credentials (Unauthenticated, PermissionDenied): an operator has to
 	// act, retrying sooner would only hammer the relay. Zero means 30s.
 	AuthBackoff time.Duration
-	// CapProbe is the wait between asks for more slots once a relay caps
-	// this agent's (relayd --max-slots-per-host, --max-slots-per-conn):
-	// each is refused, with a Warn in relayd's log. Zero means 30s.
-	CapProbe time.Duration
 	// BackoffBase and BackoffMax bound the reconnect delay; zero means
 	// 100ms and 5s.
 	BackoffBase, BackoffMax time.Duration
@@ -156,9 +152,6 @@ func (c *Config) validate() error {
 	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
-	}
-	if c.CapProbe <= 0 {
-		c.CapProbe = 30 * time.Second
 	}
 	if c.BackoffBase <= 0 {
 		c.BackoffBase = 100 * time.Millisecond
@@ -698,11 +691,6 @@ func (l *Listener) handle(ev event) {
 		if ev.sequential {
 			lk.returning--
 		}
-		if lk.capped {
-			// A stream under the relay's cap is free: ask for its
-			// replacement now, not at the next probe.
-			lk.retryAt = time.Now()
-		}
 	case evSessionEnd:
 		lk.active--
 		lk.returning--
@@ -1154,13 +1142,6 @@ func (l *Listener) backoff(lk *link, err error) {
 		d = l.cfg.BackoffMax // retrying soon will not help
 	}
 	d = min(d, l.cfg.BackoffMax)
-	if lk.capped {
-		// Probing past the relay's cap is refused again and again, and
-		// each refusal is a Warn in relayd's log: ask now and then, in
-		// case the cap is shared and frees up. A session that ends frees
-		// a stream at once (evEnded).
-		d = max(d, l.cfg.CapProbe)
-	}
 	denied := false
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
-	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/portclaim"
 	"github.com/relayproject/relay/relayd/relay"
@@ -100,7 +99,7 @@ func TestAttachedAtRelayCap(t *testing.T) {
 	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 3})
 	records := make(chan slog.Record, 256)
 	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 5,
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, CapProbe: time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		Logger: slog.New(levelHandler{records})})
 	// "relay attached" once, with the slots held; the probes past the cap
 	// are refused, and none of them logs another "relay attached".
@@ -147,7 +146,7 @@ func TestRelayCapWithEverySlotBusy(t *testing.T) {
 	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
 	records := make(chan slog.Record, 4096)
 	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 4,
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, CapProbe: time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		Logger: slog.New(levelHandler{records})})
 	nextMsg(t, records, "relay attached")
 	var held []net.Conn
@@ -198,52 +197,12 @@ func TestCapHeldByAnotherAgentWarned(t *testing.T) {
 	nextMsg(t, first, "relay attached")
 	records := make(chan slog.Record, 4096)
 	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 2, HostID: "twice",
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, CapProbe: time.Millisecond,
+		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		Logger: slog.New(levelHandler{records})})
 	rec := nextMsg(t, records, "relay refused the slot")
 	if rec.Level != slog.LevelWarn || !strings.Contains(recordAttr(rec, "err"), "--max-slots-per-host") {
 		t.Errorf("the second agent's refusal: %v %q, want WARN naming --max-slots-per-host", rec.Level, recordAttr(rec, "err"))
 	}
-}
-
-// TestCappedProbesSlowly: at the relay's cap the agent asks for more only
-// every CapProbe (each ask is refused, with a Warn in relayd's log), but a
-// session that ends frees a stream under the cap, and its replacement is
-// asked for at once.
-func TestCappedProbesSlowly(t *testing.T) {
-	t.Parallel()
-	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
-	records := make(chan slog.Record, 4096)
-	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 4, StreamPerSession: true,
-		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond, CapProbe: time.Hour,
-		Logger: slog.New(levelHandler{records})})
-	var capped slog.Record
-	for capped.Message == "" {
-		select {
-		case rec := <-records:
-			if strings.HasPrefix(rec.Message, "relay caps this agent's idle slots") {
-				capped = rec
-			}
-		case <-time.After(hangGuard):
-			t.Fatal("the agent did not reach the relay's cap")
-		}
-	}
-	if d, err := time.ParseDuration(recordAttr(capped, "retry_in")); err != nil || d < 30*time.Minute {
-		t.Errorf("next ask past the cap in %s, want CapProbe (1h) with at most half off for jitter", recordAttr(capped, "retry_in"))
-	}
-	idle := func(n uint32) func(*relayv1.GetStatusResponse) bool {
-		return func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() == n }
-	}
-	waitStatus(t, r, "the cap's 2 idle slots", idle(2))
-	c := dialClient(t, r.ClientAddr)
-	conn := accept(t, l)
-	c.Close()
-	conn.Close()
-	// The session's stream ends (one stream per session): its replacement
-	// comes now, not in an hour.
-	waitStatus(t, r, "2 idle slots again after the session", func(st *relayv1.GetStatusResponse) bool {
-		return st.GetIdleSlots() == 2 && st.GetActiveSessions() == 0
-	})
 }
 
 // TestUnreachableLoggedOnce: while a relay is down, the agent says so at
