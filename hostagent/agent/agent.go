@@ -399,8 +399,10 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		// Each open session sends Close{HOST_ABORT}, which the relay
-		// answers by ending its stream; a stream that does not end (its
-		// send stuck on flow control) is canceled a second later.
+		// answers by ending its stream, so that it records a planned stop.
+		// A session whose own send is stuck on flow control cannot send
+		// it: its stream is canceled at once (the relay records a host
+		// lost). Streams not ended within a second are canceled then.
 		l.abortAll()
 		select {
 		case <-l.managerEnd:
