@@ -154,6 +154,10 @@ func (o *observability) attachEnded(ctx context.Context, start time.Time, err er
 		// agent retries with every slot, and this line would repeat it
 		// --idle times each round.
 		level = slog.LevelDebug
+	case code == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "(relayd --max-slots-per-"):
+		// A slot over a cap: the relay's "limit hit" line says so, once a
+		// minute per host, as an agent at the cap asks for more now and then.
+		level = slog.LevelDebug
 	case code == codes.Internal && hostSentUndecodable(status.Convert(err).Message()):
 		level = slog.LevelWarn
 	}

@@ -142,7 +142,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 // is logged at Warn at most once a second per code, with the count of
 // those not logged; bytes that do not decode, or a compressed message
 // without an encoding (grpc-go's INTERNAL), are the host's fault, at Warn,
-// not Error, which says the relay has a bug.
+// not Error, which says the relay has a bug; a slot over a cap is Debug.
 func TestAttachEndLevels(t *testing.T) {
 	t.Parallel()
 	var logs lockedBuffer
@@ -163,6 +163,11 @@ func TestAttachEndLevels(t *testing.T) {
 	}
 	obs.attachEnded(ctx, start, status.Error(codes.Internal, "a bug"))
 	obs.attachEnded(ctx, start, status.Error(codes.Internal, "grpc: error while marshaling: a bug of the relay's codec"))
+	// A slot over a cap is the relay's "limit hit" line (once a minute per
+	// host): Debug here. Another ResourceExhausted is not.
+	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, `host "vm" already holds 2 slots for service "default" (relayd --max-slots-per-host)`))
+	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, "this connection already holds 9 slots (relayd --max-slots-per-conn): open another connection"))
+	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5000000 vs. 1049600)"))
 	var lines []map[string]any
 	for l := range strings.Lines(logs.String()) {
 		var m map[string]any
@@ -171,7 +176,8 @@ func TestAttachEndLevels(t *testing.T) {
 		}
 		lines = append(lines, m)
 	}
-	want := []struct{ level, code string }{{"WARN", "InvalidArgument"}, {"WARN", "Internal"}, {"ERROR", "Internal"}, {"ERROR", "Internal"}}
+	want := []struct{ level, code string }{{"WARN", "InvalidArgument"}, {"WARN", "Internal"}, {"ERROR", "Internal"}, {"ERROR", "Internal"},
+		{"DEBUG", "ResourceExhausted"}, {"DEBUG", "ResourceExhausted"}, {"WARN", "ResourceExhausted"}}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), logs.String())
 	}

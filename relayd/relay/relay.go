@@ -138,15 +138,17 @@ type Relay struct {
 	linesPruned time.Time
 	lineTimers  sync.WaitGroup // hostLines' settle timers, pending or running
 	sessions    map[string]*session
-	offers      map[string]*offer    // offers on credit streams not yet claimed (credits.go)
-	totals      map[string]uint64    // sessions opened per service
-	conns       map[string]int       // streams per agent connection (peer address)
-	limits      map[string]uint64    // limits hit, by name
-	limitLogged map[string]time.Time // last log line per limit
-	limitQuiet  map[string]uint64    // hits not logged since the last line
-	drained     chan struct{}        // closed when the last session ends; made by Drain
-	loops       sync.WaitGroup       // receive loops
-	deep        *shallow.Pool        // runs the handlers' deep calls (see Attach)
+	offers      map[string]*offer        // offers on credit streams not yet claimed (credits.go)
+	totals      map[string]uint64        // sessions opened per service
+	conns       map[string]int           // streams per agent connection (peer address)
+	limits      map[string]uint64        // limits hit, by name
+	limitLogged map[string]time.Time     // last log line per limit
+	limitQuiet  map[string]uint64        // hits not logged since the last line
+	limitRepeat map[string]repeatedLimit // last log line per limit and host (limitHitByLocked)
+	now         func() time.Time         // the limits' clock (tests move it)
+	drained     chan struct{}            // closed when the last session ends; made by Drain
+	loops       sync.WaitGroup           // receive loops
+	deep        *shallow.Pool            // runs the handlers' deep calls (see Attach)
 	// drainedHosts are the hosts an operator drained; it outlives the host
 	// entry, so that the host's new slots are drained too until UndrainHost.
 	drainedHosts map[hostKey]bool
@@ -410,7 +412,7 @@ func New(cfg Config) (*Relay, error) {
 		hosts: map[hostKey]*host{}, hostLines: map[hostKey]*hostLines{}, sessions: map[string]*session{}, totals: map[string]uint64{},
 		drainedHosts: map[hostKey]bool{}, watchEnd: make(chan struct{}),
 		conns: map[string]int{}, limits: map[string]uint64{}, offers: map[string]*offer{}, health: map[healthID]*backendHealth{},
-		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{},
+		limitLogged: map[string]time.Time{}, limitQuiet: map[string]uint64{}, limitRepeat: map[string]repeatedLimit{}, now: time.Now,
 	}
 	r.events.buffer = cfg.WatchBuffer
 	if r.events.buffer <= 0 {
@@ -433,12 +435,12 @@ func (r *Relay) limitHit(name string, attrs ...any) {
 	r.limitHitLocked(name, attrs...)
 }
 
-func (r *Relay) limitHitLocked(name string, attrs ...any) {
+func (r *Relay) limitHitLocked(name string, attrs ...any) bool {
 	r.limits[name]++
-	now := time.Now()
+	now := r.now()
 	if now.Sub(r.limitLogged[name]) < time.Second {
 		r.limitQuiet[name]++
-		return
+		return false
 	}
 	r.limitLogged[name] = now
 	attrs = append([]any{"limit", name, "total", r.limits[name]}, attrs...)
@@ -447,6 +449,49 @@ func (r *Relay) limitHitLocked(name string, attrs ...any) {
 		r.limitQuiet[name] = 0
 	}
 	r.log.Warn("limit hit", attrs...)
+	return true
+}
+
+// limitRepeatEvery is how often, at most, one host's hits of one slot cap
+// are logged. An agent whose --idle is above the cap holds what it got and
+// asks for more every few seconds, for as long as it runs: a line each
+// time would be noise, and the metric counts every hit.
+const limitRepeatEvery = time.Minute
+
+// limitHitByLocked is limitHitLocked for a limit that one host (by) hits
+// again and again while the cause lasts: after a line for it, its hits of
+// that limit are counted, not logged, for limitRepeatEvery; its next line
+// says how many (repeats_not_logged).
+func (r *Relay) limitHitByLocked(name, by string, attrs ...any) {
+	key := name + "\x00" + by
+	now := r.now()
+	last, ok := r.limitRepeat[key]
+	if ok && now.Sub(last.at) < limitRepeatEvery {
+		r.limits[name]++
+		last.quiet++
+		r.limitRepeat[key] = last
+		return
+	}
+	if len(r.limitRepeat) >= 1024 { // hosts come and go: forget the quiet ones
+		for k, l := range r.limitRepeat {
+			if now.Sub(l.at) >= limitRepeatEvery {
+				delete(r.limitRepeat, k)
+			}
+		}
+	}
+	if last.quiet > 0 {
+		attrs = append(attrs, "repeats_not_logged", last.quiet)
+	}
+	if r.limitHitLocked(name, attrs...) {
+		r.limitRepeat[key] = repeatedLimit{at: now}
+	}
+}
+
+// repeatedLimit is when a limit's last line for one host was logged, and
+// the host's hits of it since.
+type repeatedLimit struct {
+	at    time.Time
+	quiet uint64
 }
 
 // LimitHits returns how often each limit was hit since the start.
@@ -1325,11 +1370,11 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 	defer r.mu.Unlock()
 	h := r.hosts[k]
 	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
-		r.limitHitLocked(LimitSlotsPerHost, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
+		r.limitHitByLocked(LimitSlotsPerHost, k.service+"\x00"+k.id, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
 		return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
 	}
 	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
-		r.limitHitLocked(LimitSlotsPerConn, "host_id", k.id, "peer_addr", peerAddr, "max", max)
+		r.limitHitByLocked(LimitSlotsPerConn, peerAddr, "host_id", k.id, "peer_addr", peerAddr, "max", max)
 		return nil, nil, status.Errorf(codes.ResourceExhausted, "this connection already holds %d slots (relayd --max-slots-per-conn): open another connection", r.conns[peerAddr])
 	}
 	r.conns[peerAddr]++
