@@ -177,9 +177,12 @@ type Listener struct {
 	// shareWarned is the count of relay addresses warnShare last warned
 	// of; owned like links.
 	shareWarned int
-	serving     []*link // the manager's scratch: links that may get slots now
-	accept      chan *Conn
-	dialOpts    []grpc.DialOption
+	// sameWarned holds the pairs of relay addresses sameRelay warned of
+	// (owned by the manager goroutine).
+	sameWarned map[[2]string]bool
+	serving    []*link // the manager's scratch: links that may get slots now
+	accept     chan *Conn
+	dialOpts   []grpc.DialOption
 
 	resolved     chan resolution // from the resolver to the manager
 	resolverDone chan struct{}   // closed when the resolver goroutine ends
@@ -260,16 +263,18 @@ type link struct {
 	returning                int // active sessions whose stream may be offered again
 	failures                 int
 	retryAt                  time.Time
-	denied                   bool                 // the failure that set retryAt refused the agent's credentials
-	unreachable              bool                 // the failure that set retryAt found none of ccs connected
-	ready                    bool                 // "relay attached" was logged since the last failure or drain
-	capped                   bool                 // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
-	warnedAt                 time.Time            // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
-	warnedKinds              map[string]time.Time // when each kind of failure (message, code and hint) was last logged at Warn, this outage
-	outage                   int                  // bumped by each failure that starts a backoff
-	drainedUntil             time.Time            // the relay sent Drain: no new slots before
-	drainLogged              bool                 // a Drain was logged at Info since a slot was last welcomed
-	drainLoggedReason        relayv1.DrainReason  // and its reason
+	denied                   bool                   // the failure that set retryAt refused the agent's credentials
+	unreachable              bool                   // the failure that set retryAt found none of ccs connected
+	ready                    bool                   // "relay attached" was logged since the last failure or drain
+	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
+	warnedAt                 time.Time              // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
+	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
+	outage                   int                    // bumped by each failure that starts a backoff
+	drainedUntil             time.Time              // the relay sent Drain: no new slots before
+	drainLogged              bool                   // a Drain was logged at Info since a slot was last welcomed
+	drainLoggedReason        relayv1.DrainReason    // and its reason
+	relayID                  string                 // Welcome.relay_id, as the manager last heard it (evRelayID)
+	welcomedBy               atomic.Pointer[string] // the last Welcome.relay_id a stream of lk saw
 
 	// Slot credits (Config.SlotCredits), owned by the manager goroutine.
 	creditRunning bool     // the credit stream's goroutine runs
@@ -312,6 +317,7 @@ const (
 	evReclaim                          // a parked stream could not take its offer: a new stream claims it
 	evAvailable                        // SetAvailable: available says which
 	evRetryRefused                     // RetryRefused: credentials reloaded
+	evRelayID                          // a stream of the link was welcomed by a relay of another relay_id than the last
 )
 
 type event struct {
@@ -322,7 +328,7 @@ type event struct {
 	sequential bool        // evOpened, evEnded: the stream may carry another session
 	slot       *withdrawer // evAttached, evOpened, evIdleEnded: the idle slot's, if it can be withdrawn
 	reply      chan bool   // evSessionEnd: whether to offer the stream again
-	claim      string      // evOffer, evReclaim: the offer's claim id
+	claim      string      // evOffer, evReclaim: the offer's claim id; evRelayID: Welcome.relay_id (not a field of its own: a larger event grows the stack a slot keeps)
 	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
 	credits    int         // evCreditsAttached: the credits the relay took
 	granter    *granter    // evCreditsAttached: sends more credits
@@ -624,6 +630,8 @@ func (l *Listener) handle(ev event) {
 				lk.retryAt, lk.warnedAt = time.Now(), time.Time{}
 			}
 		}
+	case evRelayID:
+		l.sameRelay(lk, ev.claim)
 	case evAvailable:
 		if l.unavailable = !ev.available; l.unavailable {
 			for _, lk := range l.links {
@@ -1519,6 +1527,12 @@ func (l *Listener) attach(ctx context.Context, lk *link, claim string, credits i
 	welcome := resp.GetWelcome()
 	if welcome == nil {
 		return nil, nil, status.Errorf(codes.Internal, "relay answered Hello with %T, not Welcome", resp.GetFrame())
+	}
+	if id := welcome.GetRelayId(); id != "" {
+		if last := lk.welcomedBy.Load(); last == nil || *last != id {
+			lk.welcomedBy.Store(&id)
+			l.events <- event{link: lk, kind: evRelayID, claim: id}
+		}
 	}
 	return welcome, stream, nil
 }

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,15 +51,26 @@ func startRelayWith(grpcLis net.Listener, bcfg clientbridge.Config) (*inProcessR
 	return startRelayConfig(grpcLis, bcfg, relay.Config{})
 }
 
+// relayIDs numbers in-process relays: each has its own Welcome.relay_id,
+// as real ones do.
+var relayIDs atomic.Int64
+
 // startRelayConfig is startRelayWith with a relay configuration (its
 // RelayID and Bridge are set here).
 func startRelayConfig(grpcLis net.Listener, bcfg clientbridge.Config, rcfg relay.Config) (*inProcessRelay, error) {
+	return startRelayOn([]net.Listener{grpcLis}, bcfg, rcfg)
+}
+
+// startRelayOn is startRelayConfig with the gRPC server on every listener
+// of grpcLis (GRPCAddr is the first's): one relay at several addresses.
+func startRelayOn(grpcLiss []net.Listener, bcfg clientbridge.Config, rcfg relay.Config) (*inProcessRelay, error) {
+	grpcLis := grpcLiss[0]
 	clientLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	bridge := clientbridge.New(bcfg)
-	rcfg.RelayID, rcfg.Bridge = "test-relay", bridge
+	rcfg.RelayID, rcfg.Bridge = "test-relay-"+strconv.FormatInt(relayIDs.Add(1), 10), bridge
 	r, err := relay.New(rcfg)
 	if err != nil {
 		return nil, err
@@ -72,6 +85,10 @@ func startRelayConfig(grpcLis net.Listener, bcfg clientbridge.Config, rcfg relay
 	wg.Add(2)
 	go func() { defer wg.Done(); bridge.Serve(clientLis, "default") }()
 	go func() { defer wg.Done(); srv.Serve(grpcLis) }()
+	for _, lis := range grpcLiss[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Serve(lis) }()
+	}
 	ir.stop = func() {
 		r.Shutdown()
 		bridge.Close()

@@ -208,6 +208,34 @@ func (l *Listener) warnShare() {
 		"max_sessions", l.cfg.MaxSessions, "relays", n)
 }
 
+// sameRelay notes that lk's relay calls itself id (Welcome.relay_id), and
+// warns, once per pair, when another live link reaches the same relay: two
+// --relay entries for one relay, or a name whose addresses (IPv4 and IPv6,
+// say) all reach it. Each link keeps its own idle slots, so that relay
+// holds twice --idle of them, and --max-sessions is shared out as if it
+// were two.
+func (l *Listener) sameRelay(lk *link, id string) {
+	if id == "" || id == lk.relayID {
+		return
+	}
+	lk.relayID = id
+	for _, o := range l.links {
+		if o == lk || o.retired || o.relayID != id {
+			continue
+		}
+		pair := [2]string{min(o.addr, lk.addr), max(o.addr, lk.addr)}
+		if l.sameWarned[pair] {
+			continue
+		}
+		if l.sameWarned == nil {
+			l.sameWarned = map[[2]string]bool{}
+		}
+		l.sameWarned[pair] = true
+		l.log.Warn("two relay addresses reach the same relay: this agent keeps idle slots on it through each, so it holds twice --idle of them and gets a double share of --max-sessions; give one address of it in --relay (or, if these are two relays, give them distinct relayd --relay-id)",
+			"relay_id", id, "relay", o.addr, "also_as", lk.addr)
+	}
+}
+
 // reapRetired closes retired links with no slot left.
 func (l *Listener) reapRetired() {
 	l.links = slices.DeleteFunc(l.links, func(lk *link) bool {

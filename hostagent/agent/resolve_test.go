@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -12,8 +13,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/relayd/relay"
 )
 
 // fakeDNS answers lookups of one name with a settable address list.
@@ -250,5 +253,61 @@ func TestMaxSessionsBelowRelayAddresses(t *testing.T) {
 	rec := nextMsg(t, records, "--max-sessions is below the number of relay addresses: while every allowed slot is on other relays, a relay has no idle slot of this host, and its clients wait for another host (or are reset after relayd's --assign-timeout); give each relay at least one")
 	if got := recordAttr(rec, "relays"); got != "2" || rec.Level != slog.LevelWarn {
 		t.Errorf("warning %v with relays=%s, want WARN with relays=2", rec.Level, got)
+	}
+}
+
+// TestSameRelayTwiceWarned: two --relay entries that reach one relay (its
+// Welcome.relay_id tells) are warned of, once: the agent keeps idle slots
+// through each, twice --idle on that relay. Two relays are not.
+func TestSameRelayTwiceWarned(t *testing.T) {
+	t.Parallel()
+	var liss []net.Listener
+	for range 2 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		liss = append(liss, lis)
+	}
+	one, err := startRelayOn(liss, clientbridge.Config{}, relay.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(one.stop)
+	other := newRelay(t)
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{
+		Relays: []string{liss[0].Addr().String(), other.GRPCAddr, liss[1].Addr().String()}, Idle: 2,
+		Logger: slog.New(levelHandler{records}),
+	})
+	const warning = "two relay addresses reach the same relay: this agent keeps idle slots on it through each, so it holds twice --idle of them and gets a double share of --max-sessions; give one address of it in --relay (or, if these are two relays, give them distinct relayd --relay-id)"
+	// "relay attached" comes once every slot of a relay is welcomed: after
+	// the last of them, the warning cannot come again.
+	var warnings []slog.Record
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for attached := 0; attached < 3; {
+		select {
+		case r := <-records:
+			switch r.Message {
+			case warning:
+				warnings = append(warnings, r)
+			case "relay attached":
+				attached++
+			}
+		case <-timer.C:
+			t.Fatalf("the agent did not attach to its three relay addresses")
+		}
+	}
+	if len(warnings) != 1 {
+		t.Fatalf("warned %d times, want once", len(warnings))
+	}
+	rec := warnings[0]
+	got := []string{recordAttr(rec, "relay"), recordAttr(rec, "also_as")}
+	slices.Sort(got)
+	want := []string{liss[0].Addr().String(), liss[1].Addr().String()}
+	slices.Sort(want)
+	if rec.Level != slog.LevelWarn || !slices.Equal(got, want) || recordAttr(rec, "relay_id") == "" {
+		t.Errorf("warning %v naming %v (relay_id %q), want WARN naming %v", rec.Level, got, recordAttr(rec, "relay_id"), want)
 	}
 }
