@@ -271,6 +271,7 @@ type link struct {
 	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
 	outage                   int                    // bumped by each failure that starts a backoff
 	drainedUntil             time.Time              // the relay sent Drain: no new slots before
+	drainProbe               bool                   // since that Drain, no slot was welcomed: one at a time, until one is
 	drainLogged              bool                   // a Drain was logged at Info since a slot was last welcomed
 	drainLoggedReason        relayv1.DrainReason    // and its reason
 	relayID                  string                 // Welcome.relay_id, as the manager last heard it (evRelayID)
@@ -539,6 +540,12 @@ func (l *Listener) manage() {
 				if has >= l.cfg.Idle {
 					continue
 				}
+				if lk.drainProbe && lk.connecting > 0 {
+					// After a Drain, one probe: a relay that drains this
+					// host until an operator undrains it answers every
+					// slot with Drain again, each time it ends.
+					continue
+				}
 				if lk.failures > 0 {
 					// After a failure, one probe at a time, once the backoff ends.
 					if lk.connecting > 0 {
@@ -661,7 +668,7 @@ func (l *Listener) handle(ev event) {
 			// attaches): the next failure is a new outage, at Warn.
 			lk.warnedAt = time.Time{}
 		}
-		lk.failures, lk.drainLogged = 0, false
+		lk.failures, lk.drainLogged, lk.drainProbe = 0, false, false
 		// "relay attached" is logged by manage, once it has opened every
 		// slot lk gets now (logAttached).
 	case evFailed:
@@ -1115,7 +1122,7 @@ func (l *Listener) drained(lk *link, de *drainError) {
 		l.log.Log(context.Background(), level, "relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
 			"detail", de.drain.GetDetail(), "retry_in", d)
 	}
-	lk.drainedUntil = now.Add(d)
+	lk.drainedUntil, lk.drainProbe = now.Add(d), true
 	lk.ready, lk.capped = false, false // log "relay attached" again when the pool is back
 }
 

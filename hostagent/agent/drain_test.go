@@ -158,3 +158,34 @@ func TestDrainLoggedOnce(t *testing.T) {
 		t.Errorf("a new drain after the agent was welcomed back logged at %v, want INFO", lv)
 	}
 }
+
+// TestDrainedProbedWithOneSlot: a relay that keeps this host drained (an
+// operator's DrainHost, until UndrainHost) answers each slot with Drain.
+// After each retry_after the agent asks again with one slot, not with all
+// its Idle: 4 streams every 2 s before, for as long as the drain lasted.
+func TestDrainedProbedWithOneSlot(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t)
+	records := make(chan slog.Record, 4096)
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 4, Logger: slog.New(levelHandler{records})})
+	nextRecord(t, records, "relay attached")
+	ctx := context.Background()
+	if _, err := r.Relay.AdminService().DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("DrainHost: %v", err)
+	}
+	nextRecord(t, records, "relay drained this host") // the idle slots, ended
+	before := l.Stats().StreamsOpened
+	nextRecord(t, records, "relay drained this host") // the first retry: answered Drain
+	nextRecord(t, records, "relay drained this host") // the second
+	if got := l.Stats().StreamsOpened - before; got != 2 {
+		t.Errorf("%d streams opened over two retries of a drained relay, want 2 (one each)", got)
+	}
+	if _, err := r.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatalf("UndrainHost: %v", err)
+	}
+	// Once one is welcomed, the rest follow: "relay attached" says all 4.
+	nextRecord(t, records, "relay attached")
+	if st := l.Stats(); st.IdleSlots != 4 {
+		t.Errorf("%d idle slots after UndrainHost, want 4", st.IdleSlots)
+	}
+}
