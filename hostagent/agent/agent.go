@@ -797,7 +797,7 @@ func (l *Listener) anotherRelayShort(lk *link) bool {
 	now := time.Now()
 	has := lk.connecting + lk.idle // without the stream whose session ended
 	for _, o := range l.links {
-		if o == lk || o.retired || now.Before(o.drainedUntil) || o.creditRunning {
+		if o == lk || o.retired || now.Before(o.drainedUntil) || o.creditRunning || o.drainProbe && o.connecting > 0 {
 			continue
 		}
 		if o.failures > 0 && (o.connecting > 0 || now.Before(o.retryAt)) {
@@ -829,6 +829,9 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 	for _, lk := range l.serving {
 		if has(lk) >= l.cfg.Idle {
 			continue
+		}
+		if lk.drainProbe && lk.connecting > 0 {
+			continue // its probe first, as in manage: a slot moved to it now would go back
 		}
 		if lk.failures > 0 {
 			if lk.connecting > 0 {
@@ -1123,6 +1126,7 @@ func (l *Listener) drained(lk *link, de *drainError) {
 			"detail", de.drain.GetDetail(), "retry_in", d)
 	}
 	lk.drainedUntil, lk.drainProbe = now.Add(d), true
+	lk.forgetRelayID()
 	lk.ready, lk.capped = false, false // log "relay attached" again when the pool is back
 }
 
@@ -1135,6 +1139,7 @@ func (l *Listener) backoff(lk *link, err error) {
 	}
 	lk.failures++
 	lk.outage++
+	lk.forgetRelayID()
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
 		lk.connecting+lk.active > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {

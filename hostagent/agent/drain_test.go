@@ -189,3 +189,39 @@ func TestDrainedProbedWithOneSlot(t *testing.T) {
 		t.Errorf("%d idle slots after UndrainHost, want 4", st.IdleSlots)
 	}
 }
+
+// TestDrainProbeNotRebalancedTo: with MaxSessions reached, a drained
+// relay's probe needs an idle slot withdrawn from the other relay, which
+// gets it back when the probe is answered Drain: one stream there per
+// retry. While the probe is out, the drained relay is not short of slots:
+// rebalance withdrew another slot for it, which the slot loop (waiting for
+// the probe) opened on the other relay again, and again, each retry.
+func TestDrainProbeNotRebalancedTo(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	records := make(chan slog.Record, 4096)
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 10, MaxSessions: 4, Logger: slog.New(levelHandler{records})})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, b, "the slots shared out", func(*relayv1.GetStatusResponse) bool { return idle(a) == 2 && idle(b) == 2 })
+	ctx := context.Background()
+	if _, err := a.Relay.AdminService().DrainHost(ctx, &relayv1.DrainHostRequest{HostId: "test-host"}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, b, "every slot on b", func(*relayv1.GetStatusResponse) bool { return idle(b) == 4 && l.Stats().IdleSlots == 4 })
+	nextRecord(t, records, "relay drained this host") // DrainHost's, logged already
+	before := b.attachesSoFar()
+	const probes = 3
+	for range probes {
+		nextRecord(t, records, "relay drained this host") // a probe, answered Drain
+	}
+	waitStatus(t, b, "every slot on b again", func(*relayv1.GetStatusResponse) bool { return idle(b) == 4 && l.Stats().IdleSlots == 4 })
+	if n := b.attachesSoFar() - before; n > probes {
+		t.Errorf("%d streams opened on b over %d probes of drained a, want at most one each", n, probes)
+	}
+}

@@ -37,6 +37,7 @@ type inProcessRelay struct {
 
 	mu                  sync.Mutex
 	attached, maxAttach int                 // Attach handlers running now, and at most
+	attaches            int                 // Attach streams opened since the start
 	peers               map[string]struct{} // agent connections (their addresses) that opened Attach
 	stop                func()
 }
@@ -70,7 +71,10 @@ func startRelayOn(grpcLiss []net.Listener, bcfg clientbridge.Config, rcfg relay.
 		return nil, err
 	}
 	bridge := clientbridge.New(bcfg)
-	rcfg.RelayID, rcfg.Bridge = "test-relay-"+strconv.FormatInt(relayIDs.Add(1), 10), bridge
+	if rcfg.RelayID == "" {
+		rcfg.RelayID = "test-relay-" + strconv.FormatInt(relayIDs.Add(1), 10)
+	}
+	rcfg.Bridge = bridge
 	r, err := relay.New(rcfg)
 	if err != nil {
 		return nil, err
@@ -105,6 +109,7 @@ func startRelayOn(grpcLiss []net.Listener, bcfg clientbridge.Config, rcfg relay.
 func (ir *inProcessRelay) count(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ir.mu.Lock()
 	ir.attached++
+	ir.attaches++
 	ir.maxAttach = max(ir.maxAttach, ir.attached)
 	if p, ok := peer.FromContext(ss.Context()); ok {
 		if ir.peers == nil {
@@ -263,3 +268,10 @@ func (h logHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h logHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h logHandler) WithGroup(string) slog.Handler      { return h }
+
+// attachesSoFar returns the Attach streams opened on ir since it started.
+func (ir *inProcessRelay) attachesSoFar() int {
+	ir.mu.Lock()
+	defer ir.mu.Unlock()
+	return ir.attaches
+}

@@ -209,18 +209,24 @@ func (l *Listener) warnShare() {
 }
 
 // sameRelay notes that lk's relay calls itself id (Welcome.relay_id), and
-// warns, once per pair, when another live link reaches the same relay: two
+// warns, once per pair, when another link reaches the same relay now: two
 // --relay entries for one relay, or a name whose addresses (IPv4 and IPv6,
 // say) all reach it. Each link keeps its own idle slots, so that relay
 // holds twice --idle of them, and --max-sessions is shared out as if it
-// were two.
+// were two. A link that is failing or drained is not compared: the relay
+// it knew may have moved (an id given with relayd --relay-id stays), and
+// its id is forgotten when it fails (forgetRelayID).
 func (l *Listener) sameRelay(lk *link, id string) {
 	if id == "" || id == lk.relayID {
 		return
 	}
 	lk.relayID = id
+	if lk.retired {
+		return
+	}
+	now := time.Now()
 	for _, o := range l.links {
-		if o == lk || o.retired || o.relayID != id {
+		if o == lk || o.retired || o.relayID != id || o.failures > 0 || now.Before(o.drainedUntil) {
 			continue
 		}
 		pair := [2]string{min(o.addr, lk.addr), max(o.addr, lk.addr)}
@@ -231,9 +237,22 @@ func (l *Listener) sameRelay(lk *link, id string) {
 			l.sameWarned = map[[2]string]bool{}
 		}
 		l.sameWarned[pair] = true
+		if o.entry == lk.entry {
+			l.log.Warn("a --relay name has two addresses that reach the same relay: this agent keeps idle slots on it through each, so it holds twice --idle of them and gets a double share of --max-sessions; give one of its addresses, or a name with one, in --relay (or, if these are two relays, give them distinct relayd --relay-id)",
+				"entry", lk.entry, "relay_id", id, "relay", o.addr, "also_as", lk.addr)
+			continue
+		}
 		l.log.Warn("two relay addresses reach the same relay: this agent keeps idle slots on it through each, so it holds twice --idle of them and gets a double share of --max-sessions; give one address of it in --relay (or, if these are two relays, give them distinct relayd --relay-id)",
 			"relay_id", id, "relay", o.addr, "also_as", lk.addr)
 	}
+}
+
+// forgetRelayID forgets which relay lk reached, as it fails or is drained:
+// the relay at its address may be another when it comes back, and is
+// compared again then.
+func (lk *link) forgetRelayID() {
+	lk.relayID = ""
+	lk.welcomedBy.Store(nil)
 }
 
 // reapRetired closes retired links with no slot left.

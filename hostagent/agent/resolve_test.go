@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,60 @@ func TestSameRelayTwiceWarned(t *testing.T) {
 	slices.Sort(want)
 	if rec.Level != slog.LevelWarn || !slices.Equal(got, want) || recordAttr(rec, "relay_id") == "" {
 		t.Errorf("warning %v naming %v (relay_id %q), want WARN naming %v", rec.Level, got, recordAttr(rec, "relay_id"), want)
+	}
+}
+
+// TestMovedRelayNotWarned: a relay with a fixed --relay-id that moves from
+// address A to address B, both in --relay for the migration, is not two
+// addresses of one relay: A had stopped when B welcomed the agent.
+func TestMovedRelayNotWarned(t *testing.T) {
+	t.Parallel()
+	lisA, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := startRelayConfig(lisA, clientbridge.Config{}, relay.Config{RelayID: "relay-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrB, listenB := reservePort(t)
+	records := make(chan slog.Record, 4096)
+	listen(t, agent.Config{Relays: []string{lisA.Addr().String(), addrB}, Idle: 2,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		Logger: slog.New(levelHandler{records})})
+	nextRecord(t, records, "relay attached")
+	old.stop() // relay-a leaves address A
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for gone := false; !gone; {
+		select {
+		case r := <-records:
+			gone = r.Message == "relay unreachable" && recordAttr(r, "relay") == lisA.Addr().String()
+		case <-timer.C:
+			t.Fatal("the agent did not see the relay leave address A")
+		}
+	}
+	lisB, err := listenB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, err := startRelayConfig(lisB, clientbridge.Config{}, relay.Config{RelayID: "relay-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(moved.stop)
+	// Its id reaches the agent's manager before the slot that brings it.
+	for {
+		select {
+		case r := <-records:
+			if strings.Contains(r.Message, "reach the same relay") {
+				t.Fatalf("warned of a relay that moved: %s (relay=%s also_as=%s)", r.Message, recordAttr(r, "relay"), recordAttr(r, "also_as"))
+			}
+			if r.Message == "relay attached" && recordAttr(r, "relay") == addrB {
+				return
+			}
+		case <-timer.C:
+			t.Fatal("the agent did not attach to the relay at its new address")
+		}
 	}
 }
