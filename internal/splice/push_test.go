@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
@@ -378,5 +380,54 @@ func TestJoinPushRoundTrips(t *testing.T) {
 				t.Fatalf("stream got %d bytes, not the %d sent in order", len(got), want.Len())
 			}
 		})
+	}
+}
+
+// stuckSink is a frameSink whose SendData waits for release: a stream the
+// host does not read, stuck on flow control.
+type stuckSink struct {
+	frameSink
+	stuck   chan struct{} // closed when a SendData is waiting
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckSink) SendData(p []byte) error {
+	s.once.Do(func() { close(s.stuck) })
+	<-s.release
+	return s.frameSink.SendData(p)
+}
+
+// TestStartResetWhileWriteStuck: a client that resets while its bytes wait
+// for the host (the stream stuck on flow control, so nothing reads the
+// socket) ends the session with its reset, found within stallCheck, not
+// when the host reads again, or at the relay's idle timeout.
+func TestStartResetWhileWriteStuck(t *testing.T) {
+	t.Parallel()
+	peer, sock := tcpPair(t)
+	sink := &stuckSink{frameSink: frameSink{ended: make(chan struct{})}, stuck: make(chan struct{}), release: make(chan struct{})}
+	stream := attachconn.New(attachconn.Config{Sender: sink, MaxData: 1000})
+	done := make(chan Result, 1)
+	Start(sock, stream, func(res Result) { done <- res })
+	defer func() {
+		close(sink.release) // the owner ends the stream, as relayd does after its grace
+		res := <-done
+		if res.Err == nil {
+			t.Errorf("join ended cleanly after the client's reset")
+		}
+	}()
+	if _, err := peer.Write([]byte("request the host will not read")); err != nil {
+		t.Fatal(err)
+	}
+	<-sink.stuck
+	peer.SetLinger(0)
+	peer.Close()
+	select {
+	case <-stream.Aborted():
+		if cause := stream.AbortCause(); cause == nil || !strings.Contains(cause.Error(), "reset") {
+			t.Errorf("stream aborted with %v, want the client's reset", cause)
+		}
+	case <-time.After(20 * time.Second): // watchdog: stallCheck is 1 s
+		t.Fatal("the client's reset was not seen while the write to the stream was stuck")
 	}
 }

@@ -61,7 +61,17 @@ type asyncJoin struct {
 	sToP     int64
 	pToS     int64
 	stopHook func()
+
+	// While a write to p is stuck (flow control: the host does not read),
+	// nothing reads s, and a reset of s would go unseen until that write
+	// returns. stall looks at s's pending error every stallCheck meanwhile.
+	stall   *time.Timer
+	writing bool // a pump is in p.Write; guarded by mu
 }
+
+// stallCheck is how often a socket whose bytes wait for p is checked for a
+// reset: each check is one getsockopt, and only while a write is stuck.
+const stallCheck = time.Second
 
 func startPush(s Conn, sock socket, p Conn, pp Pusher, swapped bool, done func(Result)) {
 	j := &asyncJoin{s: s, sock: sock, p: p, pp: pp, swapped: swapped, done: done, left: 2}
@@ -212,8 +222,11 @@ func (j *asyncJoin) pump() {
 	for {
 		n, err := rd.read(buf)
 		if n > 0 {
+			j.writeStarting()
 			w, werr := j.p.Write(buf[:n])
 			j.mu.Lock()
+			j.writing = false
+			j.stall.Stop()
 			j.sToP += int64(w)
 			j.mu.Unlock()
 			if werr == nil && w != n {
@@ -279,6 +292,38 @@ func (j *asyncJoin) pump() {
 	}
 }
 
+// writeStarting marks a write to p under way, and has stall look at s if
+// it is still under way after stallCheck.
+func (j *asyncJoin) writeStarting() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.writing = true
+	if j.stall == nil {
+		j.stall = time.AfterFunc(stallCheck, j.checkStalled)
+		return
+	}
+	j.stall.Reset(stallCheck)
+}
+
+// checkStalled fails the join if s was reset while a write to p is stuck.
+// Under mu, so that the pump cannot end the join, and close s, meanwhile:
+// it takes mu as its write returns.
+func (j *asyncJoin) checkStalled() {
+	j.mu.Lock()
+	if !j.writing || j.failed {
+		j.mu.Unlock()
+		return
+	}
+	err := socketError(j.sock)
+	if err == nil {
+		j.stall.Reset(stallCheck)
+	}
+	j.mu.Unlock()
+	if err != nil {
+		j.fail(readError(err))
+	}
+}
+
 func (j *asyncJoin) hasFailed() bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -316,6 +361,9 @@ func (j *asyncJoin) finishOne() {
 	j.mu.Lock()
 	failed := j.failed
 	res := Result{AToB: j.sToP, BToA: j.pToS, Err: j.firstErr}
+	if j.stall != nil {
+		j.stall.Stop()
+	}
 	j.mu.Unlock()
 	if j.swapped {
 		res.AToB, res.BToA = res.BToA, res.AToB
