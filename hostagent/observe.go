@@ -52,7 +52,7 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 			func(s agent.Stats) float64 { return float64(s.Reconnects) }),
 		counter("hostagent_streams_opened_total", "Attach streams opened since start; with sequential sessions a stream carries several sessions, one after another.",
 			func(s agent.Stats) float64 { return float64(s.StreamsOpened) }),
-		counter("hostagent_drains_total", "Times a relay sent Drain and the agent paused offering slots there.",
+		counter("hostagent_drains_total", "Times a relay drained this agent (Drain) and it paused offering slots there; a drain that lasts (an operator's DrainHost, answered again at each retry) counts once.",
 			func(s agent.Stats) float64 { return float64(s.Drains) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

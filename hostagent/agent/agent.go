@@ -226,7 +226,9 @@ type Stats struct {
 	// Reconnects counts the times a relay failed and the agent backed off
 	// before trying it again.
 	Reconnects uint64
-	// Drains counts the Drain frames that made the agent pause on a relay.
+	// Drains counts the drains that made the agent pause on a relay: a
+	// drain that answers each retry with Drain again (an operator's
+	// DrainHost) counts once, until a slot is welcomed there.
 	Drains uint64
 	// StreamsOpened counts the Attach streams opened since Listen; with
 	// sequential sessions, fewer than the sessions.
@@ -1115,12 +1117,12 @@ func (l *Listener) drained(lk *link, de *drainError) {
 	d = min(d, l.cfg.BackoffMax*12) // a relay cannot park us for long
 	now := time.Now()
 	if !now.Before(lk.drainedUntil) {
-		l.stats.drains.Add(1)
 		level := slog.LevelInfo
 		if reason := de.drain.GetReason(); lk.drainLogged && lk.drainLoggedReason == reason {
-			level = slog.LevelDebug
+			level = slog.LevelDebug // the same drain, answering a retry
 		} else {
 			lk.drainLogged, lk.drainLoggedReason = true, reason
+			l.stats.drains.Add(1)
 		}
 		l.log.Log(context.Background(), level, "relay drained this host", "relay", lk.addr, "reason", de.drain.GetReason().String(),
 			"detail", de.drain.GetDetail(), "retry_in", d)

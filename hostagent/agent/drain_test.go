@@ -125,7 +125,8 @@ func nextDrainedLine(tb testing.TB, records <-chan slog.Record) slog.Level {
 
 // TestDrainLoggedOnce: an operator's drain is answered again at each of the
 // agent's retries (every retry_after) until UndrainHost; the agent says so
-// at Info once, not every 2 s, and again after it was welcomed back.
+// at Info once, not every 2 s, and again after it was welcomed back; each
+// drain is counted once in Stats.Drains (hostagent_drains_total).
 func TestDrainLoggedOnce(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t)
@@ -146,8 +147,8 @@ func TestDrainLoggedOnce(t *testing.T) {
 	if lv := nextDrainedLine(t, records); lv != slog.LevelDebug {
 		t.Errorf("the drain answered again at the retry logged at %v, want DEBUG", lv)
 	}
-	if st := l.Stats(); st.Drains < 2 {
-		t.Errorf("Stats.Drains = %d, want each drain counted", st.Drains)
+	if st := l.Stats(); st.Drains != 1 {
+		t.Errorf("Stats.Drains = %d, want 1: the drain answered again at a retry is the same drain", st.Drains)
 	}
 	if _, err := r.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
 		t.Fatalf("UndrainHost: %v", err)
@@ -156,6 +157,9 @@ func TestDrainLoggedOnce(t *testing.T) {
 	drain()
 	if lv := nextDrainedLine(t, records); lv != slog.LevelInfo {
 		t.Errorf("a new drain after the agent was welcomed back logged at %v, want INFO", lv)
+	}
+	if st := l.Stats(); st.Drains != 2 {
+		t.Errorf("Stats.Drains = %d after a second DrainHost, want 2", st.Drains)
 	}
 }
 
@@ -179,6 +183,9 @@ func TestDrainedProbedWithOneSlot(t *testing.T) {
 	nextRecord(t, records, "relay drained this host") // the second
 	if got := l.Stats().StreamsOpened - before; got != 2 {
 		t.Errorf("%d streams opened over two retries of a drained relay, want 2 (one each)", got)
+	}
+	if got := l.Stats().Drains; got != 1 {
+		t.Errorf("Stats().Drains = %d after one DrainHost answered at two retries, want 1", got)
 	}
 	if _, err := r.Relay.AdminService().UndrainHost(ctx, &relayv1.UndrainHostRequest{HostId: "test-host"}); err != nil {
 		t.Fatalf("UndrainHost: %v", err)
