@@ -87,3 +87,18 @@ func TestLinkSecurity(t *testing.T) {
 		t.Errorf("%d dial options with a token, want 2 (credentials and the token)", n)
 	}
 }
+
+// TestTokenFromEnvChecked: a $HOSTAGENT_TOKEN that no gRPC header can carry
+// is a usage error at start, naming the variable; before, the agent
+// started, and grpc-go refused every attempt with "relay refused the slot".
+func TestTokenFromEnvChecked(t *testing.T) {
+	t.Setenv(tokenEnv, "anytökenBBBBBBBBBBBBBBBBBBBBBBB")
+	_, err := (&securityOptions{}).token()
+	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "$HOSTAGENT_TOKEN: the token has a character that is not printable ASCII") {
+		t.Errorf("token() = %v, want a usage error naming $HOSTAGENT_TOKEN", err)
+	}
+	t.Setenv(tokenEnv, "  plain-token-0123456789  ")
+	if tok, err := (&securityOptions{}).token(); err != nil || tok != "plain-token-0123456789" {
+		t.Errorf("token() = %q, %v", tok, err)
+	}
+}

@@ -158,6 +158,9 @@ func (s *securityOptions) token() (string, error) {
 	if tok != "" && len(tok) < auth.MinTokenLength {
 		return "", cli.UsageError{Err: fmt.Errorf("$%s has %d characters; a token has at least %d", tokenEnv, len(tok), auth.MinTokenLength)}
 	}
+	if err := auth.CheckToken(tok); err != nil {
+		return "", cli.UsageError{Err: fmt.Errorf("$%s: %v", tokenEnv, err)}
+	}
 	return tok, nil
 }
 

@@ -38,6 +38,22 @@ import (
 // can be guessed.
 const MinTokenLength = 16
 
+// CheckToken says what is wrong with a token no gRPC header can carry: an
+// agent's would be refused by its own gRPC library at every attempt, and a
+// relay's could never be presented. Letters, digits and ASCII punctuation
+// are fine. Errors name the position, never the token.
+func CheckToken(tok string) error {
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("the token has a character that is not printable ASCII at byte %d (0x%02x; an editor's byte-order mark or a non-ASCII letter?): a token is sent in a gRPC header, which carries letters, digits and ASCII punctuation only (e.g. openssl rand -hex 16)", i+1, c)
+		}
+	}
+	return nil
+}
+
+// byteOrderMark is what some editors put at the start of a UTF-8 file.
+const byteOrderMark = "\ufeff"
+
 // Grant is what one token allows.
 type Grant struct {
 	// ID is a fingerprint of the token (the first hex digits of its
@@ -88,6 +104,9 @@ func Parse(r io.Reader) (*Tokens, error) {
 	sc.Buffer(make([]byte, 0, 4096), 64<<10)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		if n == 1 {
+			line = strings.TrimPrefix(line, byteOrderMark)
+		}
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
@@ -101,6 +120,9 @@ func Parse(r io.Reader) (*Tokens, error) {
 		}
 		if strings.Contains(tok, "=") {
 			return nil, fmt.Errorf("line %d: the line must start with the token, got a key=value", n)
+		}
+		if err := CheckToken(tok); err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, err)
 		}
 		sum := sha256.Sum256([]byte(tok))
 		if prev, dup := seen[sum]; dup {

@@ -66,6 +66,8 @@ func TestParseErrors(t *testing.T) {
 		{tokA + " services=a services=b", "services given twice"},
 		{tokA + "\n" + tokA, "line 2: the same token as line 1"},
 		{"services=aaaaaaaaaaaaaaaaaaa", "must start with the token"},
+		{"anytökenBBBBBBBBBBBBBBBBBBBBBBB", "line 1: the token has a character that is not printable ASCII at byte 5"},
+		{"# ok\n" + "\ufeff" + tokA, "line 2: the token has a character that is not printable ASCII at byte 1"},
 	} {
 		_, err := Parse(strings.NewReader(tt.in))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -74,6 +76,10 @@ func TestParseErrors(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), tokA) {
 			t.Errorf("Parse(%q) error %q names the token", tt.in, err)
 		}
+	}
+	// A byte-order mark at the start of the file is not part of the token.
+	if toks, err := Parse(strings.NewReader("\ufeff" + tokA + "\r\n")); err != nil || toks.Lookup(tokA) == nil {
+		t.Errorf("a file starting with a byte-order mark: %v, want its token", err)
 	}
 	if toks, err := Parse(strings.NewReader(tokA + " services=* hosts=*")); err != nil || toks.Lookup(tokA).Services != nil {
 		t.Errorf(`"*" should mean any: %v`, err)
@@ -92,9 +98,22 @@ func TestReadTokenFile(t *testing.T) {
 	if got, err := ReadTokenFile(write("# admin\n\n  " + tokA + "  \n")); err != nil || got != tokA {
 		t.Errorf("ReadTokenFile = %q, %v", got, err)
 	}
-	for _, bad := range []string{"", "# only a comment\n", "short\n", tokA + " extra\n"} {
-		if _, err := ReadTokenFile(write(bad)); err == nil {
-			t.Errorf("ReadTokenFile(%q) succeeded", bad)
+	// A byte-order mark (Notepad's UTF-8) and CRLF line ends are not the token.
+	if got, err := ReadTokenFile(write("\ufeff" + tokA + "\r\n")); err != nil || got != tokA {
+		t.Errorf("ReadTokenFile with a byte-order mark = %q, %v", got, err)
+	}
+	for _, bad := range []struct{ in, want string }{
+		{"", "no token"},
+		{"# only a comment\n", "no token"},
+		{"short\n", "16"},
+		{tokA + " extra\n", "white space"},
+		{tokA + "\n" + tokB + "\n", "line 2 holds a second token"},
+		{"anytökenBBBBBBBBBBBBBBBBBBBBBBB\n", "not printable ASCII at byte 5 (0xc3"},
+		{"\ufeff\ufeff" + tokA, "not printable ASCII at byte 1"},
+	} {
+		_, err := ReadTokenFile(write(bad.in))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("ReadTokenFile(%q) = %v, want an error containing %q", bad.in, err, bad.want)
 		}
 	}
 	if _, err := ReadTokenFile(filepath.Join(dir, "missing")); err == nil {

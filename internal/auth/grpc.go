@@ -246,14 +246,17 @@ func onShortGoroutine(fn grpcauth.AuthFunc) grpcauth.AuthFunc {
 	}
 }
 
-// ReadTokenFile returns the first token in a file (comments and blank lines
-// skipped), for hostagent --token-file and relayd --admin-token-file.
+// ReadTokenFile returns the token in a file (comments and blank lines
+// skipped), for hostagent --token-file and relayd --admin-token-file. A
+// second token is an error: one of them would be ignored without a word
+// (an admin who added the next token before removing the old one, say).
 func ReadTokenFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
+	tok := ""
+	for n, line := range strings.Split(strings.TrimPrefix(string(b), byteOrderMark), "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
@@ -261,15 +264,24 @@ func ReadTokenFile(path string) (string, error) {
 		if line == "" {
 			continue
 		}
+		if tok != "" {
+			return "", fmt.Errorf("%s: line %d holds a second token; the file holds one", path, n+1)
+		}
 		if strings.ContainsAny(line, " \t") {
 			return "", fmt.Errorf("%s: a token has no white space", path)
 		}
 		if len(line) < MinTokenLength {
 			return "", fmt.Errorf("%s: the token has %d characters; use at least %d", path, len(line), MinTokenLength)
 		}
-		return line, nil
+		if err := CheckToken(line); err != nil {
+			return "", fmt.Errorf("%s: %v", path, err)
+		}
+		tok = line
 	}
-	return "", fmt.Errorf("%s: no token in the file", path)
+	if tok == "" {
+		return "", fmt.Errorf("%s: no token in the file", path)
+	}
+	return tok, nil
 }
 
 // Bearer is the agent's side: per-RPC credentials sending a token.
