@@ -1255,6 +1255,13 @@ func unreachableHint(err string) string {
 		return "the relay refused this agent's TLS certificate, or its lack of one: give --tls-cert and --tls-key, from a CA in the relay's --tls-client-ca"
 	case strings.Contains(err, "first record does not look like a TLS handshake"):
 		return "this address does not speak TLS: if it is relayd's gRPC port, relayd runs without --tls-cert (give it --tls-cert and --tls-key, or give this agent --insecure on a network you trust); otherwise check the port"
+	case strings.Contains(err, "x509: certificate has expired or is not yet valid"):
+		if strings.Contains(err, "is before") {
+			return "the relay's certificate is not valid yet: check this machine's clock (and the relay's)"
+		}
+		return "the relay's certificate has expired: renew relayd's --tls-cert (relayd re-reads it by itself); if it should still be valid, check this machine's clock"
+	case strings.Contains(err, "x509: certificate is valid for"):
+		return "the relay's certificate names other hosts than this --relay address: give --tls-server-name with one it names, or reach the relay by a name in its certificate"
 	case strings.Contains(err, "x509:") || strings.Contains(err, "tls: failed to verify certificate"):
 		return "this agent does not trust the relay's certificate: give --tls-ca with the CA that signed it (and --tls-server-name if the certificate names another host)"
 	case strings.Contains(err, "error reading server preface") && (strings.Contains(err, "use of closed network connection") || strings.Contains(err, "timeout")):

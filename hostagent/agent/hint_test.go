@@ -25,6 +25,11 @@ func TestUnreachableHint(t *testing.T) {
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: http2: frame too large"`, "--grpc-addr"},
 		// An unknown CA, and a client port (it accepts and says nothing).
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`, "give --tls-ca"},
+		// An expired certificate (or a wrong clock), and one for other names:
+		// --tls-ca is given, and right.
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time 2026-11-27T15:30:00Z is after 2026-11-26T15:30:00Z"`, "renew relayd's --tls-cert"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate has expired or is not yet valid: current time 2026-11-27T15:30:00Z is before 2026-11-28T15:30:00Z"`, "clock"},
+		{`rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for relay.example.com, not 127.0.0.1"`, "--tls-server-name"},
 		{`rpc error: code = Unavailable desc = connection error: desc = "error reading server preface: read tcp 127.0.0.1:1->127.0.0.1:2: use of closed network connection"`, "client port"},
 		{`rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer`, ""},
 		{`rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:2: connect: connection refused"`, ""},
