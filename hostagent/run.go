@@ -172,6 +172,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.maxSessions < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
 	}
+	if o.service == "" {
+		return nil, cli.UsageError{Err: errors.New(`--service is empty: give a service the relay serves (relayd --listen ADDR=SERVICE), or leave the flag out for "default"`)}
+	}
 	if err := o.sec.validate(); err != nil {
 		return nil, err
 	}

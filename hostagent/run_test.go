@@ -70,6 +70,7 @@ func TestNegativeTimeoutsRefused(t *testing.T) {
 		{"--dial-timeout", "0s", "forward", "127.0.0.1:1"},
 		{"--drain-timeout", "-5s", "echo"},
 		{"--backend-probe-interval", "-1s", "forward", "127.0.0.1:1"},
+		{"--service", "", "echo"}, // the relay took it as "default", and the agent's log said service=""
 	} {
 		_, err := parseFlags(args, io.Discard)
 		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), args[0]) {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 
@@ -82,7 +83,7 @@ func (s adminService) DrainHost(_ context.Context, req *relayv1.DrainHostRequest
 	if !found {
 		return nil, status.Errorf(codes.NotFound, "no attached host %q%s", req.GetHostId(), inService(req.GetService()))
 	}
-	r.log.Info("host drained by an operator", "host_id", req.GetHostId(), "service", req.GetService(),
+	r.log.Info("host drained by an operator", "host_id", req.GetHostId(), "service", cmp.Or(req.GetService(), "(all)"),
 		"idle_slots", resp.IdleSlotsDrained, "active_sessions", resp.ActiveSessions)
 	return resp, nil
 }
@@ -113,7 +114,7 @@ func (s adminService) UndrainHost(_ context.Context, req *relayv1.UndrainHostReq
 	if !found {
 		return nil, status.Errorf(codes.NotFound, "no attached or drained host %q%s", req.GetHostId(), inService(req.GetService()))
 	}
-	r.log.Info("host undrained by an operator", "host_id", req.GetHostId(), "service", req.GetService())
+	r.log.Info("host undrained by an operator", "host_id", req.GetHostId(), "service", cmp.Or(req.GetService(), "(all)"))
 	return &relayv1.UndrainHostResponse{}, nil
 }
 
