@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -181,6 +182,7 @@ type Listener struct {
 	// (owned by the manager goroutine).
 	sameWarned map[[2]string]bool
 	serving    []*link // the manager's scratch: links that may get slots now
+	give       []int   // shareCredits' scratch: the credits each of serving gets now
 	accept     chan *Conn
 	dialOpts   []grpc.DialOption
 
@@ -518,10 +520,8 @@ func (l *Listener) manage() {
 					relays++
 				}
 			}
-			for _, lk := range serving {
-				if !closing && !l.unavailable {
-					l.tendCredits(lk, now, &nextRetry, &open, relays)
-				}
+			if !closing && !l.unavailable {
+				l.shareCredits(now, &nextRetry, &open, relays)
 			}
 		}
 		// Each new slot goes to the relay with the fewest, so that a
@@ -737,7 +737,7 @@ func (l *Listener) handle(ev event) {
 		lk.failures, lk.drainLogged = 0, false
 		if !lk.ready {
 			// The credit stream asked at once for every credit lk gets now
-			// (its share of MaxSessions, see tendCredits), and the relay
+			// (its share of MaxSessions, see creditTarget), and the relay
 			// took what its --max-credits allows: the pool is complete.
 			lk.ready, lk.warnedAt = true, time.Time{} // the outage, if any, is over
 			l.log.Info("relay attached", "relay", lk.addr, "idle_slots", ev.credits, "slot_credits", true)
@@ -1061,10 +1061,63 @@ func (w *withdrawer) done() (sent bool) {
 	return sent
 }
 
-// tendCredits keeps lk's credit stream running and its credits at Idle,
-// within MaxSessions, as the slot loop in manage does with streams.
-// *open counts the slots, sessions and credits of every relay.
-func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, open *int, relays int) {
+// shareCredits keeps the serving links' credit streams running and their
+// credits at Idle, within MaxSessions (*open counts the slots, sessions and
+// credits of every relay). Credits are given one at a time to the relay
+// with the fewest (then the fewest sessions): the room a session's end
+// frees goes to a relay short of credits, not to the first one listed,
+// which kept it while another relay had none and reset its clients.
+func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, relays int) {
+	if l.unaccepted >= l.cfg.Idle {
+		return
+	}
+	room := math.MaxInt
+	if l.cfg.MaxSessions > 0 {
+		room = l.cfg.MaxSessions - *open
+	}
+	give := l.give[:0]
+	for _, lk := range l.serving {
+		n := 0
+		switch {
+		case lk.credits >= l.creditTarget(lk, relays):
+		case !lk.creditRunning && lk.failures > 0 && lk.backingOff(now, nextRetry):
+		case lk.creditRunning && lk.granter == nil: // not welcomed yet
+		default:
+			n = -1 // may get credits
+		}
+		give = append(give, n)
+	}
+	l.give = give
+	for ; room > 0; room-- {
+		best := -1
+		for i, lk := range l.serving {
+			if give[i] == 0 || lk.credits+max(give[i], 0) >= l.creditTarget(lk, relays) {
+				continue
+			}
+			if best < 0 {
+				best = i
+				continue
+			}
+			b := l.serving[best]
+			if has, bHas := lk.credits+max(give[i], 0), b.credits+max(give[best], 0); has < bHas || has == bHas && lk.active < b.active {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		give[best] = max(give[best], 0) + 1
+	}
+	for i, lk := range l.serving {
+		if give[i] > 0 {
+			l.grantCredits(lk, give[i], open)
+		}
+	}
+}
+
+// creditTarget is how many credits lk may hold: Idle, within what the
+// relay took (its --max-credits) and lk's share of MaxSessions.
+func (l *Listener) creditTarget(lk *link, relays int) int {
 	target := l.cfg.Idle
 	if lk.creditCap > 0 {
 		target = min(target, lk.creditCap)
@@ -1073,31 +1126,23 @@ func (l *Listener) tendCredits(lk *link, now time.Time, nextRetry *time.Time, op
 		// MaxSessions shared out over the relays, not taken by the first.
 		target = min(target, max(1, (l.cfg.MaxSessions+relays-1)/relays))
 	}
-	want := target - lk.credits
-	if l.cfg.MaxSessions > 0 {
-		want = min(want, l.cfg.MaxSessions-*open)
-	}
-	if want <= 0 || l.unaccepted >= l.cfg.Idle {
-		return
-	}
+	return target
+}
+
+// grantCredits gives lk n more credits: in the Hello of a new credit
+// stream, or on the running one.
+func (l *Listener) grantCredits(lk *link, n int, open *int) {
+	*open += n
 	if !lk.creditRunning {
-		if lk.failures > 0 && lk.backingOff(now, nextRetry) {
-			return
-		}
 		lk.creditRunning = true
-		lk.asked = want
-		*open += want
+		lk.asked = n
 		l.slots.Add(1)
-		go l.runCredits(lk, lk.outage, want)
+		go l.runCredits(lk, lk.outage, n)
 		return
 	}
-	if lk.granter == nil {
-		return // not welcomed yet
-	}
-	lk.credits += want
-	*open += want
-	l.stats.idle.Add(int64(want))
-	lk.granter.add(want)
+	lk.credits += n
+	l.stats.idle.Add(int64(n))
+	lk.granter.add(n)
 }
 
 // drained pauses lk as the relay asked: no new slots on it until the

@@ -415,3 +415,34 @@ func TestMaxSessionsSharedWithoutChurn(t *testing.T) {
 		t.Errorf("%d streams opened around 20 sessions, want a few: slots churn between the relays", opened)
 	}
 }
+
+// TestCreditsFreedGoToRelayShortOfThem: with MaxSessions reached, the room
+// a session's end frees goes to the relay with the fewest credits. It went
+// to the first relay listed: with two sessions held on a, the two that
+// ended on b gave a two credits and left b none, and b's next client was
+// reset after --assign-timeout while a's credits sat idle (QA).
+func TestCreditsFreedGoToRelayShortOfThem(t *testing.T) {
+	t.Parallel()
+	a, b := newRelay(t), newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{a.GRPCAddr, b.GRPCAddr}, Idle: 2, MaxSessions: 4, SlotCredits: true})
+	idle := func(ir *inProcessRelay) uint32 {
+		st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.GetIdleSlots()
+	}
+	waitStatus(t, b, "two credits on each relay", func(*relayv1.GetStatusResponse) bool { return idle(a) == 2 && idle(b) == 2 })
+	for range 2 { // held on a
+		dialClient(t, a.ClientAddr)
+		accept(t, l)
+	}
+	for i := range 2 { // one after another on b
+		echoOnce(t, b, l, fmt.Sprintf("short %d", i))
+	}
+	// Both of b's sessions have ended: their room is given again.
+	waitStatus(t, b, "two credits given again", func(*relayv1.GetStatusResponse) bool { return idle(a)+idle(b) == 2 })
+	if got := idle(b); got == 0 {
+		t.Errorf("relay b holds %d credits and a %d, with a's two sessions open: b's clients have nowhere to go", got, idle(a))
+	}
+}
