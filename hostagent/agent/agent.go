@@ -276,6 +276,7 @@ type link struct {
 	outage                   int                    // bumped by each failure that starts a backoff
 	drainedUntil             time.Time              // the relay sent Drain: no new slots before
 	drainProbe               bool                   // since that Drain, no slot was welcomed: one at a time, until one is
+	starvedAt                time.Time              // since when lk has had no idle slot (rebalance), or zero
 	drainLogged              bool                   // a Drain was logged at Info since a slot was last welcomed
 	drainLoggedReason        relayv1.DrainReason    // and its reason
 	relayID                  string                 // Welcome.relay_id, as the manager last heard it (evRelayID)
@@ -572,6 +573,11 @@ func (l *Listener) manage() {
 			l.slots.Add(1)
 			go l.runSlot(next, next.outage, "")
 		}
+		for _, lk := range l.links {
+			if lk.connecting+lk.idle > 0 {
+				lk.starvedAt = time.Time{} // see rebalance
+			}
+		}
 		if !closing && !l.unavailable && !l.cfg.SlotCredits && l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions && l.unaccepted < l.cfg.Idle {
 			l.rebalance(now, &nextRetry)
 		}
@@ -797,7 +803,13 @@ func (l *Listener) anotherRelayShort(lk *link) bool {
 		return false
 	}
 	now := time.Now()
-	has := lk.connecting + lk.idle // without the stream whose session ended
+	// Counted as manage and rebalance count (sessions' streams for up to
+	// half of Idle): with idle slots alone, a relay holding a long session
+	// gave up every stream whose session ended there, rebalance moved a
+	// slot back, and so on, for as long as clients came (QA: 163 moves in
+	// 9 s, a line a second).
+	has := func(lk *link) int { return lk.connecting + lk.idle + min(lk.returning, l.cfg.Idle/2) }
+	mine := has(lk) // without the stream whose session ended
 	for _, o := range l.links {
 		if o == lk || o.retired || now.Before(o.drainedUntil) || o.creditRunning || o.drainProbe && o.connecting > 0 {
 			continue
@@ -805,7 +817,7 @@ func (l *Listener) anotherRelayShort(lk *link) bool {
 		if o.failures > 0 && (o.connecting > 0 || now.Before(o.retryAt)) {
 			continue // not to be tried yet: keep the stream where it is
 		}
-		if o.connecting+o.idle < has { // lk would have has+1 with the stream
+		if has(o) < mine { // lk would have mine+1 with the stream
 			return true
 		}
 	}
@@ -861,7 +873,20 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 			short = lk
 		}
 		if lk.connecting+lk.idle == 0 && starved == nil {
-			starved = lk
+			// Starved for starveGrace, not for a moment: a short session
+			// that took a relay's last idle slot ends within it, and a
+			// slot moved to that relay for it would then be one too many
+			// there, and be moved back by the share rule below.
+			if lk.starvedAt.IsZero() {
+				lk.starvedAt = now
+			}
+			if at := lk.starvedAt.Add(starveGrace); now.Before(at) {
+				if nextRetry.IsZero() || at.Before(*nextRetry) {
+					*nextRetry = at
+				}
+			} else {
+				starved = lk
+			}
 		}
 	}
 	if short == nil {
@@ -903,10 +928,11 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 		l.withdrawOne(long)
 		return
 	}
-	// While the relay short of slots is failing, each move is a probe that
-	// may fail again: not worth a line each.
+	// While the relay short of slots is failing, or drained (an operator's
+	// drain answers each retry with Drain), each move is a probe that may
+	// fail again: not worth a line each.
 	level := slog.LevelInfo
-	if short.failures > 0 {
+	if short.failures > 0 || short.drainProbe {
 		level = slog.LevelDebug
 	}
 	if level == slog.LevelInfo {
@@ -948,6 +974,10 @@ func (l *Listener) withdrawIdle(lk *link) {
 	}
 	lk.withdrawable = nil
 }
+
+// starveGrace is how long a relay has no idle slot of this agent, with
+// MaxSessions reached, before rebalance moves it one from another relay.
+const starveGrace = 100 * time.Millisecond
 
 // rebalanceRecheck is how often rebalance looks whether the connection to
 // a relay short of slots, and failing, is back.
