@@ -1705,12 +1705,16 @@ func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome 
 }
 
 // watchStalled aborts conn (CLOSE_REASON_TIMEOUT) once it has moved no
-// byte either way for limit: a little longer than the relay's idle
-// timeout, after which the relay has ended the session, but perhaps
-// without the agent learning of it. If the backend stopped reading, the
-// receive loop is stuck writing to it, and the relay's Close waits behind
-// data the loop cannot take; the abort releases that write (and resets
-// the backend). A timer, not a goroutine; stop ends it.
+// byte either way for limit, while its receive loop is stuck delivering
+// to the backend: a little longer than the relay's idle timeout, after
+// which the relay has ended the session, but perhaps without the agent
+// learning of it. If the backend stopped reading, the receive loop is
+// stuck writing to it, and the relay's Close waits behind data the loop
+// cannot take; the abort releases that write (and resets the backend).
+// A receive loop that is free reads the relay's Close when it comes: then
+// the relay decides, and it sees a client that reads slowly make progress
+// that these counters (moved by whole writes) miss. A timer, not a
+// goroutine; stop ends it.
 func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 	var (
 		mu        sync.Mutex
@@ -1730,8 +1734,8 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 		if st := conn.Stats(); st != last {
 			last, lastMoved = st, now
 		}
-		if still := now.Sub(lastMoved); still < limit {
-			t.Reset(limit - still)
+		if still := now.Sub(lastMoved); still < limit || !conn.Delivering() {
+			t.Reset(max(limit-still, limit/8))
 			return
 		}
 		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v: the relay's idle timeout has passed", limit))

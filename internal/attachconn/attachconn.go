@@ -132,6 +132,7 @@ type Conn struct {
 	writeDLMu sync.Mutex
 
 	bytesRead, bytesWritten atomic.Int64
+	delivering              atomic.Int32 // Deliver calls under way
 	readEOF, writeEOF       atomic.Bool
 }
 
@@ -225,6 +226,8 @@ func (c *Conn) Deliver(payload []byte) error {
 	if len(payload) == 0 {
 		return nil
 	}
+	c.delivering.Add(1)
+	defer c.delivering.Add(-1)
 	select {
 	case <-c.sinkSet:
 		return c.push(payload)
@@ -650,6 +653,11 @@ type Stats struct {
 	BytesRead, BytesWritten int64 // payload bytes read by the local side, and sent
 	ReadClosed, WriteClosed bool  // the peer sent CloseWrite; we sent CloseWrite
 }
+
+// Delivering reports whether a Deliver is under way: the receive loop is
+// waiting for the local side to take a payload (a backend that reads
+// slowly, or not at all), and reads no frame meanwhile.
+func (c *Conn) Delivering() bool { return c.delivering.Load() > 0 }
 
 // Stats returns the session's counters; safe to call at any time.
 func (c *Conn) Stats() Stats {

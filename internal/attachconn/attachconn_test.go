@@ -276,7 +276,8 @@ func TestReadPartialHandOff(t *testing.T) {
 }
 
 // TestDeliverBlocksUntilConsumed: Deliver is a hand-off, not a queue; the
-// caller's receive loop stops until the reader has taken every byte.
+// caller's receive loop stops until the reader has taken every byte, and
+// Delivering says so meanwhile (the agent's stall watch asks it).
 func TestDeliverBlocksUntilConsumed(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -286,6 +287,9 @@ func TestDeliverBlocksUntilConsumed(t *testing.T) {
 		synctest.Wait()
 		if d.isDone() {
 			t.Fatal("Deliver returned before any Read")
+		}
+		if !f.c.Delivering() {
+			t.Error("Delivering() = false while a Deliver waits for the reader")
 		}
 		buf := make([]byte, 9)
 		if n, err := f.c.Read(buf); n != 9 || err != nil {
@@ -300,6 +304,9 @@ func TestDeliverBlocksUntilConsumed(t *testing.T) {
 		}
 		if _, err := d.wait(t); err != nil {
 			t.Fatalf("Deliver: %v", err)
+		}
+		if f.c.Delivering() {
+			t.Error("Delivering() = true after Deliver returned")
 		}
 		// The payload is the caller's again: overwriting it changes nothing.
 		clear(p)

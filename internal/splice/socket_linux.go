@@ -125,3 +125,29 @@ func waitReadable(c socket) error {
 	}
 	return sockErr
 }
+
+// KernelProgress returns a count that moves whenever c's peer takes bytes
+// (its acknowledgements) or sends some (as the kernel receives them),
+// whether or not a read or write of c's owner has returned: a write to a
+// peer that reads slowly blocks until much of the send buffer is free,
+// which may take longer than an idle timeout while bytes flow all along.
+// ok is false where TCP_INFO cannot be read (not a TCP socket, closed).
+func KernelProgress(c net.Conn) (n uint64, ok bool) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return 0, false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	if err := raw.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			n, ok = info.Bytes_acked+info.Bytes_received, true
+		}
+	}); err != nil {
+		return 0, false
+	}
+	return n, ok
+}

@@ -1165,6 +1165,7 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 		// ends between d and 9d/8 after the last byte (a look every d
 		// against the previous look's counters ended it up to 2d after).
 		var last attachconn.Stats
+		var lastKernel uint64 // the client socket's (splice.KernelProgress)
 		lastMoved := time.Now()
 		step := d / 8
 		var idle *time.Timer
@@ -1180,6 +1181,14 @@ func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun
 			now := time.Now()
 			if st := sess.conn.Stats(); st != last {
 				last, lastMoved = st, now
+			}
+			// The counters above move when a write returns; a write to a
+			// client that reads slowly returns only when much of the
+			// socket's buffer is free again, long after its bytes began to
+			// flow. The kernel's count of bytes the client acknowledged, or
+			// sent, moves as they do.
+			if k, ok := splice.KernelProgress(c.Conn); ok && k != lastKernel {
+				lastKernel, lastMoved = k, now
 			}
 			if still := now.Sub(lastMoved); still < d {
 				idle.Reset(min(step, d-still))
