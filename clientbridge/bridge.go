@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -473,7 +474,8 @@ func (b *Bridge) closeListenersLocked() {
 // bridge's goroutines. Slots already assigned are not affected.
 func (b *Bridge) Close() {
 	b.mu.Lock()
-	if !b.closed {
+	first := !b.closed
+	if first {
 		b.closed = true
 		b.closeListenersLocked()
 		for _, s := range b.svcs {
@@ -487,6 +489,27 @@ func (b *Bridge) Close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	if first {
+		b.flushRejectLines()
+	}
+}
+
+// flushRejectLines logs, per reason, the rejections no line has told of
+// yet: at a shutdown every waiting client is rejected at once, and the
+// process exits before a next line would have given their count.
+func (b *Bridge) flushRejectLines() {
+	b.mu.Lock()
+	quiet := map[string]uint64{}
+	for reason, n := range b.quiet {
+		if n > 0 {
+			quiet[reason] = n
+			b.quiet[reason] = 0
+		}
+	}
+	b.mu.Unlock()
+	for _, reason := range slices.Sorted(maps.Keys(quiet)) {
+		b.log.Info("clients rejected since the last line", "reason", reason, "not_logged_since_last_line", quiet[reason])
+	}
 }
 
 func (b *Bridge) reject(c *Client, reason string) {

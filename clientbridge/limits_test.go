@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -292,5 +294,44 @@ func TestLimitListener(t *testing.T) {
 	defer mu.Unlock()
 	if got := fmt.Sprint(reasons); got != "[max_clients_per_ip max_clients max_clients]" {
 		t.Errorf("refusals reported: %s", got)
+	}
+}
+
+// TestRejectionCountsLoggedAtClose: the rejections the once-a-second lines
+// left out are logged at Close, with their count: at a shutdown, every
+// queued client is rejected at once, and relayd exited with one line for
+// them all.
+func TestRejectionCountsLoggedAtClose(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	b := newBridge(t, Config{MaxPending: -1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))})
+	addr := serve(t, b, "svc")
+	const n = 5
+	for range n {
+		expectRefused(t, addr, "a client with no room to wait")
+	}
+	b.Close()
+	logMu.Lock()
+	defer logMu.Unlock()
+	told := 0 // rejections the lines account for
+	for line := range strings.Lines(logs.String()) {
+		if !strings.Contains(line, "reason="+RejectQueueFull) {
+			continue
+		}
+		told++ // a "client rejected" line stands for itself
+		if strings.Contains(line, "msg=\"clients rejected since the last line\"") {
+			told--
+		}
+		if _, after, ok := strings.Cut(line, "not_logged_since_last_line="); ok {
+			k, err := strconv.Atoi(strings.Fields(after)[0])
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			told += k
+		}
+	}
+	if told != n {
+		t.Errorf("the log accounts for %d of %d rejections:\n%s", told, n, logs.String())
 	}
 }
