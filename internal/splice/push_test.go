@@ -431,3 +431,50 @@ func TestStartResetWhileWriteStuck(t *testing.T) {
 		t.Fatal("the client's reset was not seen while the write to the stream was stuck")
 	}
 }
+
+// stuckCloseWriteSink is a frameSink whose SendCloseWrite waits for
+// release: the data before it filled the stream's window, and the host
+// stopped reading.
+type stuckCloseWriteSink struct {
+	frameSink
+	stuck   chan struct{} // closed when a SendCloseWrite is waiting
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckCloseWriteSink) SendCloseWrite() error {
+	s.once.Do(func() { close(s.stuck) })
+	<-s.release
+	return s.frameSink.SendCloseWrite()
+}
+
+// TestStartResetWhileCloseWriteStuck: as TestStartResetWhileWriteStuck,
+// for a client that half-closes and then resets while its FIN waits for
+// the host (a review found the CloseWrite unwatched).
+func TestStartResetWhileCloseWriteStuck(t *testing.T) {
+	t.Parallel()
+	peer, sock := tcpPair(t)
+	sink := &stuckCloseWriteSink{frameSink: frameSink{ended: make(chan struct{})}, stuck: make(chan struct{}), release: make(chan struct{})}
+	stream := attachconn.New(attachconn.Config{Sender: sink, MaxData: 1000})
+	done := make(chan Result, 1)
+	Start(sock, stream, func(res Result) { done <- res })
+	defer func() {
+		close(sink.release)
+		<-done
+	}()
+	if _, err := peer.Write([]byte("request, then FIN")); err != nil {
+		t.Fatal(err)
+	}
+	peer.CloseWrite()
+	<-sink.stuck
+	peer.SetLinger(0)
+	peer.Close() // a reset after the FIN
+	select {
+	case <-stream.Aborted():
+		if cause := stream.AbortCause(); cause == nil || !strings.Contains(cause.Error(), "reset") {
+			t.Errorf("stream aborted with %v, want the client's reset", cause)
+		}
+	case <-time.After(20 * time.Second): // watchdog: stallCheck is 1 s
+		t.Fatal("the client's reset was not seen while the CloseWrite to the stream was stuck")
+	}
+}

@@ -262,7 +262,13 @@ func (j *asyncJoin) pump() {
 				j.failEnd(cmp.Or(rerr, errAborted))
 				return
 			}
-			if cerr := j.p.CloseWrite(); cerr != nil {
+			j.writeStarting() // a CloseWrite frame waits on flow control too
+			cerr := j.p.CloseWrite()
+			j.mu.Lock()
+			j.writing = false
+			j.stall.Stop()
+			j.mu.Unlock()
+			if cerr != nil {
 				j.failEnd(cerr)
 				return
 			}
