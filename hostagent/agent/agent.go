@@ -1326,6 +1326,8 @@ func unreachableHint(err string) string {
 	switch {
 	case strings.Contains(err, "error reading from server"), strings.Contains(err, "transport is closing"):
 		return "" // a connection that was up broke: the relay restarted or the network failed
+	case strings.Contains(err, "remote error: tls: expired certificate"):
+		return "the relay says this agent's --tls-cert has expired (or a clock is wrong): renew it; SIGHUP makes the agent read it again"
 	case strings.Contains(err, "remote error: tls:") && strings.Contains(err, "certificate"):
 		return "the relay refused this agent's TLS certificate, or its lack of one: give --tls-cert and --tls-key, from a CA in the relay's --tls-client-ca"
 	case strings.Contains(err, "first record does not look like a TLS handshake"):
@@ -1335,7 +1337,9 @@ func unreachableHint(err string) string {
 			return "the relay's certificate is not valid yet: check this machine's clock (and the relay's)"
 		}
 		return "the relay's certificate has expired: renew relayd's --tls-cert (relayd re-reads it by itself); if it should still be valid, check this machine's clock"
-	case strings.Contains(err, "x509: certificate is valid for"):
+	case strings.Contains(err, "x509: cannot validate certificate for") && strings.Contains(err, "IP SANs"):
+		return "the relay's certificate names no IP address, and --relay gives one: give --tls-server-name with a name the certificate holds, or reach the relay by that name"
+	case strings.Contains(err, "x509: certificate is valid for"), strings.Contains(err, "x509: certificate is not valid for any names"):
 		return "the relay's certificate names other hosts than this --relay address: give --tls-server-name with one it names, or reach the relay by a name in its certificate"
 	case strings.Contains(err, "x509:") || strings.Contains(err, "tls: failed to verify certificate"):
 		return "this agent does not trust the relay's certificate: give --tls-ca with the CA that signed it (and --tls-server-name if the certificate names another host)"
