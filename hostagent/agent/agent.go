@@ -1721,10 +1721,11 @@ func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome 
 // goroutine; stop ends it.
 func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 	var (
-		mu        sync.Mutex
-		last      attachconn.Stats
-		lastMoved = time.Now()
-		t         *time.Timer
+		mu          sync.Mutex
+		last        attachconn.Stats
+		lastMoved   = time.Now()
+		stuckSeenAt time.Time // when a look first found a Deliver under way (zero: none)
+		t           *time.Timer
 	)
 	mu.Lock()
 	defer mu.Unlock()
@@ -1738,7 +1739,20 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 		if st := conn.Stats(); st != last {
 			last, lastMoved = st, now
 		}
-		if still := now.Sub(lastMoved); still < limit || !conn.Delivering() {
+		// Stuck for limit counts from when a Deliver was first seen under
+		// way, too: on a session quiet for longer (the relay keeps it, as
+		// its client reads slowly), the first Deliver that waits a moment
+		// must not end it.
+		if !conn.Delivering() {
+			stuckSeenAt = time.Time{}
+		} else if stuckSeenAt.IsZero() {
+			stuckSeenAt = now
+		}
+		from := lastMoved
+		if stuckSeenAt.After(from) {
+			from = stuckSeenAt
+		}
+		if still := now.Sub(from); still < limit || stuckSeenAt.IsZero() {
 			t.Reset(max(limit-still, limit/8))
 			return
 		}

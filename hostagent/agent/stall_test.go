@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/attachconn"
+)
+
+// nopSender is an attachconn.Sender that sends nowhere.
+type nopSender struct{}
+
+func (nopSender) SendData([]byte) error                       { return nil }
+func (nopSender) SendCloseWrite() error                       { return nil }
+func (nopSender) SendClose(relayv1.CloseReason, string) error { return nil }
+
+// TestStalledCountsFromStuckDeliver: the agent's watch ends a session whose
+// Deliver has been stuck for limit, not one that was quiet for longer and
+// whose first Deliver waits a moment (a review found it ended within
+// milliseconds), nor a quiet one with no Deliver under way (the relay
+// decides those: it sees a slow client's progress).
+func TestStalledCountsFromStuckDeliver(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const limit = time.Second
+		conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
+		stop := watchStalled(conn, limit)
+		defer stop()
+		time.Sleep(5 * limit) // quiet, with nothing to deliver
+		if err := conn.Err(); err != nil {
+			t.Fatalf("a quiet session with no Deliver under way was ended: %v", err)
+		}
+		delivered := make(chan error, 1)
+		go func() { delivered <- conn.Deliver([]byte("for a backend that does not read")) }()
+		time.Sleep(limit / 2)
+		if err := conn.Err(); err != nil {
+			t.Fatalf("ended %v after its Deliver began, before the limit %v: %v", limit/2, limit, err)
+		}
+		time.Sleep(limit)
+		var ae *attachconn.AbortError
+		if err := conn.Err(); !errors.As(err, &ae) || ae.Reason != relayv1.CloseReason_CLOSE_REASON_TIMEOUT {
+			t.Fatalf("after its Deliver was stuck for %v: %v, want an abort with TIMEOUT", limit*3/2, err)
+		}
+		<-delivered
+	})
+}
