@@ -1105,6 +1105,9 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 	if l.cfg.MaxSessions > 0 {
 		room = l.cfg.MaxSessions - *open
 	}
+	if room <= 0 {
+		return // and no backoff looked at: a relay down would wake manage for nothing
+	}
 	give := l.give[:0]
 	for _, lk := range l.serving {
 		n := 0
