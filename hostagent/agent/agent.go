@@ -711,12 +711,14 @@ func (l *Listener) handle(ev event) {
 			l.backoff(lk, ev.err)
 		}
 	case evEnded:
+		l.capRoom(lk)
 		lk.active--
 		l.stats.active.Add(-1)
 		if ev.sequential {
 			lk.returning--
 		}
 	case evSessionEnd:
+		l.capRoom(lk)
 		lk.active--
 		lk.returning--
 		l.stats.active.Add(-1)
@@ -761,11 +763,15 @@ func (l *Listener) handle(ev event) {
 			break
 		}
 		l.slots.Add(1)
-		go l.runSlot(lk, ev.outage, ev.claim)
+		// Its failure is the link's now, whenever the credit stream began:
+		// a claim the relay refuses (its slot cap) must back off, or the
+		// refill of credits it brings makes the next one at once.
+		go l.runSlot(lk, lk.outage, ev.claim)
 	case evReclaim:
 		l.slots.Add(1) // connecting already counts it
 		go l.runSlot(lk, ev.outage, ev.claim)
 	case evParked:
+		l.capRoom(lk)
 		lk.active--
 		lk.returning--
 		l.stats.active.Add(-1)
@@ -791,6 +797,15 @@ func (l *Listener) handle(ev event) {
 		} else if ev.err != nil && ev.outage == lk.outage && l.idleCtx.Err() == nil {
 			l.backoff(lk, ev.err)
 		}
+	}
+}
+
+// capRoom ends lk's backoff when one of its sessions ends while the relay
+// caps it: a slot there is free now, and the claim (or slot) it refused
+// may come at once, not when the backoff, up to BackoffMax, is over.
+func (l *Listener) capRoom(lk *link) {
+	if lk.capped && lk.failures > 0 {
+		lk.retryAt = time.Now()
 	}
 }
 
@@ -1113,7 +1128,10 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 		n := 0
 		switch {
 		case lk.credits >= l.creditTarget(lk, relays):
-		case !lk.creditRunning && lk.failures > 0 && lk.backingOff(now, nextRetry):
+		case lk.failures > 0 && lk.backingOff(now, nextRetry):
+			// Its credit stream failed, or a claim did (a relay at its slot
+			// cap refuses the claim, and offers the client again): no new
+			// credits until the backoff ends.
 		case lk.creditRunning && lk.granter == nil: // not welcomed yet
 		default:
 			n = -1 // may get credits
@@ -1236,7 +1254,9 @@ func (l *Listener) backoff(lk *link, err error) {
 	} else {
 		lk.ready, lk.capped = false, false
 	}
-	l.stats.reconnects.Add(1)
+	if !lk.capped {
+		l.stats.reconnects.Add(1) // a relay at its cap is not a reconnect to count (an alert on it fired)
+	}
 	lk.unreachable = status.Code(err) == codes.Unavailable && !lk.connected()
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
@@ -1725,14 +1745,19 @@ func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome 
 func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 	var (
 		mu          sync.Mutex
-		last        attachconn.Stats
+		last        = conn.Stats()
 		lastMoved   = time.Now()
 		stuckSeenAt time.Time // when a look first found a Deliver under way (zero: none)
 		t           *time.Timer
 	)
 	mu.Lock()
 	defer mu.Unlock()
-	t = time.AfterFunc(limit, func() {
+	// A look every limit/8, whatever it finds: a look finds when bytes
+	// last moved, or a Deliver got stuck, only to within the time since
+	// the one before (a look only at limit ended a session stuck from its
+	// start at twice limit).
+	step := limit / 8
+	t = time.AfterFunc(step, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if conn.Err() != nil {
@@ -1756,7 +1781,7 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 			from = stuckSeenAt
 		}
 		if still := now.Sub(from); still < limit || stuckSeenAt.IsZero() {
-			t.Reset(max(limit-still, limit/8))
+			t.Reset(step)
 			return
 		}
 		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v: the relay's idle timeout has passed", limit))

@@ -98,7 +98,7 @@ func TestAttachedAtRelayCap(t *testing.T) {
 	t.Parallel()
 	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 3})
 	records := make(chan slog.Record, 256)
-	listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 5,
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 5,
 		BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 		Logger: slog.New(levelHandler{records})})
 	// "relay attached" once, with the slots held; the probes past the cap
@@ -133,6 +133,11 @@ func TestAttachedAtRelayCap(t *testing.T) {
 		case <-timer.C:
 			t.Fatal("the agent did not probe the relay again beyond its cap")
 		}
+	}
+	// Nor are they reconnects (hostagent_reconnects_total): an alert on
+	// that counter fired for an agent that was only capped.
+	if n := l.Stats().Reconnects; n != 0 {
+		t.Errorf("Stats().Reconnects = %d after refusals at the cap, want 0", n)
 	}
 }
 

@@ -47,3 +47,24 @@ func TestStalledCountsFromStuckDeliver(t *testing.T) {
 		<-delivered
 	})
 }
+
+// TestStalledFromTheStart: a session whose first Deliver is stuck is ended
+// about limit after, not twice limit: the first look came at limit, and
+// took its own time for the last movement.
+func TestStalledFromTheStart(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const limit = time.Second
+		conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
+		stop := watchStalled(conn, limit)
+		defer stop()
+		delivered := make(chan error, 1)
+		go func() { delivered <- conn.Deliver([]byte("for a backend that does not read")) }()
+		time.Sleep(limit + limit/4)
+		var ae *attachconn.AbortError
+		if err := conn.Err(); !errors.As(err, &ae) || ae.Reason != relayv1.CloseReason_CLOSE_REASON_TIMEOUT {
+			t.Fatalf("stuck from the start for %v: %v, want an abort with TIMEOUT", limit+limit/4, err)
+		}
+		<-delivered
+	})
+}
