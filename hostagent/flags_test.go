@@ -97,7 +97,13 @@ func TestTokenFromEnvChecked(t *testing.T) {
 	if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "$HOSTAGENT_TOKEN: the token has a character that is not printable ASCII") {
 		t.Errorf("token() = %v, want a usage error naming $HOSTAGENT_TOKEN", err)
 	}
-	t.Setenv(tokenEnv, "  plain-token-0123456789  ")
+	t.Setenv(tokenEnv, "token-one-0123456789\ntoken-two-0123456789")
+	if _, err := (&securityOptions{}).token(); err == nil || !strings.Contains(err.Error(), "white space or a control character at byte 21") {
+		t.Errorf("two tokens: token() = %v, want an error naming the white space", err)
+	}
+	// As in a token file, a byte-order mark and surrounding white space are
+	// not part of the token.
+	t.Setenv(tokenEnv, "\ufeff  plain-token-0123456789  ")
 	if tok, err := (&securityOptions{}).token(); err != nil || tok != "plain-token-0123456789" {
 		t.Errorf("token() = %q, %v", tok, err)
 	}

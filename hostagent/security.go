@@ -154,7 +154,7 @@ func (s *securityOptions) token() (string, error) {
 		}
 		return tok, nil
 	}
-	tok := strings.TrimSpace(os.Getenv(tokenEnv))
+	tok := strings.TrimSpace(strings.TrimPrefix(os.Getenv(tokenEnv), auth.ByteOrderMark))
 	if tok != "" && len(tok) < auth.MinTokenLength {
 		return "", cli.UsageError{Err: fmt.Errorf("$%s has %d characters; a token has at least %d", tokenEnv, len(tok), auth.MinTokenLength)}
 	}

@@ -44,15 +44,19 @@ const MinTokenLength = 16
 // are fine. Errors name the position, never the token.
 func CheckToken(tok string) error {
 	for i := 0; i < len(tok); i++ {
-		if c := tok[i]; c <= ' ' || c > '~' {
+		switch c := tok[i]; {
+		case c <= ' ' || c == 0x7f:
+			return fmt.Errorf("the token has white space or a control character at byte %d (0x%02x): a token is one word of letters, digits and ASCII punctuation (e.g. openssl rand -hex 16)", i+1, c)
+		case c > '~':
 			return fmt.Errorf("the token has a character that is not printable ASCII at byte %d (0x%02x; an editor's byte-order mark or a non-ASCII letter?): a token is sent in a gRPC header, which carries letters, digits and ASCII punctuation only (e.g. openssl rand -hex 16)", i+1, c)
 		}
 	}
 	return nil
 }
 
-// byteOrderMark is what some editors put at the start of a UTF-8 file.
-const byteOrderMark = "\ufeff"
+// ByteOrderMark is what some editors put at the start of a UTF-8 file;
+// token files and $HOSTAGENT_TOKEN drop it.
+const ByteOrderMark = "\ufeff"
 
 // Grant is what one token allows.
 type Grant struct {
@@ -105,7 +109,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		if n == 1 {
-			line = strings.TrimPrefix(line, byteOrderMark)
+			line = strings.TrimPrefix(line, ByteOrderMark)
 		}
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]

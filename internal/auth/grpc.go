@@ -256,7 +256,7 @@ func ReadTokenFile(path string) (string, error) {
 		return "", err
 	}
 	tok := ""
-	for n, line := range strings.Split(strings.TrimPrefix(string(b), byteOrderMark), "\n") {
+	for n, line := range strings.Split(strings.TrimPrefix(string(b), ByteOrderMark), "\n") {
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
