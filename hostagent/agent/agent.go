@@ -800,11 +800,15 @@ func (l *Listener) handle(ev event) {
 	}
 }
 
-// capRoom ends lk's backoff when one of its sessions ends while the relay
-// caps it: a slot there is free now, and the claim (or slot) it refused
-// may come at once, not when the backoff, up to BackoffMax, is over.
+// capRoom ends the backoff of a credit link the relay caps when one of its
+// sessions ends: a claim the relay refused may succeed now (on a new
+// stream, as the session's freed its slot, or on the parked stream that
+// carried it), and the client it was for waits; not when the backoff, up
+// to BackoffMax, is over. Slots without credits keep their backoff: a
+// probe at each session's end, with the slots opened after a welcome one,
+// made refused streams thousands of times a second (a review).
 func (l *Listener) capRoom(lk *link) {
-	if lk.capped && lk.failures > 0 {
+	if lk.capped && lk.failures > 0 && lk.creditRunning {
 		lk.retryAt = time.Now()
 	}
 }

@@ -374,25 +374,7 @@ func (r *Relay) sendWelcome(a *attachment, credits uint32) error {
 // slot is, so that a host that has seen Welcome can count on them; an
 // Offer for a client given to one meanwhile follows Welcome.
 func (r *Relay) attachCredits(a *attachment, n uint32) (*attachment, error) {
-	want := int64(n)
-	if max := r.cfg.MaxSlotsPerHost; max > 0 {
-		// Each credit claimed becomes a slot: no more credits than the
-		// host's slot cap leaves room for. A credit beyond it made a claim
-		// that was refused, the client was offered again at once, and the
-		// agent claimed again: thousands of refused streams a second.
-		r.mu.Lock()
-		room := int64(max - a.h.slots)
-		if room <= 0 {
-			r.limitHitByLocked(LimitSlotsPerHost, a.key.service+"\x00"+a.key.id, "host_id", a.key.id, "service", a.service, "max", max)
-		}
-		r.mu.Unlock()
-		if room <= 0 {
-			a.release()
-			return nil, status.Errorf(codes.ResourceExhausted, "host %q holds %d slots for service %q, and a credit needs room for one more (relayd --max-slots-per-host)", a.key.id, max, a.service)
-		}
-		want = min(want, room)
-	}
-	k := r.takeCredits(a.h, want, false)
+	k := r.takeCredits(a.h, int64(n), false)
 	if k == 0 {
 		a.release()
 		r.limitHit(LimitCredits, "host_id", a.key.id, "service", a.service, "max_credits", r.cfg.MaxCredits)

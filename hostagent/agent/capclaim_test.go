@@ -1,0 +1,67 @@
+package agent_test
+
+import (
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/relayd/relay"
+)
+
+// TestCappedClaimsBackOff: with --slot-credits, a relay at the host's
+// --max-slots-per-host refuses the claim of a client offered to a credit,
+// and offers the client again. The agent backs off: it grants no credit
+// until its backoff ends, or until one of its sessions there ends, when
+// the client is claimed at once. A refused claim was counted against the
+// credit stream's first outage and skipped, so each refusal brought a new
+// credit and a new claim: thousands of refused streams a second (QA).
+func TestCappedClaimsBackOff(t *testing.T) {
+	t.Parallel()
+	const idle = 1                                           // so that the second client needs a credit granted again
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2}) // the credit stream and one session
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: idle, SlotCredits: true,
+		BackoffBase: time.Minute, BackoffMax: time.Minute}) // only a session's end cuts it short
+	first := dialClient(t, r.ClientAddr)
+	firstConn := accept(t, l)
+	second := dialClient(t, r.ClientAddr)
+	if _, err := second.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for r.Relay.LimitHits()[relay.LimitSlotsPerHost] == 0 { // a claim refused at the cap
+		if time.Now().After(deadline) {
+			t.Fatal("no claim was refused at the cap")
+		}
+		runtime.Gosched()
+	}
+	// 100 round trips on the first session: time in which a refused claim
+	// that brought a new credit, and a new claim, would show many times.
+	go io.Copy(firstConn, firstConn)
+	buf := make([]byte, 1)
+	for range 100 {
+		if _, err := first.Write([]byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(first, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	during := r.Relay.LimitHits()[relay.LimitSlotsPerHost]
+	first.Close()
+	firstConn.Close()
+	conn := accept(t, l) // the second client, claimed once the first session ended
+	got := make([]byte, len("second"))
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "second" {
+		t.Fatalf("second session read %q, %v", got, err)
+	}
+	conn.Close()
+	// The credit granted after the first session began is refused, and
+	// the few granted while a refused claim's failure was on its way to the
+	// agent's manager (it races the relay's next offer); none after that,
+	// while the first session lasts.
+	if during > 4 {
+		t.Errorf("%d claims refused at the cap while the first session lasted, want at most 4", during)
+	}
+}
