@@ -768,8 +768,8 @@ func (l *Listener) handle(ev event) {
 		// refill of credits it brings makes the next one at once.
 		go l.runSlot(lk, lk.outage, ev.claim)
 	case evReclaim:
-		l.slots.Add(1) // connecting already counts it
-		go l.runSlot(lk, ev.outage, ev.claim)
+		l.slots.Add(1)                        // connecting already counts it
+		go l.runSlot(lk, lk.outage, ev.claim) // as evOffer's
 	case evParked:
 		l.capRoom(lk)
 		lk.active--
@@ -809,7 +809,10 @@ func (l *Listener) handle(ev event) {
 // made refused streams thousands of times a second (a review).
 func (l *Listener) capRoom(lk *link) {
 	if lk.capped && lk.failures > 0 && lk.creditRunning {
-		lk.retryAt = time.Now()
+		// And from its first step: the refusals of one burst (a claim per
+		// credit held) had taken it to BackoffMax, which a claim refused
+		// as the session's slot is still being freed would wait out.
+		lk.retryAt, lk.failures = time.Now(), 1
 	}
 }
 
@@ -1244,7 +1247,7 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.forgetRelayID()
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		lk.connecting+lk.active > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		lk.connecting+lk.active+len(lk.parked) > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
 		// The relay holds idle slots of this agent, or names its cap while
 		// this agent has slots there (on their way, as slots opened
 		// together are answered in any order, or all in sessions), and

@@ -59,9 +59,10 @@ func TestCappedClaimsBackOff(t *testing.T) {
 	conn.Close()
 	// The credit granted after the first session began is refused, and
 	// the few granted while a refused claim's failure was on its way to the
-	// agent's manager (it races the relay's next offer); none after that,
-	// while the first session lasts.
-	if during > 4 {
-		t.Errorf("%d claims refused at the cap while the first session lasted, want at most 4", during)
+	// agent's manager (it races the relay's next offer: up to 5 seen in 300
+	// loaded runs); none after that, while the first session lasts. Without
+	// the backoff, 100 round trips saw over 100.
+	if during > 10 {
+		t.Errorf("%d claims refused at the cap while the first session lasted, want at most 10", during)
 	}
 }
