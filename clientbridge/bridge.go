@@ -47,6 +47,19 @@ type Slot interface {
 	Assign(c *Client)
 }
 
+// Deferred is implemented by a Slot that cannot take a session at once: a
+// slot credit, whose client waits one round trip for the host's claim.
+// Among one host's idle slots, every ready one is taken before a deferred
+// one.
+type Deferred interface {
+	Deferred() bool
+}
+
+func deferred(slot Slot) bool {
+	d, ok := slot.(Deferred)
+	return ok && d.Deferred()
+}
+
 // Client is one accepted client connection.
 type Client struct {
 	Conn         *net.TCPConn
@@ -334,7 +347,7 @@ func (b *Bridge) takeIdleLocked(s *service, c *Client) Slot {
 	slots := s.idle[key]
 	// The newest slot (its stream is the warmest), but not one of an agent
 	// whose backend is failing while the host has another (two agents
-	// may share a host id).
+	// may share a host id). Deferred slots stand first (AddIdle).
 	i := newestHealthy(slots)
 	if i < 0 {
 		i = len(slots) - 1
@@ -379,7 +392,15 @@ func (b *Bridge) AddIdle(service string, slot Slot) bool {
 		return true
 	}
 	key := slot.HostKey()
-	s.idle[key] = append(s.idle[key], slot)
+	slots := append(s.idle[key], slot)
+	if deferred(slot) && len(slots) > 1 {
+		// Oldest first: takeIdleLocked takes from the end, so a host's
+		// ready slots (those that are not deferred) go first. One copy of
+		// the host's entries per credit added.
+		copy(slots[1:], slots)
+		slots[0] = slot
+	}
+	s.idle[key] = slots
 	s.nIdle++
 	return true
 }

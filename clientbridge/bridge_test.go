@@ -579,6 +579,46 @@ func TestRemoveIdle(t *testing.T) {
 	}
 }
 
+// deferredSlot is a fakeSlot that is Deferred, as a slot credit is.
+type deferredSlot struct{ *fakeSlot }
+
+func (deferredSlot) Deferred() bool { return true }
+
+// A host's ready slots are taken before its deferred ones (slot credits,
+// whose clients wait for a claim), whichever came first.
+func TestReadySlotsBeforeDeferred(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	h := newHost("h1", 1)
+	ready1, ready2 := newSlot(t, h), newSlot(t, h)
+	credits := []*fakeSlot{newSlot(t, h), newSlot(t, h), newSlot(t, h)}
+	all := append([]*fakeSlot{ready1, ready2}, credits...)
+	next := func(want *fakeSlot, what string) {
+		t.Helper()
+		c, peer := newClient(t, "default")
+		b.dispatch(c, false)
+		if got := want.assigned(t); !sameClient(got, peer) {
+			t.Fatalf("%s assigned %s", what, clientAddr(got))
+		}
+		for _, s := range all {
+			s.notAssigned(t)
+		}
+	}
+	b.AddIdle("default", ready1)
+	b.AddIdle("default", deferredSlot{credits[0]})
+	b.AddIdle("default", deferredSlot{credits[1]})
+	next(ready1, "the ready slot added before the credits")
+	b.AddIdle("default", ready2)
+	b.AddIdle("default", deferredSlot{credits[2]})
+	next(ready2, "the ready slot added before the last credit")
+	for i, c := range credits {
+		next(c, fmt.Sprintf("credit %d", i))
+	}
+	if st := stats(b, "default"); st.IdleSlots != 0 {
+		t.Fatalf("Stats = %+v, want no idle slot", st)
+	}
+}
+
 func TestRequeue(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{MaxPending: 1})

@@ -73,6 +73,11 @@ func (cs *creditStream) HostLoad() (int, int) {
 
 func (cs *creditStream) Failing() bool { return cs.health.failingNow() }
 
+// Deferred: a credit's client waits for the host's claim, so the host's
+// idle streams (a claimed stream offered again after its session, say)
+// are taken first.
+func (cs *creditStream) Deferred() bool { return true }
+
 // Reserve takes one credit (under the bridge's lock).
 func (cs *creditStream) Reserve() {
 	cs.host.credits.Add(-1)
