@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
-	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more), and a client offered to an agent that exits goes to another host untouched")
+	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more; a stream whose session ended waits 500 ms as an idle stream for the next client, with no round trip), and a client offered to an agent that exits goes to another host untouched")
 	fs.BoolVar(&o.streamPerSession, "stream-per-session", false, "open a new Attach stream for every session; by default a stream whose session ended cleanly is offered again (sequential sessions), and up to half of --idle counts open sessions whose streams come back")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
 	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")

@@ -108,9 +108,15 @@ type Config struct {
 	// claimed with a stream, one round trip to the relay before its
 	// first byte moves. A client the relay offered and this agent never
 	// claimed (it exited, say) goes to another host untouched. With
-	// sequential sessions, a stream whose session ended waits a moment
-	// (up to Idle/2 such streams per relay) to claim the next offer.
+	// sequential sessions, a stream whose session ended is offered again
+	// as an idle stream (up to Idle/2 per relay), which the relay gives
+	// a client before any credit, with no round trip; it is withdrawn
+	// after WarmLinger without one.
 	SlotCredits bool
+	// WarmLinger is how long, with SlotCredits, a stream whose session
+	// ended waits as an idle stream for the next client before it is
+	// withdrawn. Zero means 500ms.
+	WarmLinger time.Duration
 	// Unavailable starts the agent as SetAvailable(false) leaves it: no
 	// slots offered until SetAvailable(true).
 	Unavailable bool
@@ -150,6 +156,9 @@ func (c *Config) validate() error {
 	}
 	if c.ResolveInterval == 0 {
 		c.ResolveInterval = 30 * time.Second
+	}
+	if c.WarmLinger <= 0 {
+		c.WarmLinger = defaultWarmLinger
 	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
@@ -288,9 +297,6 @@ type link struct {
 	asked         int      // credits asked for in Hello, until Welcome says how many
 	creditCap     int      // the most credits the relay took (Welcome), 0: Idle
 	granter       *granter // the credit stream's, once the relay welcomed it
-	// parked are the streams whose session ended, each waiting for an
-	// offer to claim (or "" to give up) on its channel; newest last.
-	parked []chan string
 
 	// Idle slots the manager may withdraw (Welcome.withdraw), to move
 	// MaxSessions' share to a relay short of it; owned by the manager.
@@ -318,9 +324,6 @@ const (
 	evCreditsAttached                  // the credit stream was welcomed with credits
 	evOffer                            // the relay offered a client: a credit → a claim (connecting)
 	evCreditsEnded                     // the credit stream ended: its credits are gone
-	evParked                           // a claimed stream's session ended cleanly: active → parked, or none
-	evUnpark                           // a parked stream waited long enough: parked → none, unless it got an offer
-	evReclaim                          // a parked stream could not take its offer: a new stream claims it
 	evAvailable                        // SetAvailable: available says which
 	evRetryRefused                     // RetryRefused: credentials reloaded
 	evRelayID                          // a stream of the link was welcomed by a relay of another relay_id than the last
@@ -334,8 +337,7 @@ type event struct {
 	sequential bool        // evOpened, evEnded: the stream may carry another session
 	slot       *withdrawer // evAttached, evOpened, evIdleEnded: the idle slot's, if it can be withdrawn
 	reply      chan bool   // evSessionEnd: whether to offer the stream again
-	claim      string      // evOffer, evReclaim: the offer's claim id; evRelayID: Welcome.relay_id (not a field of its own: a larger event grows the stack a slot keeps)
-	claimReply chan string // evParked, evUnpark: the parked stream's next claim, or ""
+	claim      string      // evOffer: the offer's claim id; evRelayID: Welcome.relay_id (not a field of its own: a larger event grows the stack a slot keeps)
 	credits    int         // evCreditsAttached: the credits the relay took
 	granter    *granter    // evCreditsAttached: sends more credits
 	available  bool        // evAvailable
@@ -478,13 +480,9 @@ func (l *Listener) manage() {
 	defer timer.Stop()
 	for {
 		closing := l.idleCtx.Err() != nil
-		open, other := 0, 0 // other: credit streams and parked streams
+		open, other := 0, 0 // other: credit streams
 		for _, lk := range l.links {
-			if closing || l.unavailable || lk.retired || time.Now().Before(lk.drainedUntil) {
-				releaseParked(lk)
-			}
 			open += lk.connecting + lk.idle + lk.active + lk.credits + lk.asked
-			other += len(lk.parked)
 			if lk.creditRunning {
 				other++
 			}
@@ -524,6 +522,7 @@ func (l *Listener) manage() {
 			if !closing && !l.unavailable {
 				l.shareCredits(now, &nextRetry, &open, relays)
 			}
+			l.coolWarm(now, &nextRetry)
 		}
 		// Each new slot goes to the relay with the fewest, so that a
 		// MaxSessions below Idle × relays is shared out rather than taken
@@ -657,6 +656,7 @@ func (l *Listener) handle(ev event) {
 		lk.connecting--
 		lk.idle++
 		if ev.slot != nil {
+			ev.slot.since = time.Now()
 			lk.withdrawable = append(lk.withdrawable, ev.slot)
 		}
 		if l.unavailable {
@@ -726,8 +726,15 @@ func (l *Listener) handle(ev event) {
 		// otherwise (after a burst, or closing), which the relay cannot
 		// mistake for anything else: it assigns no client before Welcome.
 		again := l.idleCtx.Err() == nil && lk.idleCtx.Err() == nil && !lk.retired && !l.unavailable &&
-			!time.Now().Before(lk.drainedUntil) && lk.connecting+lk.idle < l.cfg.Idle &&
-			!l.anotherRelayShort(lk)
+			!time.Now().Before(lk.drainedUntil)
+		if l.cfg.SlotCredits {
+			// A warm stream: the relay gives it a client before any credit,
+			// with no Offer and claim between them (coolWarm withdraws it
+			// after WarmLinger unused). Up to Idle of them.
+			again = again && lk.connecting+lk.idle < l.cfg.Idle
+		} else {
+			again = again && lk.connecting+lk.idle < l.cfg.Idle && !l.anotherRelayShort(lk)
+		}
 		if again {
 			lk.connecting++
 		}
@@ -756,35 +763,11 @@ func (l *Listener) handle(ev event) {
 			l.stats.idle.Add(-1)
 		}
 		lk.connecting++
-		if n := len(lk.parked); n > 0 {
-			// The stream that parked last: its goroutine is the warmest.
-			lk.parked[n-1] <- ev.claim
-			lk.parked = lk.parked[:n-1]
-			break
-		}
 		l.slots.Add(1)
 		// Its failure is the link's now, whenever the credit stream began:
 		// a claim the relay refuses (its slot cap) must back off, or the
 		// refill of credits it brings makes the next one at once.
 		go l.runSlot(lk, lk.outage, ev.claim)
-	case evReclaim:
-		l.slots.Add(1)                        // connecting already counts it
-		go l.runSlot(lk, lk.outage, ev.claim) // as evOffer's
-	case evParked:
-		l.capRoom(lk)
-		lk.active--
-		lk.returning--
-		l.stats.active.Add(-1)
-		if l.idleCtx.Err() != nil || l.unavailable || lk.retired || time.Now().Before(lk.drainedUntil) || len(lk.parked) >= max(l.cfg.Idle/2, 1) {
-			ev.claimReply <- ""
-			break
-		}
-		lk.parked = append(lk.parked, ev.claimReply)
-	case evUnpark:
-		if i := slices.Index(lk.parked, ev.claimReply); i >= 0 {
-			lk.parked = slices.Delete(lk.parked, i, i+1)
-			ev.claimReply <- ""
-		}
 	case evCreditsEnded:
 		lk.creditRunning = false
 		lk.asked, lk.creditCap = 0, 0
@@ -802,8 +785,7 @@ func (l *Listener) handle(ev event) {
 
 // capRoom ends the backoff of a credit link the relay caps when one of its
 // sessions ends: a claim the relay refused may succeed now (on a new
-// stream, as the session's freed its slot, or on the parked stream that
-// carried it), and the client it was for waits; not when the backoff, up
+// stream, as the session freed its slot), and the client it was for waits; not when the backoff, up
 // to BackoffMax, is over. Slots without credits keep their backoff: a
 // probe at each session's end, with the slots opened after a welcome one,
 // made refused streams thousands of times a second (a review).
@@ -973,8 +955,14 @@ func (l *Listener) rebalance(now time.Time, nextRetry *time.Time) {
 func (l *Listener) withdrawOne(long *link) {
 	w := long.withdrawable[len(long.withdrawable)-1]
 	long.withdrawable = long.withdrawable[:len(long.withdrawable)-1]
+	l.withdrawSlot(long, w)
+}
+
+// withdrawSlot sends w's Withdraw, off the manager's goroutine; w has left
+// lk.withdrawable.
+func (l *Listener) withdrawSlot(lk *link, w *withdrawer) {
 	w.requested = true
-	long.withdrawing++
+	lk.withdrawing++
 	l.slots.Add(1)
 	go func() {
 		defer l.slots.Done()
@@ -986,13 +974,7 @@ func (l *Listener) withdrawOne(long *link) {
 // opens a session that crossed the Withdraw) as with rebalance.
 func (l *Listener) withdrawIdle(lk *link) {
 	for _, w := range lk.withdrawable {
-		w.requested = true
-		lk.withdrawing++
-		l.slots.Add(1)
-		go func() {
-			defer l.slots.Done()
-			w.withdraw()
-		}()
+		l.withdrawSlot(lk, w)
 	}
 	lk.withdrawable = nil
 }
@@ -1063,7 +1045,8 @@ func (lk *link) forgetSlot(w *withdrawer) {
 // first, so the stream never has two Sends at once.
 type withdrawer struct {
 	stream    relayv1.HostService_AttachClient
-	requested bool // the manager asked for the withdrawal; owned by the manager
+	requested bool      // the manager asked for the withdrawal; owned by the manager
+	since     time.Time // when the slot became idle; owned by the manager
 
 	mu    sync.Mutex
 	state int // withdrawIdle, then withdrawSent or withdrawDone
@@ -1247,7 +1230,7 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.forgetRelayID()
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		lk.connecting+lk.active+len(lk.parked) > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		lk.connecting+lk.active > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
 		// The relay holds idle slots of this agent, or names its cap while
 		// this agent has slots there (on their way, as slots opened
 		// together are answered in any order, or all in sessions), and
@@ -1446,13 +1429,12 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 			l.report(lk, evEnded, nil, outage, sequential)
 			return
 		}
-		var again bool
-		if claim, again = l.betweenSessions(lk, stream, claim, outage); !again {
+		if !l.betweenSessions(lk, stream) {
 			return
 		}
 		stopIdle = context.AfterFunc(lk.idleCtx, cancel)
-		w = newWithdrawer(stream, welcome.GetWithdraw() && claim == "")
-		if !l.offerAgain(lk, stream, claim, outage, w) {
+		var again bool
+		if w, again = l.offerAgain(lk, stream, outage); !again {
 			stopIdle()
 			return
 		}
@@ -1480,53 +1462,47 @@ func (l *Listener) reportAgain(lk *link, outage int, w *withdrawer) {
 	l.events <- event{link: lk, kind: evAttached, outage: outage, slot: w, again: true}
 }
 
-// betweenSessions decides, after a session on a stream of sequential
-// sessions ended cleanly, whether the stream carries another: a claimed
-// stream (slot credits) parks for the next offer, which it returns; any
-// other asks the manager. A stream given up is half-closed here.
+// betweenSessions asks the manager, after a session on a stream of
+// sequential sessions ended cleanly, whether the stream carries another. A
+// stream given up is half-closed here.
 //
 //go:noinline
-func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int) (next string, again bool) {
-	if claim != "" {
-		next = l.park(lk)
-		again = next != ""
-	} else {
-		reply := make(chan bool, 1)
-		l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
-		again = <-reply
-	}
-	if !again {
-		// Given up: the relay ends the stream with OK.
-		shallow.Run(func() {
-			if stream.CloseSend() == nil {
-				l.drain(stream)
-			}
-		})
-	}
-	return next, again
-}
-
-// offerAgain sends the Hello that offers the stream again (empty, or
-// claiming an offer) and reads the relay's Welcome. It reports whether the
-// stream waits for Open; if not, the manager has been told.
-//
-//go:noinline
-func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient, claim string, outage int, w *withdrawer) bool {
-	var err error
-	shallow.Run(func() { err = l.reoffer(stream, claim) })
-	if err == nil {
-		l.reportAgain(lk, outage, w)
+func (l *Listener) betweenSessions(lk *link, stream relayv1.HostService_AttachClient) bool {
+	reply := make(chan bool, 1)
+	l.events <- event{link: lk, kind: evSessionEnd, reply: reply}
+	if again := <-reply; again {
 		return true
 	}
-	var de *drainError
+	// Given up: the relay ends the stream with OK, which it cannot mistake
+	// for anything else: it assigns no client before Welcome.
+	shallow.Run(func() {
+		if stream.CloseSend() == nil {
+			l.drain(stream)
+		}
+	})
+	return false
+}
+
+// offerAgain sends the empty Hello that offers the stream again and reads
+// the relay's Welcome. It returns the idle slot's withdrawer (nil if the
+// relay takes no Withdraw on it), and whether the stream waits for Open; if
+// not, the manager has been told.
+//
+//go:noinline
+func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient, outage int) (*withdrawer, bool) {
+	var (
+		welcome *relayv1.Welcome
+		err     error
+	)
+	shallow.Run(func() { welcome, err = l.reoffer(stream) })
+	if err == nil {
+		// Its own Welcome's withdraw: a claimed stream's first did not
+		// set it (it never was idle).
+		w := newWithdrawer(stream, welcome.GetWithdraw())
+		l.reportAgain(lk, outage, w)
+		return w, true
+	}
 	switch {
-	case claim != "" && (status.Code(err) == codes.NotFound || lk.idleCtx.Err() != nil):
-		err = nil // the offer has gone elsewhere, or the agent is closing
-	case claim != "" && !errors.As(err, &de):
-		// The relay ended the stream as it parked (its hello timeout,
-		// say): a new stream takes the offer.
-		l.events <- event{link: lk, kind: evReclaim, claim: claim, outage: outage}
-		return false
 	case err == io.EOF:
 		// The relay ended the stream (a late frame of the last session
 		// gave it up): not a failure of the relay.
@@ -1541,7 +1517,7 @@ func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient,
 		err = nil
 	}
 	l.report(lk, evFailed, err, outage, false)
-	return false
+	return nil, false
 }
 
 // waitOpen waits, as long as the slot is idle, for the relay's Open.
@@ -1610,22 +1586,22 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 
 // reoffer offers the stream again after SessionEnd: an empty Hello (the
 // relay keeps the first one's fields), answered by Welcome.
-func (l *Listener) reoffer(stream relayv1.HostService_AttachClient, claim string) error {
-	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{ClaimId: claim}}}); err != nil && err != io.EOF {
-		return err
+func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) (*relayv1.Welcome, error) {
+	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}}); err != nil && err != io.EOF {
+		return nil, err
 	}
 	resp, err := stream.Recv() // on a refused Send, Recv returns the status
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if d := resp.GetDrain(); d != nil {
 		l.drain(stream) // the relay ends the stream with OK
-		return &drainError{drain: d}
+		return nil, &drainError{drain: d}
 	}
 	if resp.GetWelcome() == nil {
-		return status.Errorf(codes.Internal, "relay answered Hello with %T, not Welcome", resp.GetFrame())
+		return nil, status.Errorf(codes.Internal, "relay answered Hello with %T, not Welcome", resp.GetFrame())
 	}
-	return nil
+	return resp.GetWelcome(), nil
 }
 
 // attach opens the stream and exchanges Hello and Welcome.

@@ -2,11 +2,14 @@ package agent
 
 // Slot credits (Config.SlotCredits): per relay one credit stream that
 // grants the relay Idle credits, idle slots that cost it no stream; each
-// Offer on it is claimed by a new stream (runSlot with a claim id).
+// Offer on it is claimed by a new stream (runSlot with a claim id), and
+// that stream, once its session ended, waits a moment as an idle stream
+// (a warm one, see defaultWarmLinger).
 
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,36 +137,30 @@ func (l *Listener) runCredits(lk *link, outage, credits int) {
 	}
 }
 
-// parkTimeout is how long a claimed stream whose session ended waits for
-// the next offer before it is given up: well within any relay's hello
-// timeout (relayd's default is 10 s), and long enough to bridge the gaps
-// of a steady stream of short sessions.
-const parkTimeout = 500 * time.Millisecond
+// defaultWarmLinger is how long a warm stream (slot credits: a claimed stream
+// offered again after its session) stays idle on the relay before it is
+// withdrawn. While it is, the relay gives it clients before any credit,
+// which saves the Offer and claim round trip for a steady stream of short
+// sessions; but a client given to it is not held back from a stuck agent
+// as an offer is, so not for long.
+const defaultWarmLinger = 500 * time.Millisecond
 
-// park waits, after a claimed stream's session ended, for the offer it
-// claims next; "" means give the stream up.
-func (l *Listener) park(lk *link) string {
-	reply := make(chan string, 1)
-	l.events <- event{link: lk, kind: evParked, claimReply: reply}
-	t := time.NewTimer(parkTimeout)
-	defer t.Stop()
-	select {
-	case id := <-reply:
-		return id
-	case <-t.C:
+// coolWarm withdraws the warm streams that have waited WarmLinger for a
+// client, and brings *nextRetry forward to when the next one has. With
+// slot credits, every idle stream is a warm one.
+func (l *Listener) coolWarm(now time.Time, nextRetry *time.Time) {
+	for _, lk := range l.links {
+		for i := 0; i < len(lk.withdrawable); {
+			w := lk.withdrawable[i]
+			if at := w.since.Add(l.cfg.WarmLinger); now.Before(at) {
+				if nextRetry.IsZero() || at.Before(*nextRetry) {
+					*nextRetry = at
+				}
+				i++
+				continue
+			}
+			lk.withdrawable = slices.Delete(lk.withdrawable, i, i+1)
+			l.withdrawSlot(lk, w)
+		}
 	}
-	select {
-	case l.events <- event{link: lk, kind: evUnpark, claimReply: reply}:
-	case id := <-reply:
-		return id // answered as the timer fired (released: the manager may be gone)
-	}
-	return <-reply // "", or the offer handed over as the timer fired
-}
-
-// releaseParked gives up every parked stream of lk.
-func releaseParked(lk *link) {
-	for _, reply := range lk.parked {
-		reply <- ""
-	}
-	lk.parked = nil
 }

@@ -17,9 +17,10 @@ import (
 
 // With SlotCredits the relay's idle slots are credits on one stream: a
 // session's stream claims the relay's Offer, and its credit is granted
-// again. With sequential sessions, a stream whose session ended claims the
-// next offer; without, each session has a stream of its own. The agent's
-// end withdraws the credits.
+// again. With sequential sessions, a stream whose session ended takes the
+// next client as an idle stream (a warm one), and is withdrawn after a
+// moment unused; without, each session has a stream of its own. The
+// agent's end withdraws the credits.
 func TestSlotCredits(t *testing.T) {
 	t.Parallel()
 	for _, perSession := range []bool{false, true} {
@@ -34,21 +35,27 @@ func TestSlotCredits(t *testing.T) {
 			}
 			for i := range sessions {
 				echoOnce(t, ir, l, fmt.Sprintf("session %d\n", i))
-				waitStatus(t, ir, "the credit granted again", idleSlots(idle))
+				// And, with sequential sessions, the session's stream idle
+				// again for a moment (a warm one).
+				waitStatus(t, ir, "the credit granted again", func(st *relayv1.GetStatusResponse) bool {
+					return st.GetIdleSlots() >= idle && st.GetActiveSessions() == 0
+				})
 			}
 			st := l.Stats()
-			if st.SessionsTotal != sessions || st.IdleSlots != idle {
-				t.Errorf("Stats = %+v, want %d sessions, %d idle slots", st, sessions, idle)
+			if st.SessionsTotal != sessions || st.IdleSlots < idle {
+				t.Errorf("Stats = %+v, want %d sessions, %d idle slots or more", st, sessions, idle)
 			}
 			if perSession && st.StreamsOpened != 1+sessions {
 				t.Errorf("%d streams opened, want %d: the credit stream and one per session", st.StreamsOpened, 1+sessions)
 			}
 			// Each gap between two sessions is far below the 500 ms a
-			// parked stream waits; one parked stream claiming the next
-			// offer is enough to show it.
+			// warm stream waits; one warm stream taking the next client is
+			// enough to show it.
 			if !perSession && st.StreamsOpened >= 1+sessions {
-				t.Errorf("%d streams opened for %d sessions one after another: no ended stream claimed the next offer", st.StreamsOpened, sessions)
+				t.Errorf("%d streams opened for %d sessions one after another: no ended stream took the next client", st.StreamsOpened, sessions)
 			}
+			// The warm stream, unused, is withdrawn: the credits are left.
+			waitStatus(t, ir, "the warm stream withdrawn", idleSlots(idle))
 			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 			defer cancel()
 			if err := l.Shutdown(ctx); err != nil {
@@ -445,4 +452,82 @@ func TestCreditsFreedGoToRelayShortOfThem(t *testing.T) {
 	if got := idle(b); got == 0 {
 		t.Errorf("relay b holds %d credits and a %d, with a's two sessions open: b's clients have nowhere to go", got, idle(a))
 	}
+}
+
+// With slot credits, the streams whose sessions ended stay on the relay as
+// idle streams (warm ones) until WarmLinger has passed: at most Idle of
+// them per relay, the others given up, and counted within MaxSessions, so
+// that credits and warm streams together never promise more sessions.
+func TestWarmStreams(t *testing.T) {
+	t.Parallel()
+	// runSessions opens n sessions at once, then ends each with an echo.
+	runSessions := func(t *testing.T, ir *inProcessRelay, l *agent.Listener, n int) {
+		t.Helper()
+		clients := make([]*net.TCPConn, n)
+		conns := make([]net.Conn, n)
+		for i := range n {
+			clients[i] = dialClient(t, ir.ClientAddr)
+			conns[i] = accept(t, l)
+		}
+		for i := range n {
+			clients[i].Write([]byte("x"))
+			clients[i].CloseWrite()
+			echo(conns[i])
+			if b, err := io.ReadAll(clients[i]); err != nil || string(b) != "x" {
+				t.Fatalf("session %d: client read %q, %v", i, b, err)
+			}
+		}
+	}
+	// settled is a status with no session, idle slots in all, and streams
+	// streams attached (the credit stream and the warm ones).
+	settled := func(ir *inProcessRelay, idle uint32, streams int) func(*relayv1.GetStatusResponse) bool {
+		return func(st *relayv1.GetStatusResponse) bool {
+			return st.GetActiveSessions() == 0 && st.GetIdleSlots() == idle && ir.attachedNow() == streams
+		}
+	}
+	t.Run("at most Idle", func(t *testing.T) {
+		t.Parallel()
+		ir := newRelay(t)
+		const idle = 2
+		l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: idle, SlotCredits: true, WarmLinger: time.Hour})
+		waitStatus(t, ir, "the credits", idleSlots(idle))
+		runSessions(t, ir, l, 5)
+		waitStatus(t, ir, "2 credits and 2 warm streams, 3 streams given up", settled(ir, 2*idle, 1+idle))
+		if st := l.Stats(); st.IdleSlots != 2*idle {
+			t.Errorf("Stats = %+v, want %d idle slots", st, 2*idle)
+		}
+	})
+	t.Run("within MaxSessions", func(t *testing.T) {
+		t.Parallel()
+		ir := newRelay(t)
+		l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 4, MaxSessions: 2, SlotCredits: true, WarmLinger: time.Hour})
+		waitStatus(t, ir, "two credits", idleSlots(2))
+		runSessions(t, ir, l, 2)
+		waitStatus(t, ir, "2 warm streams and no credit", settled(ir, 2, 3))
+		clients := map[string]*net.TCPConn{}
+		for _, name := range []string{"a", "b", "c"} {
+			clients[name] = dialClient(t, ir.ClientAddr)
+			clients[name].Write([]byte(name))
+		}
+		// Which client each session serves: the warm streams take them
+		// in any order.
+		sessions := map[string]net.Conn{}
+		for range 2 {
+			s := accept(t, l)
+			sessions[readN(t, s, 1)] = s
+		}
+		waitStatus(t, ir, "the third client waiting", func(st *relayv1.GetStatusResponse) bool {
+			return st.GetActiveSessions() == 2 && st.GetPendingClients() == 1 && st.GetIdleSlots() == 0
+		})
+		for name := range sessions {
+			clients[name].CloseWrite()
+			echo(sessions[name])
+			io.ReadAll(clients[name])
+			s := accept(t, l)
+			if got := readN(t, s, 1); sessions[got] != nil {
+				t.Fatalf("the third session is client %q's, which was served", got)
+			}
+			break
+		}
+	})
 }

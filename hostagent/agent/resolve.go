@@ -258,7 +258,7 @@ func (lk *link) forgetRelayID() {
 // reapRetired closes retired links with no slot left.
 func (l *Listener) reapRetired() {
 	l.links = slices.DeleteFunc(l.links, func(lk *link) bool {
-		if lk.retired && lk.connecting+lk.idle+lk.active == 0 && !lk.creditRunning && len(lk.parked) == 0 {
+		if lk.retired && lk.connecting+lk.idle+lk.active == 0 && !lk.creditRunning {
 			lk.close()
 			return true
 		}
