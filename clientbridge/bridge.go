@@ -378,30 +378,50 @@ func newestHealthy(slots []Slot) int {
 
 // AddIdle offers slot to service: it goes to the oldest waiting client, or
 // waits in the idle set. It returns false if the bridge is closed.
-func (b *Bridge) AddIdle(service string, slot Slot) bool {
+func (b *Bridge) AddIdle(service string, slot Slot) bool { return b.AddIdleN(service, slot, 1) }
+
+// AddIdleN offers slot to service n times, as AddIdle does once (a credit
+// stream, whose every credit is an entry): the waiting clients first, the
+// rest into the idle set. It returns false, having added none, if the
+// bridge is closed.
+func (b *Bridge) AddIdleN(service string, slot Slot, n int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return false
 	}
 	s := b.svc(service)
-	if w := s.queue.popFront(); w != nil {
+	for ; n > 0; n-- {
+		w := s.queue.popFront()
+		if w == nil {
+			break
+		}
 		slot.Reserve()
 		w.matched <- slot
 		w.client.Conn.SetReadDeadline(time.Now()) // wake the waiter's watch
+	}
+	if n == 0 {
 		return true
 	}
 	key := slot.HostKey()
-	slots := append(s.idle[key], slot)
-	if deferred(slot) && len(slots) > 1 {
+	slots := s.idle[key]
+	old := len(slots)
+	slots = slices.Grow(slots, n)[:old+n]
+	if deferred(slot) {
 		// Oldest first: takeIdleLocked takes from the end, so a host's
-		// ready slots (those that are not deferred) go first. One copy of
-		// the host's entries per credit added.
-		copy(slots[1:], slots)
-		slots[0] = slot
+		// ready slots (those that are not deferred) go first. One copy
+		// of the host's entries per call, however many are added.
+		copy(slots[n:], slots[:old])
+		for i := range n {
+			slots[i] = slot
+		}
+	} else {
+		for i := old; i < old+n; i++ {
+			slots[i] = slot
+		}
 	}
 	s.idle[key] = slots
-	s.nIdle++
+	s.nIdle += n
 	return true
 }
 

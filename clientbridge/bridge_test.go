@@ -619,6 +619,49 @@ func TestReadySlotsBeforeDeferred(t *testing.T) {
 	}
 }
 
+// AddIdleN adds a slot n times (a credit stream's credits): to the waiting
+// clients first, in order, and the rest to the idle set.
+func TestAddIdleN(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	h := newHost("h1", 1)
+	credits := &fakeSlot{tb: t, h: h, got: make(chan *Client, 3)}
+	c1, peer1 := newClient(t, "default")
+	b.dispatch(c1, false)
+	c2, peer2 := newClient(t, "default")
+	b.dispatch(c2, false)
+	if st := stats(b, "default"); st.Pending != 2 {
+		t.Fatalf("Stats = %+v, want 2 clients waiting", st)
+	}
+	if !b.AddIdleN("default", deferredSlot{credits}, 3) {
+		t.Fatal("AddIdleN = false")
+	}
+	// Both waiting clients, each waking in its own time.
+	got1, got2 := credits.assigned(t), credits.assigned(t)
+	if !(sameClient(got1, peer1) && sameClient(got2, peer2) || sameClient(got1, peer2) && sameClient(got2, peer1)) {
+		t.Fatalf("assigned %s and %s, want the two waiting clients", clientAddr(got1), clientAddr(got2))
+	}
+	if st := stats(b, "default"); st.Pending != 0 || st.IdleSlots != 1 {
+		t.Fatalf("Stats = %+v, want the third credit idle", st)
+	}
+	ready := newSlot(t, h)
+	b.AddIdle("default", ready)
+	for _, want := range []*fakeSlot{ready, credits} {
+		c, peer := newClient(t, "default")
+		b.dispatch(c, false)
+		if got := want.assigned(t); !sameClient(got, peer) {
+			t.Fatalf("assigned %s", clientAddr(got))
+		}
+	}
+	if st := stats(b, "default"); st.IdleSlots != 0 {
+		t.Fatalf("Stats = %+v, want no idle slot", st)
+	}
+	b.Close()
+	if b.AddIdleN("default", deferredSlot{credits}, 2) {
+		t.Fatal("AddIdleN after Close = true")
+	}
+}
+
 func TestRequeue(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{MaxPending: 1})

@@ -155,10 +155,8 @@ func (r *Relay) takeCredits(h *host, n int64, exact bool) int64 {
 func (r *Relay) addCredits(cs *creditStream, n int64) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for range n {
-		if cs.closed || !r.cfg.Bridge.AddIdle(cs.service, cs) {
-			cs.host.credits.Add(-1) // ending, or shutting down: the stream is drained next
-		}
+	if cs.closed || !r.cfg.Bridge.AddIdleN(cs.service, cs, int(n)) {
+		cs.host.credits.Add(-n) // ending, or shutting down: the stream is drained next
 	}
 }
 
