@@ -733,7 +733,13 @@ func (l *Listener) handle(ev event) {
 			// after WarmLinger unused). Up to Idle of them.
 			again = again && lk.connecting+lk.idle < l.cfg.Idle
 		} else {
-			again = again && lk.connecting+lk.idle < l.cfg.Idle && !l.anotherRelayShort(lk)
+			// Or, beyond Idle, when lk's other slots are all still on
+			// their way: given up, the stream would leave the relay with
+			// no slot of this agent for a moment ("host detached", and
+			// its counts in ListHosts starting again), as with Idle 1,
+			// whose replacement opens as the session begins. The next
+			// session's end trims the pool back to Idle.
+			again = again && (lk.connecting+lk.idle < l.cfg.Idle || lk.idle+lk.active == 0) && !l.anotherRelayShort(lk)
 		}
 		if again {
 			lk.connecting++

@@ -39,7 +39,28 @@ type inProcessRelay struct {
 	attached, maxAttach int                 // Attach handlers running now, and at most
 	attaches            int                 // Attach streams opened since the start
 	peers               map[string]struct{} // agent connections (their addresses) that opened Attach
+	gate                chan struct{}       // if set, new Attach streams wait until it is closed
 	stop                func()
+}
+
+// holdNewStreams makes new Attach streams wait in the relay, before their
+// Hello is read, until release is called (or the test ends).
+func (ir *inProcessRelay) holdNewStreams(tb testing.TB) (release func()) {
+	gate := make(chan struct{})
+	ir.mu.Lock()
+	ir.gate = gate
+	ir.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			ir.mu.Lock()
+			ir.gate = nil
+			ir.mu.Unlock()
+			close(gate)
+		})
+	}
+	tb.Cleanup(release)
+	return release
 }
 
 // startRelay serves a relay on grpcLis; the client port is 127.0.0.1:0.
@@ -117,12 +138,16 @@ func (ir *inProcessRelay) count(srv any, ss grpc.ServerStream, _ *grpc.StreamSer
 		}
 		ir.peers[p.Addr.String()] = struct{}{}
 	}
+	gate := ir.gate
 	ir.mu.Unlock()
 	defer func() {
 		ir.mu.Lock()
 		ir.attached--
 		ir.mu.Unlock()
 	}()
+	if gate != nil {
+		<-gate
+	}
 	return handler(srv, ss)
 }
 

@@ -125,6 +125,44 @@ func TestSequentialSessionsPoolTrimmed(t *testing.T) {
 	echoOnce(t, ir, l, "after the burst\n")
 }
 
+// With Idle 1 the replacement slot opens as a session begins; a session
+// that ends while that slot is still on its way keeps its stream, or the
+// relay would hold no slot of the agent for a moment (the host detached).
+// The next session's end trims the pool back to Idle.
+func TestSessionStreamKeptWhileReplacementOnItsWay(t *testing.T) {
+	t.Parallel()
+	ir := newRelay(t)
+	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 1})
+	waitStatus(t, ir, "the idle slot", idleSlots(1))
+	release := ir.holdNewStreams(t)
+	c := dialClient(t, ir.ClientAddr)
+	conn := accept(t, l)
+	deadline := time.Now().Add(hangGuard)
+	for ir.attachesSoFar() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Attach streams opened, want 2 (the replacement, held by the relay)", ir.attachesSoFar())
+		}
+		runtime.Gosched()
+	}
+	c.CloseWrite()
+	echo(conn)
+	io.ReadAll(c)
+	waitStatus(t, ir, "the session's stream idle again, the host still attached", func(st *relayv1.GetStatusResponse) bool {
+		return st.GetActiveSessions() == 0 && st.GetIdleSlots() == 1 && st.GetHosts() == 1
+	})
+	release()
+	waitStatus(t, ir, "the replacement welcomed too", idleSlots(2))
+	echoOnce(t, ir, l, "trimmed at its end\n")
+	waitStatus(t, ir, "the pool back to Idle", idleSlots(1))
+	deadline = time.Now().Add(hangGuard)
+	for ir.attachedNow() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Attach streams open, want 1", ir.attachedNow())
+		}
+		runtime.Gosched()
+	}
+}
+
 // A Conn aborted after its session ended (both directions closed, the
 // stream offered again) sends nothing: the next session on the same
 // stream is not touched.
