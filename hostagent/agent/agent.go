@@ -280,6 +280,7 @@ type link struct {
 	unreachable              bool                   // the failure that set retryAt found none of ccs connected
 	ready                    bool                   // "relay attached" was logged since the last failure or drain
 	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
+	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
 	warnedAt                 time.Time              // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
 	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
 	outage                   int                    // bumped by each failure that starts a backoff
@@ -548,8 +549,10 @@ func (l *Listener) manage() {
 					// slot with Drain again, each time it ends.
 					continue
 				}
-				if lk.failures > 0 {
-					// After a failure, one probe at a time, once the backoff ends.
+				if lk.failures > 0 && !(lk.capped && lk.capFreed > 0) {
+					// After a failure, one probe at a time, once the backoff
+					// ends; at a relay's cap, beyond the room a stream of lk
+					// left as it ended (capFree).
 					if lk.connecting > 0 {
 						continue
 					}
@@ -568,6 +571,9 @@ func (l *Listener) manage() {
 				break
 			}
 			next.connecting++
+			if next.capFreed > 0 {
+				next.capFreed--
+			}
 			open++
 			l.slots.Add(1)
 			go l.runSlot(next, next.outage, "")
@@ -663,6 +669,13 @@ func (l *Listener) handle(ev event) {
 			l.withdrawIdle(lk) // it was opening when the agent became unavailable
 		}
 		l.stats.idle.Add(1)
+		if lk.capped {
+			// The failures stay: a probe welcomed says the cap is higher
+			// by one, or a slot freed, not that it is gone; with none
+			// left, every slot up to Idle would open at once, and all but
+			// one be refused.
+			break
+		}
 		if ev.again {
 			// An open stream taken again says nothing of new ones (a
 			// relay at its slot cap, say, still takes it). Ending the
@@ -703,6 +716,7 @@ func (l *Listener) handle(ev event) {
 	case evIdleEnded:
 		lk.forgetSlot(ev.slot)
 		lk.idle--
+		lk.capFree()
 		l.stats.idle.Add(-1)
 		var de *drainError
 		if errors.As(ev.err, &de) {
@@ -711,14 +725,13 @@ func (l *Listener) handle(ev event) {
 			l.backoff(lk, ev.err)
 		}
 	case evEnded:
-		l.capRoom(lk)
 		lk.active--
+		lk.capFree()
 		l.stats.active.Add(-1)
 		if ev.sequential {
 			lk.returning--
 		}
 	case evSessionEnd:
-		l.capRoom(lk)
 		lk.active--
 		lk.returning--
 		l.stats.active.Add(-1)
@@ -743,6 +756,8 @@ func (l *Listener) handle(ev event) {
 		}
 		if again {
 			lk.connecting++
+		} else {
+			lk.capFree()
 		}
 		ev.reply <- again
 	case evCreditsAttached:
@@ -775,6 +790,7 @@ func (l *Listener) handle(ev event) {
 		// refill of credits it brings makes the next one at once.
 		go l.runSlot(lk, lk.outage, ev.claim)
 	case evCreditsEnded:
+		lk.capFree() // its slot
 		lk.creditRunning = false
 		lk.asked, lk.creditCap = 0, 0
 		lk.granter = nil
@@ -789,18 +805,26 @@ func (l *Listener) handle(ev event) {
 	}
 }
 
-// capRoom ends the backoff of a credit link the relay caps when one of its
-// sessions ends: a claim the relay refused may succeed now (on a new
-// stream, as the session freed its slot), and the client it was for waits; not when the backoff, up
-// to BackoffMax, is over. Slots without credits keep their backoff: a
-// probe at each session's end, with the slots opened after a welcome one,
-// made refused streams thousands of times a second (a review).
-func (l *Listener) capRoom(lk *link) {
-	if lk.capped && lk.failures > 0 && lk.creditRunning {
-		// And from its first step: the refusals of one burst (a claim per
-		// credit held) had taken it to BackoffMax, which a claim refused
-		// as the session's slot is still being freed would wait out.
-		lk.retryAt, lk.failures = time.Now(), 1
+// streamsHeld counts lk's streams that the relay has welcomed and holds
+// now, as its slot caps count them: idle slots, sessions, and the credit
+// stream.
+func (lk *link) streamsHeld() int {
+	n := lk.idle + lk.active
+	if lk.creditRunning {
+		n++
+	}
+	return n
+}
+
+// capFree notes, on a link the relay caps, that a stream the relay counted
+// has ended: the next slot or credit takes its room at once, with no probe
+// and no backoff. Before, each session's end on a capped relay made a
+// probe and, once welcomed, the slots up to Idle, all refused but one;
+// with --stream-per-session, clients waited out the backoff (26
+// sessions/s where the cap allowed a thousand).
+func (lk *link) capFree() {
+	if lk.capped {
+		lk.capFreed++
 	}
 }
 
@@ -1122,12 +1146,17 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 	give := l.give[:0]
 	for _, lk := range l.serving {
 		n := 0
+		if lk.capped && lk.failures > 0 {
+			// At the relay's slot cap, credits for the room freed go at
+			// any time, and one beyond it once the backoff is over
+			// (creditTarget): manage wakes then.
+			lk.backingOff(now, nextRetry)
+		}
 		switch {
-		case lk.credits >= l.creditTarget(lk, relays):
-		case lk.failures > 0 && lk.backingOff(now, nextRetry):
-			// Its credit stream failed, or a claim did (a relay at its slot
-			// cap refuses the claim, and offers the client again): no new
-			// credits until the backoff ends.
+		case lk.credits >= l.creditTarget(lk, relays, now):
+		case !lk.capped && lk.failures > 0 && lk.backingOff(now, nextRetry):
+			// Its credit stream failed, or a claim did: no new credits
+			// until the backoff ends.
 		case lk.creditRunning && lk.granter == nil: // not welcomed yet
 		default:
 			n = -1 // may get credits
@@ -1138,7 +1167,7 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 	for ; room > 0; room-- {
 		best := -1
 		for i, lk := range l.serving {
-			if give[i] == 0 || lk.credits+max(give[i], 0) >= l.creditTarget(lk, relays) {
+			if give[i] == 0 || lk.credits+max(give[i], 0) >= l.creditTarget(lk, relays, now) {
 				continue
 			}
 			if best < 0 {
@@ -1163,9 +1192,18 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 }
 
 // creditTarget is how many credits lk may hold: Idle, within what the
-// relay took (its --max-credits) and lk's share of MaxSessions.
-func (l *Listener) creditTarget(lk *link, relays int) int {
+// relay took (its --max-credits), lk's share of MaxSessions, and, at the
+// relay's slot cap, the room it showed (a credit beyond it is a claim the
+// relay refuses: one at a time, once the backoff is over).
+func (l *Listener) creditTarget(lk *link, relays int, now time.Time) int {
 	target := l.cfg.Idle
+	if lk.capped {
+		room := lk.credits + lk.capFreed
+		if room == 0 && !now.Before(lk.retryAt) && lk.connecting == 0 {
+			room = 1 // a claim past the cap, once the backoff is over
+		}
+		target = min(target, room)
+	}
 	if lk.creditCap > 0 {
 		target = min(target, lk.creditCap)
 	}
@@ -1188,6 +1226,7 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 		return
 	}
 	lk.credits += n
+	lk.capFreed = max(lk.capFreed-n, 0)
 	l.stats.idle.Add(int64(n))
 	lk.granter.add(n)
 }
@@ -1221,7 +1260,7 @@ func (l *Listener) drained(lk *link, de *drainError) {
 	}
 	lk.drainedUntil, lk.drainProbe = now.Add(d), true
 	lk.forgetRelayID()
-	lk.ready, lk.capped = false, false // log "relay attached" again when the pool is back
+	lk.ready, lk.capped, lk.capFreed = false, false, 0 // log "relay attached" again when the pool is back
 }
 
 // backoff schedules the next attempt on lk: capped, jittered exponential.
@@ -1236,10 +1275,11 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.forgetRelayID()
 	wasCapped := lk.capped
 	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		lk.connecting+lk.active > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
+		lk.connecting+lk.streamsHeld() > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
 		// The relay holds idle slots of this agent, or names its cap while
 		// this agent has slots there (on their way, as slots opened
-		// together are answered in any order, or all in sessions), and
+		// together are answered in any order, or all in sessions, or its
+		// credit stream, which the cap counts), and
 		// refuses more: its cap (relayd --max-slots-per-host,
 		// --max-slots-per-conn), not an outage. With none at all, the cap
 		// is held by others (another agent with this host id, or an old
@@ -1247,8 +1287,9 @@ func (l *Listener) backoff(lk *link, err error) {
 		// Those slots are all lk gets now; more are asked for at each
 		// backoff, in case the cap is shared and frees up.
 		lk.capped = true
+		lk.capFreed = 0 // the room is gone: another agent of this host id took it, or the relay had not let go of the stream yet
 	} else {
-		lk.ready, lk.capped = false, false
+		lk.ready, lk.capped, lk.capFreed = false, false, 0
 	}
 	if !lk.capped {
 		l.stats.reconnects.Add(1) // a relay at its cap is not a reconnect to count (an alert on it fired)

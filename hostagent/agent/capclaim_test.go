@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"fmt"
 	"io"
 	"runtime"
 	"testing"
@@ -64,5 +65,49 @@ func TestCappedClaimsBackOff(t *testing.T) {
 	// the backoff, 100 round trips saw over 100.
 	if during > 10 {
 		t.Errorf("%d claims refused at the cap while the first session lasted, want at most 10", during)
+	}
+}
+
+// TestSessionsAtRelayCap: sessions one after another on a relay that caps
+// the host below Idle (--max-slots-per-host 2) are served by the room the
+// cap leaves, with a refused stream only now and then: the probe past the
+// cap waits for its backoff, and a slot within the room the relay showed
+// does not. Each session's end made a probe and the slots opened after
+// its welcome, all refused but one; with a stream per session, clients
+// waited out the backoff (26 sessions/s by hand, where the cap allowed
+// over a thousand).
+func TestSessionsAtRelayCap(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name string
+		cfg  agent.Config
+	}{
+		{"stream per session", agent.Config{StreamPerSession: true}},
+		{"slot credits", agent.Config{SlotCredits: true}},
+		{"slot credits, stream per session", agent.Config{SlotCredits: true, StreamPerSession: true}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
+			cfg := mode.cfg
+			cfg.Relays, cfg.Idle = []string{r.GRPCAddr}, 5
+			// No probe past the cap after the first refusals: a session
+			// that waited for one would fail the test.
+			cfg.BackoffBase, cfg.BackoffMax = time.Minute, time.Minute
+			l := listen(t, cfg)
+			const sessions = 60
+			for i := range sessions {
+				echoOnce(t, r, l, fmt.Sprintf("session %d\n", i))
+			}
+			// Those of the first slots opened together, or of the credits
+			// granted before the cap was known (the relay offers a client
+			// to each in turn while the host's stream is between two
+			// sessions): up to Idle each.
+			n := r.Relay.LimitHits()[relay.LimitSlotsPerHost]
+			t.Logf("%s: %d streams refused", mode.name, n)
+			if n > uint64(2*cfg.Idle) {
+				t.Errorf("%d streams refused at the cap for %d sessions, want at most 2 × Idle (%d)", n, sessions, 2*cfg.Idle)
+			}
+		})
 	}
 }
