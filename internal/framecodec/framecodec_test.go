@@ -438,6 +438,8 @@ func TestHelloEveryFieldSurvives(t *testing.T) {
 			r.Set(fd, protoreflect.ValueOfBool(true))
 		case fd.Kind() == protoreflect.Uint32Kind:
 			r.Set(fd, protoreflect.ValueOfUint32(7))
+		case fd.Kind() == protoreflect.MessageKind && fd.Message().FullName() == "google.protobuf.Duration":
+			r.Set(fd, protoreflect.ValueOfMessage(durationpb.New(1500*time.Millisecond).ProtoReflect()))
 		default:
 			t.Fatalf("Hello field %s of kind %v: teach this test to set it", fd.Name(), fd.Kind())
 		}

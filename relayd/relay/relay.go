@@ -693,18 +693,23 @@ func (r *Relay) endSession(a *attachment, run *sessionRun) (again bool, err erro
 // waitHello waits for the host's Hello after SessionEnd, or the stream's
 // end. Small on purpose, as waitIdle.
 func (a *attachment) waitHello() (*relayv1.Hello, error) {
-	select {
-	case h := <-a.loop.hello:
-		return h, nil
-	case err := <-a.loop.idleEnd:
-		return nil, err
-	case <-a.ctx.Done():
-		return nil, a.loop.streamEnd(a.ctx)
-	case how := <-a.woken:
-		a.wokenAgain = how // acted on in reoffer
-		return nil, nil
-	case <-a.helloTimer.C:
-		return nil, errHelloTimeout
+	for {
+		select {
+		case h := <-a.loop.hello:
+			return h, nil
+		case err := <-a.loop.idleEnd:
+			return nil, err
+		case <-a.ctx.Done():
+			return nil, a.loop.streamEnd(a.ctx)
+		case how := <-a.woken:
+			if how == idleLingered {
+				continue // the last idle wait's, stopped as it fired
+			}
+			a.wokenAgain = how // acted on in reoffer
+			return nil, nil
+		case <-a.helloTimer.C:
+			return nil, errHelloTimeout
+		}
 	}
 }
 
@@ -783,6 +788,19 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 		return false, err
 	}
 	r.emitSlotOpened(a.key, a.sl.id)
+	if d := hello.GetIdleLinger().AsDuration(); d > 0 {
+		a.lingerUntil = time.Now().Add(d)
+		gen := a.lingerGen.Add(1)
+		if a.lingerTimer != nil {
+			a.lingerTimer.Stop()
+		}
+		woken := a.woken
+		a.lingerTimer = time.AfterFunc(d, func() {
+			if a.lingerGen.Load() == gen {
+				wake(woken, idleLingered)
+			}
+		})
+	}
 	return true, nil
 }
 
@@ -811,6 +829,11 @@ type attachment struct {
 	sequential bool
 	helloTimer *time.Timer // bounds that wait; made and stopped on the pool
 	wokenAgain idleOutcome // a wake-up (idleShutdown, idleDrained) during it
+	// Hello.idle_linger of the latest Hello: the timer wakes the idle
+	// wait with idleLingered; lingerUntil is zero while no wait is bound.
+	lingerTimer *time.Timer
+	lingerUntil time.Time
+	lingerGen   atomic.Uint64 // bumped as each wait is bound or ends: a timer of an earlier one stays quiet
 
 	credits *creditStream // a credit stream (Hello.slot_credits): no session
 }
@@ -962,6 +985,7 @@ const (
 	idleEnded                       // the stream ended; the error says how (nil: given up)
 	idleShutdown                    // the relay drains
 	idleDrained                     // an operator drained the host
+	idleLingered                    // Hello.idle_linger has passed (or an earlier wait's, stopped too late)
 )
 
 // waitIdle waits for a client or the slot's end. Small on purpose: the
@@ -999,6 +1023,16 @@ func (r *Relay) afterIdle(a *attachment, how idleOutcome, endErr error) (again b
 		a.detach = "drained"
 		a.log.Debug("slot drained by an operator")
 		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
+	case idleLingered:
+		if a.lingerUntil.IsZero() || time.Now().Before(a.lingerUntil) {
+			return true, nil // an earlier wait's timer: the slot waits on
+		}
+		// As the host's Withdraw would: a client being given the slot
+		// at this moment goes back to the queue untouched.
+		r.withdraw(a.service, a.sl)
+		a.detach = "withdrawn after its idle_linger"
+		a.log.Debug("idle slot withdrawn: no client within the Hello's idle_linger")
+		return false, nil
 	}
 	if errors.Is(endErr, context.Canceled) || errors.Is(endErr, context.DeadlineExceeded) {
 		endErr = status.FromContextError(endErr).Err()
@@ -1061,6 +1095,13 @@ type sessionRun struct {
 // It returns nil and the handler's status if the session does not start.
 func (r *Relay) startSession(a *attachment, c *clientbridge.Client) (*sessionRun, error) {
 	ctx, stream, loop, sl, log := a.ctx, a.stream, a.loop, a.sl, a.log
+	if a.lingerTimer != nil {
+		// A wake-up it sent already is stale: afterIdle finds no wait
+		// bound, and waitHello passes over it.
+		a.lingerGen.Add(1)
+		a.lingerTimer.Stop()
+		a.lingerUntil = time.Time{}
+	}
 	now := time.Now()
 	seq := r.sessionSeq.Add(1)
 	sess := &session{

@@ -861,6 +861,14 @@ type Hello struct {
 	// uses (see CLOSE_REASON_BACKEND_UNAVAILABLE) per instance; without it,
 	// per connection.
 	AgentInstance string `protobuf:"bytes,9,opt,name=agent_instance,json=agentInstance,proto3" json:"agent_instance,omitempty"`
+	// idle_linger, on a Hello that offers the stream again after
+	// SessionEnd, bounds how long the slot waits for a client: if none has
+	// it by then, the relay withdraws it, as Withdraw would, and ends the
+	// stream with OK. The relay does this itself, so that a host that has
+	// stopped (SIGSTOP, a frozen VM) does not keep taking clients on a slot
+	// it meant to hold only for a moment. Unset or zero: the slot waits for
+	// good. Ignored on a stream's first Hello.
+	IdleLinger    *durationpb.Duration `protobuf:"bytes,10,opt,name=idle_linger,json=idleLinger,proto3" json:"idle_linger,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -956,6 +964,13 @@ func (x *Hello) GetAgentInstance() string {
 		return x.AgentInstance
 	}
 	return ""
+}
+
+func (x *Hello) GetIdleLinger() *durationpb.Duration {
+	if x != nil {
+		return x.IdleLinger
+	}
+	return nil
 }
 
 // Welcome is the relay's answer to Hello.
@@ -3510,7 +3525,7 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\vsession_end\x18\a \x01(\v2\x14.relay.v1.SessionEndH\x00R\n" +
 	"sessionEnd\x12'\n" +
 	"\x05offer\x18\b \x01(\v2\x0f.relay.v1.OfferH\x00R\x05offerB\a\n" +
-	"\x05frame\"\xfd\x02\n" +
+	"\x05frame\"\xb9\x03\n" +
 	"\x05Hello\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x123\n" +
@@ -3520,7 +3535,10 @@ const file_relay_v1_relay_proto_rawDesc = "" +
 	"\x13sequential_sessions\x18\x06 \x01(\bR\x12sequentialSessions\x12!\n" +
 	"\fslot_credits\x18\a \x01(\rR\vslotCredits\x12\x19\n" +
 	"\bclaim_id\x18\b \x01(\tR\aclaimId\x12%\n" +
-	"\x0eagent_instance\x18\t \x01(\tR\ragentInstance\x1a9\n" +
+	"\x0eagent_instance\x18\t \x01(\tR\ragentInstance\x12:\n" +
+	"\vidle_linger\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"idleLinger\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x02\n" +
@@ -3845,55 +3863,56 @@ var file_relay_v1_relay_proto_depIdxs = []int32{
 	15, // 12: relay.v1.AttachResponse.session_end:type_name -> relay.v1.SessionEnd
 	11, // 13: relay.v1.AttachResponse.offer:type_name -> relay.v1.Offer
 	42, // 14: relay.v1.Hello.labels:type_name -> relay.v1.Hello.LabelsEntry
-	44, // 15: relay.v1.Welcome.idle_timeout:type_name -> google.protobuf.Duration
-	45, // 16: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
-	0,  // 17: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
-	44, // 18: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
-	1,  // 19: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
-	44, // 20: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
-	20, // 21: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
-	45, // 22: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	23, // 23: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
-	45, // 24: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
-	43, // 25: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
-	45, // 26: relay.v1.Host.backend_failing_until:type_name -> google.protobuf.Timestamp
-	26, // 27: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
-	45, // 28: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
-	2,  // 29: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
-	45, // 30: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
-	29, // 31: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
-	30, // 32: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
-	31, // 33: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
-	32, // 34: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
-	33, // 35: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
-	34, // 36: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
-	35, // 37: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
-	44, // 38: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
-	3,  // 39: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
-	1,  // 40: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
-	44, // 41: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
-	4,  // 42: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
-	5,  // 43: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
-	18, // 44: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
-	21, // 45: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
-	24, // 46: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
-	27, // 47: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
-	36, // 48: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
-	38, // 49: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
-	40, // 50: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
-	6,  // 51: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
-	19, // 52: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
-	22, // 53: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
-	25, // 54: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
-	28, // 55: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
-	37, // 56: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
-	39, // 57: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
-	41, // 58: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
-	51, // [51:59] is the sub-list for method output_type
-	43, // [43:51] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	44, // 15: relay.v1.Hello.idle_linger:type_name -> google.protobuf.Duration
+	44, // 16: relay.v1.Welcome.idle_timeout:type_name -> google.protobuf.Duration
+	45, // 17: relay.v1.Open.opened_at:type_name -> google.protobuf.Timestamp
+	0,  // 18: relay.v1.Drain.reason:type_name -> relay.v1.DrainReason
+	44, // 19: relay.v1.Drain.retry_after:type_name -> google.protobuf.Duration
+	1,  // 20: relay.v1.Close.reason:type_name -> relay.v1.CloseReason
+	44, // 21: relay.v1.GetStatusResponse.uptime:type_name -> google.protobuf.Duration
+	20, // 22: relay.v1.GetStatusResponse.services:type_name -> relay.v1.ServiceStatus
+	45, // 23: relay.v1.GetStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	23, // 24: relay.v1.ListHostsResponse.hosts:type_name -> relay.v1.Host
+	45, // 25: relay.v1.Host.attached_at:type_name -> google.protobuf.Timestamp
+	43, // 26: relay.v1.Host.labels:type_name -> relay.v1.Host.LabelsEntry
+	45, // 27: relay.v1.Host.backend_failing_until:type_name -> google.protobuf.Timestamp
+	26, // 28: relay.v1.ListSessionsResponse.sessions:type_name -> relay.v1.Session
+	45, // 29: relay.v1.Session.opened_at:type_name -> google.protobuf.Timestamp
+	2,  // 30: relay.v1.WatchEventsRequest.kinds:type_name -> relay.v1.EventKind
+	45, // 31: relay.v1.WatchEventsResponse.time:type_name -> google.protobuf.Timestamp
+	29, // 32: relay.v1.WatchEventsResponse.host_attached:type_name -> relay.v1.HostAttached
+	30, // 33: relay.v1.WatchEventsResponse.host_detached:type_name -> relay.v1.HostDetached
+	31, // 34: relay.v1.WatchEventsResponse.slot_opened:type_name -> relay.v1.SlotOpened
+	32, // 35: relay.v1.WatchEventsResponse.session_opened:type_name -> relay.v1.SessionOpened
+	33, // 36: relay.v1.WatchEventsResponse.session_half_closed:type_name -> relay.v1.SessionHalfClosed
+	34, // 37: relay.v1.WatchEventsResponse.session_closed:type_name -> relay.v1.SessionClosed
+	35, // 38: relay.v1.WatchEventsResponse.client_rejected:type_name -> relay.v1.ClientRejected
+	44, // 39: relay.v1.SessionOpened.assign_wait:type_name -> google.protobuf.Duration
+	3,  // 40: relay.v1.SessionHalfClosed.side:type_name -> relay.v1.SessionSide
+	1,  // 41: relay.v1.SessionClosed.reason:type_name -> relay.v1.CloseReason
+	44, // 42: relay.v1.SessionClosed.duration:type_name -> google.protobuf.Duration
+	4,  // 43: relay.v1.ClientRejected.reason:type_name -> relay.v1.RejectReason
+	5,  // 44: relay.v1.HostService.Attach:input_type -> relay.v1.AttachRequest
+	18, // 45: relay.v1.StatusService.GetStatus:input_type -> relay.v1.GetStatusRequest
+	21, // 46: relay.v1.StatusService.ListHosts:input_type -> relay.v1.ListHostsRequest
+	24, // 47: relay.v1.StatusService.ListSessions:input_type -> relay.v1.ListSessionsRequest
+	27, // 48: relay.v1.StatusService.WatchEvents:input_type -> relay.v1.WatchEventsRequest
+	36, // 49: relay.v1.AdminService.CloseSession:input_type -> relay.v1.CloseSessionRequest
+	38, // 50: relay.v1.AdminService.DrainHost:input_type -> relay.v1.DrainHostRequest
+	40, // 51: relay.v1.AdminService.UndrainHost:input_type -> relay.v1.UndrainHostRequest
+	6,  // 52: relay.v1.HostService.Attach:output_type -> relay.v1.AttachResponse
+	19, // 53: relay.v1.StatusService.GetStatus:output_type -> relay.v1.GetStatusResponse
+	22, // 54: relay.v1.StatusService.ListHosts:output_type -> relay.v1.ListHostsResponse
+	25, // 55: relay.v1.StatusService.ListSessions:output_type -> relay.v1.ListSessionsResponse
+	28, // 56: relay.v1.StatusService.WatchEvents:output_type -> relay.v1.WatchEventsResponse
+	37, // 57: relay.v1.AdminService.CloseSession:output_type -> relay.v1.CloseSessionResponse
+	39, // 58: relay.v1.AdminService.DrainHost:output_type -> relay.v1.DrainHostResponse
+	41, // 59: relay.v1.AdminService.UndrainHost:output_type -> relay.v1.UndrainHostResponse
+	52, // [52:60] is the sub-list for method output_type
+	44, // [44:52] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_relay_v1_relay_proto_init() }
