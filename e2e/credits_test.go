@@ -137,6 +137,58 @@ func TestSlotCreditsBelowAsked(t *testing.T) {
 	}
 }
 
+// A stopped agent's warm streams (--slot-credits: streams whose sessions
+// ended, idle for --warm-linger) take no client once the linger has
+// passed: the relay withdraws them itself (Hello.idle_linger), and a client
+// goes to the stopped agent's credits, whose claim timeout sends it to
+// another host. Before, only the agent withdrew them, and a stopped agent
+// kept taking clients on them for as long as it stayed stopped (a review).
+func TestStoppedAgentsWarmStreamsWithdrawn(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--claim-timeout", "300ms", "--log-level", "debug")
+	frozen := startAgent(t, r.grpcAddr, "--slot-credits", "--idle", "2", "--warm-linger", "3s", "--host-id", "frozen", "echo")
+	st := statusClient(t, r)
+	idleIs := func(n uint32, what string) func() (bool, string) {
+		return func() (bool, string) {
+			s, err := getStatus(st)
+			if err != nil {
+				return false, err.Error()
+			}
+			return s.GetIdleSlots() == n && s.GetActiveSessions() == 0, fmt.Sprintf("status %v, want %d idle slots (%s)", s, n, what)
+		}
+	}
+	waitFor(t, startTimeout, idleIs(2, "the credits"))
+	c := dial(t, r.clientAddr)
+	roundTrip(t, c, "before the stop\n")
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	expectEOF(t, c, "")
+	// The session's stream, warm: two credits and it.
+	waitFor(t, ioTimeout, idleIs(3, "the credits and the warm stream"))
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.cmd.Process.Signal(syscall.SIGCONT) // before the cleanup's SIGTERM
+	waitFor(t, ioTimeout, func() (bool, string) { return stopped(t, frozen.cmd.Process.Pid) })
+	// The relay withdraws the warm stream when its linger has passed.
+	waitFor(t, ioTimeout, idleIs(2, "the warm stream withdrawn by the relay"))
+	c = dial(t, r.clientAddr)
+	if _, err := c.Write([]byte("sent while the only host is stopped\n")); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "live", "echo")
+	want := "sent while the only host is stopped\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("client read %q, %v; want its bytes echoed by the live host; relayd:%s", got, err, r.logWithout("finished call"))
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	expectEOF(t, c, "")
+}
+
 // logWithout is p's log without the lines of message msg.
 func (p *proc) logWithout(msg string) string {
 	p.mu.Lock()

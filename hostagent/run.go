@@ -57,6 +57,7 @@ type options struct {
 	conns               int
 	streamPerSession    bool
 	slotCredits         bool
+	warmLinger          time.Duration
 	weight              int
 	resolveInterval     time.Duration
 	labels              labelsFlag
@@ -89,7 +90,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
-	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more; a stream whose session ended waits 500 ms as an idle stream for the next client, with no round trip), and a client offered to an agent that exits goes to another host untouched")
+	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more; a stream whose session ended waits --warm-linger as an idle stream for the next client, with no round trip), and a client offered to an agent that exits goes to another host untouched")
+	fs.DurationVar(&o.warmLinger, "warm-linger", 500*time.Millisecond, "with --slot-credits, how long a stream whose session ended waits as an idle stream for the next client before the relay withdraws it (its clients skip the offer's round trip; a client given to it while this agent is stopped waits, as with idle streams)")
 	fs.BoolVar(&o.streamPerSession, "stream-per-session", false, "open a new Attach stream for every session; by default a stream whose session ended cleanly is offered again (sequential sessions), and up to half of --idle counts open sessions whose streams come back")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
 	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")
@@ -159,6 +161,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.backendProbe < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--backend-probe-interval must not be negative, got %v (0 keeps offering slots while the backend is down)", o.backendProbe)}
+	}
+	if o.warmLinger <= 0 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--warm-linger must be positive, got %v", o.warmLinger)}
 	}
 	if o.drainTimeout < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v (0 closes open sessions at once)", o.drainTimeout)}
@@ -254,7 +259,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}()
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
+		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, WarmLinger: o.warmLinger, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err

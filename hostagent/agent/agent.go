@@ -39,6 +39,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
@@ -109,13 +110,14 @@ type Config struct {
 	// first byte moves. A client the relay offered and this agent never
 	// claimed (it exited, say) goes to another host untouched. With
 	// sequential sessions, a stream whose session ended is offered again
-	// as an idle stream (up to Idle/2 per relay), which the relay gives
-	// a client before any credit, with no round trip; it is withdrawn
-	// after WarmLinger without one.
+	// as an idle stream (up to Idle per relay), which the relay gives a
+	// client before any credit, with no round trip; it is withdrawn after
+	// WarmLinger without one (by the relay, Hello.idle_linger, even if this
+	// agent has stopped; and by the agent).
 	SlotCredits bool
 	// WarmLinger is how long, with SlotCredits, a stream whose session
 	// ended waits as an idle stream for the next client before it is
-	// withdrawn. Zero means 500ms.
+	// withdrawn. Zero means 500ms (hostagent --warm-linger).
 	WarmLinger time.Duration
 	// Unavailable starts the agent as SetAvailable(false) leaves it: no
 	// slots offered until SetAvailable(true).
@@ -1632,9 +1634,17 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 }
 
 // reoffer offers the stream again after SessionEnd: an empty Hello (the
-// relay keeps the first one's fields), answered by Welcome.
+// relay keeps the first one's fields), answered by Welcome. With slot
+// credits the stream is a warm one, and its Hello sets idle_linger: the
+// relay withdraws it after that even if this agent has stopped, when its
+// own withdrawal (coolWarm) cannot come, and the stopped agent's credits
+// are offered instead, to be claimed elsewhere.
 func (l *Listener) reoffer(stream relayv1.HostService_AttachClient) (*relayv1.Welcome, error) {
-	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{}}}); err != nil && err != io.EOF {
+	hello := &relayv1.Hello{}
+	if l.cfg.SlotCredits {
+		hello.IdleLinger = durationpb.New(l.cfg.WarmLinger)
+	}
+	if err := stream.Send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: hello}}); err != nil && err != io.EOF {
 		return nil, err
 	}
 	resp, err := stream.Recv() // on a refused Send, Recv returns the status
