@@ -920,7 +920,12 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, err
 	}
 	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended", sequential: hello.GetSequentialSessions()}
-	a.release = func() { r.removeSlot(h, peerAddr, healthKey, woken, a.detach) }
+	a.release = func() {
+		if a.lingerTimer != nil {
+			a.lingerTimer.Stop()
+		}
+		r.removeSlot(h, peerAddr, healthKey, woken, a.detach)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			a.release() // as Attach would have: the slot is not counted forever
