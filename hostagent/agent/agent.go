@@ -1189,6 +1189,9 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 	for i, lk := range l.serving {
 		if give[i] > 0 {
 			l.grantCredits(lk, give[i], open)
+			if lk.capped {
+				lk.backingOff(now, nextRetry) // manage wakes for the next credit past the room
+			}
 		}
 	}
 }
@@ -1201,8 +1204,11 @@ func (l *Listener) creditTarget(lk *link, relays int, now time.Time) int {
 	target := l.cfg.Idle
 	if lk.capped {
 		room := lk.credits + lk.capFreed
-		if room == 0 && !now.Before(lk.retryAt) && lk.connecting == 0 {
-			room = 1 // a claim past the cap, once the backoff is over
+		if !now.Before(lk.retryAt) && lk.connecting == 0 {
+			// One credit past the room, once the backoff is over: its
+			// claim asks whether the cap has room again (another agent of
+			// this host id gone, say). grantCredits starts the next wait.
+			room++
 		}
 		target = min(target, room)
 	}
@@ -1228,7 +1234,16 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 		return
 	}
 	lk.credits += n
-	lk.capFreed = max(lk.capFreed-n, 0)
+	if lk.capped {
+		if n > lk.capFreed {
+			// A credit past the room (creditTarget): the next one no
+			// sooner than a backoff from now, whether its claim is
+			// welcomed or refused (a refusal backs off further).
+			d := l.cfg.BackoffBase << min(max(lk.failures, 1)-1, 20)
+			lk.retryAt = time.Now().Add(min(d, l.cfg.BackoffMax))
+		}
+		lk.capFreed = max(lk.capFreed-n, 0)
+	}
 	l.stats.idle.Add(int64(n))
 	lk.granter.add(n)
 }

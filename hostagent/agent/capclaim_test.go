@@ -3,6 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -110,4 +111,39 @@ func TestSessionsAtRelayCap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCappedCreditsGrowBack: a --slot-credits agent whose claims the
+// relay's cap refused (the credits those claims used are gone) grows its
+// credits back to Idle once its sessions have ended, one credit past the
+// room per backoff. It kept the few it had left for as long as it stayed
+// capped (a review: 1 of 4 for 30 s).
+func TestCappedCreditsGrowBack(t *testing.T) {
+	t.Parallel()
+	const idle = 4
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2}) // the credit stream and one session
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: idle, SlotCredits: true,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, WarmLinger: 20 * time.Millisecond})
+	waitStatus(t, r, "the credits", idleSlots(idle))
+	clients := make([]*net.TCPConn, 3)
+	for i := range clients {
+		clients[i] = dialClient(t, r.ClientAddr)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for r.Relay.LimitHits()[relay.LimitSlotsPerHost] == 0 { // claims refused at the cap
+		if time.Now().After(deadline) {
+			t.Fatal("no claim was refused at the cap")
+		}
+		runtime.Gosched()
+	}
+	for _, c := range clients {
+		c.CloseWrite()
+	}
+	for range clients { // one at a time, as the cap allows
+		echo(accept(t, l))
+	}
+	for _, c := range clients {
+		io.ReadAll(c)
+	}
+	waitStatus(t, r, "the credits back to Idle, the warm stream gone", idleSlots(idle))
 }
