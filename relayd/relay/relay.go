@@ -703,6 +703,7 @@ func (a *attachment) waitHello() (*relayv1.Hello, error) {
 			return nil, a.loop.streamEnd(a.ctx)
 		case how := <-a.woken:
 			if how == idleLingered {
+				a.lingerTaken()
 				continue // the last idle wait's, stopped as it fired
 			}
 			a.wokenAgain = how // acted on in reoffer
@@ -794,15 +795,29 @@ func (r *Relay) reoffer(a *attachment, hello *relayv1.Hello, endErr error) (agai
 		if a.lingerTimer != nil {
 			a.lingerTimer.Stop()
 		}
-		woken := a.woken
-		a.lingerTimer = time.AfterFunc(d, func() {
-			if a.lingerGen.Load() == gen {
-				wake(woken, idleLingered)
-			}
-		})
+		a.lingerTimer = time.AfterFunc(d, func() { a.lingerFired(gen) })
 	}
 	return true, nil
 }
+
+// lingerFired wakes the idle wait bound as generation gen, if it is still
+// the latest, with idleLingered. At most one such wake-up is queued at a
+// time: a stale one (the wait had ended as its timer fired) can stay in
+// woken until a later wait passes over it, and two of them would fill the
+// channel and drop an operator's drain.
+func (a *attachment) lingerFired(gen uint64) {
+	if a.lingerGen.Load() != gen || !a.lingerQueued.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case a.woken <- idleLingered:
+	default:
+		a.lingerQueued.Store(false) // two drains are queued: the slot ends anyway
+	}
+}
+
+// lingerTaken records that an idleLingered wake-up left woken.
+func (a *attachment) lingerTaken() { a.lingerQueued.Store(false) }
 
 // attachment is an Attach stream that has become a slot.
 type attachment struct {
@@ -831,9 +846,10 @@ type attachment struct {
 	wokenAgain idleOutcome // a wake-up (idleShutdown, idleDrained) during it
 	// Hello.idle_linger of the latest Hello: the timer wakes the idle
 	// wait with idleLingered; lingerUntil is zero while no wait is bound.
-	lingerTimer *time.Timer
-	lingerUntil time.Time
-	lingerGen   atomic.Uint64 // bumped as each wait is bound or ends: a timer of an earlier one stays quiet
+	lingerTimer  *time.Timer
+	lingerUntil  time.Time
+	lingerGen    atomic.Uint64 // bumped as each wait is bound or ends: a timer of an earlier one stays quiet
+	lingerQueued atomic.Bool   // an idleLingered wake-up is in woken (see lingerFired)
 
 	credits *creditStream // a credit stream (Hello.slot_credits): no session
 }
@@ -1029,6 +1045,7 @@ func (r *Relay) afterIdle(a *attachment, how idleOutcome, endErr error) (again b
 		a.log.Debug("slot drained by an operator")
 		return false, r.sendDrain(a.stream, relayv1.DrainReason_DRAIN_REASON_ADMIN, adminRetryAfter, "host drained by an operator")
 	case idleLingered:
+		a.lingerTaken()
 		if a.lingerUntil.IsZero() || time.Now().Before(a.lingerUntil) {
 			return true, nil // an earlier wait's timer: the slot waits on
 		}
