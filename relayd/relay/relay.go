@@ -17,6 +17,7 @@ package relay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,8 @@ const DefaultMaxDataBytes = splice.BufferSize
 
 // Config configures a Relay. The zero value of each field is documented.
 type Config struct {
-	// RelayID names this relay in Welcome and status; empty means hostname-pid.
+	// RelayID names this relay in Welcome and status; empty means
+	// hostname-pid-xxxx (defaultRelayID).
 	RelayID string
 	// Version is reported by GetStatus.
 	Version string
@@ -379,14 +381,24 @@ func (s *session) abort(reason relayv1.CloseReason, cause error) bool {
 	return true
 }
 
+// defaultRelayID is hostname-pid and four random hex digits. Agents take
+// two addresses that answer with one relay id for one relay; hostname-pid
+// alone collided for relays in containers that share a hostname (a pod's),
+// each with pid 1.
+func defaultRelayID() string {
+	h, _ := os.Hostname()
+	var b [2]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return fmt.Sprintf("%s-%d-%x", h, os.Getpid(), b)
+}
+
 // New returns a Relay.
 func New(cfg Config) (*Relay, error) {
 	if cfg.Bridge == nil {
 		return nil, errors.New("relay: Config.Bridge is required")
 	}
 	if cfg.RelayID == "" {
-		h, _ := os.Hostname()
-		cfg.RelayID = h + "-" + strconv.Itoa(os.Getpid())
+		cfg.RelayID = defaultRelayID()
 	}
 	if len(cfg.Services) == 0 {
 		cfg.Services = []string{"default"}

@@ -1,6 +1,11 @@
 package relay
 
-import "testing"
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
 
 // TestStaleLingerWakesLeaveRoomForDrain: linger timers that fire as their
 // waits end (a client came) leave stale wake-ups in the slot's woken
@@ -28,5 +33,23 @@ func TestStaleLingerWakesLeaveRoomForDrain(t *testing.T) {
 	a.lingerFired(a.lingerGen.Load())
 	if len(a.woken) != 1 {
 		t.Fatalf("woken holds %d after a fresh linger, want 1", len(a.woken))
+	}
+}
+
+// TestDefaultRelayIDs: hostname-pid and a random part, so that two relays
+// with one hostname and pid (containers of one pod) are told apart.
+func TestDefaultRelayIDs(t *testing.T) {
+	h, _ := os.Hostname()
+	prefix := fmt.Sprintf("%s-%d-", h, os.Getpid())
+	seen := map[string]bool{}
+	for range 3 {
+		id := defaultRelayID()
+		if !strings.HasPrefix(id, prefix) || len(id) != len(prefix)+4 {
+			t.Fatalf("default relay id %q, want %sxxxx", id, prefix)
+		}
+		seen[id] = true
+	}
+	if len(seen) == 1 { // 1 in 2^32 by chance
+		t.Fatalf("three default relay ids were all %v", seen)
 	}
 }
