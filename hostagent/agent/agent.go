@@ -344,7 +344,7 @@ type event struct {
 	credits    int         // evCreditsAttached: the credits the relay took
 	granter    *granter    // evCreditsAttached: sends more credits
 	available  bool        // evAvailable
-	again      bool        // evAttached: a stream offered again after its session, not a new one
+	again      bool        // evAttached, evFailed: a stream offered again after its session, not a new one
 }
 
 // newInstanceID is a Listener's Hello.agent_instance: 64 random bits.
@@ -675,7 +675,8 @@ func (l *Listener) handle(ev event) {
 			// The failures stay: a probe welcomed says the cap is higher
 			// by one, or a slot freed, not that it is gone; with none
 			// left, every slot up to Idle would open at once, and all but
-			// one be refused.
+			// one be refused. Until the pool is whole again (uncapIfWhole).
+			l.uncapIfWhole(lk)
 			break
 		}
 		if ev.again {
@@ -696,6 +697,9 @@ func (l *Listener) handle(ev event) {
 		// slot lk gets now (logAttached).
 	case evFailed:
 		lk.connecting--
+		if ev.again {
+			lk.capFree() // a session's stream not taken again
+		}
 		var de *drainError
 		if errors.As(ev.err, &de) {
 			l.drained(lk, de)
@@ -1246,6 +1250,38 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 	}
 	l.stats.idle.Add(int64(n))
 	lk.granter.add(n)
+	if lk.capped {
+		l.uncapIfWhole(lk)
+	}
+}
+
+// maxSessionsHeld reports whether the agent holds MaxSessions slots,
+// credits and sessions, if it has a MaxSessions.
+func (l *Listener) maxSessionsHeld() bool {
+	if l.cfg.MaxSessions <= 0 {
+		return false
+	}
+	n := 0
+	for _, lk := range l.links {
+		n += lk.connecting + lk.idle + lk.active + lk.credits
+	}
+	return n >= l.cfg.MaxSessions
+}
+
+// uncapIfWhole ends lk's capped state once it holds Idle idle slots (or
+// credits and warm streams), or the agent its MaxSessions, again: whatever cap refused it has room now
+// (another agent of its host id left). Capped for good, an agent grew its
+// slots back one probe at a time after every burst, its credits one per
+// backoff, and began its next outage's backoff where the cap's had got
+// to (a review: 1 replacement opened at a time, against 4, and 8 s for
+// credits to come back after a burst, against microseconds). Wrong, it
+// costs a refusal, which caps lk again.
+func (l *Listener) uncapIfWhole(lk *link) {
+	if lk.idle+lk.credits < l.cfg.Idle && !l.maxSessionsHeld() {
+		return
+	}
+	lk.capped, lk.capFreed, lk.failures, lk.retryAt = false, 0, 0, time.Time{}
+	l.log.Debug("relay's cap has room for every idle slot again", "relay", lk.addr, "idle_slots", lk.idle+lk.credits)
 }
 
 // drained pauses lk as the relay asked: no new slots on it until the
@@ -1580,7 +1616,8 @@ func (l *Listener) offerAgain(lk *link, stream relayv1.HostService_AttachClient,
 		l.log.Debug("relay refused an open stream's token; opening a new stream", "relay", lk.addr, "err", err)
 		err = nil
 	}
-	l.report(lk, evFailed, err, outage, false)
+	// again: a stream the relay counted, whose room at its cap is free now.
+	l.events <- event{link: lk, kind: evFailed, err: err, outage: outage, again: true}
 	return nil, false
 }
 

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -146,4 +148,80 @@ func TestCappedCreditsGrowBack(t *testing.T) {
 		io.ReadAll(c)
 	}
 	waitStatus(t, r, "the credits back to Idle, the warm stream gone", idleSlots(idle))
+}
+
+// TestCapEndsWhenPoolWhole: an agent capped by another agent of its host
+// id is capped no longer once that agent has left and its pool is whole
+// again. A burst that then takes every idle slot or credit is made up for
+// at once, as for a never-capped agent, while the burst's new streams are
+// still on their way: capped for good, the slots came back one at a time,
+// each opened once the last was welcomed, and the credits one per backoff,
+// none while a claim was on its way (a review).
+func TestCapEndsWhenPoolWhole(t *testing.T) {
+	t.Parallel()
+	const idle = 4
+	for _, credits := range []bool{false, true} {
+		t.Run(fmt.Sprintf("credits=%v", credits), func(t *testing.T) {
+			t.Parallel()
+			ir := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 8})
+			// The other agent's slots stand before the credits, and take
+			// the first clients.
+			other := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: 6, MaxSessions: 6})
+			waitStatus(t, ir, "the other agent's slots", idleSlots(6))
+			l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: idle, StreamPerSession: true, SlotCredits: credits,
+				BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+			var clients []*net.TCPConn
+			deadline := time.Now().Add(hangGuard)
+			for ir.Relay.LimitHits()[relay.LimitSlotsPerHost] == 0 { // capped: 6 sessions and 2 of the agent's
+				if time.Now().After(deadline) {
+					t.Fatal("the agent was never refused at the cap")
+				}
+				if len(clients) < 8 {
+					clients = append(clients, dialClient(t, ir.ClientAddr))
+				}
+				runtime.Gosched()
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			other.Shutdown(ctx) // its sessions aborted: the cap has room again
+			for _, c := range clients {
+				c.SetLinger(0)
+				c.Close() // reset: none is left waiting for a slot
+			}
+			waitStatus(t, ir, "no client waiting", func(st *relayv1.GetStatusResponse) bool { return st.GetPendingClients() == 0 })
+			for range l.Stats().SessionsTotal { // the clients that reached the agent
+				accept(t, l).Close()
+			}
+			waitStatus(t, ir, "the pool whole again", func(st *relayv1.GetStatusResponse) bool {
+				return st.GetIdleSlots() == idle && st.GetActiveSessions() == 0 && l.Stats().IdleSlots == idle
+			})
+			release := ir.holdNewStreams(t)
+			before := ir.attachesSoFar()
+			for range idle { // every idle slot or credit taken
+				dialClient(t, ir.ClientAddr)
+			}
+			if !credits {
+				for range idle {
+					accept(t, l)
+				}
+			}
+			// The replacements (new slots; new credits while the claims
+			// are held) all at once.
+			deadline = time.Now().Add(hangGuard)
+			for {
+				st, err := ir.Relay.StatusService().GetStatus(context.Background(), &relayv1.GetStatusRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !credits && ir.attachesSoFar()-before >= idle || credits && st.GetIdleSlots() == idle {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after a burst of %d: %d new streams, %d idle slots on the relay; want %d of one", idle, ir.attachesSoFar()-before, st.GetIdleSlots(), idle)
+				}
+				runtime.Gosched()
+			}
+			release()
+		})
+	}
 }
