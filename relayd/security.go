@@ -56,7 +56,7 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.maxClientsPerIP, "max-clients-per-ip", 1000, "clients held at once from one IP address (0: no limit)")
 	fs.Float64Var(&s.clientRate, "client-rate", 500, "new client connections per second from one IP address (0: no limit)")
 	fs.IntVar(&s.clientBurst, "client-burst", 1000, "new client connections one IP address may open at once before --client-rate applies (0: as many as --client-rate, at least 1)")
-	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service (0: no limit)")
+	fs.IntVar(&s.maxSlotsPerHost, "max-slots-per-host", 10000, "Attach streams (idle slots and sessions) one host id may hold per service, and apart its credit streams (0: no limit)")
 	fs.IntVar(&s.maxSlotsPerConn, "max-slots-per-conn", 10000, "Attach streams one agent connection may hold; also its HTTP/2 concurrent stream limit (0: no limit)")
 	fs.IntVar(&s.maxCredits, "max-credits", 10000, "idle slots one host id may hold at once per service as credits (hostagent --slot-credits), which cost the relay no stream")
 	fs.DurationVar(&s.idleTimeout, "idle-timeout", time.Hour, "end a session that moves no byte either way for this long (0: never)")

@@ -796,7 +796,7 @@ func (l *Listener) handle(ev event) {
 		// refill of credits it brings makes the next one at once.
 		go l.runSlot(lk, lk.outage, ev.claim)
 	case evCreditsEnded:
-		lk.capFree() // its slot
+		lk.capFree() // its slot, on a relay that counts credit streams in its cap (at most one refused claim on one that does not)
 		lk.creditRunning = false
 		lk.asked, lk.creditCap = 0, 0
 		lk.granter = nil
@@ -812,8 +812,9 @@ func (l *Listener) handle(ev event) {
 }
 
 // streamsHeld counts lk's streams that the relay has welcomed and holds
-// now, as its slot caps count them: idle slots, sessions, and the credit
-// stream.
+// now: idle slots, sessions, and the credit stream (which relays before
+// 2026-11-28 counted in --max-slots-per-host; now a claim refused while
+// lk holds it says that sessions of this host id fill the cap).
 func (lk *link) streamsHeld() int {
 	n := lk.idle + lk.active
 	if lk.creditRunning {

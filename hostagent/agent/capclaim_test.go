@@ -24,7 +24,7 @@ import (
 func TestCappedClaimsBackOff(t *testing.T) {
 	t.Parallel()
 	const idle = 1                                           // so that the second client needs a credit granted again
-	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2}) // the credit stream and one session
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 1}) // one session (the credit stream is not counted)
 	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: idle, SlotCredits: true,
 		BackoffBase: time.Minute, BackoffMax: time.Minute}) // only a session's end cuts it short
 	first := dialClient(t, r.ClientAddr)
@@ -123,7 +123,7 @@ func TestSessionsAtRelayCap(t *testing.T) {
 func TestCappedCreditsGrowBack(t *testing.T) {
 	t.Parallel()
 	const idle = 4
-	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2}) // the credit stream and one session
+	r := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 1}) // one session (the credit stream is not counted)
 	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: idle, SlotCredits: true,
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, WarmLinger: 20 * time.Millisecond})
 	waitStatus(t, r, "the credits", idleSlots(idle))
@@ -176,7 +176,7 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatal("the agent was never refused at the cap")
 				}
-				if len(clients) < 8 {
+				if len(clients) < 10 {
 					clients = append(clients, dialClient(t, ir.ClientAddr))
 				}
 				runtime.Gosched()
@@ -223,5 +223,45 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 			}
 			release()
 		})
+	}
+}
+
+// TestCreditAgentsFillingTheCap: as many --slot-credits agents of one host
+// id as relayd's --max-slots-per-host serve clients. The relay counted
+// their credit streams in the cap, refused every claim, and the host
+// served none while its credits were offered (QA: two replicas, cap 2).
+func TestCreditAgentsFillingTheCap(t *testing.T) {
+	t.Parallel()
+	ir := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 2})
+	cfg := agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "replicas", Idle: 4, SlotCredits: true}
+	a, b := listen(t, cfg), listen(t, cfg)
+	waitStatus(t, ir, "both agents' credits", idleSlots(8))
+	accepted := make(chan net.Conn, 4)
+	for _, l := range []*agent.Listener{a, b} {
+		go func() { // until the test's end shuts l down
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- conn
+			}
+		}()
+	}
+	for i := range 4 {
+		c := dialClient(t, ir.ClientAddr)
+		msg := fmt.Sprintf("client %d\n", i)
+		c.Write([]byte(msg))
+		c.CloseWrite()
+		select {
+		case conn := <-accepted:
+			echo(conn)
+			conn.Close()
+		case <-time.After(hangGuard):
+			t.Fatalf("client %d reached neither agent (refused claims at the cap: %d)", i, ir.Relay.LimitHits()[relay.LimitSlotsPerHost])
+		}
+		if got, err := io.ReadAll(c); err != nil || string(got) != msg {
+			t.Fatalf("client %d got %q, %v", i, got, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -300,7 +301,9 @@ func TestSequentialClaims(t *testing.T) {
 func TestRefusedClaimReleasesOffer(t *testing.T) {
 	t.Parallel()
 	tr := newTestRelay(t, relay.Config{MaxSlotsPerHost: 1, ClaimTimeout: time.Minute})
-	cs := creditStream(t, tr, "full", 2)
+	cs := creditStream(t, tr, "full", 3)
+	dialClient(t, tr.clientAddr)
+	tr.claimSession(t, "full", cs.expectOffer(), nil) // the session that fills the cap (the credit stream is not counted)
 	dialClient(t, tr.clientAddr)
 	first := cs.expectOffer()
 	refused := tr.attach(t)
@@ -310,4 +313,38 @@ func TestRefusedClaimReleasesOffer(t *testing.T) {
 		t.Fatalf("offered again as %s, want a new offer", again.GetClaimId())
 	}
 	cs.cancel()
+}
+
+// TestCreditStreamsApartFromCap: --max-slots-per-host counts a host's
+// credit streams apart from its slots and sessions. Counted with them, the
+// credit streams of as many agents as the cap filled it, every claim was
+// refused, and the host served no client while its credits were offered
+// (QA). Credit streams are capped at the same number on their own.
+func TestCreditStreamsApartFromCap(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxSlotsPerHost: 2, ClaimTimeout: time.Minute})
+	cs1 := creditStream(t, tr, "capped", 1)
+	cs2 := creditStream(t, tr, "capped", 1)
+	third := tr.attach(t)
+	third.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "capped", SlotCredits: 1}}})
+	third.expectEnd(codes.ResourceExhausted) // a third credit stream
+	var sessions []*session
+	for i, cs := range []*hostStream{cs1, cs2} { // the cap's two sessions, one claimed on each stream
+		c := dialClient(t, tr.clientAddr)
+		s := tr.claimSession(t, "capped", cs.expectOffer(), nil)
+		s.client = c
+		s.roundTrip(t, fmt.Sprintf("session %d", i))
+		sessions = append(sessions, s)
+	}
+	cs1.send(creditFrame(1))
+	dialClient(t, tr.clientAddr)
+	o := cs1.expectOffer()
+	refused := tr.attach(t)
+	refused.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "capped", ClaimId: o.GetClaimId()}}})
+	refused.expectEnd(codes.ResourceExhausted) // a third session
+	for _, s := range sessions {
+		s.host.cancel()
+	}
+	cs1.cancel()
+	cs2.cancel()
 }

@@ -79,8 +79,9 @@ type Config struct {
 	// since (a token removed, a grant narrowed) take effect.
 	Authorize func(ctx context.Context, service, hostID string) error
 	// MaxSlotsPerHost bounds the streams (idle and in session) of one host
-	// id per service; MaxSlotsPerConn those of one agent connection. Zero
-	// means no bound. A stream beyond either ends with ResourceExhausted.
+	// id per service, and apart its credit streams; MaxSlotsPerConn every
+	// stream of one agent connection. Zero means no bound. A stream beyond
+	// either ends with ResourceExhausted.
 	MaxSlotsPerHost, MaxSlotsPerConn int
 	// IdleTimeout ends a session (CLOSE_REASON_TIMEOUT) that has moved no
 	// byte either way for this long; zero means never.
@@ -202,19 +203,20 @@ type hostKey struct{ service, id string }
 
 // host is every slot of one (service, host id).
 type host struct {
-	key          hostKey
-	keyStr       string
-	peerAddr     string
-	attachedAt   time.Time
-	labels       map[string]string
-	agentVersion string
-	weight       atomic.Int64 // from the latest Hello; read by the scheduler under the bridge's lock
-	slots        int          // open streams; guarded by Relay.mu
-	active       atomic.Int64
-	total        atomic.Uint64
-	bytesTo      atomic.Uint64 // finished sessions only; open ones are added live
-	bytesFrom    atomic.Uint64
-	credits      atomic.Int64 // idle credits of its credit streams (credits.go)
+	key           hostKey
+	keyStr        string
+	peerAddr      string
+	attachedAt    time.Time
+	labels        map[string]string
+	agentVersion  string
+	weight        atomic.Int64 // from the latest Hello; read by the scheduler under the bridge's lock
+	slots         int          // open streams; guarded by Relay.mu
+	creditStreams int          // those of them that are credit streams (Hello.slot_credits); guarded by Relay.mu
+	active        atomic.Int64
+	total         atomic.Uint64
+	bytesTo       atomic.Uint64 // finished sessions only; open ones are added live
+	bytesFrom     atomic.Uint64
+	credits       atomic.Int64 // idle credits of its credit streams (credits.go)
 	// waiting holds each slot's wake-up channel (attachment.woken), for
 	// an operator's drain. Guarded by Relay.mu.
 	waiting map[chan idleOutcome]struct{}
@@ -948,11 +950,12 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, err
 	}
 	a := &attachment{stream: stream, ctx: ctx, loop: loop, key: key, service: service, peerAddr: peerAddr, h: h, woken: woken, detach: "slot ended", sequential: hello.GetSequentialSessions()}
+	credit := hello.GetSlotCredits() > 0
 	a.release = func() {
 		if a.lingerTimer != nil {
 			a.lingerTimer.Stop()
 		}
-		r.removeSlot(h, peerAddr, healthKey, woken, a.detach)
+		r.removeSlot(h, credit, peerAddr, healthKey, woken, a.detach)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -1453,9 +1456,21 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := r.hosts[k]
-	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil && h.slots >= max {
-		r.limitHitByLocked(LimitSlotsPerHost, k.service+"\x00"+k.id, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
-		return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, h.slots, k.service)
+	// The cap counts the streams that carry a session or wait for one,
+	// and, apart, a host's credit streams: counted with them, credit
+	// streams that filled the cap left no room for a single claim, and
+	// the host served no client at all while its credits were offered
+	// (QA: --max-slots-per-host 2 and two --slot-credits agents).
+	credit := hello.GetSlotCredits() > 0
+	if max := r.cfg.MaxSlotsPerHost; max > 0 && h != nil {
+		if n := h.slots - h.creditStreams; !credit && n >= max {
+			r.limitHitByLocked(LimitSlotsPerHost, k.service+"\x00"+k.id, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
+			return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d slots for service %q (relayd --max-slots-per-host)", k.id, n, k.service)
+		}
+		if credit && h.creditStreams >= max {
+			r.limitHitByLocked(LimitSlotsPerHost, k.service+"\x00"+k.id, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
+			return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d credit streams for service %q (relayd --max-slots-per-host)", k.id, h.creditStreams, k.service)
+		}
 	}
 	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
 		r.limitHitByLocked(LimitSlotsPerConn, peerAddr, "host_id", k.id, "peer_addr", peerAddr, "max", max)
@@ -1470,6 +1485,9 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 		r.emitHostAttached(k, peerAddr, hello.GetAgentVersion())
 	}
 	h.slots++
+	if credit {
+		h.creditStreams++
+	}
 	hid := healthID{k, healthKey}
 	hh := r.health[hid]
 	if hh == nil {
@@ -1501,7 +1519,7 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 }
 
 // removeSlot uncounts a slot; reason says how the host's last slot ended.
-func (r *Relay) removeSlot(h *host, peerAddr, healthKey string, woken chan idleOutcome, reason string) {
+func (r *Relay) removeSlot(h *host, credit bool, peerAddr, healthKey string, woken chan idleOutcome, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(h.waiting, woken)
@@ -1509,6 +1527,9 @@ func (r *Relay) removeSlot(h *host, peerAddr, healthKey string, woken chan idleO
 		delete(r.conns, peerAddr)
 	}
 	h.slots--
+	if credit {
+		h.creditStreams--
+	}
 	hid := healthID{h.key, healthKey}
 	if hh := r.health[hid]; hh != nil {
 		// An agent whose every slot ended in its window (one slot, or
