@@ -50,6 +50,7 @@ func (l labelsFlag) Set(s string) error {
 type options struct {
 	unknownEnv []string    // HOSTAGENT_* variables that set no flag
 	repeated   [][2]string // flags given more than once, each with its last value, which wins
+	inert      [][2]string // flags given that do nothing with the others, each with why
 
 	relays              []string
 	service, hostID     string
@@ -206,6 +207,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.UsageError{Err: fmt.Errorf("unknown mode %q: want echo or forward HOST:PORT", fs.Arg(0))}
 	}
 	o.mode = fs.Arg(0)
+	// Flags given that do nothing in this mode: said at start, as an
+	// operator who set them expects them to act.
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "warm-linger" && !o.slotCredits:
+			o.inert = append(o.inert, [2]string{f.Name, "it applies only with --slot-credits"})
+		case (f.Name == "dial-timeout" || f.Name == "backend-probe-interval") && o.mode != "forward":
+			o.inert = append(o.inert, [2]string{f.Name, "it applies only to forward"})
+		}
+	})
 	return o, nil
 }
 
@@ -225,6 +236,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}
 	for _, r := range o.repeated {
 		log.Warn("--"+r[0]+" is given more than once: it takes one value, and only the last is used", "flag", r[0], "value", r[1])
+	}
+	for _, f := range o.inert {
+		log.Warn("--"+f[0]+" is ignored: "+f[1], "flag", f[0])
 	}
 	dialFor, reload, watchCert, err := o.sec.dialOptions(log)
 	if err != nil {

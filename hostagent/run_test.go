@@ -162,3 +162,35 @@ func TestDialFailureReason(t *testing.T) {
 		}
 	}
 }
+
+// TestInertFlags: a flag given that does nothing with the others
+// (--warm-linger without --slot-credits, a forward flag with echo) is
+// named, so that it can be said at start; one that acts is not.
+func TestInertFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--warm-linger", "2s", "echo"}, "warm-linger"},
+		{[]string{"--dial-timeout", "2s", "echo"}, "dial-timeout"},
+		{[]string{"--backend-probe-interval", "1s", "echo"}, "backend-probe-interval"},
+		{[]string{"--warm-linger", "2s", "--slot-credits", "echo"}, ""},
+		{[]string{"--dial-timeout", "2s", "forward", "127.0.0.1:1"}, ""},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		got := ""
+		for _, f := range o.inert {
+			got += f[0]
+		}
+		if got != tc.want {
+			t.Errorf("%q: inert flags %v, want %q", tc.args, o.inert, tc.want)
+		}
+	}
+	t.Setenv("HOSTAGENT_WARM_LINGER", "2s") // from the environment too
+	if o, err := parseFlags([]string{"echo"}, io.Discard); err != nil || len(o.inert) != 1 {
+		t.Errorf("HOSTAGENT_WARM_LINGER without --slot-credits: inert %v, %v; want warm-linger", o.inert, err)
+	}
+}
