@@ -283,6 +283,7 @@ type link struct {
 	ready                    bool                   // "relay attached" was logged since the last failure or drain
 	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
+	capHeld                  int                    // while capped: the most streams of lk the relay held at a refusal (uncapIfWhole)
 	warnedAt                 time.Time              // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
 	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
 	outage                   int                    // bumped by each failure that starts a backoff
@@ -675,7 +676,8 @@ func (l *Listener) handle(ev event) {
 			// The failures stay: a probe welcomed says the cap is higher
 			// by one, or a slot freed, not that it is gone; with none
 			// left, every slot up to Idle would open at once, and all but
-			// one be refused. Until the pool is whole again (uncapIfWhole).
+			// one be refused. Until the cap is seen to have grown
+			// (uncapIfWhole).
 			l.uncapIfWhole(lk)
 			break
 		}
@@ -796,7 +798,6 @@ func (l *Listener) handle(ev event) {
 		// refill of credits it brings makes the next one at once.
 		go l.runSlot(lk, lk.outage, ev.claim)
 	case evCreditsEnded:
-		lk.capFree() // its slot, on a relay that counts credit streams in its cap (at most one refused claim on one that does not)
 		lk.creditRunning = false
 		lk.asked, lk.creditCap = 0, 0
 		lk.granter = nil
@@ -1251,38 +1252,27 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 	}
 	l.stats.idle.Add(int64(n))
 	lk.granter.add(n)
-	if lk.capped {
-		l.uncapIfWhole(lk)
-	}
 }
 
-// maxSessionsHeld reports whether the agent holds MaxSessions slots,
-// credits and sessions, if it has a MaxSessions.
-func (l *Listener) maxSessionsHeld() bool {
-	if l.cfg.MaxSessions <= 0 {
-		return false
-	}
-	n := 0
-	for _, lk := range l.links {
-		n += lk.connecting + lk.idle + lk.active + lk.credits
-	}
-	return n >= l.cfg.MaxSessions
-}
-
-// uncapIfWhole ends lk's capped state once it holds Idle idle slots (or
-// credits and warm streams), or the agent its MaxSessions, again: whatever cap refused it has room now
-// (another agent of its host id left). Capped for good, an agent grew its
-// slots back one probe at a time after every burst, its credits one per
-// backoff, and began its next outage's backoff where the cap's had got
-// to (a review: 1 replacement opened at a time, against 4, and 8 s for
-// credits to come back after a burst, against microseconds). Wrong, it
-// costs a refusal, which caps lk again.
+// uncapIfWhole ends lk's capped state once the relay holds two streams of
+// lk more than it did at the most at a refusal (capHeld, which can be low
+// by one: the relay may not have let go of a stream that lk saw end), and,
+// without credits, lk's idle slots are whole again: the cap has grown
+// (another agent of its host id left). Capped for good, an agent grew its slots back one probe at a
+// time after every burst, its credits one per backoff, and began its next
+// outage's backoff where the cap's had got to (a review: 1 replacement
+// opened at a time, against 4). A whole pool alone is no evidence: at a
+// cap that Idle idle slots and the sessions fill exactly, it is whole
+// after every session, and uncapping on it cost a refused stream per
+// session (a second review). Credits cost the cap nothing, so only the
+// streams count: a credit agent finds the cap's end as its credits past
+// the room, one per backoff, are claimed and welcomed.
 func (l *Listener) uncapIfWhole(lk *link) {
-	if lk.idle+lk.credits < l.cfg.Idle && !l.maxSessionsHeld() {
+	if lk.streamsHeld() <= lk.capHeld+1 || !l.cfg.SlotCredits && lk.idle < l.cfg.Idle {
 		return
 	}
-	lk.capped, lk.capFreed, lk.failures, lk.retryAt = false, 0, 0, time.Time{}
-	l.log.Debug("relay's cap has room for every idle slot again", "relay", lk.addr, "idle_slots", lk.idle+lk.credits)
+	lk.capped, lk.capFreed, lk.capHeld, lk.failures, lk.retryAt = false, 0, 0, 0, time.Time{}
+	l.log.Debug("relay's cap has room again", "relay", lk.addr, "streams", lk.streamsHeld())
 }
 
 // drained pauses lk as the relay asked: no new slots on it until the
@@ -1340,8 +1330,15 @@ func (l *Listener) backoff(lk *link, err error) {
 		// instance): a failure to warn of.
 		// Those slots are all lk gets now; more are asked for at each
 		// backoff, in case the cap is shared and frees up.
+		if !lk.capped {
+			lk.capHeld = 0
+		}
 		lk.capped = true
 		lk.capFreed = 0 // the room is gone: another agent of this host id took it, or the relay had not let go of the stream yet
+		// The most the relay held of lk at a refusal, this episode: an
+		// estimate of the cap (low when the relay had not let go of a
+		// stream that lk saw end) that uncapIfWhole must beat.
+		lk.capHeld = max(lk.capHeld, lk.streamsHeld())
 	} else {
 		lk.ready, lk.capped, lk.capFreed = false, false, 0
 	}
