@@ -59,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:8001", "`address` for operators: relay.v1.StatusService, health, reflection")
 	fs.StringVar(&o.clientAddr, "client-addr", ":8002", "`address` where raw TCP clients connect (service \"default\"); shorthand for --listen ADDR=default")
 	fs.Var(&o.listens, "listen", "`ADDR=SERVICE`: a client port feeding hosts of SERVICE only (repeatable); with --listen, --client-addr is opened only when given")
-	fs.StringVar(&o.relayID, "relay-id", "", "`id` of this relay in Welcome frames and status (default hostname-pid-xxxx, xxxx random)")
+	fs.StringVar(&o.relayID, "relay-id", "", "`id` of this relay in Welcome frames and status (default hostname-pid-xxxxxxxx, x random hex digits)")
 	fs.DurationVar(&o.assignTimeout, "assign-timeout", 10*time.Second, "how long a client may wait for an idle slot before it is closed")
 	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
 	fs.StringVar(&o.scheduler, "scheduler", string(scheduler.LeastLoaded), "who gets a new client: least-loaded (ties round-robin), round-robin, random-two-choices, client-hash")

@@ -44,12 +44,12 @@ func TestDefaultRelayIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for range 3 {
 		id := defaultRelayID()
-		if !strings.HasPrefix(id, prefix) || len(id) != len(prefix)+4 {
-			t.Fatalf("default relay id %q, want %sxxxx", id, prefix)
+		if !strings.HasPrefix(id, prefix) || len(id) != len(prefix)+8 {
+			t.Fatalf("default relay id %q, want %sxxxxxxxx", id, prefix)
 		}
 		seen[id] = true
 	}
-	if len(seen) == 1 { // 1 in 2^32 by chance
+	if len(seen) == 1 { // 1 in 2^64 by chance
 		t.Fatalf("three default relay ids were all %v", seen)
 	}
 }

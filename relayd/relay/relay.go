@@ -52,7 +52,7 @@ const DefaultMaxDataBytes = splice.BufferSize
 // Config configures a Relay. The zero value of each field is documented.
 type Config struct {
 	// RelayID names this relay in Welcome and status; empty means
-	// hostname-pid-xxxx (defaultRelayID).
+	// hostname-pid-xxxxxxxx (defaultRelayID).
 	RelayID string
 	// Version is reported by GetStatus.
 	Version string
@@ -383,13 +383,13 @@ func (s *session) abort(reason relayv1.CloseReason, cause error) bool {
 	return true
 }
 
-// defaultRelayID is hostname-pid and four random hex digits. Agents take
+// defaultRelayID is hostname-pid and eight random hex digits. Agents take
 // two addresses that answer with one relay id for one relay; hostname-pid
 // alone collided for relays in containers that share a hostname (a pod's),
 // each with pid 1.
 func defaultRelayID() string {
 	h, _ := os.Hostname()
-	var b [2]byte
+	var b [4]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	return fmt.Sprintf("%s-%d-%x", h, os.Getpid(), b)
 }
