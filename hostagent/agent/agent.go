@@ -802,6 +802,12 @@ func (l *Listener) handle(ev event) {
 		lk.asked, lk.creditCap = 0, 0
 		lk.granter = nil
 		l.stats.idle.Add(-int64(lk.credits))
+		if lk.capped {
+			// Room the relay had shown: the next credit stream asks for
+			// it again at once (the stream frees none, the cap not
+			// counting it).
+			lk.capFreed += lk.credits
+		}
 		lk.credits = 0
 		var de *drainError
 		if errors.As(ev.err, &de) {

@@ -166,25 +166,41 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 			ir := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 8})
 			// The other agent's slots stand before the credits, and take
 			// the first clients.
-			other := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: 6, MaxSessions: 6})
-			waitStatus(t, ir, "the other agent's slots", idleSlots(6))
+			// Slots: the agent is refused at attach, holding one (a
+			// refusal one short of Idle would leave no margin to see the
+			// cap grow by, see uncapIfWhole). Credits: the other agent's 6
+			// sessions and 2 of the agent's fill the cap.
+			otherIdle := 7
+			if credits {
+				otherIdle = 6
+			}
+			other := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: otherIdle, MaxSessions: otherIdle})
+			waitStatus(t, ir, "the other agent's slots", idleSlots(uint32(otherIdle)))
 			l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: idle, StreamPerSession: true, SlotCredits: credits,
 				BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
 			var clients []*net.TCPConn
+			if credits { // claims are what the cap refuses (slots: at once, at attach)
+				for range 6 {
+					clients = append(clients, dialClient(t, ir.ClientAddr))
+				}
+				waitStatus(t, ir, "the other agent's 6 sessions", func(st *relayv1.GetStatusResponse) bool {
+					return other.Stats().ActiveSessions == 6
+				})
+			}
 			deadline := time.Now().Add(hangGuard)
 			for ir.Relay.LimitHits()[relay.LimitSlotsPerHost] == 0 { // capped: 6 sessions and 2 of the agent's
 				if time.Now().After(deadline) {
 					t.Fatal("the agent was never refused at the cap")
 				}
-				if credits && len(clients) < 10 { // claims are what the cap refuses (slots: at once, at attach)
-					clients = append(clients, dialClient(t, ir.ClientAddr))
+				if credits && len(clients) < 10 && l.Stats().ActiveSessions == len(clients)-6 {
+					clients = append(clients, dialClient(t, ir.ClientAddr)) // one at a time: the agent's
 				}
 				runtime.Gosched()
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			other.Shutdown(ctx)                                // the first 6 clients' sessions aborted: the cap has room again
-			for _, c := range clients[min(6, len(clients)):] { // the agent's, all served now
+			for _, c := range clients[min(6, len(clients)):] { // the agent's, all served now (the last one once the cap has room)
 				accept(t, l).Close()
 				c.Close()
 			}
