@@ -52,6 +52,8 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 			func(s agent.Stats) float64 { return float64(s.Reconnects) }),
 		counter("hostagent_streams_opened_total", "Attach streams opened since start; with sequential sessions a stream carries several sessions, one after another.",
 			func(s agent.Stats) float64 { return float64(s.StreamsOpened) }),
+		gauge("hostagent_relays_capped", "Relays whose slot cap (relayd --max-slots-per-host or --max-slots-per-conn) holds this agent's slots below what it would open now; it asks past the cap once per backoff.",
+			func(s agent.Stats) float64 { return float64(s.CappedRelays) }),
 		counter("hostagent_drains_total", "Times a relay drained this agent (Drain) and it paused offering slots there; a drain that lasts (an operator's DrainHost, answered again at each retry) counts once.",
 			func(s agent.Stats) float64 { return float64(s.Drains) }),
 		collectors.NewGoCollector(),

@@ -225,7 +225,7 @@ type Listener struct {
 // stats are counters kept for Stats; written by the manager only, read by
 // anyone.
 type stats struct {
-	idle, active, sessions, reconnects, drains, streams atomic.Int64
+	idle, active, sessions, reconnects, drains, streams, capped atomic.Int64
 }
 
 // Stats is a snapshot of an agent's counters, summed over its relays.
@@ -246,6 +246,10 @@ type Stats struct {
 	// StreamsOpened counts the Attach streams opened since Listen; with
 	// sequential sessions, fewer than the sessions.
 	StreamsOpened uint64
+	// CappedRelays counts the relays whose slot cap (relayd
+	// --max-slots-per-host or --max-slots-per-conn) holds this agent's
+	// slots below what it would open now.
+	CappedRelays int
 }
 
 // Stats returns the agent's counters.
@@ -257,6 +261,7 @@ func (l *Listener) Stats() Stats {
 		Reconnects:     uint64(l.stats.reconnects.Load()),
 		Drains:         uint64(l.stats.drains.Load()),
 		StreamsOpened:  uint64(l.stats.streams.Load()),
+		CappedRelays:   int(l.stats.capped.Load()),
 	}
 }
 
@@ -284,6 +289,7 @@ type link struct {
 	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
 	capHeld                  int                    // while capped: the most streams of lk the relay held at a refusal (uncapIfWhole)
+	capProbe                 bool                   // the slot connecting is a probe past a whole pool at the cap (manage)
 	warnedAt                 time.Time              // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
 	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
 	outage                   int                    // bumped by each failure that starts a backoff
@@ -581,6 +587,23 @@ func (l *Listener) manage() {
 			l.slots.Add(1)
 			go l.runSlot(next, next.outage, "")
 		}
+		if !closing && !l.unavailable && !l.cfg.SlotCredits {
+			for _, lk := range serving {
+				// A capped link whose pool is whole asks past it once per
+				// backoff: welcomed, the cap has room for more than the
+				// agent needs (another agent of its host id left), which
+				// a whole pool cannot show when the refusal came one slot
+				// short of it (uncapIfWhole). The extra slot is withdrawn.
+				if !lk.capped || lk.connecting > 0 || lk.idle < l.cfg.Idle || l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions || lk.backingOff(now, &nextRetry) {
+					continue
+				}
+				lk.capProbe = true
+				lk.connecting++
+				open++
+				l.slots.Add(1)
+				go l.runSlot(lk, lk.outage, "")
+			}
+		}
 		for _, lk := range l.links {
 			if lk.connecting+lk.idle > 0 {
 				lk.starvedAt = time.Time{} // see rebalance
@@ -663,6 +686,8 @@ func (l *Listener) handle(ev event) {
 		}
 	case evAttached:
 		lk.connecting--
+		probe := lk.capProbe
+		lk.capProbe = false
 		lk.idle++
 		if ev.slot != nil {
 			ev.slot.since = time.Now()
@@ -677,7 +702,14 @@ func (l *Listener) handle(ev event) {
 			// by one, or a slot freed, not that it is gone; with none
 			// left, every slot up to Idle would open at once, and all but
 			// one be refused. Until the cap is seen to have grown
-			// (uncapIfWhole).
+			// (uncapIfWhole), or a probe past a whole pool is welcomed.
+			if probe {
+				l.uncap(lk)
+				if len(lk.withdrawable) > 0 {
+					l.withdrawOne(lk) // the pool back to Idle
+				}
+				break
+			}
 			l.uncapIfWhole(lk)
 			break
 		}
@@ -699,6 +731,7 @@ func (l *Listener) handle(ev event) {
 		// slot lk gets now (logAttached).
 	case evFailed:
 		lk.connecting--
+		lk.capProbe = false
 		if ev.again {
 			lk.capFree() // a session's stream not taken again
 		}
@@ -1277,7 +1310,25 @@ func (l *Listener) uncapIfWhole(lk *link) {
 	if lk.streamsHeld() <= lk.capHeld+1 || !l.cfg.SlotCredits && lk.idle < l.cfg.Idle {
 		return
 	}
-	lk.capped, lk.capFreed, lk.capHeld, lk.failures, lk.retryAt = false, 0, 0, 0, time.Time{}
+	l.uncap(lk)
+}
+
+// setCapped sets lk.capped, and the count of capped relays in Stats.
+func (l *Listener) setCapped(lk *link, capped bool) {
+	if lk.capped != capped {
+		lk.capped = capped
+		if capped {
+			l.stats.capped.Add(1)
+		} else {
+			l.stats.capped.Add(-1)
+		}
+	}
+}
+
+// uncap ends lk's capped state, and the failures of its cap's backoff.
+func (l *Listener) uncap(lk *link) {
+	l.setCapped(lk, false)
+	lk.capFreed, lk.capHeld, lk.failures, lk.retryAt = 0, 0, 0, time.Time{}
 	l.log.Debug("relay's cap has room again", "relay", lk.addr, "streams", lk.streamsHeld())
 }
 
@@ -1310,7 +1361,8 @@ func (l *Listener) drained(lk *link, de *drainError) {
 	}
 	lk.drainedUntil, lk.drainProbe = now.Add(d), true
 	lk.forgetRelayID()
-	lk.ready, lk.capped, lk.capFreed = false, false, 0 // log "relay attached" again when the pool is back
+	l.setCapped(lk, false)
+	lk.ready, lk.capFreed = false, 0 // log "relay attached" again when the pool is back
 }
 
 // backoff schedules the next attempt on lk: capped, jittered exponential.
@@ -1339,14 +1391,15 @@ func (l *Listener) backoff(lk *link, err error) {
 		if !lk.capped {
 			lk.capHeld = 0
 		}
-		lk.capped = true
+		l.setCapped(lk, true)
 		lk.capFreed = 0 // the room is gone: another agent of this host id took it, or the relay had not let go of the stream yet
 		// The most the relay held of lk at a refusal, this episode: an
 		// estimate of the cap (low when the relay had not let go of a
 		// stream that lk saw end) that uncapIfWhole must beat.
 		lk.capHeld = max(lk.capHeld, lk.streamsHeld())
 	} else {
-		lk.ready, lk.capped, lk.capFreed = false, false, 0
+		l.setCapped(lk, false)
+		lk.ready, lk.capFreed = false, 0
 	}
 	if !lk.capped {
 		l.stats.reconnects.Add(1) // a relay at its cap is not a reconnect to count (an alert on it fired)

@@ -160,20 +160,22 @@ func TestCappedCreditsGrowBack(t *testing.T) {
 func TestCapEndsWhenPoolWhole(t *testing.T) {
 	t.Parallel()
 	const idle = 4
-	for _, credits := range []bool{false, true} {
-		t.Run(fmt.Sprintf("credits=%v", credits), func(t *testing.T) {
+	for _, tc := range []struct {
+		credits   bool
+		otherIdle int // of the cap of 8
+	}{
+		// Slots: the agent is refused at attach, holding one; or
+		// holding three, one short of Idle, which a whole pool cannot
+		// show the cap's growth by (a probe past it does). Credits: the
+		// other agent's 6 sessions and 2 of the agent's fill the cap.
+		{false, 7}, {false, 5}, {true, 6},
+	} {
+		credits, otherIdle := tc.credits, tc.otherIdle
+		t.Run(fmt.Sprintf("credits=%v/other=%d", credits, otherIdle), func(t *testing.T) {
 			t.Parallel()
 			ir := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 8})
 			// The other agent's slots stand before the credits, and take
 			// the first clients.
-			// Slots: the agent is refused at attach, holding one (a
-			// refusal one short of Idle would leave no margin to see the
-			// cap grow by, see uncapIfWhole). Credits: the other agent's 6
-			// sessions and 2 of the agent's fill the cap.
-			otherIdle := 7
-			if credits {
-				otherIdle = 6
-			}
 			other := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: otherIdle, MaxSessions: otherIdle})
 			waitStatus(t, ir, "the other agent's slots", idleSlots(uint32(otherIdle)))
 			l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, HostID: "h", Idle: idle, StreamPerSession: true, SlotCredits: credits,
@@ -207,7 +209,9 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 			whole := func(st *relayv1.GetStatusResponse) bool {
 				return st.GetIdleSlots() == idle && st.GetActiveSessions() == 0 && l.Stats().IdleSlots == idle
 			}
-			waitStatus(t, ir, "the pool whole again", whole)
+			waitStatus(t, ir, "the pool whole again, the cap's end seen", func(st *relayv1.GetStatusResponse) bool {
+				return whole(st) && (credits || l.Stats().CappedRelays == 0)
+			})
 			if credits {
 				// Sessions past what the relay held at the refusals: the
 				// evidence that the cap has grown (credits cost it
@@ -219,7 +223,9 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 				for _, c := range open {
 					c.Close()
 				}
-				waitStatus(t, ir, "the pool whole after the sessions", whole)
+				waitStatus(t, ir, "the pool whole after the sessions, the cap's end seen", func(st *relayv1.GetStatusResponse) bool {
+					return whole(st) && l.Stats().CappedRelays == 0
+				})
 			}
 			release := ir.holdNewStreams(t)
 			before := ir.attachesSoFar()
@@ -342,6 +348,9 @@ func TestNoRefusalPerSessionAtCap(t *testing.T) {
 			}
 			if n := ir.Relay.LimitHits()[relay.LimitSlotsPerHost]; n > mode.mostToCap {
 				t.Errorf("%d streams refused at the cap for %d sessions, want at most %d", n, sessions, mode.mostToCap)
+			}
+			if n := l.Stats().CappedRelays; n != 1 && !mode.cfg.SlotCredits { // credits: mostly never refused
+				t.Errorf("Stats().CappedRelays = %d at the cap, want 1", n)
 			}
 		})
 	}

@@ -259,6 +259,7 @@ func (lk *link) forgetRelayID() {
 func (l *Listener) reapRetired() {
 	l.links = slices.DeleteFunc(l.links, func(lk *link) bool {
 		if lk.retired && lk.connecting+lk.idle+lk.active == 0 && !lk.creditRunning {
+			l.setCapped(lk, false)
 			lk.close()
 			return true
 		}
