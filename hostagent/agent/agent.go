@@ -290,6 +290,7 @@ type link struct {
 	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
 	capHeld                  int                    // while capped: the most streams of lk the relay held at a refusal (uncapIfWhole)
 	capProbe                 bool                   // the slot connecting is a probe past a whole pool at the cap (manage)
+	capProbeAt               time.Time              // no such probe before then
 	warnedAt                 time.Time              // when a failure was last logged at Warn (or Error); zero: none since "relay attached"
 	warnedKinds              map[string]time.Time   // when each kind of failure (message, code and hint) was last logged at Warn, this outage
 	outage                   int                    // bumped by each failure that starts a backoff
@@ -594,10 +595,19 @@ func (l *Listener) manage() {
 				// agent needs (another agent of its host id left), which
 				// a whole pool cannot show when the refusal came one slot
 				// short of it (uncapIfWhole). The extra slot is withdrawn.
+				// At most one a minute: a cap that a whole pool fills
+				// exactly refuses every one, at the backoff's pace 12 a
+				// minute more than before (measured by hand).
 				if !lk.capped || lk.connecting > 0 || lk.idle < l.cfg.Idle || l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions || lk.backingOff(now, &nextRetry) {
 					continue
 				}
-				lk.capProbe = true
+				if now.Before(lk.capProbeAt) {
+					if nextRetry.IsZero() || lk.capProbeAt.Before(nextRetry) {
+						nextRetry = lk.capProbeAt
+					}
+					continue
+				}
+				lk.capProbe, lk.capProbeAt = true, now.Add(capProbeEvery)
 				lk.connecting++
 				open++
 				l.slots.Add(1)
@@ -1328,7 +1338,7 @@ func (l *Listener) setCapped(lk *link, capped bool) {
 // uncap ends lk's capped state, and the failures of its cap's backoff.
 func (l *Listener) uncap(lk *link) {
 	l.setCapped(lk, false)
-	lk.capFreed, lk.capHeld, lk.failures, lk.retryAt = 0, 0, 0, time.Time{}
+	lk.capFreed, lk.capHeld, lk.failures, lk.retryAt, lk.capProbeAt = 0, 0, 0, time.Time{}, time.Time{}
 	l.log.Debug("relay's cap has room again", "relay", lk.addr, "streams", lk.streamsHeld())
 }
 
@@ -1484,6 +1494,10 @@ func (l *Listener) backoff(lk *link, err error) {
 	attrs = append(attrs, "retry_in", d.Round(time.Millisecond), "failures", lk.failures)
 	l.log.Log(context.Background(), level, msg, attrs...)
 }
+
+// capProbeEvery is how often, at most, a capped link whose pool is whole
+// asks past it (manage).
+const capProbeEvery = time.Minute
 
 // warnEvery is how often, at most, the failures of one outage of a relay
 // are logged at Warn (or Error); the others are Debug.
