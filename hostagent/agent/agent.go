@@ -598,7 +598,11 @@ func (l *Listener) manage() {
 				// At most one a minute: a cap that a whole pool fills
 				// exactly refuses every one, at the backoff's pace 12 a
 				// minute more than before (measured by hand).
-				if !lk.capped || lk.connecting > 0 || lk.idle < l.cfg.Idle || l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions || lk.backingOff(now, &nextRetry) {
+				// Not while a stream of lk that ended has left room the
+				// probe would take (capFreed): its welcome would show
+				// nothing (a review: 71 refused streams against 9).
+				if !lk.capped || lk.capFreed > 0 || lk.connecting > 0 || lk.idle < l.cfg.Idle || l.unaccepted >= l.cfg.Idle ||
+					l.cfg.MaxSessions > 0 && open >= l.cfg.MaxSessions || lk.backingOff(now, &nextRetry) {
 					continue
 				}
 				if now.Before(lk.capProbeAt) {
@@ -713,14 +717,13 @@ func (l *Listener) handle(ev event) {
 			// left, every slot up to Idle would open at once, and all but
 			// one be refused. Until the cap is seen to have grown
 			// (uncapIfWhole), or a probe past a whole pool is welcomed.
-			if probe {
-				l.uncap(lk)
-				if len(lk.withdrawable) > 0 {
-					l.withdrawOne(lk) // the pool back to Idle
-				}
-				break
-			}
+			// The probe's welcome counts as any other: the relay must
+			// hold two streams of lk more than at the refusals (a
+			// refusal one short of Idle: a whole pool and the probe).
 			l.uncapIfWhole(lk)
+			if probe && lk.idle > l.cfg.Idle && len(lk.withdrawable) > 0 {
+				l.withdrawOne(lk) // the pool back to Idle
+			}
 			break
 		}
 		if ev.again {
