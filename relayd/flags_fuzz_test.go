@@ -5,7 +5,9 @@ import (
 	"flag"
 	"io"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/relayproject/relay/internal/cli"
@@ -53,5 +55,44 @@ func TestRateMustBeANumber(t *testing.T) {
 		if _, err := parseFlags([]string{"--client-rate", rate}, io.Discard); !errors.As(err, new(cli.UsageError)) {
 			t.Errorf("--client-rate %s: %v, want a usage error", rate, err)
 		}
+	}
+}
+
+// TestRelayIDChecked: a relay id given on purpose, from a flag or the
+// environment, is one a Welcome and a log can carry; an empty one is a
+// mistake, not a request for the default.
+func TestRelayIDChecked(t *testing.T) {
+	for _, tc := range []struct {
+		env  bool
+		id   string
+		want string // in the error; "" means accepted
+	}{
+		{id: "eu-west-1", want: ""},
+		{id: "relay é 1", want: ""},
+		{id: "", want: "must not be empty"},
+		{env: true, id: "", want: "RELAYD_RELAY_ID"},
+		{id: strings.Repeat("r", 129), want: "at most 128"},
+		{id: "bad\xffid", want: "UTF-8"},
+		{id: "two\nlines", want: "printable"},
+	} {
+		args := []string{"--relay-id", tc.id}
+		if tc.env {
+			t.Setenv("RELAYD_RELAY_ID", tc.id)
+			args = nil
+		}
+		o, err := parseFlags(args, io.Discard)
+		if tc.want == "" {
+			if err != nil || o.relayID != tc.id {
+				t.Errorf("relay id %q: %v, want it accepted", tc.id, err)
+			}
+			continue
+		}
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("relay id %q (env %v): %v, want a usage error with %q", tc.id, tc.env, err, tc.want)
+		}
+	}
+	os.Unsetenv("RELAYD_RELAY_ID") // t.Setenv restores it after the test
+	if o, err := parseFlags(nil, io.Discard); err != nil || o.relayID != "" {
+		t.Errorf("no relay id: %v, %q; want it left for the default", err, o.relayID)
 	}
 }

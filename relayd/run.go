@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -59,7 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:8001", "`address` for operators: relay.v1.StatusService, health, reflection")
 	fs.StringVar(&o.clientAddr, "client-addr", ":8002", "`address` where raw TCP clients connect (service \"default\"); shorthand for --listen ADDR=default")
 	fs.Var(&o.listens, "listen", "`ADDR=SERVICE`: a client port feeding hosts of SERVICE only (repeatable); with --listen, --client-addr is opened only when given")
-	fs.StringVar(&o.relayID, "relay-id", "", "`id` of this relay in Welcome frames and status (default hostname-pid-xxxxxxxx, x random hex digits)")
+	fs.Var((*relayIDFlag)(&o.relayID), "relay-id", "`id` of this relay in Welcome frames and status (default hostname-pid-xxxxxxxx, x random hex digits)")
 	fs.DurationVar(&o.assignTimeout, "assign-timeout", 10*time.Second, "how long a client may wait for an idle slot before it is closed")
 	fs.IntVar(&o.maxPending, "max-pending", 1024, "clients that may wait for a slot per service, in arrival order; more are closed at once")
 	fs.StringVar(&o.scheduler, "scheduler", string(scheduler.LeastLoaded), "who gets a new client: least-loaded (ties round-robin), round-robin, random-two-choices, client-hash")
@@ -132,6 +134,42 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// relayIDFlag is --relay-id, checked as it is set (validRelayID).
+type relayIDFlag string
+
+func (f *relayIDFlag) String() string { return string(*f) }
+
+func (f *relayIDFlag) Set(v string) error {
+	if err := validRelayID(v); err != nil {
+		return err
+	}
+	*f = relayIDFlag(v)
+	return nil
+}
+
+// validRelayID accepts an id that every agent's Welcome can carry and a log
+// can show: 1 to 128 bytes of printable UTF-8. An empty one given on
+// purpose (RELAYD_RELAY_ID= from a template whose value is missing, say) is
+// refused rather than replaced by the default: agents tell relays apart by
+// their ids, and a default the operator did not choose would hide the
+// mistake.
+func validRelayID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("must not be empty (leave it unset for the default, hostname-pid-xxxxxxxx)")
+	case len(id) > 128:
+		return fmt.Errorf("%d bytes, want at most 128", len(id))
+	case !utf8.ValidString(id):
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return errors.New("only printable characters")
+		}
+	}
+	return nil
 }
 
 // checkPortsDistinct refuses an address given to two listeners: the second
