@@ -499,10 +499,12 @@ func TestWatchEventsDroppedCountNotHeldBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	const hosts = 1000
-	version := strings.Repeat("v", 1000) // 1 MB of events in all
+	// ≈ 400 KB of events in all: host ids and versions as long as a
+	// Hello may carry.
+	version, pad := strings.Repeat("v", 128), strings.Repeat("h", 250)
 	for i := range hosts {
 		h := tr.attach(t)
-		h.hello(&relayv1.Hello{HostId: "h" + strconv.Itoa(i), AgentVersion: version})
+		h.hello(&relayv1.Hello{HostId: strconv.Itoa(i) + pad, AgentVersion: version})
 		h.cancel()
 	}
 	var got, dropped uint64

@@ -238,11 +238,13 @@ func (h *hostStream) expectCloseWrite() {
 }
 
 // expectEnd reads until the stream ends and checks its status, as the host
-// sees it and as the handler returned it.
-func (h *hostStream) expectEnd(want codes.Code) {
+// sees it and as the handler returned it, and returns the host's error.
+func (h *hostStream) expectEnd(want codes.Code) error {
 	h.tb.Helper()
+	var err error
 	for {
-		resp, err := h.stream.Recv()
+		var resp *relayv1.AttachResponse
+		resp, err = h.stream.Recv()
 		if err == nil && resp.GetWelcome() != nil {
 			continue // a violation right after Hello may end the stream before or after Welcome
 		}
@@ -261,6 +263,7 @@ func (h *hostStream) expectEnd(want codes.Code) {
 	if got := status.Code(h.serverEnd()); got != want {
 		h.tb.Fatalf("handler returned %v, want %v", got, want)
 	}
+	return err
 }
 
 // serverEnd waits for the Attach handler to return and returns its error.

@@ -598,6 +598,51 @@ func TestHostileAuthorizeDenied(t *testing.T) {
 	}
 }
 
+// TestHostileHelloStrings: a first Hello whose host id, service, labels or
+// agent version the relay would keep per host and log in every line about
+// it is refused with InvalidArgument naming the field, before anything is
+// registered; the relay kept a host id as long as the message limit, and
+// wrote control characters into its logs and ListHosts as they came.
+func TestHostileHelloStrings(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	many := map[string]string{}
+	for i := range 65 {
+		many[strconv.Itoa(i)] = "v"
+	}
+	for _, tc := range []struct {
+		name  string
+		hello *relayv1.Hello
+		want  string
+	}{
+		{"long_host_id", &relayv1.Hello{HostId: strings.Repeat("h", 257)}, "host id: 257 bytes"},
+		{"control_in_host_id", &relayv1.Hello{HostId: "web\nlevel=ERROR msg=forged"}, "host id"},
+		{"long_service", &relayv1.Hello{Service: strings.Repeat("s", 129), HostId: "h"}, "service: 129 bytes"},
+		{"many_labels", &relayv1.Hello{HostId: "h", Labels: many}, "65 labels"},
+		{"long_label_value", &relayv1.Hello{HostId: "h", Labels: map[string]string{"k": strings.Repeat("v", 257)}}, `label "k": value`},
+		{"empty_label_key", &relayv1.Hello{HostId: "h", Labels: map[string]string{"": "v"}}, "empty key"},
+		{"long_agent_version", &relayv1.Hello{HostId: "h", AgentVersion: strings.Repeat("1", 129)}, "agent version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tr.attach(t)
+			h.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: tc.hello}})
+			err := h.expectEnd(codes.InvalidArgument)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("refused with %v, want it to say %q", err, tc.want)
+			}
+			if st := tr.getStatus(t); st.GetHosts() != 0 || st.GetIdleSlots() != 0 {
+				t.Errorf("after the refusal: %d hosts, %d idle slots; want none", st.GetHosts(), st.GetIdleSlots())
+			}
+		})
+	}
+	// At the limits, and printable text beyond ASCII, are welcome.
+	h := tr.attach(t)
+	h.hello(&relayv1.Hello{HostId: strings.Repeat("é", 128), Labels: map[string]string{strings.Repeat("k", 128): "zone a, rack 3"}})
+	if st := tr.getStatus(t); st.GetHosts() != 1 {
+		t.Errorf("a host id and label at the limits: %d hosts, want 1", st.GetHosts())
+	}
+}
+
 // TestOversizedFrameStatus: a frame over the server's size limit ends the
 // stream with RESOURCE_EXHAUSTED, as grpc-go tells the host, and the
 // handler returns that too (it is what relayd logs and counts): grpc-go

@@ -26,6 +26,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ import (
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/shallow"
 	"github.com/relayproject/relay/internal/splice"
 )
@@ -905,6 +907,11 @@ func (r *Relay) attach(stream relayv1.HostService_AttachServer) (*attachment, er
 		return nil, r.sendDrain(stream, relayv1.DrainReason_DRAIN_REASON_SHUTDOWN, shutdownRetryAfter, "relay shutting down; attach to another relay")
 	}
 	timer.Stop()
+	if err := checkHello(hello); err != nil {
+		err = status.Errorf(codes.InvalidArgument, "Hello: %v", err)
+		r.logRefused(shorten(hello.GetHostId()), shorten(hello.GetService()), peerAddr, err)
+		return nil, err
+	}
 	service := hello.GetService()
 	if service == "" {
 		service = "default"
@@ -2031,6 +2038,37 @@ func detachReason(err error) string {
 }
 
 // logRefused logs a refused Hello, at most once a second.
+// checkHello refuses the strings of a first Hello that the relay would
+// keep per host and write into every line about it (names): before, each
+// could be as long as the message limit, and a control character in a host
+// id went into logs and ListHosts as it came.
+func checkHello(h *relayv1.Hello) error {
+	if err := names.Text(h.GetService(), names.MaxService); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	if err := names.HostID(h.GetHostId()); err != nil {
+		return err
+	}
+	if err := names.Labels(h.GetLabels()); err != nil {
+		return err
+	}
+	if err := names.Text(h.GetAgentVersion(), names.MaxAgentVersion); err != nil {
+		return fmt.Errorf("agent version: %w", err)
+	}
+	if err := names.Text(h.GetAgentInstance(), names.MaxAgentVersion); err != nil {
+		return fmt.Errorf("agent instance: %w", err)
+	}
+	return nil
+}
+
+// shorten bounds what a refused Hello puts in a log line.
+func shorten(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return strings.ToValidUTF8(s[:64], "") + "…"
+}
+
 func (r *Relay) logRefused(hostID, service, peerAddr string, err error) {
 	r.refusals.Do(func(skipped int) {
 		r.log.Warn("attach refused", "host_id", hostID, "service", service, "peer_addr", peerAddr, "err", err, "refused_since_last_line", skipped)

@@ -825,14 +825,23 @@ func (*AttachResponse_Offer) isAttachResponse_Frame() {}
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service names the pool of hosts this slot joins; empty means "default".
-	// A client listener of the relay feeds exactly one service.
+	// A client listener of the relay feeds exactly one service. At most 128
+	// bytes.
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
 	// host_id identifies the HP; all slots with the same host_id count as one
-	// host for scheduling and status. Empty means the peer address.
+	// host for scheduling and status. Empty means the peer address. At most
+	// 256 bytes.
 	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	// labels are free-form key/value pairs shown in status output.
+	// labels are free-form key/value pairs shown in status output: at most
+	// 64, each key 1 to 128 bytes and each value at most 256.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// agent_version names the HP's software, for status output and logs.
+	// agent_version names the HP's software, for status output and logs. At
+	// most 128 bytes.
+	//
+	// The strings of a first Hello (service, host_id, labels, agent_version,
+	// agent_instance) must be printable: a control or format character, or
+	// one over its length, ends the stream with INVALID_ARGUMENT naming the
+	// field.
 	AgentVersion string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// weight is the host's relative capacity for the scheduler (hostagent
 	// --weight): a host of weight 2 is given twice the clients of a host of
@@ -859,7 +868,7 @@ type Hello struct {
 	// host_id (random, drawn at its start; the same on all its connections
 	// and relays). The relay keeps the backend health that the scheduler
 	// uses (see CLOSE_REASON_BACKEND_UNAVAILABLE) per instance; without it,
-	// per connection.
+	// per connection. At most 128 bytes.
 	AgentInstance string `protobuf:"bytes,9,opt,name=agent_instance,json=agentInstance,proto3" json:"agent_instance,omitempty"`
 	// idle_linger, on a Hello that offers the stream again after
 	// SessionEnd, bounds how long the slot waits for a client: if none has

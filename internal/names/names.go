@@ -1,0 +1,74 @@
+// Package names checks the ids and labels a Hello carries: relayd refuses
+// a Hello with others (INVALID_ARGUMENT), and hostagent checks its flags
+// against the same rules, so that a mistake is a usage error at start
+// rather than a stream refused at each retry.
+//
+// A host id and labels are stored per host for as long as it is attached,
+// shown by ListHosts and written into log lines, and any Hello up to the
+// relay's message limit (--max-data-bytes, 4 MiB at most) could carry
+// them; a proto string must be valid UTF-8, or the frame carrying it does
+// not marshal.
+package names
+
+import (
+	"errors"
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what a Hello carries.
+const (
+	MaxHostID     = 256 // bytes; a DNS name is at most 253
+	MaxLabels     = 64
+	MaxLabelKey   = 128 // bytes
+	MaxLabelValue = 256 // bytes
+	MaxService    = 128 // bytes; relayd's --listen takes no longer name
+	// MaxAgentVersion bounds agent_version and agent_instance.
+	MaxAgentVersion = 128 // bytes
+)
+
+// Text checks that s is at most max bytes of printable UTF-8 (spaces
+// allowed, no control characters).
+func Text(s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%d bytes, want at most %d", len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%q: only printable characters", s)
+		}
+	}
+	return nil
+}
+
+// HostID checks a Hello's host_id; empty is allowed (the relay then uses
+// the host's address).
+func HostID(id string) error {
+	if err := Text(id, MaxHostID); err != nil {
+		return fmt.Errorf("host id: %w", err)
+	}
+	return nil
+}
+
+// Labels checks a Hello's labels.
+func Labels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return fmt.Errorf("%d labels, want at most %d", len(labels), MaxLabels)
+	}
+	for k, v := range labels {
+		if k == "" {
+			return errors.New("label with an empty key")
+		}
+		if err := Text(k, MaxLabelKey); err != nil {
+			return fmt.Errorf("label key: %w", err)
+		}
+		if err := Text(v, MaxLabelValue); err != nil {
+			return fmt.Errorf("label %q: value: %w", k, err)
+		}
+	}
+	return nil
+}
