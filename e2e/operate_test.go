@@ -873,7 +873,11 @@ func TestAgentAtAdminPort(t *testing.T) {
 func TestHelloTooLarge(t *testing.T) {
 	t.Parallel()
 	r := startRelay(t, "--max-data-bytes", "1024")
-	a := startAgentNoWait(t, r.grpcAddr, "--label", "desc="+strings.Repeat("d", 2100), "echo")
+	var labels []string // 2.5 KB, each label within what a Hello may carry
+	for i := range 10 {
+		labels = append(labels, "--label", fmt.Sprintf("desc%d=%s", i, strings.Repeat("d", 250)))
+	}
+	a := startAgentNoWait(t, r.grpcAddr, append(labels, "echo")...)
 	a.waitRefused(t, "a hint naming --label", func(l logLine) bool {
 		return strings.Contains(l.str("hint"), "--label") && strings.Contains(l.str("err"), "ResourceExhausted")
 	})

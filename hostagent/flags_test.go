@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/relayproject/relay/internal/cli"
+	"github.com/relayproject/relay/internal/names"
 )
 
 // FuzzParseFlags: whatever --relay, --label and the mode argument hold,
@@ -33,6 +36,9 @@ func FuzzParseFlags(f *testing.F) {
 		if len(o.relays) == 0 {
 			t.Fatal("no relay accepted without an error")
 		}
+		if err := names.Labels(o.labels); err != nil {
+			t.Fatalf("accepted labels the relay refuses: %v", err)
+		}
 		for _, r := range o.relays {
 			if _, _, err := net.SplitHostPort(r); err != nil || strings.TrimSpace(r) != r {
 				t.Fatalf("accepted relay %q", r)
@@ -44,6 +50,49 @@ func FuzzParseFlags(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHelloFlagsChecked: --host-id and --label are checked as the relay
+// checks a Hello, so a mistake is a usage error at start, not an attach
+// refused at each retry (a host id that is not UTF-8 did not even marshal,
+// and was logged as "relay refused the slot"); an empty --host-id given on
+// purpose is an error, not the hostname.
+func TestHelloFlagsChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string // HOSTAGENT_HOST_ID, if set
+		want string // in the error; "" means accepted
+	}{
+		{args: []string{"--host-id", "web-1", "--label", "zone=eu west"}},
+		{args: []string{"--host-id", ""}, want: "must not be empty"},
+		{env: " ", want: "HOSTAGENT_HOST_ID"},
+		{args: []string{"--host-id", "a\xffb"}, want: "UTF-8"},
+		{args: []string{"--host-id", strings.Repeat("h", 257)}, want: "at most 256"},
+		{args: []string{"--label", "k=two\nlines"}, want: "printable"},
+		{args: []string{"--label", strings.Repeat("k", 129) + "=v"}, want: "label key"},
+	} {
+		if tc.env != "" {
+			t.Setenv("HOSTAGENT_HOST_ID", strings.TrimSpace(tc.env))
+		}
+		o, err := parseFlags(append(tc.args, "echo"), io.Discard)
+		if tc.want == "" {
+			if err != nil || o.hostID != "web-1" || o.labels["zone"] != "eu west" {
+				t.Errorf("%q: %v, want it accepted", tc.args, err)
+			}
+			continue
+		}
+		if !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q (env %q): %v, want a usage error with %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	os.Unsetenv("HOSTAGENT_HOST_ID") // t.Setenv restores it after the test
+	var args []string
+	for i := range names.MaxLabels + 1 {
+		args = append(args, "--label", fmt.Sprintf("k%d=v", i))
+	}
+	if _, err := parseFlags(append(args, "echo"), io.Discard); !errors.As(err, new(cli.UsageError)) || !strings.Contains(err.Error(), "65 labels") {
+		t.Errorf("65 labels: %v, want a usage error", err)
+	}
 }
 
 // TestLinkSecurity: plaintext only to loopback relays or with --insecure;

@@ -20,6 +20,7 @@ import (
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/internal/shallow"
 	"github.com/relayproject/relay/internal/splice"
@@ -43,7 +44,30 @@ func (l labelsFlag) Set(s string) error {
 	if !ok || k == "" {
 		return fmt.Errorf("want KEY=VALUE, got %q", s)
 	}
+	// Checked as the relay checks a Hello's labels (their number too, once
+	// every flag is in): refused there, each attach would fail.
+	if err := names.Labels(map[string]string{k: v}); err != nil {
+		return err
+	}
 	l[k] = v
+	return nil
+}
+
+// hostIDFlag is --host-id, checked as the relay checks a Hello's host id.
+// Empty, it would be the hostname: given empty on purpose (from a template
+// whose value is missing, say), it is a mistake the default would hide.
+type hostIDFlag string
+
+func (f *hostIDFlag) String() string { return string(*f) }
+
+func (f *hostIDFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("must not be empty (leave it unset for the hostname)")
+	}
+	if err := names.HostID(v); err != nil {
+		return err
+	}
+	*f = hostIDFlag(v)
 	return nil
 }
 
@@ -88,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	relays := fs.String("relay", "localhost:8000", "relay gRPC `address`es, comma-separated; slots are kept on each")
 	fs.StringVar(&o.service, "service", "default", "`service` to serve on the relay")
-	fs.StringVar(&o.hostID, "host-id", "", "`id` of this host on the relay (default the hostname)")
+	fs.Var((*hostIDFlag)(&o.hostID), "host-id", "`id` of this host on the relay (default the hostname)")
 	fs.IntVar(&o.idle, "idle", 10, "idle slots kept open on each relay, waiting for clients")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
 	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more; a stream whose session ended waits --warm-linger as an idle stream for the next client, with no round trip), and a client offered to an agent that exits goes to another host untouched")
@@ -177,6 +201,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.maxSessions < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--max-sessions must not be negative, got %d", o.maxSessions)}
+	}
+	if err := names.Labels(o.labels); err != nil {
+		return nil, cli.UsageError{Err: fmt.Errorf("--label: %v", err)}
 	}
 	if o.service == "" {
 		return nil, cli.UsageError{Err: errors.New(`--service is empty: give a service the relay serves (relayd --listen ADDR=SERVICE), or leave the flag out for "default"`)}
