@@ -1,0 +1,35 @@
+package e2e
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFrozenAgentsClientsReset: a client given to the idle slot of an
+// agent that has stopped (SIGSTOP; a frozen VM) is reset once the relay's
+// keepalive ping goes unanswered, within about twice --agent-keepalive: its
+// kernel keeps the connection up, so nothing else ends it (QA: 40 s, with
+// the pings at 30 s).
+func TestFrozenAgentsClientsReset(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--agent-keepalive", "1s")
+	frozen := startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "frozen", "echo")
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.cmd.Process.Signal(syscall.SIGCONT) // before the cleanup's SIGTERM
+	waitFor(t, ioTimeout, func() (bool, string) { return stopped(t, frozen.cmd.Process.Pid) })
+	c := dial(t, r.clientAddr)
+	if _, err := c.Write([]byte("to a frozen host\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	if n, err := c.Read(make([]byte, 64)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %d bytes, %v; want a reset within %v (relayd:%s)", n, err, ioTimeout, r.tail(15))
+	}
+	r.waitLog(t, ioTimeout, `"host detached" for the frozen agent`, func(l logLine) bool {
+		return l.msg() == "host detached" && l.str("host_id") == "frozen"
+	})
+}
