@@ -48,7 +48,7 @@ type options struct {
 	maxDataBytes                    int
 	logLevel, logFormat             string
 	metricsAddr                     string
-	watchBuffer                     int
+	watchBuffer, maxWatchers        int
 	sec                             securityOptions
 	pprofAddr                       string
 }
@@ -73,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")
 	fs.IntVar(&o.watchBuffer, "watch-buffer", relay.DefaultWatchBuffer, "events a WatchEvents stream may lag behind before its events are dropped (and counted)")
+	fs.IntVar(&o.maxWatchers, "max-watchers", 100, "WatchEvents streams the admin port holds at once; more are refused with RESOURCE_EXHAUSTED (0: no limit)")
 	o.sec.register(fs)
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go runtime profiles (/debug/pprof/) on this `address`, e.g. 127.0.0.1:6060; off when empty")
 	fs.Usage = func() {
@@ -120,6 +121,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.drainTimeout < 0 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--drain-timeout must not be negative, got %v", o.drainTimeout)}
+	}
+	if o.maxWatchers < 0 {
+		return nil, cli.UsageError{Err: fmt.Errorf("--max-watchers must not be negative, got %d", o.maxWatchers)}
 	}
 	if o.watchBuffer < 1 {
 		return nil, cli.UsageError{Err: fmt.Errorf("--watch-buffer must be at least 1, got %d", o.watchBuffer)}
@@ -330,8 +334,8 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	r, err := relay.New(relay.Config{
 		RelayID: o.relayID, Version: version(), Bridge: bridge, Services: services,
 		MaxDataBytes: o.maxDataBytes, HelloTimeout: o.helloTimeout, ClaimTimeout: o.claimTimeout, Logger: log,
-		WatchBuffer: o.watchBuffer,
-		Authorize:   sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
+		WatchBuffer: o.watchBuffer, MaxWatchers: o.maxWatchers,
+		Authorize: sec.authorize, MaxSlotsPerHost: o.sec.maxSlotsPerHost, MaxSlotsPerConn: o.sec.maxSlotsPerConn,
 		MaxCredits:  o.sec.maxCredits,
 		IdleTimeout: o.sec.idleTimeout,
 	})

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,6 +27,7 @@ const DefaultWatchBuffer = 1024
 // wait.
 type eventHub struct {
 	buffer int
+	max    int // watchers at once; 0: no bound
 
 	n        atomic.Int32 // len(watchers): publish skips the lock when nobody watches
 	mu       sync.Mutex
@@ -46,8 +48,9 @@ type queuedEvent struct {
 	dropped uint64
 }
 
+// add registers a watcher, or returns nil if max are registered.
 func (h *eventHub) add(req *relayv1.WatchEventsRequest) *watcher {
-	w := &watcher{filter: req, ch: make(chan queuedEvent, h.buffer)}
+	w := &watcher{filter: req}
 	if len(req.GetKinds()) > 0 {
 		w.kinds = map[relayv1.EventKind]bool{}
 		for _, k := range req.GetKinds() {
@@ -55,12 +58,16 @@ func (h *eventHub) add(req *relayv1.WatchEventsRequest) *watcher {
 		}
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.max > 0 && len(h.watchers) >= h.max {
+		return nil
+	}
+	w.ch = make(chan queuedEvent, h.buffer) // only once admitted
 	if h.watchers == nil {
 		h.watchers = map[*watcher]struct{}{}
 	}
 	h.watchers[w] = struct{}{}
 	h.n.Store(int32(len(h.watchers)))
-	h.mu.Unlock()
 	return w
 }
 
@@ -158,6 +165,14 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 	}
 	r := s.r
 	w := r.events.add(req)
+	if w == nil {
+		peerAddr := ""
+		if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil {
+			peerAddr = p.Addr.String()
+		}
+		r.limitHit(LimitWatchers, "peer_addr", peerAddr, "max", r.events.max)
+		return status.Errorf(codes.ResourceExhausted, "this relay already has %d WatchEvents streams (relayd --max-watchers): end one, or raise the limit", r.events.max)
+	}
 	defer r.events.remove(w)
 	// Headers tell the watcher that it is registered: every event from now
 	// on reaches it (or is counted as dropped).

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -520,5 +522,71 @@ func TestWatchEventsDroppedCountNotHeldBack(t *testing.T) {
 	}
 	if dropped == 0 || got+dropped != hosts {
 		t.Errorf("%d events and %d dropped, want %d in all, some dropped", got, dropped, hosts)
+	}
+}
+
+// TestWatchersBounded: WatchEvents streams past MaxWatchers are refused
+// with ResourceExhausted, counted as a limit hit, and hold nothing; one
+// that ends makes room. Unbounded, 10,000 watchers that did not read took
+// relayd to 4 GB (a review).
+func TestWatchersBounded(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxWatchers: 2})
+	watch := func() (relayv1.StatusService_WatchEventsClient, context.CancelFunc, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		w, err := tr.status.WatchEvents(ctx, &relayv1.WatchEventsRequest{})
+		if err == nil {
+			_, err = w.Header() // registered, or refused
+		}
+		return w, cancel, err
+	}
+	_, cancel1, err := watch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel1()
+	w2, cancel2, err := watch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel2()
+	w3, cancel3, err := watch()
+	defer cancel3()
+	if err == nil {
+		_, err = w3.Recv()
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-watchers") {
+		t.Fatalf("third watcher: %v, want ResourceExhausted naming --max-watchers", err)
+	}
+	if n := tr.r.LimitHits()[relay.LimitWatchers]; n != 1 {
+		t.Errorf("LimitHits[%s] = %d, want 1", relay.LimitWatchers, n)
+	}
+	// The second watcher ends; its place is free once its handler has
+	// returned, which the relay's next events do not wait for.
+	cancel2()
+	if _, err := w2.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("second watcher after cancel: %v, want Canceled", err)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for i := 0; ; i++ {
+		// A refusal may come as Header's answer or as the first Recv's.
+		w, cancel, err := watch()
+		var ev *relayv1.WatchEventsResponse
+		if err == nil {
+			id := "seen-" + strconv.Itoa(i)
+			tr.attach(t).hello(&relayv1.Hello{HostId: id})
+			ev, err = w.Recv()
+			if err == nil && ev.GetHostAttached().GetHostId() != id {
+				t.Fatalf("watcher in the freed place got %v, want %s's attach", ev, id)
+			}
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("watcher after one ended: %v", err)
+		}
+		runtime.Gosched()
 	}
 }

@@ -36,6 +36,7 @@ relay_limit_hits_total{limit="max_credits"} 0
 relay_limit_hits_total{limit="max_health_watchers"} 0
 relay_limit_hits_total{limit="max_slots_per_conn"} 0
 relay_limit_hits_total{limit="max_slots_per_host"} %d
+relay_limit_hits_total{limit="max_watchers"} 0
 relay_limit_hits_total{limit="queue_full"} 0
 relay_limit_hits_total{limit="rate_limited"} 0
 relay_limit_hits_total{limit="idle_timeout"} 0
