@@ -435,7 +435,7 @@ func (l *recvLoop) creditLoop() error {
 				return l.stream.Context().Err()
 			}
 		case *relayv1.AttachRequest_Close:
-			return &closeFrameError{reason: f.Close.GetReason(), detail: f.Close.GetDetail()}
+			return &closeFrameError{reason: f.Close.GetReason(), detail: hostDetail(f.Close.GetDetail())}
 		case nil:
 			return protocolError(codes.InvalidArgument, "frame with no known field set")
 		default:

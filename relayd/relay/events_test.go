@@ -590,3 +590,30 @@ func TestWatchersBounded(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestHostCloseDetailBounded: a host's Close.detail is cut to 512 bytes, as
+// an operator's is, at a character's start, and says how much was cut: it
+// goes into the session's log line and its SessionClosed event, which each
+// lagging watcher holds up to --watch-buffer of (a review: 30 KB details).
+func TestHostCloseDetailBounded(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	w := tr.watch(t, &relayv1.WatchEventsRequest{Kinds: []relayv1.EventKind{relayv1.EventKind_EVENT_KIND_SESSION_CLOSED}})
+	for _, tc := range []struct{ detail, want string }{
+		{strings.Repeat("x", 30000), strings.Repeat("x", 512) + "… (29488 bytes cut)"},
+		{"x" + strings.Repeat("é", 300), "x" + strings.Repeat("é", 255) + "… (90 bytes cut)"}, // not inside a character
+		{"backend said no", "backend said no"},
+	} {
+		s := tr.newSession(t, "h")
+		s.host.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Close{Close: &relayv1.Close{Reason: relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, Detail: tc.detail}}})
+		s.host.expectEnd(codes.Aborted)
+		ev, err := w.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// After the relay's words: "host sent Close (CLOSE_REASON_HOST_ABORT): ".
+		if got := ev.GetSessionClosed().GetDetail(); !strings.HasSuffix(got, "): "+tc.want) {
+			t.Errorf("SessionClosed.detail is %d bytes (%.60q…), want the host's %d (%.40q…)", len(got), got, len(tc.want), tc.want)
+		}
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -1886,7 +1887,7 @@ func (l *recvLoop) run() {
 // host said in the detail: events and metrics say what happened, and a
 // host cannot pass its aborts off as the operator's or the relay's.
 func hostClose(c *relayv1.Close) *closeFrameError {
-	reason, detail := c.GetReason(), c.GetDetail()
+	reason, detail := c.GetReason(), hostDetail(c.GetDetail())
 	switch reason {
 	case relayv1.CloseReason_CLOSE_REASON_CLIENT_RESET, relayv1.CloseReason_CLOSE_REASON_RELAY_SHUTDOWN,
 		relayv1.CloseReason_CLOSE_REASON_ADMIN, relayv1.CloseReason_CLOSE_REASON_HOST_LOST:
@@ -1899,6 +1900,22 @@ func hostClose(c *relayv1.Close) *closeFrameError {
 		reason = relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
 	}
 	return &closeFrameError{reason: reason, detail: detail}
+}
+
+// hostDetail bounds a host's Close.detail as an operator's is
+// (maxCloseDetail), cut at a character's start: it goes into the session's
+// log line and SessionClosed event, and each watcher that lags holds up to
+// --watch-buffer of those (a review: 30 KB details, 33 MB per stalled
+// watcher).
+func hostDetail(detail string) string {
+	if len(detail) <= maxCloseDetail {
+		return detail
+	}
+	cut := maxCloseDetail
+	for cut > 0 && !utf8.RuneStart(detail[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes cut)", detail[:cut], len(detail)-cut)
 }
 
 // closeFrameError is the host's Close frame, seen as the loop's end.

@@ -1522,7 +1522,8 @@ type Close struct {
 	// only the relay sets (CLIENT_RESET, RELAY_SHUTDOWN, ADMIN, HOST_LOST) is
 	// recorded as HOST_ABORT, with the HP's reason in the detail.
 	Reason CloseReason `protobuf:"varint,1,opt,name=reason,proto3,enum=relay.v1.CloseReason" json:"reason,omitempty"`
-	// detail is a human-readable explanation, for logs only.
+	// detail is a human-readable explanation, for logs only. The relay keeps
+	// the first 512 bytes of an HP's and says how many it cut.
 	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
