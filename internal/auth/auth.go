@@ -14,7 +14,9 @@
 //	TOKEN services=web,db hosts=web-1,web-2
 //
 // A token is at least 16 characters without white space; services and
-// hosts are comma lists, "*" meaning any.
+// hosts are comma lists, "*" meaning any. A comment starts with '#' at the
+// start of a line or after white space: a '#' or '=' inside a token is
+// part of it (so a token cannot start with '#').
 package auth
 
 import (
@@ -111,10 +113,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 		if n == 1 {
 			line = strings.TrimPrefix(line, ByteOrderMark)
 		}
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		fields := strings.Fields(line)
+		fields := strings.Fields(stripComment(line))
 		if len(fields) == 0 {
 			continue
 		}
@@ -122,7 +121,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 		if len(tok) < MinTokenLength {
 			return nil, fmt.Errorf("line %d: token has %d characters; use at least %d (e.g. openssl rand -hex 16)", n, len(tok), MinTokenLength)
 		}
-		if strings.Contains(tok, "=") {
+		if strings.HasPrefix(tok, "services=") || strings.HasPrefix(tok, "hosts=") {
 			return nil, fmt.Errorf("line %d: the line must start with the token, got a key=value", n)
 		}
 		if err := CheckToken(tok); err != nil {
@@ -164,6 +163,19 @@ func Parse(r io.Reader) (*Tokens, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// stripComment cuts a comment off a line of a token file: a '#' at its
+// start or after white space. A '#' inside a token is part of it: cut
+// there, a password manager's token was silently shortened to its prefix,
+// which then authenticated on its own (a review).
+func stripComment(line string) string {
+	for i := 0; i < len(line); i++ {
+		if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
+			return line[:i]
+		}
+	}
+	return line
 }
 
 // parseList parses a comma list; "*" alone means any (nil).

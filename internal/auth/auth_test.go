@@ -86,6 +86,35 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestTokensWithHashAndEquals: a '#' or '=' inside a token is part of it
+// (a password manager's token; base64 padding). The '#' cut the token to
+// its prefix, which then authenticated alone; the '=' refused the line as
+// "a key=value". A comment still starts at a line's start or after white
+// space.
+func TestTokensWithHashAndEquals(t *testing.T) {
+	const hashed, padded = "0123456789abcdef#Zq9!kP2w", "q83vEjRWeJq83vEjRWeJqw=="
+	toks, err := Parse(strings.NewReader("#" + tokA + "\n" + hashed + " services=web #comment\n" + padded + "\t# base64\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks.Len() != 2 || toks.Lookup(hashed) == nil || toks.Lookup(padded) == nil {
+		t.Fatalf("%d tokens; %q found %v, %q found %v; want both, and no commented-out one", toks.Len(), hashed, toks.Lookup(hashed) != nil, padded, toks.Lookup(padded) != nil)
+	}
+	if g := toks.Lookup("0123456789abcdef"); g != nil {
+		t.Errorf("the prefix before '#' authenticates: %+v", g)
+	}
+	if g := toks.Lookup(hashed); strings.Join(g.Services, ",") != "web" {
+		t.Errorf("grant of the token with '#' = %+v, want services web", g)
+	}
+	p := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(p, []byte(hashed+"   # the admin's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadTokenFile(p); err != nil || got != hashed {
+		t.Errorf("ReadTokenFile = %q, %v; want %q", got, err, hashed)
+	}
+}
+
 func TestReadTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(s string) string {

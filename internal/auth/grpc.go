@@ -257,10 +257,7 @@ func ReadTokenFile(path string) (string, error) {
 	}
 	tok := ""
 	for n, line := range strings.Split(strings.TrimPrefix(string(b), ByteOrderMark), "\n") {
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		line = strings.TrimSpace(line)
+		line = strings.TrimSpace(stripComment(line))
 		if line == "" {
 			continue
 		}
