@@ -241,7 +241,9 @@ func IsLoopback(addr string) bool {
 	if err != nil {
 		host = addr
 	}
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+	// Not *.localhost: Go's resolver does not pin those to loopback, and
+	// DNS or /etc/hosts could send a token in plaintext anywhere.
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

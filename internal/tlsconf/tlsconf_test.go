@@ -207,7 +207,7 @@ func TestNewSourceErrors(t *testing.T) {
 func TestIsLoopback(t *testing.T) {
 	for addr, want := range map[string]bool{
 		"localhost:8000": true, "127.0.0.1:8000": true, "127.9.9.9:1": true, "[::1]:8000": true,
-		"relay.localhost:8000": true, "LOCALHOST:1": true,
+		"LOCALHOST:1": true, "relay.localhost:8000": false,
 		"relay.example:8000": false, "10.0.0.1:8000": false, ":8000": false, "0.0.0.0:8000": false, "[::]:8000": false,
 	} {
 		if got := IsLoopback(addr); got != want {
