@@ -65,7 +65,7 @@ func (s *securityOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.maxAgentConnsIP, "max-agent-conns-per-ip", 100, "connections the gRPC port holds at once from one IP address (0: no limit)")
 	fs.IntVar(&s.maxHealthWatchers, "max-health-watchers", 100, "grpc.health.v1.Health/Watch streams each gRPC port holds at once (they need no token; 0: no limit)")
 	fs.DurationVar(&s.keepaliveMinTime, "keepalive-min-time", 10*time.Second, "agents that send keepalive pings more often than this are disconnected")
-	fs.DurationVar(&s.agentKeepalive, "agent-keepalive", 10*time.Second, "ping an agent connection that has sent nothing for this long, and close it if the ping is not answered within as long again (at most 10s): a frozen or vanished agent's sessions end, their clients reset, within about twice this; at least 1s")
+	fs.DurationVar(&s.agentKeepalive, "agent-keepalive", 30*time.Second, "ping an agent connection that has sent nothing for this long, and close it if nothing comes back within as long again (at most 10s): a frozen or vanished agent's sessions end, their clients reset, within this plus 10s; shorter drops agents on slow links (a ping waits behind the data already sent; an agent receiving an upload sends a frame only per 512 KiB); at least 1s")
 }
 
 func (s *securityOptions) validate(o *options) error {
@@ -267,7 +267,11 @@ func (sec *security) hostServerOptions(idle time.Duration) []grpc.ServerOption {
 		// Pings, not TCP, find an agent that is stopped (SIGSTOP, a frozen
 		// VM) or gone without a word: its kernel, or none, keeps the
 		// connection up, and the clients given to its idle slots wait.
-		// QA measured 40 s with the pings at 30 s.
+		// 40 s by default. Shorter is not the default: an agent that is
+		// only receiving (a client's upload) sends a frame per 512 KiB it
+		// takes, and the ping waits behind up to 2 MiB already sent, so a
+		// healthy agent on a slow link would be cut off (a review: 20 s
+		// dropped one below 26 KB/s).
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: sec.opts.agentKeepalive, Timeout: min(sec.opts.agentKeepalive, agentKeepaliveTimeout), MaxConnectionIdle: idle}),
 	}
 	if n := sec.opts.maxSlotsPerConn; n > 0 {
