@@ -68,8 +68,8 @@ func TestHelloFlagsChecked(t *testing.T) {
 		{env: " ", want: "HOSTAGENT_HOST_ID"},
 		{args: []string{"--host-id", "a\xffb"}, want: "UTF-8"},
 		{args: []string{"--host-id", strings.Repeat("h", 257)}, want: "at most 256"},
-		{args: []string{"--label", "k=two\nlines"}, want: "printable"},
-		{args: []string{"--label", strings.Repeat("k", 129) + "=v"}, want: "label key"},
+		{args: []string{"--label", "k=two\nlines"}, want: "control character"},
+		{args: []string{"--label", strings.Repeat("k", 257) + "=v"}, want: "label key"},
 	} {
 		if tc.env != "" {
 			t.Setenv("HOSTAGENT_HOST_ID", strings.TrimSpace(tc.env))

@@ -73,7 +73,7 @@ func TestRelayIDChecked(t *testing.T) {
 		{env: true, id: "", want: "RELAYD_RELAY_ID"},
 		{id: strings.Repeat("r", 129), want: "at most 128"},
 		{id: "bad\xffid", want: "UTF-8"},
-		{id: "two\nlines", want: "printable"},
+		{id: "two\nlines", want: "control character"},
 	} {
 		args := []string{"--relay-id", tc.id}
 		if tc.env {

@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -26,6 +24,7 @@ import (
 	"github.com/relayproject/relay/internal/cli"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/profiling"
 	"github.com/relayproject/relay/relayd/relay"
 	"github.com/relayproject/relay/relayd/scheduler"
@@ -154,26 +153,16 @@ func (f *relayIDFlag) Set(v string) error {
 }
 
 // validRelayID accepts an id that every agent's Welcome can carry and a log
-// can show: 1 to 128 bytes of printable UTF-8. An empty one given on
+// can show: 1 to 128 bytes of UTF-8 with no control character. An empty one given on
 // purpose (RELAYD_RELAY_ID= from a template whose value is missing, say) is
 // refused rather than replaced by the default: agents tell relays apart by
 // their ids, and a default the operator did not choose would hide the
 // mistake.
 func validRelayID(id string) error {
-	switch {
-	case id == "":
+	if id == "" {
 		return errors.New("must not be empty (leave it unset for the default, hostname-pid-xxxxxxxx)")
-	case len(id) > 128:
-		return fmt.Errorf("%d bytes, want at most 128", len(id))
-	case !utf8.ValidString(id):
-		return errors.New("not valid UTF-8")
 	}
-	for _, r := range id {
-		if !unicode.IsPrint(r) {
-			return errors.New("only printable characters")
-		}
-	}
-	return nil
+	return names.Text(id, 128)
 }
 
 // checkPortsDistinct refuses an address given to two listeners: the second

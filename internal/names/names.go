@@ -21,15 +21,18 @@ import (
 const (
 	MaxHostID     = 256 // bytes; a DNS name is at most 253
 	MaxLabels     = 64
-	MaxLabelKey   = 128 // bytes
-	MaxLabelValue = 256 // bytes
-	MaxService    = 128 // bytes; relayd's --listen takes no longer name
+	MaxLabelKey   = 256  // bytes
+	MaxLabelValue = 1024 // bytes
+	MaxService    = 128  // bytes; relayd's --listen takes no longer name
 	// MaxAgentVersion bounds agent_version and agent_instance.
 	MaxAgentVersion = 128 // bytes
 )
 
-// Text checks that s is at most max bytes of printable UTF-8 (spaces
-// allowed, no control characters).
+// Text checks that s is at most max bytes of UTF-8 with no control
+// character (a line break, a tab, NUL, ESC: what would split or forge a
+// log line). Any other text is free: spaces of every script, joiners,
+// emoji (a review: refusing what unicode.IsPrint refuses broke labels such
+// as "東京\u3000本社").
 func Text(s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("%d bytes, want at most %d", len(s), max)
@@ -38,8 +41,8 @@ func Text(s string, max int) error {
 		return errors.New("not valid UTF-8")
 	}
 	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return fmt.Errorf("%q: only printable characters", s)
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%q: a control character (%U)", s, r)
 		}
 	}
 	return nil

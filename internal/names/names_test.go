@@ -19,7 +19,11 @@ func TestText(t *testing.T) {
 		{"tab\there", 64, false},
 		{"line\nbreak", 64, false},
 		{"nul\x00", 8, false},
-		{"bidi\u202e", 64, false}, // a format character, shown as nothing
+		{"東京\u3000本社", 64, true},  // an ideographic space
+		{"rack\u00a03", 64, true}, // a no-break space
+		{"👩\u200d💻", 64, true},    // a joiner
+		{"esc\x1b[31m", 64, false},
+		{"c1\u0085", 64, false}, // a C1 control: next line
 	} {
 		if err := Text(tc.s, tc.max); (err == nil) != tc.ok {
 			t.Errorf("Text(%q, %d) = %v, want ok %v", tc.s, tc.max, err, tc.ok)

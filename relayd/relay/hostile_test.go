@@ -619,7 +619,7 @@ func TestHostileHelloStrings(t *testing.T) {
 		{"control_in_host_id", &relayv1.Hello{HostId: "web\nlevel=ERROR msg=forged"}, "host id"},
 		{"long_service", &relayv1.Hello{Service: strings.Repeat("s", 129), HostId: "h"}, "service: 129 bytes"},
 		{"many_labels", &relayv1.Hello{HostId: "h", Labels: many}, "65 labels"},
-		{"long_label_value", &relayv1.Hello{HostId: "h", Labels: map[string]string{"k": strings.Repeat("v", 257)}}, `label "k": value`},
+		{"long_label_value", &relayv1.Hello{HostId: "h", Labels: map[string]string{"k": strings.Repeat("v", 1025)}}, `label "k": value`},
 		{"empty_label_key", &relayv1.Hello{HostId: "h", Labels: map[string]string{"": "v"}}, "empty key"},
 		{"long_agent_version", &relayv1.Hello{HostId: "h", AgentVersion: strings.Repeat("1", 129)}, "agent version"},
 	} {
@@ -635,9 +635,10 @@ func TestHostileHelloStrings(t *testing.T) {
 			}
 		})
 	}
-	// At the limits, and printable text beyond ASCII, are welcome.
+	// At the limits, and text beyond ASCII (spaces of other scripts,
+	// joiners), are welcome.
 	h := tr.attach(t)
-	h.hello(&relayv1.Hello{HostId: strings.Repeat("é", 128), Labels: map[string]string{strings.Repeat("k", 128): "zone a, rack 3"}})
+	h.hello(&relayv1.Hello{HostId: strings.Repeat("é", 128), Labels: map[string]string{strings.Repeat("k", 256): "東京\u3000本社, rack\u00a03 👩\u200d💻"}})
 	if st := tr.getStatus(t); st.GetHosts() != 1 {
 		t.Errorf("a host id and label at the limits: %d hosts, want 1", st.GetHosts())
 	}

@@ -251,7 +251,9 @@ type StatusServiceClient interface {
 	// of the call (no history), until the caller cancels or the relay stops.
 	// A watcher that reads slower than events come never slows the relay: it
 	// has a bounded buffer, and the events that did not fit are counted in
-	// the next response's dropped field.
+	// the next response's dropped field. A relay holds a bounded number of
+	// watchers (relayd --max-watchers); one more ends with
+	// RESOURCE_EXHAUSTED.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
@@ -330,7 +332,9 @@ type StatusServiceServer interface {
 	// of the call (no history), until the caller cancels or the relay stops.
 	// A watcher that reads slower than events come never slows the relay: it
 	// has a bounded buffer, and the events that did not fit are counted in
-	// the next response's dropped field.
+	// the next response's dropped field. A relay holds a bounded number of
+	// watchers (relayd --max-watchers); one more ends with
+	// RESOURCE_EXHAUSTED.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedStatusServiceServer()
 }
