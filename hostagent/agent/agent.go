@@ -45,6 +45,7 @@ import (
 	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/internal/logging"
+	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/shallow"
 )
 
@@ -173,6 +174,20 @@ func (c *Config) validate() error {
 	}
 	if c.AgentVersion == "" {
 		c.AgentVersion = Version
+	}
+	// As the relay checks a Hello: refused there, every slot would be,
+	// at each retry.
+	if err := names.HostID(c.HostID); err != nil {
+		return fmt.Errorf("agent: HostID %q: %v", c.HostID, err)
+	}
+	if err := names.Text(c.Service, names.MaxService); err != nil {
+		return fmt.Errorf("agent: Service: %v", err)
+	}
+	if err := names.Labels(c.Labels); err != nil {
+		return fmt.Errorf("agent: Labels: %v", err)
+	}
+	if err := names.Text(c.AgentVersion, names.MaxAgentVersion); err != nil {
+		return fmt.Errorf("agent: AgentVersion: %v", err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -1432,7 +1447,7 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.denied = denied
 	d = d/2 + rand.N(d/2+1) // jitter: spread agents that failed together
 	lk.retryAt = time.Now().Add(d)
-	msg := "relay unreachable"
+	msg, level := "relay unreachable", slog.LevelWarn
 	hint := ""
 	code := status.Code(err)
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unavailable {
@@ -1446,11 +1461,16 @@ func (l *Listener) backoff(lk *link, err error) {
 			// agent splits its Data to the relay's max_data_bytes, so it is
 			// the Hello.
 			hint = "the relay takes frames of up to its --max-data-bytes plus 1 KiB, and this agent's Hello is larger: shorten its --label values"
+		case st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), "Hello: "):
+			// The relay's check of the Hello's strings (a relay with
+			// stricter limits than this agent's): nothing changes by
+			// itself.
+			hint = "the relay refuses this agent's --host-id, --service or --label values: see err"
+			level = slog.LevelError
 		}
 	} else if err != nil {
 		hint = unreachableHint(err.Error())
 	}
-	level := slog.LevelWarn
 	switch {
 	case denied && code == codes.PermissionDenied:
 		msg, level = "relay refused this agent's service or host id (check --service and --host-id against the relay's services, and what its --auth-tokens grants this agent's token, --token-file or HOSTAGENT_TOKEN)", slog.LevelError

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +13,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
 	"github.com/relayproject/relay/internal/portclaim"
 	"github.com/relayproject/relay/relayd/relay"
@@ -287,4 +291,73 @@ func TestReattachWhenConnectionBack(t *testing.T) {
 	}
 	t.Cleanup(ir.stop)
 	nextMsg(t, records, "relay attached") // within hangGuard, not minutes
+}
+
+// TestListenChecksHelloStrings: Listen refuses a Config whose Hello the
+// relay would refuse, as hostagent's flags do; it returned nil, and the
+// agent retried the refused slots for good, logging a Warn and then
+// Debug lines (a review).
+func TestListenChecksHelloStrings(t *testing.T) {
+	t.Parallel()
+	for _, cfg := range []agent.Config{
+		{HostID: "two\nlines"},
+		{HostID: strings.Repeat("h", 257)},
+		{Labels: map[string]string{"site": "a\tb"}},
+		{Labels: map[string]string{"": "v"}},
+		{AgentVersion: strings.Repeat("v", 129)},
+	} {
+		cfg.Relays = []string{"127.0.0.1:1"}
+		l, err := agent.Listen(context.Background(), cfg)
+		if err == nil {
+			l.Close()
+			t.Errorf("Listen(%+v) = nil error, want the field named", cfg)
+		}
+	}
+}
+
+// stricterRelay refuses every Hello as a relay with stricter limits on its
+// strings than this agent's would.
+type stricterRelay struct {
+	relayv1.UnimplementedHostServiceServer
+}
+
+func (stricterRelay) Attach(stream relayv1.HostService_AttachServer) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	return status.Error(codes.InvalidArgument, `Hello: label "site": value: 300 bytes, want at most 256`)
+}
+
+// TestHelloRefusedSaidAtError: a relay that refuses the Hello's strings
+// is said at Error with a hint naming the flags, as nothing changes by
+// itself; it was a Warn like an outage's, then Debug.
+func TestHelloRefusedSaidAtError(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	relayv1.RegisterHostServiceServer(srv, stricterRelay{})
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-served })
+	records := make(chan slog.Record, 64)
+	listen(t, agent.Config{Relays: []string{lis.Addr().String()}, Idle: 1, Logger: slog.New(levelHandler{records})})
+	timer := time.NewTimer(hangGuard)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-records:
+			if r.Message != "relay refused the slot" {
+				continue
+			}
+			if hint := recordAttr(r, "hint"); r.Level != slog.LevelError || !strings.Contains(hint, "--label") {
+				t.Fatalf("refusal logged at %v with hint %q, want Error naming --label", r.Level, hint)
+			}
+			return
+		case <-timer.C:
+			t.Fatal(`no "relay refused the slot" logged`)
+		}
+	}
 }
