@@ -91,7 +91,12 @@ type entry struct {
 }
 
 // Tokens is a parsed token file.
-type Tokens struct{ entries []entry }
+type Tokens struct {
+	entries []entry
+	// HashLines are the lines whose token holds a '#': part of the token,
+	// where token files before 2026-11-28 cut a comment. Worth a warning.
+	HashLines []int
+}
 
 // Len returns the number of tokens.
 func (t *Tokens) Len() int { return len(t.entries) }
@@ -118,6 +123,21 @@ func Parse(r io.Reader) (*Tokens, error) {
 			continue
 		}
 		tok := fields[0]
+		if strings.Contains(tok, "#") {
+			t.HashLines = append(t.HashLines, n)
+		}
+		// In the grants, a '#' starts a comment wherever it is, as it
+		// always did: "services=web#prod" grants web.
+		grants := fields[1:]
+		for i, f := range grants {
+			if j := strings.IndexByte(f, '#'); j >= 0 {
+				grants = grants[:i]
+				if f = f[:j]; f != "" {
+					grants = append(grants, f)
+				}
+				break
+			}
+		}
 		if len(tok) < MinTokenLength {
 			return nil, fmt.Errorf("line %d: token has %d characters; use at least %d (e.g. openssl rand -hex 16)", n, len(tok), MinTokenLength)
 		}
@@ -133,7 +153,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 		}
 		seen[sum] = n
 		g := &Grant{ID: hex.EncodeToString(sum[:4]), from: t}
-		for _, f := range fields[1:] {
+		for _, f := range grants {
 			key, val, ok := strings.Cut(f, "=")
 			if !ok {
 				return nil, fmt.Errorf("line %d: %q: want services=LIST or hosts=LIST", n, f)

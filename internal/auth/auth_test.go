@@ -106,6 +106,18 @@ func TestTokensWithHashAndEquals(t *testing.T) {
 	if g := toks.Lookup(hashed); strings.Join(g.Services, ",") != "web" {
 		t.Errorf("grant of the token with '#' = %+v, want services web", g)
 	}
+	if fmt.Sprint(toks.HashLines) != "[2]" {
+		t.Errorf("HashLines = %v, want [2]: the line whose token holds a '#', for a warning", toks.HashLines)
+	}
+	// In the grants, a '#' glued to a value still starts a comment, as
+	// token files before this change had it (a review).
+	glued, err := Parse(strings.NewReader(tokA + " services=web#prod-only\n" + tokB + " hosts=h1 services=db#x y\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := glued.Lookup(tokA), glued.Lookup(tokB); strings.Join(a.Services, ",") != "web" || strings.Join(b.Services, ",") != "db" || strings.Join(b.Hosts, ",") != "h1" {
+		t.Errorf("grants with a glued comment: %+v, %+v; want services web, and db with hosts h1", a, b)
+	}
 	p := filepath.Join(t.TempDir(), "tok")
 	if err := os.WriteFile(p, []byte(hashed+"   # the admin's\n"), 0o600); err != nil {
 		t.Fatal(err)
