@@ -362,3 +362,36 @@ func TestMaxSessionsBelowRelaysWarned(t *testing.T) {
 		t.Errorf("warning %v, want WARN with relays=2", line)
 	}
 }
+
+// TestRelayMetricsPerAddress: with two relays, hostagent's metrics say
+// which one is down (hostagent_relay_up and the others, labelled by
+// relay address) and which serves; the summed gauges could not tell an
+// outage from load (QA).
+func TestRelayMetricsPerAddress(t *testing.T) {
+	t.Parallel()
+	up, down := startRelay(t), startRelay(t)
+	a := startAgentNoWait(t, up.grpcAddr+","+down.grpcAddr, "--idle", "2", "--metrics-addr", "127.0.0.1:0", "echo")
+	a.waitAttachedTo(t, up.grpcAddr, down.grpcAddr)
+	metrics := a.metricsAddr(t)
+	series := func(name, relay string) string { return fmt.Sprintf("%s{relay=%q}", name, relay) }
+	waitFor(t, ioTimeout, func() (bool, string) {
+		m := scrape(t, metrics)
+		ok := m[series("hostagent_relay_up", up.grpcAddr)] == 1 && m[series("hostagent_relay_up", down.grpcAddr)] == 1 &&
+			m[series("hostagent_relay_idle_slots", up.grpcAddr)] == 2 && m[series("hostagent_relay_idle_slots", down.grpcAddr)] == 2
+		return ok, fmt.Sprintf("both attached: %v", m)
+	})
+	c := dial(t, up.clientAddr)
+	roundTrip(t, c, "held\n")
+	down.kill(t)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		m := scrape(t, metrics)
+		ok := m[series("hostagent_relay_up", up.grpcAddr)] == 1 && m[series("hostagent_relay_up", down.grpcAddr)] == 0 &&
+			m[series("hostagent_relay_failures", down.grpcAddr)] > 0 && m[series("hostagent_relay_failures", up.grpcAddr)] == 0 &&
+			m[series("hostagent_relay_active_sessions", up.grpcAddr)] == 1 && m[series("hostagent_relay_idle_slots", down.grpcAddr)] == 0
+		return ok, fmt.Sprintf("after %s was killed: up %v/%v, failures %v/%v, sessions %v, idle %v",
+			down.grpcAddr, m[series("hostagent_relay_up", up.grpcAddr)], m[series("hostagent_relay_up", down.grpcAddr)],
+			m[series("hostagent_relay_failures", up.grpcAddr)], m[series("hostagent_relay_failures", down.grpcAddr)],
+			m[series("hostagent_relay_active_sessions", up.grpcAddr)], m[series("hostagent_relay_idle_slots", down.grpcAddr)])
+	})
+	roundTrip(t, c, "still served\n")
+}

@@ -27,6 +27,44 @@ func newAgentMetrics() *agentMetrics {
 	})}
 }
 
+// relayCollector gives each relay address its own series (the relay
+// label): the summed gauges cannot tell which of several relays is down
+// (QA: with one of two relays unreachable for good, the idle slots only
+// dropped, as under load). The label's values are the agent's relay
+// addresses: --relay entries, or the addresses their names resolve to.
+type relayCollector struct{ l *agent.Listener }
+
+var (
+	relayUpDesc = prometheus.NewDesc("hostagent_relay_up",
+		"1 if this relay address has welcomed the agent's slots or credits since its last failure and is not draining the agent, else 0.", []string{"relay"}, nil)
+	relayIdleDesc = prometheus.NewDesc("hostagent_relay_idle_slots",
+		"Slots (or credits) attached to this relay address and waiting for a client.", []string{"relay"}, nil)
+	relayActiveDesc = prometheus.NewDesc("hostagent_relay_active_sessions",
+		"Sessions open now through this relay address.", []string{"relay"}, nil)
+	relayFailuresDesc = prometheus.NewDesc("hostagent_relay_failures",
+		"Attempts on this relay address that failed in a row since its last welcome (0 once it welcomes a slot again).", []string{"relay"}, nil)
+)
+
+func (relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- relayUpDesc
+	ch <- relayIdleDesc
+	ch <- relayActiveDesc
+	ch <- relayFailuresDesc
+}
+
+func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.l.Relays() {
+		up := 0.0
+		if r.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(relayUpDesc, prometheus.GaugeValue, up, r.Addr)
+		ch <- prometheus.MustNewConstMetric(relayIdleDesc, prometheus.GaugeValue, float64(r.IdleSlots), r.Addr)
+		ch <- prometheus.MustNewConstMetric(relayActiveDesc, prometheus.GaugeValue, float64(r.ActiveSessions), r.Addr)
+		ch <- prometheus.MustNewConstMetric(relayFailuresDesc, prometheus.GaugeValue, float64(r.Failures), r.Addr)
+	}
+}
+
 // serve registers the metrics of l and serves /metrics on addr; it returns
 // nil when addr is empty (metrics off).
 func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Server, error) {
@@ -56,6 +94,7 @@ func (m *agentMetrics) serve(addr string, l *agent.Listener) (*metricshttp.Serve
 			func(s agent.Stats) float64 { return float64(s.CappedRelays) }),
 		counter("hostagent_drains_total", "Times a relay drained this agent (Drain) and it paused offering slots there; a drain that lasts (an operator's DrainHost, answered again at each retry) counts once.",
 			func(s agent.Stats) float64 { return float64(s.Drains) }),
+		relayCollector{l},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}

@@ -235,6 +235,7 @@ type Listener struct {
 	unavailable bool
 	slots       sync.WaitGroup
 	stats       stats
+	relays      relayView
 }
 
 // stats are counters kept for Stats; written by the manager only, read by
@@ -647,6 +648,7 @@ func (l *Listener) manage() {
 				l.logAttached(lk, full)
 			}
 		}
+		l.publishRelays(now)
 		if !nextRetry.IsZero() {
 			timer.Reset(time.Until(nextRetry))
 		}
