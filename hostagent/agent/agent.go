@@ -1559,7 +1559,10 @@ func unreachableHint(err string) string {
 	case strings.Contains(err, "error reading server preface"):
 		return "the relay ended the connection before HTTP/2 began: if it serves TLS, give --tls-ca (without TLS flags a loopback relay is dialed in plaintext); or this address is over the relay's --max-agent-conns-per-ip; or it is not relayd's --grpc-addr"
 	case strings.Contains(err, "broken pipe"), strings.Contains(err, "connection reset by peer"):
-		return "the relay ended the connection as it opened: if it requires client certificates (--tls-client-ca), give --tls-cert and --tls-key; or this address is over the relay's --max-agent-conns-per-ip"
+		// TLS 1.3 ends the handshake on the client's side before the
+		// relay has checked the client certificate: a certificate it
+		// refused reads like this too, after a line that said why (QA).
+		return "the relay ended the connection as it opened: if it requires client certificates (--tls-client-ca), this agent's --tls-cert is missing, expired or not from a CA in it (an earlier line may say which); or this address is over the relay's --max-agent-conns-per-ip"
 	}
 	return ""
 }
