@@ -76,7 +76,7 @@ func TestTLS(t *testing.T) {
 	plain.waitRefused(t, "a failed plaintext attach, with a hint to give --tls-ca", func(l logLine) bool { return strings.Contains(l.str("hint"), "--tls-ca") })
 	// relayd says why too: grpc-go itself only closes the connection.
 	r.waitLog(t, startTimeout, "relayd's line about a plaintext handshake", func(l logLine) bool {
-		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "does not look like a TLS handshake")
+		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "does not look like a TLS handshake") && strings.Contains(l.str("hint"), "--tls-ca")
 	})
 }
 
@@ -96,7 +96,7 @@ func TestMTLS(t *testing.T) {
 	noCert := startAgentNoWait(t, r.grpcAddr, "--tls-ca", ca.File, "--host-id", "no-cert", "echo")
 	noCert.waitRefused(t, "a refused handshake, with a hint to give --tls-cert", func(l logLine) bool { return strings.Contains(l.str("hint"), "--tls-cert") })
 	r.waitLog(t, startTimeout, "relayd's line about a handshake without a certificate", func(l logLine) bool {
-		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "certificate")
+		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "certificate") && strings.Contains(l.str("hint"), "--tls-client-ca")
 	})
 	other := tlstest.NewCA(t, dir, "other")
 	strangerCert, strangerKey := other.Issue(t, dir, "stranger")

@@ -342,9 +342,22 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 		if a := conn.RemoteAddr(); a != nil {
 			peer = a.String()
 		}
-		c.log.Warn("tls handshake failed", "peer_addr", peer, "err", err, "not_logged_since_last_line", skipped)
+		attrs := []any{"peer_addr", peer, "err", err}
+		if h := handshakeHints[kind]; h != "" {
+			attrs = append(attrs, "hint", h)
+		}
+		c.log.Warn("tls handshake failed", append(attrs, "not_logged_since_last_line", skipped)...)
 	})
 	return out, info, err
+}
+
+// handshakeHints say, per kind of failure, what to check (QA: the errors
+// alone, "first record does not look like a TLS handshake" or "remote
+// error: tls: bad certificate", left the operator to guess).
+var handshakeHints = [3]string{
+	"the peer speaks plaintext: an agent without TLS flags dials a loopback relay in plaintext; give it --tls-ca (or drop relayd's --tls-cert to serve plaintext on a trusted network)",
+	"a certificate was refused: if the error is the peer's (remote error), the agent does not trust relayd's --tls-cert (give it --tls-ca with the CA that signed it, and --tls-server-name if the name differs); otherwise the agent's --tls-cert is missing, expired or not from a CA in --tls-client-ca",
+	"",
 }
 
 func (c *loggedHandshakes) Clone() credentials.TransportCredentials {
