@@ -18,8 +18,13 @@
 // (default), HOST_ID (the hostname), RELAY_TOKEN (sent as a bearer token
 // when set), DRAIN_TIMEOUT_MS (10000: how long open sessions may run after
 // SIGTERM/SIGINT), STREAM_PER_SESSION (set to 1: one stream per session, no
-// sequential sessions).
+// sequential sessions), RELAY_TLS_CA (a PEM file of CAs: TLS to a relay with
+// --tls-cert), RELAY_TLS (set to 1: TLS with the system's roots),
+// RELAY_TLS_SERVER_NAME (the name to check the relay's certificate against,
+// when RELAY_ADDR holds another), RELAY_INSECURE (set to 1: plaintext to a
+// relay that is not on loopback, as hostagent --insecure).
 
+const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
@@ -32,6 +37,9 @@ const HOST_ID = process.env.HOST_ID || os.hostname();
 const DRAIN_TIMEOUT_MS = positiveInt('DRAIN_TIMEOUT_MS', 10000);
 const SEQUENTIAL = process.env.STREAM_PER_SESSION !== '1';
 const AGENT_VERSION = 'relay-node-host/0.1';
+const TLS_CA = process.env.RELAY_TLS_CA || '';
+const TLS = TLS_CA !== '' || process.env.RELAY_TLS === '1';
+const TLS_SERVER_NAME = process.env.RELAY_TLS_SERVER_NAME || '';
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 const REFUSED_BACKOFF_MS = 30000; // jittered to 15–30 s, as hostagent's
@@ -64,7 +72,40 @@ const packageDef = protoLoader.loadSync('relay/v1/relay.proto', {
 });
 const relayv1 = grpc.loadPackageDefinition(packageDef).relay.v1;
 
-const client = new relayv1.HostService(RELAY_ADDR, grpc.credentials.createInsecure(), {
+// isLoopback: RELAY_ADDR's host is localhost or a loopback address, where
+// plaintext reaches no network (hostagent's rule).
+function isLoopback(addr) {
+  const host = addr.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+// Plaintext only to a loopback relay, or when asked for: a token, and every
+// client's bytes, would otherwise cross the network in the clear.
+if (!TLS && !isLoopback(RELAY_ADDR) && process.env.RELAY_INSECURE !== '1') {
+  console.error(`node-host: RELAY_ADDR ${RELAY_ADDR} is not on loopback: set RELAY_TLS_CA=ca.pem (or RELAY_TLS=1 for the system's roots) for a relay with --tls-cert, or RELAY_INSECURE=1 for plaintext on a network you trust`);
+  process.exit(2);
+}
+
+function channelCredentials() {
+  if (!TLS) return grpc.credentials.createInsecure();
+  let ca = null; // the system's roots
+  if (TLS_CA !== '') {
+    try {
+      ca = fs.readFileSync(TLS_CA);
+    } catch (err) {
+      console.error(`node-host: RELAY_TLS_CA: ${err.message}`);
+      process.exit(2);
+    }
+  }
+  return grpc.credentials.createSsl(ca);
+}
+
+const tlsOptions = TLS && TLS_SERVER_NAME !== ''
+  ? { 'grpc.ssl_target_name_override': TLS_SERVER_NAME, 'grpc.default_authority': TLS_SERVER_NAME }
+  : {};
+
+const client = new relayv1.HostService(RELAY_ADDR, channelCredentials(), {
+  ...tlsOptions,
   // Notice a dead relay; keep grpc-js's own reconnect delay within ours, so
   // a restarted relay gets its slots back within seconds, not minutes.
   'grpc.keepalive_time_ms': 30000,

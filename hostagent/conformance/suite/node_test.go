@@ -3,6 +3,8 @@ package suite
 import (
 	"bufio"
 	"context"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relayproject/relay/internal/tlsconf/tlstest"
 )
 
 // nodeHostDir returns examples/node-host with its pinned dependencies
@@ -92,4 +96,47 @@ func TestNodeHostRefusedBacksOff(t *testing.T) {
 		return
 	}
 	t.Fatalf("the Node.js host did not log a refusal (%v)", sc.Err())
+}
+
+// TestNodeHostOverTLS: with RELAY_TLS_CA the Node.js host attaches to a
+// relay with --tls-cert and serves its clients; it spoke plaintext only,
+// so a token crossed the network in the clear (QA).
+func TestNodeHostOverTLS(t *testing.T) {
+	dir := nodeHostDir(t)
+	certs := t.TempDir()
+	ca := tlstest.NewCA(t, certs, "relay-ca")
+	cert, key := ca.Issue(t, certs, "relayd", "127.0.0.1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := startRelayd(ctx, filepath.Join(binDir, "relayd"), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	cmd := exec.CommandContext(ctx, "node", "host.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RELAY_ADDR="+r.grpcAddr, "RELAY_TLS_CA="+ca.File, "IDLE=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	c, err := net.Dial("tcp", r.clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // the host's start and attach, then one echo
+	const msg = "over TLS\n"
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		cmd.Process.Kill()
+		cmd.Wait() // stderr is written until then
+		t.Fatalf("echo %q, %v; want %q (node host: %s)", got, err, msg, stderr.String())
+	}
 }
