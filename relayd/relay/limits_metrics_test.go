@@ -72,3 +72,35 @@ func TestNewStreamWhileDrainingGetsDrain(t *testing.T) {
 	}
 	h.expectEnd(codes.OK)
 }
+
+// TestSeriesAtZeroFromStart: every outcome of relay_sessions_total and
+// every reason of relay_clients_rejected_total is there, at 0, before the
+// first session or rejection: a rate() alert has no data for a series
+// until it exists, and missed the first (QA).
+func TestSeriesAtZeroFromStart(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{})
+	reg := prometheus.NewRegistry()
+	if err := tr.r.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter().GetValue() == 0 {
+				series[mf.GetName()]++
+			}
+		}
+	}
+	// Each close reason but UNSPECIFIED, and clean; 6 reasons a client is
+	// turned away; 2 directions.
+	for name, want := range map[string]int{"relay_sessions_total": len(relayv1.CloseReason_name), "relay_clients_rejected_total": 6, "relay_relayed_bytes_total": 2} {
+		if series[name] != want {
+			t.Errorf("%s: %d series at 0 before any session, want %d", name, series[name], want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 )
 
@@ -51,6 +52,23 @@ func (r *Relay) RegisterMetrics(reg prometheus.Registerer) error {
 			Name: "relay_clients_rejected_total",
 			Help: "Clients closed without a session, by reason.",
 		}, []string{"service", "reason"}),
+	}
+	// Every series a service can have, at zero from the start: a rate()
+	// or increase() alert has no data for a series until it exists, so
+	// the first rejection or abort would go unseen (QA).
+	for service := range r.services {
+		m.sessions.WithLabelValues(service, "clean")
+		for n := range relayv1.CloseReason_name {
+			if n != int32(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED) {
+				m.sessions.WithLabelValues(service, enumLabel(relayv1.CloseReason(n).String(), "CLOSE_REASON_"))
+			}
+		}
+		m.bytes.WithLabelValues(service, "to_host")
+		m.bytes.WithLabelValues(service, "from_host")
+		for _, reason := range []string{clientbridge.RejectQueueFull, clientbridge.RejectTimeout, clientbridge.RejectShutdown,
+			clientbridge.RejectMaxClients, clientbridge.RejectMaxClientsPerIP, clientbridge.RejectRateLimited} {
+			m.rejects.WithLabelValues(service, reason)
+		}
 	}
 	for _, c := range []prometheus.Collector{m.sessions, m.assignWait, m.duration, m.bytes, m.rejects, gauges{r}} {
 		if err := reg.Register(c); err != nil {
