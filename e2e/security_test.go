@@ -57,7 +57,7 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, dir, "relay")
 	cert, key := ca.Issue(t, dir, "relayd", "127.0.0.1", "relay.test")
-	r := startRelay(t, "--tls-cert", cert, "--tls-key", key)
+	r := startRelay(t, "--tls-cert", cert, "--tls-key", key, "--metrics-addr", "127.0.0.1:0")
 
 	startAgent(t, r.grpcAddr, "--tls-ca", ca.File, "echo")
 	roundTrip(t, dial(t, r.clientAddr), "over TLS\n")
@@ -77,6 +77,13 @@ func TestTLS(t *testing.T) {
 	// relayd says why too: grpc-go itself only closes the connection.
 	r.waitLog(t, startTimeout, "relayd's line about a plaintext handshake", func(l logLine) bool {
 		return l.msg() == "tls handshake failed" && strings.Contains(l.str("err"), "does not look like a TLS handshake") && strings.Contains(l.str("hint"), "--tls-ca")
+	})
+	// And counts each: the logged line is one a second at most.
+	metrics := r.metricsAddr(t)
+	waitFor(t, ioTimeout, func() (bool, string) {
+		m := scrape(t, metrics)
+		plain, cert := m[`relay_tls_handshake_failures_total{kind="plaintext"}`], m[`relay_tls_handshake_failures_total{kind="certificate"}`]
+		return plain >= 1 && cert >= 1, fmt.Sprintf("relay_tls_handshake_failures_total plaintext %v, certificate %v; want each at least 1", plain, cert)
 	})
 }
 

@@ -274,8 +274,10 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		go func() { defer close(watched); sec.watchCertExpiry(watchCtx) }()
 		defer func() { stopWatch(); <-watched }()
 		if obs.registry != nil {
-			if err := obs.registry.Register(sec.certMetric()); err != nil {
-				return fmt.Errorf("metrics: %w", err)
+			for _, c := range sec.tlsMetrics() {
+				if err := obs.registry.Register(c); err != nil {
+					return fmt.Errorf("metrics: %w", err)
+				}
 			}
 		}
 	}

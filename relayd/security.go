@@ -139,10 +139,18 @@ type security struct {
 	tls        *tlsconf.Source  // nil: plaintext
 	tokens     *auth.Store      // nil: no host authentication
 	adminToken *auth.AdminToken // nil: the admin port is open
+
+	handshakeFailures *prometheus.CounterVec // relay_tls_handshake_failures_total, by kind
 }
 
 func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, error) {
-	sec := &security{opts: s, log: log}
+	sec := &security{opts: s, log: log, handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_tls_handshake_failures_total",
+		Help: "TLS handshakes on the gRPC port that failed for the peer's setup, by kind: plaintext (no TLS), certificate (refused, either side), other. Peers that hang up or time out are not counted.",
+	}, []string{"kind"})}
+	for _, k := range handshakeKinds {
+		sec.handshakeFailures.WithLabelValues(k) // at 0 from the start
+	}
 	if s.tlsCert != "" {
 		src, err := tlsconf.NewSource(tlsconf.Files{CertFile: s.tlsCert, KeyFile: s.tlsKey, CAFile: s.tlsClientCA}, func(err error, leaf *x509.Certificate) {
 			if err != nil {
@@ -222,13 +230,14 @@ func (sec *security) watchCertExpiry(ctx context.Context) {
 	})
 }
 
-// certMetric is relay_tls_cert_not_after_seconds, for an alert on the
-// certificate's expiry, when relayd has one.
-func (sec *security) certMetric() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+// tlsMetrics are relay_tls_cert_not_after_seconds, for an alert on the
+// certificate's expiry, and relay_tls_handshake_failures_total, when
+// relayd serves TLS.
+func (sec *security) tlsMetrics() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "relay_tls_cert_not_after_seconds",
 		Help: "Expiry (Unix time) of the TLS certificate relayd serves on its gRPC port.",
-	}, func() float64 { return float64(sec.tls.Leaf().NotAfter.Unix()) })
+	}, func() float64 { return float64(sec.tls.Leaf().NotAfter.Unix()) }), sec.handshakeFailures}
 }
 
 // warnHashTokens says which tokens of a token file hold a '#': part of
@@ -290,7 +299,7 @@ func (sec *security) hostServerOptions(idle time.Duration) []grpc.ServerOption {
 		opts = append(opts, grpc.MaxConcurrentStreams(uint32(n)+64))
 	}
 	if sec.tls != nil {
-		opts = append(opts, grpc.Creds(&loggedHandshakes{TransportCredentials: credentials.NewTLS(sec.tls.ServerConfig()), log: sec.log}))
+		opts = append(opts, grpc.Creds(&loggedHandshakes{TransportCredentials: credentials.NewTLS(sec.tls.ServerConfig()), log: sec.log, failures: sec.handshakeFailures}))
 	}
 	if sec.tokens != nil {
 		var mu sync.Mutex
@@ -319,7 +328,8 @@ func (sec *security) hostServerOptions(idle time.Duration) []grpc.ServerOption {
 // nothing an operator can act on, and is not logged.
 type loggedHandshakes struct {
 	credentials.TransportCredentials
-	log *slog.Logger
+	log      *slog.Logger
+	failures *prometheus.CounterVec // kind: handshakeKinds
 
 	kinds [3]logging.Every
 }
@@ -337,6 +347,7 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 	case strings.Contains(err.Error(), "certificate"):
 		kind = 1
 	}
+	c.failures.WithLabelValues(handshakeKinds[kind]).Inc()
 	c.kinds[kind].Do(func(skipped int) {
 		peer := "unknown"
 		if a := conn.RemoteAddr(); a != nil {
@@ -351,6 +362,9 @@ func (c *loggedHandshakes) ServerHandshake(conn net.Conn) (net.Conn, credentials
 	return out, info, err
 }
 
+// handshakeKinds name the kinds of failure in relay_tls_handshake_failures_total.
+var handshakeKinds = [3]string{"plaintext", "certificate", "other"}
+
 // handshakeHints say, per kind of failure, what to check (QA: the errors
 // alone, "first record does not look like a TLS handshake" or "remote
 // error: tls: bad certificate", left the operator to guess).
@@ -361,7 +375,7 @@ var handshakeHints = [3]string{
 }
 
 func (c *loggedHandshakes) Clone() credentials.TransportCredentials {
-	return &loggedHandshakes{TransportCredentials: c.TransportCredentials.Clone(), log: c.log}
+	return &loggedHandshakes{TransportCredentials: c.TransportCredentials.Clone(), log: c.log, failures: c.failures}
 }
 
 // handshakeMistake reports whether a failed handshake says something about

@@ -29,9 +29,10 @@ type eventHub struct {
 	buffer int
 	max    int // watchers at once; 0: no bound
 
-	n        atomic.Int32 // len(watchers): publish skips the lock when nobody watches
-	mu       sync.Mutex
-	watchers map[*watcher]struct{}
+	n            atomic.Int32  // len(watchers): publish skips the lock when nobody watches
+	droppedTotal atomic.Uint64 // events dropped, over every watcher ever (relay_watch_events_dropped_total)
+	mu           sync.Mutex
+	watchers     map[*watcher]struct{}
 }
 
 type watcher struct {
@@ -125,6 +126,7 @@ func (h *eventHub) publish(m eventMeta, build func() *relayv1.WatchEventsRespons
 			w.dropped = 0
 		default:
 			w.dropped++
+			h.droppedTotal.Add(1)
 		}
 	}
 }

@@ -537,6 +537,24 @@ func TestWatchEventsDroppedCountNotHeldBack(t *testing.T) {
 	if dropped == 0 || got+dropped != hosts {
 		t.Errorf("%d events and %d dropped, want %d in all, some dropped", got, dropped, hosts)
 	}
+	// The metrics say it too: one watcher, and what it missed.
+	reg := prometheus.NewRegistry()
+	if err := tr.r.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]float64{}
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			m[mf.GetName()] = s.GetGauge().GetValue() + s.GetCounter().GetValue()
+		}
+	}
+	if m["relay_watchers"] != 1 || m["relay_watch_events_dropped_total"] != float64(dropped) {
+		t.Errorf("relay_watchers %v, relay_watch_events_dropped_total %v; want 1 and %d", m["relay_watchers"], m["relay_watch_events_dropped_total"], dropped)
+	}
 }
 
 // TestWatchersBounded: WatchEvents streams past MaxWatchers are refused

@@ -133,6 +133,8 @@ var (
 	descHosts   = prometheus.NewDesc("relay_hosts_attached", "Attached hosts, by service.", []string{"service"}, nil)
 	descPending = prometheus.NewDesc("relay_pending_clients", "Clients waiting for a slot, by service.", []string{"service"}, nil)
 	descLimits  = prometheus.NewDesc("relay_limit_hits_total", "Times a safety limit refused or ended something, by limit (clients over a limit are also in relay_clients_rejected_total).", []string{"limit"}, nil)
+	descWatch   = prometheus.NewDesc("relay_watchers", "WatchEvents streams open now (at most --max-watchers).", nil, nil)
+	descDropped = prometheus.NewDesc("relay_watch_events_dropped_total", "Events not sent to a WatchEvents stream that lagged more than --watch-buffer behind, summed over the streams.", nil, nil)
 )
 
 func (gauges) Describe(ch chan<- *prometheus.Desc) {
@@ -141,6 +143,8 @@ func (gauges) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descHosts
 	ch <- descPending
 	ch <- descLimits
+	ch <- descWatch
+	ch <- descDropped
 }
 
 func (g gauges) Collect(ch chan<- prometheus.Metric) {
@@ -154,4 +158,6 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 	for name, n := range g.r.limitHitsAll() {
 		ch <- prometheus.MustNewConstMetric(descLimits, prometheus.CounterValue, float64(n), name)
 	}
+	ch <- prometheus.MustNewConstMetric(descWatch, prometheus.GaugeValue, float64(g.r.events.n.Load()))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(g.r.events.droppedTotal.Load()))
 }
