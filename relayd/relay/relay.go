@@ -180,6 +180,7 @@ type Relay struct {
 	metrics      *metrics // nil until RegisterMetrics
 
 	slotSeq, sessionSeq, offerSeq atomic.Uint64
+	listSeq                       uint64 // the last session.listSeq; guarded by mu
 
 	hooks atomic.Pointer[testHooks] // nil outside tests
 }
@@ -367,7 +368,12 @@ func wake(w chan idleOutcome, how idleOutcome) {
 
 // session is one open client session, for status.
 type session struct {
-	seq        uint64 // the number in id: sessions in the order they opened
+	seq uint64 // the number in id: sessions in the order they opened
+	// listSeq orders ListSessions' pages: given under mu as the session
+	// joins r.sessions. seq is drawn before the Open frame is sent, which
+	// can block, so a page could end past a session not listed yet, and
+	// the next page skip it (QA, by reading).
+	listSeq    uint64
 	id, slotID string
 	host       *host
 	health     *backendHealth // its agent connection's
@@ -1672,6 +1678,8 @@ func (r *Relay) sendDrain(stream relayv1.HostService_AttachServer, reason relayv
 
 func (r *Relay) openSession(s *session, service string) {
 	r.mu.Lock()
+	r.listSeq++
+	s.listSeq = r.listSeq
 	r.sessions[s.id] = s
 	r.totals[service]++
 	r.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -457,5 +458,19 @@ func TestListSessionsPages(t *testing.T) {
 	}
 	if _, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{PageToken: "c3"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("ListSessions with a made-up token: %v, want InvalidArgument", err)
+	}
+	// A token of another run of the relay (here another relay: one
+	// restarted is another run) is refused, not paged on with other
+	// sessions' numbers (QA).
+	first, err := tr.status.ListSessions(ctx, &relayv1.ListSessionsRequest{PageSize: 2})
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, next %q", err, first.GetNextPageToken())
+	}
+	other := newTestRelay(t, relay.Config{})
+	for i := range 3 {
+		other.newSession(t, "o"+strconv.Itoa(i)).roundTrip(t, "x")
+	}
+	if _, err := other.status.ListSessions(ctx, &relayv1.ListSessionsRequest{PageToken: first.GetNextPageToken()}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "another run") {
+		t.Errorf("ListSessions with another run's token: %v, want InvalidArgument saying so", err)
 	}
 }

@@ -148,13 +148,22 @@ const (
 )
 
 func (s statusService) ListSessions(_ context.Context, req *relayv1.ListSessionsRequest) (*relayv1.ListSessionsResponse, error) {
-	var after uint64 // the page starts after the session numbered so
+	r := s.r
+	// A page token is this run of the relay and the listSeq the page
+	// starts after: a token from before a restart would have numbered
+	// other sessions, and paged on in silence (QA).
+	run := strconv.FormatInt(r.started.UnixNano(), 36)
+	var after uint64
 	if tok := req.GetPageToken(); tok != "" {
-		n, err := strconv.ParseUint(strings.TrimPrefix(tok, "after-c"), 10, 64)
-		if err != nil || !strings.HasPrefix(tok, "after-c") {
+		tokRun, n, ok := strings.Cut(tok, ".")
+		v, err := strconv.ParseUint(n, 10, 64)
+		if !ok || err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not a next_page_token of ListSessions", tok)
 		}
-		after = n
+		if tokRun != run {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is from another run of this relay (it restarted since): list again from the first page", tok)
+		}
+		after = v
 	}
 	size := int(req.GetPageSize())
 	switch {
@@ -163,22 +172,21 @@ func (s statusService) ListSessions(_ context.Context, req *relayv1.ListSessions
 	case size > maxSessionsPage:
 		size = maxSessionsPage
 	}
-	r := s.r
 	r.mu.Lock()
 	var page []*session
 	for _, sess := range r.sessions {
 		k := sess.host.key
-		if sess.seq <= after || (req.GetService() != "" && req.GetService() != k.service) || (req.GetHostId() != "" && req.GetHostId() != k.id) {
+		if sess.listSeq <= after || (req.GetService() != "" && req.GetService() != k.service) || (req.GetHostId() != "" && req.GetHostId() != k.id) {
 			continue
 		}
 		page = append(page, sess)
 	}
 	r.mu.Unlock()
-	sort.Slice(page, func(i, j int) bool { return page[i].seq < page[j].seq })
+	sort.Slice(page, func(i, j int) bool { return page[i].listSeq < page[j].listSeq })
 	resp := &relayv1.ListSessionsResponse{}
 	if len(page) > size {
 		page = page[:size]
-		resp.NextPageToken = "after-" + page[size-1].id
+		resp.NextPageToken = run + "." + strconv.FormatUint(page[size-1].listSeq, 10)
 	}
 	for _, sess := range page {
 		k := sess.host.key

@@ -2143,7 +2143,8 @@ type ListSessionsRequest struct {
 	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// page_token is a previous response's next_page_token: the page after
 	// it, with the same filters. Sessions opened since are on later pages;
-	// sessions ended since are left out.
+	// sessions ended since are left out. A token from before the relay
+	// restarted is INVALID_ARGUMENT: list again from the first page.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
