@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +169,10 @@ func (s statusService) WatchEvents(req *relayv1.WatchEventsRequest, stream relay
 		}
 	}
 	r := s.r
+	if svc := req.GetService(); svc != "" && !r.services[svc] {
+		// A typo here would give a feed that looks merely quiet (QA).
+		return status.Errorf(codes.InvalidArgument, "service %q is not served by this relay (it serves %s): no event could match", svc, strings.Join(slices.Sorted(maps.Keys(r.services)), ", "))
+	}
 	w := r.events.add(req)
 	if w == nil {
 		peerAddr := ""

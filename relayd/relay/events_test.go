@@ -493,6 +493,15 @@ func TestWatchEventsKindsChecked(t *testing.T) {
 			t.Errorf("WatchEvents(%v): %v, want InvalidArgument saying %q", tc.kind, err, tc.want)
 		}
 	}
+	// A service the relay does not serve: no event could ever match, and
+	// the feed would look merely quiet (QA).
+	w, err := tr.status.WatchEvents(t.Context(), &relayv1.WatchEventsRequest{Service: "defualt"})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), `"defualt" is not served by this relay (it serves default)`) {
+		t.Errorf("WatchEvents(service defualt): %v, want InvalidArgument naming the services served", err)
+	}
 }
 
 // TestWatchEventsDroppedCountNotHeldBack: a watcher that fell behind learns

@@ -2396,7 +2396,8 @@ func (x *Session) GetSlotId() string {
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// service, when set, keeps only events of that service (client_rejected,
-	// session and host events, slot_opened).
+	// session and host events, slot_opened). A service the relay does not
+	// serve is INVALID_ARGUMENT.
 	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
 	// host_id, when set, keeps only events of that host; client_rejected
 	// events have no host and are then left out.
