@@ -395,3 +395,27 @@ func TestRelayMetricsPerAddress(t *testing.T) {
 	})
 	roundTrip(t, c, "still served\n")
 }
+
+// TestRelayUpAfterRestartAtMaxSessions: a relay that comes back while the
+// agent's --max-sessions is reached elsewhere gets no slot to try, yet
+// hostagent_relay_up says it is up once a connection to it is: it said 0
+// until a session ended, hours maybe (a review).
+func TestRelayUpAfterRestartAtMaxSessions(t *testing.T) {
+	t.Parallel()
+	a, b := startRelay(t), startRelay(t)
+	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "2", "--idle", "2", "--metrics-addr", "127.0.0.1:0", "echo")
+	agent.waitAttachedTo(t, a.grpcAddr, b.grpcAddr)
+	metrics := agent.metricsAddr(t)
+	up := func(r *relayProc) float64 { return scrape(t, metrics)[fmt.Sprintf("hostagent_relay_up{relay=%q}", r.grpcAddr)] }
+	held := []*net.TCPConn{dial(t, a.clientAddr)}
+	roundTrip(t, held[0], "on a\n")
+	b.kill(t)
+	waitFor(t, ioTimeout, func() (bool, string) { return up(b) == 0, fmt.Sprintf("b killed: up %v, want 0", up(b)) })
+	c := dial(t, a.clientAddr) // the second session: --max-sessions reached, all on a
+	roundTrip(t, c, "on a too\n")
+	back := startRelay(t, "--grpc-addr", b.grpcAddr, "--admin-addr", b.adminAddr, "--client-addr", b.clientAddr)
+	waitFor(t, startTimeout, func() (bool, string) {
+		return up(back) == 1 && up(a) == 1, fmt.Sprintf("b back: up a %v, b %v; want 1, 1", up(a), up(back))
+	})
+	roundTrip(t, c, "still on a\n")
+}

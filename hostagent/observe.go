@@ -36,13 +36,15 @@ type relayCollector struct{ l *agent.Listener }
 
 var (
 	relayUpDesc = prometheus.NewDesc("hostagent_relay_up",
-		"1 if this relay address has welcomed the agent's slots or credits since its last failure and is not draining the agent, else 0.", []string{"relay"}, nil)
+		"0 while attempts on this relay address fail (unreachable, TLS, tokens, a refused Hello) or it drains the agent; 1 otherwise: nothing failed since its last welcome or the start, only its slot cap refuses more, or it was unreachable and a connection to it is up again.", []string{"relay"}, nil)
 	relayIdleDesc = prometheus.NewDesc("hostagent_relay_idle_slots",
 		"Slots (or credits) attached to this relay address and waiting for a client.", []string{"relay"}, nil)
 	relayActiveDesc = prometheus.NewDesc("hostagent_relay_active_sessions",
 		"Sessions open now through this relay address.", []string{"relay"}, nil)
 	relayFailuresDesc = prometheus.NewDesc("hostagent_relay_failures",
-		"Attempts on this relay address that failed in a row since its last welcome (0 once it welcomes a slot again).", []string{"relay"}, nil)
+		"Attempts on this relay address that failed in a row since its last welcome (0 once it welcomes a slot again); refusals at its slot cap are not counted (hostagent_relay_capped).", []string{"relay"}, nil)
+	relayCappedDesc = prometheus.NewDesc("hostagent_relay_capped",
+		"1 if this relay address's slot cap (relayd --max-slots-per-host or --max-slots-per-conn) holds the agent's slots below what it would open now.", []string{"relay"}, nil)
 )
 
 func (relayCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -50,15 +52,19 @@ func (relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- relayIdleDesc
 	ch <- relayActiveDesc
 	ch <- relayFailuresDesc
+	ch <- relayCappedDesc
 }
 
 func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.l.Relays() {
-		up := 0.0
-		if r.Up {
-			up = 1
+	one := func(b bool) float64 {
+		if b {
+			return 1
 		}
-		ch <- prometheus.MustNewConstMetric(relayUpDesc, prometheus.GaugeValue, up, r.Addr)
+		return 0
+	}
+	for _, r := range c.l.Relays() {
+		ch <- prometheus.MustNewConstMetric(relayUpDesc, prometheus.GaugeValue, one(r.Up), r.Addr)
+		ch <- prometheus.MustNewConstMetric(relayCappedDesc, prometheus.GaugeValue, one(r.Capped), r.Addr)
 		ch <- prometheus.MustNewConstMetric(relayIdleDesc, prometheus.GaugeValue, float64(r.IdleSlots), r.Addr)
 		ch <- prometheus.MustNewConstMetric(relayActiveDesc, prometheus.GaugeValue, float64(r.ActiveSessions), r.Addr)
 		ch <- prometheus.MustNewConstMetric(relayFailuresDesc, prometheus.GaugeValue, float64(r.Failures), r.Addr)

@@ -301,6 +301,7 @@ type link struct {
 	retryAt                  time.Time
 	denied                   bool                   // the failure that set retryAt refused the agent's credentials
 	unreachable              bool                   // the failure that set retryAt found none of ccs connected
+	lostConn                 bool                   // the failure that set retryAt was Unavailable (Relays: up again once a connection is)
 	ready                    bool                   // "relay attached" was logged since the last failure or drain
 	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
@@ -1434,7 +1435,8 @@ func (l *Listener) backoff(lk *link, err error) {
 	if !lk.capped {
 		l.stats.reconnects.Add(1) // a relay at its cap is not a reconnect to count (an alert on it fired)
 	}
-	lk.unreachable = status.Code(err) == codes.Unavailable && !lk.connected()
+	lk.lostConn = status.Code(err) == codes.Unavailable
+	lk.unreachable = lk.lostConn && !lk.connected()
 	d := l.cfg.BackoffBase << min(lk.failures-1, 20)
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.FailedPrecondition:
@@ -1463,6 +1465,7 @@ func (l *Listener) backoff(lk *link, err error) {
 			// agent splits its Data to the relay's max_data_bytes, so it is
 			// the Hello.
 			hint = "the relay takes frames of up to its --max-data-bytes plus 1 KiB, and this agent's Hello is larger: shorten its --label values"
+			level = slog.LevelError // nothing changes by itself
 		case st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), "Hello: "):
 			// The relay's check of the Hello's strings (a relay with
 			// stricter limits than this agent's): nothing changes by

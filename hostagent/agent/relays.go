@@ -4,6 +4,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 )
 
 // RelayStats is the agent's view of one relay address.
@@ -11,61 +14,111 @@ type RelayStats struct {
 	// Addr is the address dialled: a Config.Relays entry, or one address
 	// of its DNS name.
 	Addr string
-	// Up: the relay has welcomed this agent's slots (or credits) since
-	// its last failure, and is not draining it. False before the first
-	// welcome, while it fails (unreachable, TLS, tokens) and while it
-	// drains this agent; a relay whose slot cap holds the agent is up.
+	// Up: the relay serves this agent as far as it knows: nothing failed
+	// there since the last welcome (or since the start), or only its slot
+	// cap refused more, or it was lost (unreachable, its connection
+	// broken) and a connection to it is up again (a restarted relay that
+	// the agent has no slot to try on while MaxSessions is reached). False
+	// while it fails (unreachable, TLS, tokens, a refused Hello) and while
+	// it drains this agent.
 	Up bool
 	// IdleSlots are the slots (or credits) attached there and waiting
 	// for a client; ActiveSessions the sessions open there now.
 	IdleSlots, ActiveSessions int
 	// Failures counts the attempts that failed in a row since the last
-	// welcome.
+	// welcome; not the refusals at a slot cap (Capped).
 	Failures int
 	// Capped: the relay's slot cap holds this agent's slots below what it
 	// would open now. Drained: the relay asked for no slots for now.
 	Capped, Drained bool
 }
 
-// relayView is what Relays returns: written by the manager after each
-// event, read by anyone.
+// relayEntry is a RelayStats as the manager last saw it, and what Relays
+// needs to see whether a lost relay is back.
+type relayEntry struct {
+	RelayStats
+	lost bool               // failing with Unavailable: up once one of ccs is
+	ccs  []*grpc.ClientConn // its links' connections (safe to ask from any goroutine)
+}
+
+// relayView is what Relays reads: written by the manager after each event.
 type relayView struct {
 	mu      sync.Mutex
-	stats   []RelayStats
-	scratch []RelayStats // the manager's
+	entries []relayEntry
+	scratch []relayEntry // the manager's
 }
 
 // Relays returns the agent's view of each relay address, in the order the
-// agent learnt them. It tells which relay of several is down, which the
-// summed Stats cannot.
+// agent learnt them; an address reached by two links (a --relay name and
+// the address it resolves to, or an address back in DNS while its retired
+// link still has sessions) is listed once. It tells which relay of several
+// is down, which the summed Stats cannot.
 func (l *Listener) Relays() []RelayStats {
 	l.relays.mu.Lock()
 	defer l.relays.mu.Unlock()
-	return slices.Clone(l.relays.stats)
+	out := make([]RelayStats, len(l.relays.entries))
+	for i, e := range l.relays.entries {
+		out[i] = e.RelayStats
+		// Whether a lost relay is back is asked now: the manager may
+		// have no reason to look (no slot to open there at MaxSessions),
+		// and gRPC reconnects an idle connection only when asked to.
+		if e.lost && !e.Drained && readyOrConnect(e.ccs) {
+			out[i].Up = true
+		}
+	}
+	return out
 }
 
-// publishRelays updates what Relays returns; on the manager goroutine. It
-// allocates only when something changed.
+// readyOrConnect reports whether one of ccs is connected, and has the idle
+// ones connect.
+func readyOrConnect(ccs []*grpc.ClientConn) bool {
+	up := false
+	for _, cc := range ccs {
+		switch cc.GetState() {
+		case connectivity.Ready:
+			up = true
+		case connectivity.Idle:
+			cc.Connect()
+		}
+	}
+	return up
+}
+
+// publishRelays updates what Relays reads; on the manager goroutine,
+// without allocating once the lists have grown.
 func (l *Listener) publishRelays(now time.Time) {
 	v := &l.relays
 	s := v.scratch[:0]
 	for _, lk := range l.links {
 		drained := now.Before(lk.drainedUntil)
-		held := lk.idle + lk.active + lk.credits
-		s = append(s, RelayStats{
-			Addr:           lk.addr,
-			Up:             !drained && (lk.ready || held > 0 && (lk.failures == 0 || lk.capped)),
-			IdleSlots:      lk.idle + lk.credits,
-			ActiveSessions: lk.active,
-			Failures:       lk.failures,
-			Capped:         lk.capped,
-			Drained:        drained,
-		})
+		up := !drained && !lk.denied && (lk.failures == 0 || lk.capped)
+		failures := lk.failures
+		if lk.capped {
+			failures = 0 // every failure while capped is a refusal at the cap
+		}
+		e := relayEntry{
+			RelayStats: RelayStats{Addr: lk.addr, Up: up, IdleSlots: lk.idle + lk.credits, ActiveSessions: lk.active,
+				Failures: failures, Capped: lk.capped, Drained: drained},
+			lost: !up && lk.failures > 0 && lk.lostConn && !lk.denied,
+			ccs:  lk.ccs,
+		}
+		if i := slices.IndexFunc(s, func(o relayEntry) bool { return o.Addr == e.Addr }); i >= 0 {
+			// One address, two links: one series (two would fail the
+			// whole scrape, a review).
+			o := &s[i]
+			o.Up = o.Up || e.Up
+			o.IdleSlots += e.IdleSlots
+			o.ActiveSessions += e.ActiveSessions
+			o.Failures = min(o.Failures, e.Failures)
+			o.Capped, o.Drained = o.Capped || e.Capped, o.Drained && e.Drained
+			o.lost = o.lost || e.lost
+			o.ccs = append(slices.Clip(o.ccs), e.ccs...)
+			continue
+		}
+		s = append(s, e)
 	}
 	v.scratch = s
 	v.mu.Lock()
-	if !slices.Equal(s, v.stats) {
-		v.stats = slices.Clone(s)
-	}
+	v.entries = append(v.entries[:0], s...) // Relays hands out copies
 	v.mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,5 +366,33 @@ func TestMovedRelayNotWarned(t *testing.T) {
 		case <-timer.C:
 			t.Fatal("the agent did not attach to the relay at its new address")
 		}
+	}
+}
+
+// TestRelaysListsAnAddressOnce: a --relay name that resolves to an address
+// also given as it is makes two links to one address; Relays lists it
+// once, summed, so that the metrics labelled by address have one series
+// each (two failed the whole scrape, a review).
+func TestRelaysListsAnAddressOnce(t *testing.T) {
+	t.Parallel()
+	r := newRelay(t)
+	_, port, _ := net.SplitHostPort(r.GRPCAddr)
+	dns := &fakeDNS{asked: make(chan struct{}, 1)}
+	dns.set("127.0.0.1")
+	l := listen(t, agent.Config{
+		Relays: []string{net.JoinHostPort("relays.test", port), r.GRPCAddr}, Idle: 2,
+		LookupHost: dns.lookup, ResolveInterval: time.Hour,
+	})
+	waitStatus(t, r, "both links' slots", func(st *relayv1.GetStatusResponse) bool { return st.GetIdleSlots() == 4 })
+	deadline := time.Now().Add(hangGuard)
+	for {
+		rs := l.Relays()
+		if len(rs) == 1 && rs[0].Addr == r.GRPCAddr && rs[0].IdleSlots == 4 && rs[0].Up {
+			return
+		}
+		if len(rs) > 1 || time.Now().After(deadline) {
+			t.Fatalf("Relays = %+v, want %s once, up, with 4 idle slots", rs, r.GRPCAddr)
+		}
+		runtime.Gosched()
 	}
 }
