@@ -301,6 +301,12 @@ func TestListenChecksHelloStrings(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []agent.Config{
 		{HostID: "two\nlines"},
+		{Service: "web\tapi"},
+		{Labels: map[string]string{"note": strings.Repeat("v", 1000), "more": strings.Repeat("v", 1000), "and": strings.Repeat("v", 1000),
+			"yet": strings.Repeat("v", 1000), "so": strings.Repeat("v", 1000), "on": strings.Repeat("v", 1000), "and on": strings.Repeat("v", 1000),
+			"a": strings.Repeat("v", 1000), "b": strings.Repeat("v", 1000), "c": strings.Repeat("v", 1000), "d": strings.Repeat("v", 1000),
+			"e": strings.Repeat("v", 1000), "f": strings.Repeat("v", 1000), "g": strings.Repeat("v", 1000), "h": strings.Repeat("v", 1000),
+			"i": strings.Repeat("v", 1000), "j": strings.Repeat("v", 1000)}}, // 17 KB in all: no Hello of it fits a default relay frame
 		{HostID: strings.Repeat("h", 257)},
 		{Labels: map[string]string{"site": "a\tb"}},
 		{Labels: map[string]string{"": "v"}},

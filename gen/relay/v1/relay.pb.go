@@ -833,15 +833,17 @@ type Hello struct {
 	// 256 bytes.
 	HostId string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
 	// labels are free-form key/value pairs shown in status output: at most
-	// 64, each key 1 to 256 bytes and each value at most 1024.
+	// 64, each key 1 to 256 bytes and each value at most 1024, 16 KiB in all.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// agent_version names the HP's software, for status output and logs. At
 	// most 128 bytes.
 	//
 	// The strings of a first Hello (service, host_id, labels, agent_version,
 	// agent_instance) must hold no control character (a line break, a tab,
-	// NUL, ESC): one, or a string over its length, ends the stream with
-	// INVALID_ARGUMENT naming the field.
+	// NUL, ESC), bidirectional control (U+202E and its kin), line or
+	// paragraph separator, zero-width space or byte-order mark: one, or a
+	// string over its length, ends the stream with INVALID_ARGUMENT naming
+	// the field.
 	AgentVersion string `protobuf:"bytes,4,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// weight is the host's relative capacity for the scheduler (hostagent
 	// --weight): a host of weight 2 is given twice the clients of a host of
