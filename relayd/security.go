@@ -245,7 +245,7 @@ func (sec *security) tlsMetrics() []prometheus.Collector {
 // note"), so an agent sending only what precedes it is refused.
 func warnHashTokens(log *slog.Logger, file string, toks *auth.Tokens) {
 	if len(toks.HashLines) > 0 {
-		log.Warn("tokens with '#' in --auth-tokens: the '#' and what follows are part of the token (a comment starts with '#' after white space)", "file", file, "lines", toks.HashLines)
+		log.Warn("tokens with '#' in --auth-tokens: the '#' and what follows are part of the token (a comment glued to a token needs white space before its '#')", "file", file, "lines", toks.HashLines)
 	}
 }
 

@@ -25,6 +25,7 @@
 // relay that is not on loopback, as hostagent --insecure).
 
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
@@ -75,8 +76,16 @@ const relayv1 = grpc.loadPackageDefinition(packageDef).relay.v1;
 // isLoopback: RELAY_ADDR's host is localhost or a loopback address, where
 // plaintext reaches no network (hostagent's rule).
 function isLoopback(addr) {
-  const host = addr.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  let host = addr.replace(/^dns:\/\/[^/]*\//, '').replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
+  host = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (host === 'localhost') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) {
+    // The URL parser writes an IPv6 address in its shortest form.
+    const short = new URL(`http://[${host}]`).hostname;
+    return short === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(short);
+  }
+  return false;
 }
 
 // Plaintext only to a loopback relay, or when asked for: a token, and every

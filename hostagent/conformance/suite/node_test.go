@@ -140,3 +140,22 @@ func TestNodeHostOverTLS(t *testing.T) {
 		t.Fatalf("echo %q, %v; want %q (node host: %s)", got, err, msg, stderr.String())
 	}
 }
+
+// TestNodeHostRefusesPlaintextOffLoopback: without TLS, the Node.js host
+// refuses a relay address off loopback at start (exit 2, saying what to
+// set), as hostagent does: its token and its clients' bytes would cross
+// the network in the clear.
+func TestNodeHostRefusesPlaintextOffLoopback(t *testing.T) {
+	dir := nodeHostDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, addr := range []string{"192.0.2.1:8000", "[::ffff:192.0.2.1]:8000", "relay.example:8000"} {
+		cmd := exec.CommandContext(ctx, "node", "host.js")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "RELAY_ADDR="+addr, "RELAY_TOKEN=secret-token-0123456789")
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "RELAY_TLS_CA") {
+			t.Errorf("RELAY_ADDR=%s: %v, %s; want exit status 2 naming RELAY_TLS_CA", addr, err, out)
+		}
+	}
+}
