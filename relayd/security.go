@@ -178,7 +178,6 @@ func loadSecurity(s *securityOptions, o *options, log *slog.Logger) (*security, 
 			return nil, cli.UsageError{Err: fmt.Errorf("--auth-tokens %s: no token in the file (no agent could attach)", s.authTokens)}
 		}
 		sec.tokens = auth.NewStore(toks)
-		warnHashTokens(log, s.authTokens, toks)
 	}
 	if s.adminTokenFile != "" {
 		tok, err := auth.ReadTokenFile(s.adminTokenFile)
@@ -238,15 +237,6 @@ func (sec *security) tlsMetrics() []prometheus.Collector {
 		Name: "relay_tls_cert_not_after_seconds",
 		Help: "Expiry (Unix time) of the TLS certificate relayd serves on its gRPC port.",
 	}, func() float64 { return float64(sec.tls.Leaf().NotAfter.Unix()) }), sec.handshakeFailures}
-}
-
-// warnHashTokens says which tokens of a token file hold a '#': part of
-// the token now, where older relays cut a comment glued to it ("TOKEN#a
-// note"), so an agent sending only what precedes it is refused.
-func warnHashTokens(log *slog.Logger, file string, toks *auth.Tokens) {
-	if len(toks.HashLines) > 0 {
-		log.Warn("tokens with '#' in --auth-tokens: the '#' and what follows are part of the token (a comment glued to a token needs white space before its '#')", "file", file, "lines", toks.HashLines)
-	}
 }
 
 // agentKeepaliveTimeout is how long an agent connection may leave a
@@ -441,7 +431,6 @@ func (sec *security) reload() {
 		default:
 			sec.tokens.Set(toks)
 			sec.log.Info("auth tokens loaded", "tokens", toks.Len())
-			warnHashTokens(sec.log, sec.opts.authTokens, toks)
 		}
 	}
 	if sec.adminToken != nil {

@@ -13,10 +13,11 @@
 //	TOKEN                                # any service, any host id
 //	TOKEN services=web,db hosts=web-1,web-2
 //
-// A token is at least 16 characters without white space; services and
-// hosts are comma lists, "*" meaning any. A comment starts with '#' at the
-// start of a line or after white space: a '#' or '=' inside a token is
-// part of it (so a token cannot start with '#').
+// A token is at least 16 characters of printable ASCII but '#'; services
+// and hosts are comma lists, "*" meaning any. A comment starts with '#' at
+// the start of a line or after white space, or anywhere in the grants
+// ("services=web#prod" grants web); a '#' glued to a token is an error,
+// as older versions took it for a comment's start.
 package auth
 
 import (
@@ -51,6 +52,13 @@ func CheckToken(tok string) error {
 			return fmt.Errorf("the token has white space or a control character at byte %d (0x%02x): a token is one word of letters, digits and ASCII punctuation (e.g. openssl rand -hex 16)", i+1, c)
 		case c > '~':
 			return fmt.Errorf("the token has a character that is not printable ASCII at byte %d (0x%02x; an editor's byte-order mark or a non-ASCII letter?): a token is sent in a gRPC header, which carries letters, digits and ASCII punctuation only (e.g. openssl rand -hex 16)", i+1, c)
+		case c == '#':
+			// Token files before 2026-11-28 cut a token at a '#' as a
+			// comment's start, silently: "TOKEN#prod" was TOKEN, and a
+			// token holding a '#' was its prefix. Either reading would
+			// now differ between versions (a relay and an agent upgraded
+			// apart would disagree on the token, QA), so neither is taken.
+			return fmt.Errorf("the token has a '#' at byte %d: a token cannot hold one, as '#' starts a comment in token files; a comment after a token needs white space before its '#' (\"TOKEN  # note\")", i+1)
 		}
 	}
 	return nil
@@ -91,12 +99,7 @@ type entry struct {
 }
 
 // Tokens is a parsed token file.
-type Tokens struct {
-	entries []entry
-	// HashLines are the lines whose token holds a '#': part of the token,
-	// where token files before 2026-11-28 cut a comment. Worth a warning.
-	HashLines []int
-}
+type Tokens struct{ entries []entry }
 
 // Len returns the number of tokens.
 func (t *Tokens) Len() int { return len(t.entries) }
@@ -123,9 +126,6 @@ func Parse(r io.Reader) (*Tokens, error) {
 			continue
 		}
 		tok := fields[0]
-		if strings.Contains(tok, "#") {
-			t.HashLines = append(t.HashLines, n)
-		}
 		// In the grants, a '#' starts a comment wherever it is, as it
 		// always did: "services=web#prod" grants web.
 		grants := fields[1:]
@@ -186,9 +186,10 @@ func Parse(r io.Reader) (*Tokens, error) {
 }
 
 // stripComment cuts a comment off a line of a token file: a '#' at its
-// start or after white space. A '#' inside a token is part of it: cut
-// there, a password manager's token was silently shortened to its prefix,
-// which then authenticated on its own (a review).
+// start or after white space. A '#' glued to a token is left for
+// CheckToken to refuse: cut there, as before 2026-11-28, a password
+// manager's token was silently shortened to its prefix, which then
+// authenticated on its own (a review).
 func stripComment(line string) string {
 	for i := 0; i < len(line); i++ {
 		if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {

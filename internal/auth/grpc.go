@@ -264,10 +264,10 @@ func ReadTokenFile(path string) (string, error) {
 		if tok != "" {
 			return "", fmt.Errorf("%s: line %d holds a second token; the file holds one", path, n+1)
 		}
+		if first := strings.Fields(line)[0]; strings.Contains(first, "#") {
+			return "", fmt.Errorf("%s: line %d: %v", path, n+1, CheckToken(first)) // a comment glued to the token
+		}
 		if strings.ContainsAny(line, " \t") {
-			if strings.Contains(line, "#") {
-				return "", fmt.Errorf("%s: a token has no white space (a comment starts with '#' at the start of a line or after white space; a '#' inside a token is part of it)", path)
-			}
 			return "", fmt.Errorf("%s: a token has no white space", path)
 		}
 		if len(line) < MinTokenLength {
