@@ -359,7 +359,7 @@ var handshakeKinds = [3]string{"plaintext", "certificate", "other"}
 // alone, "first record does not look like a TLS handshake" or "remote
 // error: tls: bad certificate", left the operator to guess).
 var handshakeHints = [3]string{
-	"the peer speaks plaintext: an agent without TLS flags dials a loopback relay in plaintext; give it --tls-ca (or drop relayd's --tls-cert to serve plaintext on a trusted network)",
+	"the peer speaks plaintext: hostagent without TLS flags dials a loopback relay in plaintext; give it --tls-ca (the Node.js example host: RELAY_TLS_CA), or drop relayd's --tls-cert to serve plaintext on a trusted network",
 	"a certificate was refused: if the error is the peer's (remote error), the agent does not trust relayd's --tls-cert (give it --tls-ca with the CA that signed it, and --tls-server-name if the name differs); otherwise the agent's --tls-cert is missing, expired or not from a CA in --tls-client-ca",
 	"",
 }
