@@ -406,7 +406,9 @@ func TestRelayUpAfterRestartAtMaxSessions(t *testing.T) {
 	agent := startAgentNoWait(t, a.grpcAddr+","+b.grpcAddr, "--max-sessions", "2", "--idle", "2", "--metrics-addr", "127.0.0.1:0", "echo")
 	agent.waitAttachedTo(t, a.grpcAddr, b.grpcAddr)
 	metrics := agent.metricsAddr(t)
-	up := func(r *relayProc) float64 { return scrape(t, metrics)[fmt.Sprintf("hostagent_relay_up{relay=%q}", r.grpcAddr)] }
+	up := func(r *relayProc) float64 {
+		return scrape(t, metrics)[fmt.Sprintf("hostagent_relay_up{relay=%q}", r.grpcAddr)]
+	}
 	held := []*net.TCPConn{dial(t, a.clientAddr)}
 	roundTrip(t, held[0], "on a\n")
 	b.kill(t)

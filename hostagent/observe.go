@@ -36,7 +36,7 @@ type relayCollector struct{ l *agent.Listener }
 
 var (
 	relayUpDesc = prometheus.NewDesc("hostagent_relay_up",
-		"0 while attempts on this relay address fail (unreachable, TLS, tokens, a refused Hello) or it drains the agent; 1 otherwise: nothing failed since its last welcome or the start, only its slot cap refuses more, or it was unreachable and a connection to it is up again.", []string{"relay"}, nil)
+		"1 if this relay address welcomed the agent and nothing failed there since, or only its slot cap refuses more, or (with no slot to try there yet, or lost and not tried again) a connection to it is up; 0 while attempts there fail (unreachable, TLS, tokens, a refused Hello), while it drains the agent, and for an address not reached.", []string{"relay"}, nil)
 	relayIdleDesc = prometheus.NewDesc("hostagent_relay_idle_slots",
 		"Slots (or credits) attached to this relay address and waiting for a client.", []string{"relay"}, nil)
 	relayActiveDesc = prometheus.NewDesc("hostagent_relay_active_sessions",

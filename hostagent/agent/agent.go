@@ -302,6 +302,7 @@ type link struct {
 	denied                   bool                   // the failure that set retryAt refused the agent's credentials
 	unreachable              bool                   // the failure that set retryAt found none of ccs connected
 	lostConn                 bool                   // the failure that set retryAt was Unavailable (Relays: up again once a connection is)
+	welcomed                 bool                   // the relay has welcomed a slot or a credit stream of lk, ever (Relays)
 	ready                    bool                   // "relay attached" was logged since the last failure or drain
 	capped                   bool                   // the relay refused a slot for its cap while holding idle ones: its pool is as full as it gets
 	capFreed                 int                    // while capped: streams of lk that ended, whose room a slot or credit may take again without a probe (capFree)
@@ -718,6 +719,7 @@ func (l *Listener) handle(ev event) {
 		}
 	case evAttached:
 		lk.connecting--
+		lk.welcomed = true
 		probe := lk.capProbe
 		lk.capProbe = false
 		lk.idle++
@@ -833,6 +835,7 @@ func (l *Listener) handle(ev event) {
 		}
 		ev.reply <- again
 	case evCreditsAttached:
+		lk.welcomed = true
 		lk.granter = ev.granter
 		lk.credits = ev.credits
 		if ev.credits < lk.asked {

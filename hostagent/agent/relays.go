@@ -14,13 +14,13 @@ type RelayStats struct {
 	// Addr is the address dialled: a Config.Relays entry, or one address
 	// of its DNS name.
 	Addr string
-	// Up: the relay serves this agent as far as it knows: nothing failed
-	// there since the last welcome (or since the start), or only its slot
-	// cap refused more, or it was lost (unreachable, its connection
-	// broken) and a connection to it is up again (a restarted relay that
-	// the agent has no slot to try on while MaxSessions is reached). False
-	// while it fails (unreachable, TLS, tokens, a refused Hello) and while
-	// it drains this agent.
+	// Up: the relay serves this agent as far as it knows: it welcomed a
+	// slot and nothing failed there since, or only its slot cap refused
+	// more; or, not tried yet or lost (unreachable, its connection
+	// broken), a connection to it is up now (a relay the agent has no slot
+	// to try on while MaxSessions is reached). False while it fails
+	// (unreachable, TLS, tokens, a refused Hello), while it drains this
+	// agent, and for an address not reached yet.
 	Up bool
 	// IdleSlots are the slots (or credits) attached there and waiting
 	// for a client; ActiveSessions the sessions open there now.
@@ -37,7 +37,7 @@ type RelayStats struct {
 // needs to see whether a lost relay is back.
 type relayEntry struct {
 	RelayStats
-	lost bool               // failing with Unavailable: up once one of ccs is
+	lost bool               // not tried yet, or failing with Unavailable: up once one of ccs is
 	ccs  []*grpc.ClientConn // its links' connections (safe to ask from any goroutine)
 }
 
@@ -85,13 +85,14 @@ func readyOrConnect(ccs []*grpc.ClientConn) bool {
 }
 
 // publishRelays updates what Relays reads; on the manager goroutine,
-// without allocating once the lists have grown.
+// without allocating once the lists have grown (but for an address reached
+// by two links).
 func (l *Listener) publishRelays(now time.Time) {
 	v := &l.relays
 	s := v.scratch[:0]
 	for _, lk := range l.links {
 		drained := now.Before(lk.drainedUntil)
-		up := !drained && !lk.denied && (lk.failures == 0 || lk.capped)
+		up := !drained && !lk.denied && (lk.failures == 0 && lk.welcomed || lk.capped)
 		failures := lk.failures
 		if lk.capped {
 			failures = 0 // every failure while capped is a refusal at the cap
@@ -99,7 +100,7 @@ func (l *Listener) publishRelays(now time.Time) {
 		e := relayEntry{
 			RelayStats: RelayStats{Addr: lk.addr, Up: up, IdleSlots: lk.idle + lk.credits, ActiveSessions: lk.active,
 				Failures: failures, Capped: lk.capped, Drained: drained},
-			lost: !up && lk.failures > 0 && lk.lostConn && !lk.denied,
+			lost: !up && !lk.denied && (lk.failures > 0 && lk.lostConn || lk.failures == 0 && !lk.welcomed),
 			ccs:  lk.ccs,
 		}
 		if i := slices.IndexFunc(s, func(o relayEntry) bool { return o.Addr == e.Addr }); i >= 0 {

@@ -396,3 +396,63 @@ func TestRelaysListsAnAddressOnce(t *testing.T) {
 		runtime.Gosched()
 	}
 }
+
+// TestRelaysUpNeedsEvidence: a relay address the agent has no slot on
+// (MaxSessions shared out, one slot for two relays) is up only if a
+// connection to it is: a dead one showed up, as nothing had failed there
+// (a review); a relay whose slot cap refuses more is up, capped, and its
+// refusals are no failures.
+func TestRelaysUpNeedsEvidence(t *testing.T) {
+	t.Parallel()
+	good, other := newRelay(t), newRelay(t)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	capped := newRelayConfig(t, relay.Config{MaxSlotsPerHost: 1})
+	for _, tc := range []struct {
+		relays      []string
+		maxSessions int
+		check       func(map[string]agent.RelayStats) bool
+	}{
+		{[]string{good.GRPCAddr, deadAddr}, 1, func(m map[string]agent.RelayStats) bool {
+			return m[good.GRPCAddr].Up && m[good.GRPCAddr].IdleSlots == 1 && !m[deadAddr].Up
+		}},
+		{[]string{good.GRPCAddr, other.GRPCAddr}, 1, func(m map[string]agent.RelayStats) bool {
+			return m[good.GRPCAddr].Up && m[other.GRPCAddr].Up // one of them with no slot, reachable
+		}},
+		{[]string{capped.GRPCAddr}, 0, func(m map[string]agent.RelayStats) bool {
+			r := m[capped.GRPCAddr]
+			return r.Up && r.Capped && r.Failures == 0 && r.IdleSlots == 1
+		}},
+	} {
+		l := listen(t, agent.Config{Relays: tc.relays, Idle: 3, MaxSessions: tc.maxSessions,
+			BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+		deadline := time.Now().Add(hangGuard)
+		for {
+			m := map[string]agent.RelayStats{}
+			for _, r := range l.Relays() {
+				m[r.Addr] = r
+			}
+			if tc.check(m) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("relays %v: Relays = %+v", tc.relays, m)
+			}
+			runtime.Gosched()
+		}
+		if len(tc.relays) == 2 && tc.relays[1] == deadAddr {
+			// Still down after the good relay is served: not an
+			// answer that only came too soon.
+			for _, r := range l.Relays() {
+				if r.Addr == deadAddr && r.Up {
+					t.Errorf("the dead address %s is up: %+v", deadAddr, r)
+				}
+			}
+		}
+		l.Close()
+	}
+}
