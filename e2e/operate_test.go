@@ -878,8 +878,8 @@ func TestHelloTooLarge(t *testing.T) {
 		labels = append(labels, "--label", fmt.Sprintf("desc%d=%s", i, strings.Repeat("d", 250)))
 	}
 	a := startAgentNoWait(t, r.grpcAddr, append(labels, "echo")...)
-	a.waitRefused(t, "a hint naming --label", func(l logLine) bool {
-		return strings.Contains(l.str("hint"), "--label") && strings.Contains(l.str("err"), "ResourceExhausted")
+	a.waitRefused(t, "a hint naming --label, at Error (nothing changes by itself)", func(l logLine) bool {
+		return strings.Contains(l.str("hint"), "--label") && strings.Contains(l.str("err"), "ResourceExhausted") && l.str("level") == "ERROR"
 	})
 	r.waitLog(t, ioTimeout, `"finished call" at Warn for the refused Hello`, func(l logLine) bool {
 		return l.msg() == "finished call" && l.str("level") == "WARN" && l.str("grpc.code") == "ResourceExhausted"

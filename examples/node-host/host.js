@@ -81,8 +81,14 @@ function isLoopback(addr) {
   if (host === 'localhost') return true;
   if (net.isIPv4(host)) return host.startsWith('127.');
   if (net.isIPv6(host)) {
-    // The URL parser writes an IPv6 address in its shortest form.
-    const short = new URL(`http://[${host}]`).hostname;
+    // The URL parser writes an IPv6 address in its shortest form; it
+    // refuses a zone (fe80::1%eth0), which is no loopback anyway.
+    let short;
+    try {
+      short = new URL(`http://[${host}]`).hostname;
+    } catch {
+      return false;
+    }
     return short === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(short);
   }
   return false;

@@ -58,7 +58,7 @@ func CheckToken(tok string) error {
 			// token holding a '#' was its prefix. Either reading would
 			// now differ between versions (a relay and an agent upgraded
 			// apart would disagree on the token, QA), so neither is taken.
-			return fmt.Errorf("the token has a '#' at byte %d: a token cannot hold one, as '#' starts a comment in token files; a comment after a token needs white space before its '#' (\"TOKEN  # note\")", i+1)
+			return fmt.Errorf("the token has a '#' at byte %d: a token cannot hold one, as '#' starts a comment in token files", i+1)
 		}
 	}
 	return nil
@@ -145,7 +145,7 @@ func Parse(r io.Reader) (*Tokens, error) {
 			return nil, fmt.Errorf("line %d: the line must start with the token, got a key=value", n)
 		}
 		if err := CheckToken(tok); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n, err)
+			return nil, fmt.Errorf("line %d: %v%s", n, err, hashAdvice(tok))
 		}
 		sum := sha256.Sum256([]byte(tok))
 		if prev, dup := seen[sum]; dup {
@@ -183,6 +183,15 @@ func Parse(r io.Reader) (*Tokens, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// hashAdvice is what a token file's token with a '#' most likely is: a
+// comment glued to it.
+func hashAdvice(tok string) string {
+	if strings.Contains(tok, "#") {
+		return ` (a comment after a token needs white space before its '#': "TOKEN  # note")`
+	}
+	return ""
 }
 
 // stripComment cuts a comment off a line of a token file: a '#' at its

@@ -265,7 +265,7 @@ func ReadTokenFile(path string) (string, error) {
 			return "", fmt.Errorf("%s: line %d holds a second token; the file holds one", path, n+1)
 		}
 		if first := strings.Fields(line)[0]; strings.Contains(first, "#") {
-			return "", fmt.Errorf("%s: line %d: %v", path, n+1, CheckToken(first)) // a comment glued to the token
+			return "", fmt.Errorf("%s: line %d: %v%s", path, n+1, CheckToken(first), hashAdvice(first)) // a comment glued to the token
 		}
 		if strings.ContainsAny(line, " \t") {
 			return "", fmt.Errorf("%s: a token has no white space", path)

@@ -149,13 +149,37 @@ func TestNodeHostRefusesPlaintextOffLoopback(t *testing.T) {
 	dir := nodeHostDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, addr := range []string{"192.0.2.1:8000", "[::ffff:192.0.2.1]:8000", "relay.example:8000"} {
+	for _, addr := range []string{"192.0.2.1:8000", "[::ffff:192.0.2.1]:8000", "relay.example:8000", "[fe80::1%eth0]:8000"} {
 		cmd := exec.CommandContext(ctx, "node", "host.js")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "RELAY_ADDR="+addr, "RELAY_TOKEN=secret-token-0123456789")
 		out, err := cmd.CombinedOutput()
 		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "RELAY_TLS_CA") {
 			t.Errorf("RELAY_ADDR=%s: %v, %s; want exit status 2 naming RELAY_TLS_CA", addr, err, out)
+		}
+	}
+	// Loopback in any form hostagent takes is let through: the host tries
+	// it (nothing listens on port 1) and says so as it retries.
+	for _, addr := range []string{"[0:0:0:0:0:0:0:1]:1", "[::ffff:127.0.0.1]:1", "dns:///localhost:1", "ipv4:127.0.0.1:1"} {
+		cmd := exec.CommandContext(ctx, "node", "host.js")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "RELAY_ADDR="+addr, "IDLE=1")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		tried := false
+		for !tried && sc.Scan() {
+			tried = strings.Contains(sc.Text(), "retrying in")
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if !tried {
+			t.Errorf("RELAY_ADDR=%s: the host never tried the relay (refused as off loopback?)", addr)
 		}
 	}
 }
