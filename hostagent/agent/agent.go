@@ -719,7 +719,7 @@ func (l *Listener) handle(ev event) {
 		}
 	case evAttached:
 		lk.connecting--
-		lk.welcomed = true
+		lk.welcomed, lk.denied = true, false // a welcome: the credentials are good now
 		probe := lk.capProbe
 		lk.capProbe = false
 		lk.idle++
@@ -835,7 +835,7 @@ func (l *Listener) handle(ev event) {
 		}
 		ev.reply <- again
 	case evCreditsAttached:
-		lk.welcomed = true
+		lk.welcomed, lk.denied = true, false
 		lk.granter = ev.granter
 		lk.credits = ev.credits
 		if ev.credits < lk.asked {

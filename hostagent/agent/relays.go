@@ -101,7 +101,9 @@ func (l *Listener) publishRelays(now time.Time) {
 			RelayStats: RelayStats{Addr: lk.addr, Up: up, IdleSlots: lk.idle + lk.credits, ActiveSessions: lk.active,
 				Failures: failures, Capped: lk.capped, Drained: drained},
 			lost: !up && !lk.denied && (lk.failures > 0 && lk.lostConn || lk.failures == 0 && !lk.welcomed),
-			ccs:  lk.ccs,
+		}
+		if e.lost {
+			e.ccs = lk.ccs // only a lost link's connections say it is back
 		}
 		if i := slices.IndexFunc(s, func(o relayEntry) bool { return o.Addr == e.Addr }); i >= 0 {
 			// One address, two links: one series (two would fail the

@@ -10,10 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
@@ -455,4 +458,37 @@ func TestRelaysUpNeedsEvidence(t *testing.T) {
 		}
 		l.Close()
 	}
+}
+
+// TestRelaysUpAfterCredentialsFixed: a relay that refused the agent's
+// credentials is up again once it welcomes a slot: the refusal's mark
+// stayed, and the relay showed down for good while it served (a review).
+func TestRelaysUpAfterCredentialsFixed(t *testing.T) {
+	t.Parallel()
+	var accept atomic.Bool
+	r := newRelayConfig(t, relay.Config{Authorize: func(context.Context, string, string) error {
+		if !accept.Load() {
+			return status.Error(codes.Unauthenticated, "token not yet")
+		}
+		return nil
+	}})
+	l := listen(t, agent.Config{Relays: []string{r.GRPCAddr}, Idle: 1, AuthBackoff: 20 * time.Millisecond,
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	wait := func(what string, cond func(agent.RelayStats) bool) {
+		t.Helper()
+		deadline := time.Now().Add(hangGuard)
+		for {
+			rs := l.Relays()
+			if len(rs) == 1 && cond(rs[0]) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Relays = %+v", what, rs)
+			}
+			runtime.Gosched()
+		}
+	}
+	wait("refused: down", func(r agent.RelayStats) bool { return !r.Up && r.Failures > 0 })
+	accept.Store(true)
+	wait("welcomed: up", func(r agent.RelayStats) bool { return r.Up && r.IdleSlots == 1 && r.Failures == 0 })
 }
