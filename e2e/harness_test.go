@@ -155,9 +155,15 @@ func startProc(tb testing.TB, name string, args ...string) *proc {
 }
 
 // startProcEnv is startProc with env added to the test's environment.
+// name is a binary in binDir, or a path to one (another version's, in
+// TestMixedVersions).
 func startProcEnv(tb testing.TB, env []string, name string, args ...string) *proc {
 	tb.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	path := name
+	if !strings.ContainsRune(name, filepath.Separator) {
+		path = filepath.Join(binDir, name)
+	}
+	cmd := exec.Command(path, args...)
 	// The binaries read RELAYD_* and HOSTAGENT_* as flags: only what a
 	// test sets, never the developer's shell.
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
@@ -336,11 +342,17 @@ type relayProc struct {
 // taken by another test's socket in between.
 func startRelay(tb testing.TB, extraArgs ...string) *relayProc {
 	tb.Helper()
+	return startRelayBin(tb, "relayd", extraArgs...)
+}
+
+// startRelayBin is startRelay with the binary named as startProcEnv takes it.
+func startRelayBin(tb testing.TB, bin string, extraArgs ...string) *relayProc {
+	tb.Helper()
 	args := append([]string{
 		"--grpc-addr", portclaim.MustAddr(tb), "--admin-addr", portclaim.MustAddr(tb), "--client-addr", portclaim.MustAddr(tb),
 		"--log-format", "json", "--drain-timeout", drainTimeout,
 	}, extraArgs...)
-	p := startProc(tb, "relayd", args...)
+	p := startProc(tb, bin, args...)
 	ready := p.waitLog(tb, startTimeout, `"relayd ready"`, func(l logLine) bool { return l.msg() == "relayd ready" })
 	r := &relayProc{proc: p, grpcAddr: ready.str("grpc_addr"), adminAddr: ready.str("admin_addr"), clientAddr: ready.str("client_addr")}
 	for _, a := range []string{r.grpcAddr, r.adminAddr, r.clientAddr} {
@@ -377,8 +389,14 @@ func startAgentNoWait(tb testing.TB, relayAddr string, args ...string) *agentPro
 // waiting for it to attach.
 func startAgentEnv(tb testing.TB, env []string, relayAddr string, args ...string) *agentProc {
 	tb.Helper()
+	return startAgentBin(tb, env, "hostagent", relayAddr, args...)
+}
+
+// startAgentBin is startAgentEnv with the binary named as startProcEnv takes it.
+func startAgentBin(tb testing.TB, env []string, bin, relayAddr string, args ...string) *agentProc {
+	tb.Helper()
 	all := append([]string{"--relay", relayAddr, "--log-format", "json", "--drain-timeout", drainTimeout}, args...)
-	return &agentProc{proc: startProcEnv(tb, env, "hostagent", all...), relayAddr: relayAddr}
+	return &agentProc{proc: startProcEnv(tb, env, bin, all...), relayAddr: relayAddr}
 }
 
 // waitAttached waits for the next "relay attached" line for a.relayAddr.
