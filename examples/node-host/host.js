@@ -146,6 +146,8 @@ const BULK_SIZE = 1 << 20;
 let waiting = 0;
 let returning = 0;
 let failures = 0;
+const FAILURE_LOG_EVERY_MS = 60000;
+const lastFailure = { reason: '', at: 0 }; // what backoff said last, and when
 let retryTimer = null;
 let announced = false;
 let stopping = false;
@@ -176,7 +178,17 @@ function backoff(code, details) {
   }
   const delay = d / 2 + Math.random() * (d / 2);
   announced = false;
-  console.error(`node-host: relay ${RELAY_ADDR} ${what} (${grpc.status[code]}: ${details}); retrying in ${Math.round(delay)}ms`);
+  // The first failure, a new status, and then once a minute: an outage of
+  // an hour is 60 lines, not 720. (grpc-js's details change at each try:
+  // they carry a time.)
+  const reason = `${what} ${code}`;
+  const now = Date.now();
+  if (failures === 1 || reason !== lastFailure.reason || now - lastFailure.at >= FAILURE_LOG_EVERY_MS) {
+    const tries = failures > 1 ? `, ${failures} attempts so far` : '';
+    console.error(`node-host: relay ${RELAY_ADDR} ${what} (${grpc.status[code]}: ${details}); retrying in ${Math.round(delay)}ms${tries}`);
+    lastFailure.reason = reason;
+    lastFailure.at = now;
+  }
   retryTimer = setTimeout(() => { retryTimer = null; fill(); }, delay);
 }
 

@@ -183,3 +183,55 @@ func TestNodeHostRefusesPlaintextOffLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeHostOutageLogsOnce: while its relay is down, the Node.js host
+// says so once (then once a minute), not at each of its retries. The
+// "relay" here is a listener that takes each connection and resets it, so
+// every retry is counted where it lands.
+func TestNodeHostOutageLogsOnce(t *testing.T) {
+	dir := nodeHostDir(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	const attempts = 5 // backoff 50–100, 100–200, … ms: about 2 s
+	accepted := make(chan struct{}, attempts)
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "host.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "RELAY_ADDR="+lis.Addr().String(), "IDLE=2")
+	var out strings.Builder // written by exec's copier, read after Wait
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range attempts {
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			t.Fatalf("the host made %d attempts in 30 s, want %d", i, attempts)
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	text := out.String()
+	if n := strings.Count(text, "unavailable ("); n != 1 {
+		t.Errorf("%d lines about the outage over %d attempts, want 1:\n%s", n, attempts, text)
+	}
+}
