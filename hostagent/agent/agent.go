@@ -1227,10 +1227,12 @@ func (l *Listener) shareCredits(now time.Time, nextRetry *time.Time, open *int, 
 	give := l.give[:0]
 	for _, lk := range l.serving {
 		n := 0
-		if lk.capped && lk.failures > 0 {
+		if lk.capped {
 			// At the relay's slot cap, credits for the room freed go at
 			// any time, and one beyond it once the backoff is over
-			// (creditTarget): manage wakes then.
+			// (creditTarget): manage wakes then. (Not only after a
+			// failure: a credit stream welcomed while capped ends the
+			// failures, not the wait.)
 			lk.backingOff(now, nextRetry)
 		}
 		switch {
@@ -1305,15 +1307,9 @@ func (l *Listener) creditTarget(lk *link, relays int, now time.Time) int {
 // stream, or on the running one.
 func (l *Listener) grantCredits(lk *link, n int, open *int) {
 	*open += n
-	if !lk.creditRunning {
-		lk.creditRunning = true
-		lk.asked = n
-		l.slots.Add(1)
-		go l.runCredits(lk, lk.outage, n)
-		return
-	}
-	lk.credits += n
 	if lk.capped {
+		// In a new stream's Hello as on the running one: the room they
+		// take is theirs now (capFreed counted it until then).
 		if n > lk.capFreed {
 			// A credit past the room (creditTarget): the next one no
 			// sooner than a backoff from now, whether its claim is
@@ -1323,6 +1319,14 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 		}
 		lk.capFreed = max(lk.capFreed-n, 0)
 	}
+	if !lk.creditRunning {
+		lk.creditRunning = true
+		lk.asked = n
+		l.slots.Add(1)
+		go l.runCredits(lk, lk.outage, n)
+		return
+	}
+	lk.credits += n
 	l.stats.idle.Add(int64(n))
 	lk.granter.add(n)
 }
@@ -1410,10 +1414,10 @@ func (l *Listener) backoff(lk *link, err error) {
 	lk.outage++
 	lk.forgetRelayID()
 	wasCapped := lk.capped
-	if status.Code(err) == codes.ResourceExhausted && (lk.idle > 0 ||
-		lk.connecting+lk.streamsHeld() > 0 && strings.Contains(status.Convert(err).Message(), "--max-slots-per-")) {
-		// The relay holds idle slots of this agent, or names its cap while
-		// this agent has slots there (on their way, as slots opened
+	if status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "--max-slots-per-") &&
+		(lk.idle > 0 || lk.connecting+lk.streamsHeld() > 0) {
+		// The relay names its slot cap (not --max-credits, say) and holds
+		// idle slots of this agent, or has slots of it there (on their way, as slots opened
 		// together are answered in any order, or all in sessions, or its
 		// credit stream, which the cap counts), and
 		// refuses more: its cap (relayd --max-slots-per-host,
@@ -1602,8 +1606,10 @@ func (l *Listener) runSlot(lk *link, outage int, claim string) {
 		stopIdle()
 		if claim != "" && status.Code(err) == codes.NotFound {
 			// The offer went elsewhere (it timed out, or the credit stream
-			// ended): the relay is fine.
-			err = nil
+			// ended): the relay is fine, and the room at its cap that the
+			// credit stood for was not taken.
+			l.reportUnclaimed(lk, outage)
+			return
 		}
 		l.report(lk, evFailed, err, outage, false)
 		return
@@ -1658,6 +1664,14 @@ func (l *Listener) report(lk *link, kind eventKind, err error, outage int, seque
 //go:noinline
 func (l *Listener) reportSlot(lk *link, kind eventKind, err error, outage int, sequential bool, w *withdrawer) {
 	l.events <- event{link: lk, kind: kind, err: err, outage: outage, sequential: sequential, slot: w}
+}
+
+// reportUnclaimed reports a claim whose offer had gone: it failed, but took
+// no room at the relay's cap (again, as for a stream not taken again).
+//
+//go:noinline
+func (l *Listener) reportUnclaimed(lk *link, outage int) {
+	l.events <- event{link: lk, kind: evFailed, outage: outage, again: true}
 }
 
 // reportAgain reports a stream welcomed again after its session.
