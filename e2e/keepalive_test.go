@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func TestFrozenAgentsClientsReset(t *testing.T) {
 	if n, err := c.Read(make([]byte, 64)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read %d bytes, %v; want a reset within %v (relayd:%s)", n, err, ioTimeout, r.tail(15))
 	}
+	// Its session's line says the stream was lost, naming the keepalive,
+	// not that the host aborted it.
+	r.waitLog(t, ioTimeout, `"session lost with its host's stream …--agent-keepalive)"`, func(l logLine) bool {
+		return strings.HasPrefix(l.msg(), "session lost with its host's stream") && strings.Contains(l.msg(), "--agent-keepalive") &&
+			l.str("reason") == "CLOSE_REASON_HOST_LOST"
+	})
 	r.waitLog(t, ioTimeout, `"host detached" for the frozen agent`, func(l logLine) bool {
 		return l.msg() == "host detached" && l.str("host_id") == "frozen"
 	})

@@ -886,6 +886,28 @@ func TestHelloTooLarge(t *testing.T) {
 	})
 }
 
+// TestCreditsAtOneStreamPerConn: with relayd --max-slots-per-conn 1 an
+// agent's connection carries one stream, so a --slot-credits agent could
+// hold credits and no claim: every client was reset after --assign-timeout
+// while both sides looked healthy (QA). The credit stream is refused,
+// the agent says at Error what to change, and relayd counts the limit.
+func TestCreditsAtOneStreamPerConn(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--max-slots-per-conn", "1", "--metrics-addr", "127.0.0.1:0")
+	a := startAgentNoWait(t, r.grpcAddr, "--slot-credits", "echo")
+	a.waitRefused(t, "a hint naming --slot-credits and --max-slots-per-conn, at Error", func(l logLine) bool {
+		return strings.Contains(l.str("hint"), "--slot-credits") && strings.Contains(l.str("hint"), "--max-slots-per-conn") &&
+			strings.Contains(l.str("err"), "FailedPrecondition") && l.str("level") == "ERROR"
+	})
+	waitFor(t, ioTimeout, func() (bool, string) {
+		n := scrape(t, r.metricsAddr(t))[`relay_limit_hits_total{limit="max_slots_per_conn"}`]
+		return n >= 1, fmt.Sprintf("relay_limit_hits_total{limit=\"max_slots_per_conn\"} = %v", n)
+	})
+	// Without credits, the same relay serves the agent.
+	startAgent(t, r.grpcAddr, "--idle", "1", "--host-id", "plain", "echo")
+	roundTrip(t, dial(t, r.clientAddr), "one stream per connection\n")
+}
+
 // TestRepeatedFlagWarned: a flag that takes one value, given twice, is
 // said at start with the value that wins (the last): `--relay a --relay b`
 // keeps only b, which an operator who meant both would never learn.

@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.helloTimeout, "hello-timeout", 10*time.Second, "how long a new Attach stream may take to send Hello, a new connection its TLS and HTTP/2 handshakes, and a connection may hold no stream before it is closed")
 	fs.DurationVar(&o.claimTimeout, "claim-timeout", relay.DefaultClaimTimeout, "how long a host with slot credits (hostagent --slot-credits) may take to claim a client offered to it; after that the client goes to another host and the host's credits are withdrawn")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long open sessions may run before they are closed (a second signal stops at once)")
-	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes`")
+	fs.IntVar(&o.maxDataBytes, "max-data-bytes", relay.DefaultMaxDataBytes, "largest Data frame payload accepted and sent, in `bytes` (1024 to 4194304)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "`address` for Prometheus /metrics over HTTP, such as 127.0.0.1:9090 (default off)")

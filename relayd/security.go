@@ -220,11 +220,11 @@ func warnInvalidCert(log *slog.Logger, leaf *x509.Certificate) bool {
 func (sec *security) watchCertExpiry(ctx context.Context) {
 	sec.tls.WatchExpiry(ctx, func(leaf *x509.Certificate, expired bool) {
 		if expired {
-			sec.log.Error("tls certificate expired: agents refuse every connection now; renew --tls-cert and SIGHUP relayd",
+			sec.log.Error("tls certificate expired: agents refuse every connection now; renew --tls-cert (relayd re-reads it when it changes, or on SIGHUP)",
 				"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
 			return
 		}
-		sec.log.Warn("tls certificate expires soon: renew --tls-cert and SIGHUP relayd", "subject", leaf.Subject.String(),
+		sec.log.Warn("tls certificate expires soon: renew --tls-cert (relayd re-reads it when it changes, or on SIGHUP)", "subject", leaf.Subject.String(),
 			"not_after", leaf.NotAfter, "expires_in", time.Until(leaf.NotAfter).Round(time.Second))
 	})
 }

@@ -1473,6 +1473,11 @@ func (l *Listener) backoff(lk *link, err error) {
 			// the Hello.
 			hint = "the relay takes frames of up to its --max-data-bytes plus 1 KiB, and this agent's Hello is larger: shorten its --label values"
 			level = slog.LevelError // nothing changes by itself
+		case st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "--max-slots-per-conn 1"):
+			// A credit stream where the relay allows one stream per
+			// connection: nothing changes by itself.
+			hint = "this relay allows one stream per agent connection, and --slot-credits needs two (the credit stream and a claim): run without --slot-credits, or have the relay raise --max-slots-per-conn"
+			level = slog.LevelError
 		case st.Code() == codes.InvalidArgument && strings.HasPrefix(st.Message(), "Hello: "):
 			// The relay's check of the Hello's strings (a relay with
 			// stricter limits than this agent's): nothing changes by

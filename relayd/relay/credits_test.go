@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -347,4 +348,26 @@ func TestCreditStreamsApartFromCap(t *testing.T) {
 	}
 	cs1.cancel()
 	cs2.cancel()
+}
+
+// TestCreditStreamAtOneStreamPerConn: with MaxSlotsPerConn 1 a connection
+// has room for a credit stream and no claim beside it (the limit is also
+// its HTTP/2 stream limit): a credit stream is refused with
+// FailedPrecondition saying what to change, and counted as that limit's
+// hit; a slot is still taken.
+func TestCreditStreamAtOneStreamPerConn(t *testing.T) {
+	t.Parallel()
+	tr := newTestRelay(t, relay.Config{MaxSlotsPerConn: 1})
+	cs := tr.attach(t)
+	cs.send(&relayv1.AttachRequest{Frame: &relayv1.AttachRequest_Hello{Hello: &relayv1.Hello{HostId: "h", SlotCredits: 4}}})
+	err := cs.expectEnd(codes.FailedPrecondition)
+	if !strings.Contains(err.Error(), "--slot-credits") || !strings.Contains(err.Error(), "--max-slots-per-conn") {
+		t.Errorf("refusal %v: want it to name --slot-credits and --max-slots-per-conn", err)
+	}
+	if got := tr.r.LimitHits()[relay.LimitSlotsPerConn]; got != 1 {
+		t.Errorf("LimitHits()[%s] = %d, want 1", relay.LimitSlotsPerConn, got)
+	}
+	slot := tr.attach(t)
+	slot.hello(&relayv1.Hello{HostId: "h"})
+	slot.cancel()
 }

@@ -1438,7 +1438,14 @@ func (r *Relay) finishSession(run *sessionRun) error {
 		sess.health.sessionSucceeded(sess.openedAt)
 		return nil
 	case ae != nil && ae.Remote:
-		log.Info("session aborted by host", append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
+		msg := "session aborted by host"
+		if ae.Reason == relayv1.CloseReason_CLOSE_REASON_HOST_LOST {
+			// No Close came: the stream broke. Said so, with the likely
+			// causes (QA: "aborted by host" read oddly for an agent the
+			// relay's keepalive gave up on).
+			msg = "session lost with its host's stream (the agent stopped, crashed, or its connection failed or missed --agent-keepalive)"
+		}
+		log.Info(msg, append(attrs, "reason", ae.Reason.String(), "err", ae.Cause)...)
 		if ae.Reason != relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE {
 			sess.health.sessionSucceeded(sess.openedAt)
 		} else if warn, n := sess.health.warnOnce(); n > 0 { // the receive loop opened a window
@@ -1493,6 +1500,14 @@ func (r *Relay) addSlot(k hostKey, peerAddr, healthKey string, hello *relayv1.He
 			r.limitHitByLocked(LimitSlotsPerHost, k.service+"\x00"+k.id, "host_id", k.id, "service", k.service, "peer_addr", peerAddr, "max", max)
 			return nil, nil, status.Errorf(codes.ResourceExhausted, "host %q already holds %d credit streams for service %q (relayd --max-slots-per-host)", k.id, h.creditStreams, k.service)
 		}
+	}
+	if credit && r.cfg.MaxSlotsPerConn == 1 {
+		// HTTP/2 allows the connection one stream (the limit is also its
+		// MaxConcurrentStreams): the credit stream, and no claim beside it.
+		// Taken, its credits would draw every client to a claim refused
+		// here, each reset after --assign-timeout (QA).
+		r.limitHitByLocked(LimitSlotsPerConn, peerAddr, "host_id", k.id, "peer_addr", peerAddr, "max", 1)
+		return nil, nil, status.Errorf(codes.FailedPrecondition, "relayd --max-slots-per-conn 1 leaves no stream for a claim beside a credit stream: run hostagent without --slot-credits, or relayd with --max-slots-per-conn 2 or more")
 	}
 	if max := r.cfg.MaxSlotsPerConn; max > 0 && r.conns[peerAddr] >= max {
 		r.limitHitByLocked(LimitSlotsPerConn, peerAddr, "host_id", k.id, "peer_addr", peerAddr, "max", max)

@@ -271,7 +271,8 @@ func (r *relayd) waitIdle(ctx context.Context, n int) error {
 
 // sessionEnd waits for relayd's log of how the session of the client at
 // clientAddr ended: "session closed" (both directions closed, every byte
-// delivered), "session aborted by host", or "session aborted".
+// delivered), "session aborted by host", "session lost with its host's
+// stream …", or "session aborted".
 func (r *relayd) sessionEnd(ctx context.Context, from int, clientAddr string) (logLine, error) {
 	l, _, err := r.waitLog(ctx, from, "the end of session from "+clientAddr, func(l logLine) bool {
 		return strings.HasPrefix(l.msg(), "session ") && l.msg() != "session opened" && l.str("client_addr") == clientAddr

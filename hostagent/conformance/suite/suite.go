@@ -290,7 +290,7 @@ func (e *env) runCase(ctx context.Context, c testCase) Result {
 func protocolErrors(r *relayd, from int) error {
 	bad := []string{"InvalidArgument", "FailedPrecondition", "ResourceExhausted", "PermissionDenied", "DeadlineExceeded"}
 	for _, l := range r.find(from, func(l logLine) bool {
-		return l.msg() == "session aborted by host" || l.msg() == "slot ended while idle"
+		return l.msg() == "session aborted by host" || strings.HasPrefix(l.msg(), "session lost with its host's stream") || l.msg() == "slot ended while idle"
 	}) {
 		for _, code := range bad {
 			if strings.Contains(l.str("err"), "code = "+code) {
