@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,3 +251,62 @@ func TestCrashResetsWaitingClient(t *testing.T) {
 }
 
 func isConnReset(err error) bool { return errors.Is(err, unix.ECONNRESET) }
+
+// TestStalledBackendReleased: a backend that takes none of a client's
+// upload (and sends nothing) leaves hostagent's session stuck writing to
+// it, where no Close from the relay can reach it. With --stall-timeout the
+// agent ends such a session itself: the client is reset, the backend
+// reset, and the slot freed, as --max-sessions 1 shows with a second
+// client served. Before, all three waited for the relay's --idle-timeout
+// (an hour), and a few clients that reset such uploads locked the host
+// out (QA).
+func TestStalledBackendReleased(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t)
+	readNow := make(chan struct{})
+	backendErr := make(chan error, 2)
+	b := startBackend(t, func(c *net.TCPConn) {
+		line, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n')
+		if err == nil && line == "served\n" { // the second client
+			c.Write([]byte(line))
+			return
+		}
+		select { // the first: take nothing until told
+		case <-readNow:
+		case <-time.After(2 * ioTimeout):
+		}
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		_, err = io.Copy(io.Discard, c)
+		backendErr <- err
+	})
+	startAgent(t, r.grpcAddr, "--max-sessions", "1", "--idle", "1", "--stall-timeout", "1s", "forward", b.addr)
+
+	c := dial(t, r.clientAddr)
+	writeErr := make(chan error, 1)
+	go func() { // 64 MiB: more than every buffer on the way holds
+		chunk := make([]byte, 1<<20)
+		for range 64 {
+			if _, err := c.Write(chunk); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	}()
+	// The reset is the kernel's one error for the socket: the blocked
+	// write may take it, and the read then sees the end as EOF.
+	got, rerr := io.ReadAll(c)
+	werr := <-writeErr
+	if len(got) > 0 || !errors.Is(rerr, syscall.ECONNRESET) && !errors.Is(werr, syscall.ECONNRESET) {
+		t.Fatalf("a client whose upload the backend never took: read %d bytes then %v, write %v; want a reset", len(got), rerr, werr)
+	}
+	close(readNow)
+	if err := <-backendErr; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the stalled backend's connection ended with %v, want a reset", err)
+	}
+	r.waitLog(t, ioTimeout, `the session's end with CLOSE_REASON_TIMEOUT`, func(l logLine) bool {
+		return l.str("reason") == "CLOSE_REASON_TIMEOUT" && strings.Contains(l.str("err"), "--stall-timeout")
+	})
+	second := dial(t, r.clientAddr)
+	roundTrip(t, second, "served\n")
+}

@@ -49,6 +49,11 @@ import (
 	"github.com/relayproject/relay/internal/shallow"
 )
 
+// DefaultStallTimeout is Config.StallTimeout's zero value: as long as
+// nginx's proxy_send_timeout, a backend's pause a proxy is expected to
+// bear.
+const DefaultStallTimeout = 60 * time.Second
+
 // Version is sent as Hello.agent_version unless Config.AgentVersion is set.
 const Version = "relay-agent-go/0.1"
 
@@ -120,6 +125,17 @@ type Config struct {
 	// ended waits as an idle stream for the next client before it is
 	// withdrawn. Zero means 500ms (hostagent --warm-linger).
 	WarmLinger time.Duration
+	// StallTimeout ends a session whose reader (the program's, or
+	// hostagent forward's backend) has taken none of the relay's bytes for
+	// this long while they wait, and that moved no byte the other way
+	// either: it is aborted with CLOSE_REASON_TIMEOUT, and forward's
+	// backend reset. The relay's Close cannot reach a session stuck so
+	// (it waits behind the bytes the reader does not take), so without
+	// this a client's reset reached such a backend only after the relay's
+	// idle timeout (an hour by default), the session held meanwhile.
+	// Zero means 60 s (hostagent --stall-timeout); negative, none but the
+	// relay's idle timeout.
+	StallTimeout time.Duration
 	// Unavailable starts the agent as SetAvailable(false) leaves it: no
 	// slots offered until SetAvailable(true).
 	Unavailable bool
@@ -162,6 +178,9 @@ func (c *Config) validate() error {
 	}
 	if c.WarmLinger <= 0 {
 		c.WarmLinger = defaultWarmLinger
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
@@ -1795,7 +1814,7 @@ func (l *Listener) serve(ctx context.Context, cancel context.CancelFunc, lk *lin
 	})
 	sc := &Conn{conn: conn, open: open, relay: lk.addr}
 	var stopWatches func()
-	shallow.Run(func() { stopWatches = watchSession(ctx, l.abortCtx, conn, welcome) })
+	shallow.Run(func() { stopWatches = watchSession(ctx, l.abortCtx, conn, welcome, l.cfg.StallTimeout) })
 	defer stopWatches()
 	select {
 	case l.accept <- sc:
@@ -1925,21 +1944,28 @@ func (l *Listener) receive(stream relayv1.HostService_AttachClient, conn *attach
 }
 
 // watchSession aborts conn when ctx ends (the agent shuts down) and when it
-// stalls (watchStalled); stop ends both watches. Apart from serve, and run
+// stalls (watchStalled: for stall, or past the relay's idle timeout); stop
+// ends both watches. Apart from serve, and run
 // on a short-lived goroutine: in serve's frame, and with the timer's calls,
 // they grew the goroutine that keeps the session to 8 KiB.
-func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome *relayv1.Welcome) (stop func()) {
+func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome *relayv1.Welcome, stall time.Duration) (stop func()) {
 	stopAbort := context.AfterFunc(ctx, func() {
 		conn.DeliverAbort(relayv1.CloseReason_CLOSE_REASON_UNSPECIFIED, fmt.Errorf("agent shutting down: %w", context.Cause(ctx)))
 	})
 	stopTold := context.AfterFunc(abortCtx, func() {
 		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_HOST_ABORT, errors.New("the agent is stopping, and its drain timeout has passed"))
 	})
-	d := welcome.GetIdleTimeout().AsDuration()
-	if d <= 0 {
+	limit, why := time.Duration(0), ""
+	if d := welcome.GetIdleTimeout().AsDuration(); d > 0 {
+		limit, why = d+max(time.Second, d/8), "the relay's idle timeout has passed"
+	}
+	if stall > 0 && (limit == 0 || stall < limit) {
+		limit, why = stall, "the backend took none of the relay's bytes (hostagent --stall-timeout)"
+	}
+	if limit == 0 {
 		return func() { stopAbort(); stopTold() }
 	}
-	stopStalled := watchStalled(conn, d+max(time.Second, d/8))
+	stopStalled := watchStalled(conn, limit, why)
 	return func() {
 		stopAbort()
 		stopTold()
@@ -1949,16 +1975,16 @@ func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome 
 
 // watchStalled aborts conn (CLOSE_REASON_TIMEOUT) once it has moved no
 // byte either way for limit, while its receive loop is stuck delivering
-// to the backend: a little longer than the relay's idle timeout, after
-// which the relay has ended the session, but perhaps without the agent
-// learning of it. If the backend stopped reading, the receive loop is
+// to the backend: for StallTimeout, or a little longer than the relay's
+// idle timeout, after which the relay has ended the session, but perhaps
+// without the agent learning of it. If the backend stopped reading, the receive loop is
 // stuck writing to it, and the relay's Close waits behind data the loop
 // cannot take; the abort releases that write (and resets the backend).
 // A receive loop that is free reads the relay's Close when it comes: then
 // the relay decides, and it sees a client that reads slowly make progress
 // that these counters (moved by whole writes) miss. A timer, not a
 // goroutine; stop ends it.
-func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
+func watchStalled(conn *attachconn.Conn, limit time.Duration, why string) (stop func()) {
 	var (
 		mu          sync.Mutex
 		last        = conn.Stats()
@@ -2000,7 +2026,7 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration) (stop func()) {
 			t.Reset(step)
 			return
 		}
-		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v: the relay's idle timeout has passed", limit))
+		conn.AbortWith(relayv1.CloseReason_CLOSE_REASON_TIMEOUT, fmt.Errorf("no byte either way for %v: %s", limit, why))
 	})
 	return func() { t.Stop() }
 }

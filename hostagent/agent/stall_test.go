@@ -2,12 +2,14 @@ package agent
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/internal/attachconn"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // nopSender is an attachconn.Sender that sends nowhere.
@@ -27,7 +29,7 @@ func TestStalledCountsFromStuckDeliver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const limit = time.Second
 		conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
-		stop := watchStalled(conn, limit)
+		stop := watchStalled(conn, limit, "test")
 		defer stop()
 		time.Sleep(5 * limit) // quiet, with nothing to deliver
 		if err := conn.Err(); err != nil {
@@ -56,7 +58,7 @@ func TestStalledFromTheStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const limit = time.Second
 		conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
-		stop := watchStalled(conn, limit)
+		stop := watchStalled(conn, limit, "test")
 		defer stop()
 		delivered := make(chan error, 1)
 		go func() { delivered <- conn.Deliver([]byte("for a backend that does not read")) }()
@@ -67,4 +69,37 @@ func TestStalledFromTheStart(t *testing.T) {
 		}
 		<-delivered
 	})
+}
+
+// TestStallTimeoutBeforeIdleTimeout: a session stuck delivering to a
+// backend that does not read is ended at the agent's StallTimeout, long
+// before the relay's idle timeout (an hour by default), and says which;
+// with StallTimeout negative, only the idle timeout ends it.
+func TestStallTimeoutBeforeIdleTimeout(t *testing.T) {
+	t.Parallel()
+	welcome := &relayv1.Welcome{IdleTimeout: durationpb.New(time.Hour)}
+	for _, stall := range []time.Duration{2 * time.Second, -1} {
+		synctest.Test(t, func(t *testing.T) {
+			conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
+			stop := watchSession(t.Context(), t.Context(), conn, welcome, stall)
+			defer stop()
+			delivered := make(chan error, 1)
+			go func() { delivered <- conn.Deliver([]byte("for a backend that does not read")) }()
+			time.Sleep(3 * time.Second)
+			var ae *attachconn.AbortError
+			err := conn.Err()
+			if stall < 0 {
+				if err != nil {
+					t.Fatalf("no stall timeout: ended after 3 s (%v), want only at the relay's idle timeout", err)
+				}
+				time.Sleep(2 * time.Hour) // the idle timeout, its margin and the looks' step
+				if err := conn.Err(); !errors.As(err, &ae) || !strings.Contains(err.Error(), "idle timeout") {
+					t.Fatalf("no stall timeout: after the idle timeout %v, want an abort naming it", err)
+				}
+			} else if !errors.As(err, &ae) || ae.Reason != relayv1.CloseReason_CLOSE_REASON_TIMEOUT || !strings.Contains(err.Error(), "--stall-timeout") {
+				t.Fatalf("stall timeout %v: after 3 s %v, want an abort with TIMEOUT naming --stall-timeout", stall, err)
+			}
+			<-delivered
+		})
+	}
 }
