@@ -61,6 +61,44 @@ func TestResetDeliversWrittenBytes(t *testing.T) {
 	}
 }
 
+// TestResetWaitsForASlowReader: a peer that keeps taking the bytes, if
+// more slowly than maxWait would allow for all of them, gets every one
+// before its reset: maxWait counts from its last progress (QA: a client
+// on a slow link lost the tail of a response its host had aborted after).
+func TestResetWaitsForASlowReader(t *testing.T) {
+	t.Parallel()
+	c, peer := tcpPair(t)
+	peer.SetReadBuffer(16 << 10) // the bytes wait in c's queue, not in the peer's
+	const n, maxWait = 512 << 10, 300 * time.Millisecond
+	want := pattern(n, 9)
+	readDone := make(chan error, 1)
+	var got []byte
+	go func() { // 16 KiB per 50 ms, about 320 KB/s: n takes some 1.6 s
+		buf := make([]byte, 16<<10)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			k, err := peer.Read(buf)
+			got = append(got, buf[:k]...)
+			if err != nil {
+				readDone <- err
+				return
+			}
+		}
+	}()
+	if _, err := c.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	Reset(c, maxWait)
+	err := <-readDone
+	if !bytes.Equal(got, want) {
+		t.Errorf("slow peer read %d bytes before %v, want all %d", len(got), err, n)
+	}
+	if !isReset(err) {
+		t.Errorf("slow peer's read ended with %v, want a connection reset", err)
+	}
+}
+
 // TestResetAfterPeerResetReturns: once the peer has reset the connection,
 // nothing written can be acknowledged any more, so Reset must not wait for
 // it (a Join would otherwise hold the other side's abort for the whole

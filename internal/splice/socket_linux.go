@@ -45,7 +45,10 @@ func waitUnacked(c *net.TCPConn, maxWait time.Duration) {
 	if err != nil {
 		return
 	}
-	deadline := time.Now().Add(maxWait)
+	start := time.Now()
+	deadline := start.Add(maxWait)
+	limit := start.Add(ResetDrainLimit)
+	last := -1
 	step := 100 * time.Microsecond
 	for {
 		var queued int
@@ -61,9 +64,16 @@ func waitUnacked(c *net.TCPConn, maxWait time.Duration) {
 			}
 			queued, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 		})
-		if cerr != nil || err != nil || closed || queued == 0 || time.Now().After(deadline) {
+		now := time.Now()
+		if cerr != nil || err != nil || closed || queued == 0 || now.After(deadline) || now.After(limit) {
 			return
 		}
+		if last >= 0 && queued < last {
+			// The peer takes them, if slowly (a client on a slow link):
+			// maxWait counts from its last progress.
+			deadline, step = now.Add(maxWait), 100*time.Microsecond
+		}
+		last = queued
 		time.Sleep(step)
 		step = min(2*step, 20*time.Millisecond)
 	}

@@ -37,8 +37,13 @@ type Aborter interface {
 const BufferSize = 32*1024 - 256
 
 // ResetDrainTimeout bounds how long Reset waits for the peer to acknowledge
-// bytes already written before it resets the connection.
+// more of the bytes already written before it resets the connection: a
+// peer that keeps taking them, slowly, gets them all, within
+// ResetDrainLimit.
 const ResetDrainTimeout = 2 * time.Second
+
+// ResetDrainLimit bounds Reset's wait in all.
+const ResetDrainLimit = time.Minute
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
@@ -432,8 +437,9 @@ func abort(c Conn, cause error) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Reset ends c abnormally: the peer reads every byte already written, then
-// gets a connection reset. It waits (up to maxWait) for the peer to
-// acknowledge the bytes in flight, because a reset discards unsent data.
+// gets a connection reset. It waits for the peer to acknowledge the bytes
+// in flight, because a reset discards unsent data: up to maxWait without
+// progress, and ResetDrainLimit in all.
 func Reset(c *net.TCPConn, maxWait time.Duration) {
 	waitUnacked(c, maxWait)
 	c.SetLinger(0) // close now sends RST instead of FIN
