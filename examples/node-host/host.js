@@ -185,7 +185,10 @@ function backoff(code, details) {
   const now = Date.now();
   if (failures === 1 || reason !== lastFailure.reason || now - lastFailure.at >= FAILURE_LOG_EVERY_MS) {
     const tries = failures > 1 ? `, ${failures} attempts so far` : '';
-    console.error(`node-host: relay ${RELAY_ADDR} ${what} (${grpc.status[code]}: ${details}); retrying in ${Math.round(delay)}ms${tries}`);
+    // A TLS relay reached in plaintext looks like any outage here (grpc-js
+    // says only "Failed to connect"); relayd's own log names the mismatch.
+    const hint = !TLS && code === grpc.status.UNAVAILABLE ? ' (if the relay has --tls-cert, set RELAY_TLS_CA=ca.pem)' : '';
+    console.error(`node-host: relay ${RELAY_ADDR} ${what} (${grpc.status[code]}: ${details}); retrying in ${Math.round(delay)}ms${tries}${hint}`);
     lastFailure.reason = reason;
     lastFailure.at = now;
   }

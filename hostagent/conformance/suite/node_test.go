@@ -234,4 +234,7 @@ func TestNodeHostOutageLogsOnce(t *testing.T) {
 	if n := strings.Count(text, "unavailable ("); n != 1 {
 		t.Errorf("%d lines about the outage over %d attempts, want 1:\n%s", n, attempts, text)
 	}
+	if !strings.Contains(text, "set RELAY_TLS_CA") {
+		t.Errorf("the outage's line has no hint for a TLS relay reached in plaintext:\n%s", text)
+	}
 }
