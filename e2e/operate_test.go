@@ -693,6 +693,57 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 }
 
+// TestSecondSignalNotHeldBySlowClient: a client that keeps taking an
+// aborted session's last bytes, slowly, is given them for up to a minute
+// in service, but not once relayd stops: after a second SIGTERM relayd
+// exits within seconds (a review: 18-20 s, the client's reset waiting on
+// it, when that wait first counted from each progress).
+func TestSecondSignalNotHeldBySlowClient(t *testing.T) {
+	t.Parallel()
+	r := startRelay(t, "--drain-timeout", "5m")
+	startAgent(t, r.grpcAddr, "--idle", "1", "echo")
+	c := dial(t, r.clientAddr)
+	c.SetReadBuffer(16 << 10)
+	c.SetDeadline(time.Now().Add(time.Minute))
+	go c.Write(make([]byte, 8<<20)) // ends with c
+	stopReading := make(chan struct{})
+	defer close(stopReading)
+	go func() { // 4 KiB per 20 ms: the echo backs up in relayd's socket
+		buf := make([]byte, 4<<10)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopReading:
+				return
+			case <-tick.C:
+			}
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	st := statusClient(t, r)
+	waitFor(t, ioTimeout, func() (bool, string) { // relayd's send buffer to the client holds a backlog
+		ls, err := listSessions(st)
+		if err != nil || len(ls.GetSessions()) != 1 {
+			return false, fmt.Sprint(ls, err)
+		}
+		n := ls.GetSessions()[0].GetBytesFromHost()
+		return n >= 1<<20, fmt.Sprintf("%d bytes from the host", n)
+	})
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	r.waitLog(t, ioTimeout, `"draining"`, func(l logLine) bool { return l.msg() == "draining" })
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	start := time.Now()
+	select {
+	case <-r.exited:
+		t.Logf("relayd exited %v after the second SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(8 * time.Second): // the client's reset: 2 s, the aborts 1 s, and a margin
+		t.Fatalf("relayd still running 8 s after a second SIGTERM, a slow client's reset holding it; stderr:%s", r.tail(10))
+	}
+}
+
 // TestHealthPerService: each gRPC port's health service answers for ""
 // and for the services that port serves (a load balancer's check may name
 // one), and NOT_FOUND for the rest.

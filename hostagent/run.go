@@ -118,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections kept to each relay, slots spread over them (1 to 16)")
 	fs.BoolVar(&o.slotCredits, "slot-credits", false, "keep each relay's --idle idle slots as credits on one stream instead of --idle streams: idle slots cost the relay no stream, a session's stream opens when the relay offers its client (one round trip more; a stream whose session ended waits --warm-linger as an idle stream for the next client, with no round trip), and a client offered to an agent that exits goes to another host untouched")
 	fs.DurationVar(&o.warmLinger, "warm-linger", 500*time.Millisecond, "with --slot-credits, how long a stream whose session ended waits as an idle stream for the next client before the relay withdraws it (its clients skip the offer's round trip; a client given to it while this agent is stopped waits, as with idle streams)")
-	fs.DurationVar(&o.stallTimeout, "stall-timeout", agent.DefaultStallTimeout, "end a session whose backend (forward's server, or echo's client) has taken none of the relay's bytes for this long while they wait, and that moved no byte the other way either: TIMEOUT to the relay, a reset to the backend. A client's reset cannot reach such a session before (the relay's Close waits behind the bytes), so it held its slot until the relay's --idle-timeout. 0: only that")
+	fs.DurationVar(&o.stallTimeout, "stall-timeout", agent.DefaultStallTimeout, "end a session whose backend (forward's server, or echo's client) has taken none of the relay's bytes for this long while they wait (its socket's kernel counters show a slow reader taking them), and that moved no byte the other way either: TIMEOUT to the relay, a reset to the backend. A client's reset cannot reach such a session (the relay's Close waits behind the bytes), which would hold its slot until the relay's --idle-timeout. 0: only that")
 	fs.BoolVar(&o.streamPerSession, "stream-per-session", false, "open a new Attach stream for every session; by default a stream whose session ended cleanly is offered again (sequential sessions), and up to half of --idle counts open sessions whose streams come back")
 	fs.IntVar(&o.maxSessions, "max-sessions", 0, "most concurrent sessions; 0 means no cap")
 	fs.DurationVar(&o.resolveInterval, "resolve-interval", 30*time.Second, "how often a --relay given by DNS name is looked up again; the agent keeps slots on every address of the name")
@@ -305,7 +305,7 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	}()
 	l, err := agent.Listen(context.Background(), agent.Config{
 		Relays: o.relays, Service: o.service, HostID: o.hostID, Labels: o.labels,
-		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, WarmLinger: o.warmLinger, StallTimeout: stallTimeout(o.stallTimeout), MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
+		Idle: o.idle, Conns: o.conns, StreamPerSession: o.streamPerSession, SlotCredits: o.slotCredits, WarmLinger: o.warmLinger, StallTimeout: o.stallTimeout, MaxSessions: o.maxSessions, Weight: o.weight, ResolveInterval: o.resolveInterval, Logger: log, DialOptionsFor: dialFor,
 	})
 	if err != nil {
 		return err
@@ -368,6 +368,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 	log.Info("draining", "drain_timeout", o.drainTimeout)
 	dctx, cancel := context.WithTimeout(force, o.drainTimeout)
 	defer cancel()
+	// Past the drain, resets of the sessions it ends wait 2 s at most for
+	// a slow backend to take its last bytes, not a minute.
+	defer context.AfterFunc(dctx, splice.HurryResets)()
 	if err := l.Shutdown(dctx); err != nil {
 		log.Warn("drain ended: open sessions were closed", "err", err)
 	}
@@ -525,13 +528,4 @@ func dialFailureReason(err error) relayv1.CloseReason {
 		return relayv1.CloseReason_CLOSE_REASON_HOST_ABORT
 	}
 	return relayv1.CloseReason_CLOSE_REASON_BACKEND_UNAVAILABLE
-}
-
-// stallTimeout is --stall-timeout as agent.Config takes it: there 0 is the
-// default, and none is negative.
-func stallTimeout(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/profiling"
+	"github.com/relayproject/relay/internal/splice"
 	"github.com/relayproject/relay/relayd/relay"
 	"github.com/relayproject/relay/relayd/scheduler"
 )
@@ -418,6 +419,9 @@ func run(ctx, force context.Context, args []string, stderr io.Writer) error {
 		log.Warn("closing open sessions", "reason", reason, "active_sessions", r.ActiveSessions())
 	}
 	cancel()
+	// The aborted sessions' clients get 2 s for their last bytes, not a
+	// minute as in service.
+	splice.HurryResets()
 	actx, cancel := context.WithTimeout(context.Background(), time.Second) // even after a second signal
 	r.AbortSessions(actx)
 	cancel()

@@ -47,11 +47,11 @@ import (
 	"github.com/relayproject/relay/internal/logging"
 	"github.com/relayproject/relay/internal/names"
 	"github.com/relayproject/relay/internal/shallow"
+	"github.com/relayproject/relay/internal/splice"
 )
 
-// DefaultStallTimeout is Config.StallTimeout's zero value: as long as
-// nginx's proxy_send_timeout, a backend's pause a proxy is expected to
-// bear.
+// DefaultStallTimeout is hostagent's --stall-timeout: as long as nginx's
+// proxy_send_timeout, a backend's pause a proxy is expected to bear.
 const DefaultStallTimeout = 60 * time.Second
 
 // Version is sent as Hello.agent_version unless Config.AgentVersion is set.
@@ -133,8 +133,10 @@ type Config struct {
 	// (it waits behind the bytes the reader does not take), so without
 	// this a client's reset reached such a backend only after the relay's
 	// idle timeout (an hour by default), the session held meanwhile.
-	// Zero means 60 s (hostagent --stall-timeout); negative, none but the
-	// relay's idle timeout.
+	// A program reading a Conn that pauses between reads (working on one
+	// request while the client has sent the next) looks the same, so zero
+	// means none here (only the relay's idle timeout); hostagent sets
+	// DefaultStallTimeout (--stall-timeout).
 	StallTimeout time.Duration
 	// Unavailable starts the agent as SetAvailable(false) leaves it: no
 	// slots offered until SetAvailable(true).
@@ -178,9 +180,6 @@ func (c *Config) validate() error {
 	}
 	if c.WarmLinger <= 0 {
 		c.WarmLinger = defaultWarmLinger
-	}
-	if c.StallTimeout == 0 {
-		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.AuthBackoff <= 0 {
 		c.AuthBackoff = 30 * time.Second
@@ -1960,7 +1959,7 @@ func watchSession(ctx, abortCtx context.Context, conn *attachconn.Conn, welcome 
 		limit, why = d+max(time.Second, d/8), "the relay's idle timeout has passed"
 	}
 	if stall > 0 && (limit == 0 || stall < limit) {
-		limit, why = stall, "the backend took none of the relay's bytes (hostagent --stall-timeout)"
+		limit, why = stall, "the backend took none of the relay's bytes (the stall timeout, hostagent --stall-timeout)"
 	}
 	if limit == 0 {
 		return func() { stopAbort(); stopTold() }
@@ -1989,6 +1988,7 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration, why string) (stop 
 		mu          sync.Mutex
 		last        = conn.Stats()
 		lastMoved   = time.Now()
+		lastKernel  uint64    // the sink socket's bytes acknowledged and received (forward's backend)
 		stuckSeenAt time.Time // when a look first found a Deliver under way (zero: none)
 		t           *time.Timer
 	)
@@ -2008,6 +2008,15 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration, why string) (stop 
 		now := time.Now()
 		if st := conn.Stats(); st != last {
 			last, lastMoved = st, now
+		}
+		// A Deliver returns only once its whole payload is in the socket's
+		// buffer, which a backend reading slowly frees in steps of a third
+		// of it (22 s apart at 64 KiB/s in a review's run): its kernel's
+		// counters show the bytes it takes as it takes them.
+		if nc, ok := conn.Sink().(net.Conn); ok {
+			if n, ok := splice.KernelProgress(nc); ok && n != lastKernel {
+				lastKernel, lastMoved = n, now
+			}
 		}
 		// Stuck for limit counts from when a Deliver was first seen under
 		// way, too: on a session quiet for longer (the relay keeps it, as

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -74,11 +75,12 @@ func TestStalledFromTheStart(t *testing.T) {
 // TestStallTimeoutBeforeIdleTimeout: a session stuck delivering to a
 // backend that does not read is ended at the agent's StallTimeout, long
 // before the relay's idle timeout (an hour by default), and says which;
-// with StallTimeout negative, only the idle timeout ends it.
+// with none (Config's zero: a program may pause between reads), only the
+// idle timeout ends it.
 func TestStallTimeoutBeforeIdleTimeout(t *testing.T) {
 	t.Parallel()
 	welcome := &relayv1.Welcome{IdleTimeout: durationpb.New(time.Hour)}
-	for _, stall := range []time.Duration{2 * time.Second, -1} {
+	for _, stall := range []time.Duration{2 * time.Second, 0} {
 		synctest.Test(t, func(t *testing.T) {
 			conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 1000})
 			stop := watchSession(t.Context(), t.Context(), conn, welcome, stall)
@@ -88,7 +90,7 @@ func TestStallTimeoutBeforeIdleTimeout(t *testing.T) {
 			time.Sleep(3 * time.Second)
 			var ae *attachconn.AbortError
 			err := conn.Err()
-			if stall < 0 {
+			if stall <= 0 {
 				if err != nil {
 					t.Fatalf("no stall timeout: ended after 3 s (%v), want only at the relay's idle timeout", err)
 				}
@@ -102,4 +104,61 @@ func TestStallTimeoutBeforeIdleTimeout(t *testing.T) {
 			<-delivered
 		})
 	}
+}
+
+// TestStallSparesASlowReader: a socket sink whose reader takes bytes
+// slowly, while one Write of a large payload stays under way (a Write
+// returns only once its payload is in the send buffer, which a slow reader
+// frees in steps of a third of it, 22 s apart at 64 KiB/s in a review's
+// run), is not stalled: the socket's kernel counters show the bytes taken
+// (a review: a backend reading 4 KiB/s was reset under --stall-timeout 2s).
+func TestStallSparesASlowReader(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := lis.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	sink, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	reader, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	defer reader.Close()
+
+	const limit = 500 * time.Millisecond
+	conn := attachconn.New(attachconn.Config{Sender: nopSender{}, MaxData: 64 << 20})
+	conn.PushTo(sink, func(int64, error) {})
+	stop := watchStalled(conn, limit, "test")
+	defer stop()
+	delivered := make(chan error, 1)
+	go func() { delivered <- conn.Deliver(make([]byte, 64<<20)) }() // one Write, under way throughout
+	buf := make([]byte, 16<<10)
+	tick := time.NewTicker(20 * time.Millisecond) // about 800 KB/s: 64 MiB would take 80 s
+	defer tick.Stop()
+	for range 4 * limit / (20 * time.Millisecond) { // 2 s: four times the limit
+		<-tick.C
+		if _, err := reader.Read(buf); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	if err := conn.Err(); err != nil {
+		t.Errorf("a sink read steadily, if slowly, was taken for stalled: %v", err)
+	}
+	conn.Abort(errors.New("test over"))
+	reader.Close()
+	<-delivered
 }

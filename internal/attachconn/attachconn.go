@@ -659,6 +659,17 @@ type Stats struct {
 // slowly, or not at all), and reads no frame meanwhile.
 func (c *Conn) Delivering() bool { return c.delivering.Load() > 0 }
 
+// Sink returns the writer PushTo gave the payloads to, or nil before
+// PushTo: a watch of a stuck Deliver can ask a socket's kernel whether its
+// reader still takes bytes, which a whole Write returning shows only in
+// steps of about a third of the send buffer.
+func (c *Conn) Sink() io.Writer {
+	if !isClosed(c.sinkSet) {
+		return nil
+	}
+	return c.sink // set once, before sinkSet was closed
+}
+
 // Stats returns the session's counters; safe to call at any time.
 func (c *Conn) Stats() Stats {
 	return Stats{

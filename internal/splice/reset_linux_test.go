@@ -207,3 +207,37 @@ func TestJoinResetAfterOwnFIN(t *testing.T) {
 		})
 	}
 }
+
+// TestHurriedResetWaitsNoLonger: once HurryResets was called (a process
+// past its drain), a reset waits at most its maxWait from its start, even
+// for a peer that keeps taking bytes. Not parallel: hurry is the
+// process's, and is put back.
+func TestHurriedResetWaitsNoLonger(t *testing.T) {
+	HurryResets()
+	defer hurry.Store(false)
+	c, peer := tcpPair(t)
+	peer.SetReadBuffer(16 << 10)
+	const n, maxWait = 512 << 10, 300 * time.Millisecond
+	readDone := make(chan int, 1)
+	go func() { // as TestResetWaitsForASlowReader's peer: about 1.6 s for all
+		buf := make([]byte, 16<<10)
+		total := 0
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			k, err := peer.Read(buf)
+			total += k
+			if err != nil {
+				readDone <- total
+				return
+			}
+		}
+	}()
+	if _, err := c.Write(pattern(n, 9)); err != nil {
+		t.Fatal(err)
+	}
+	Reset(c, maxWait)
+	if got := <-readDone; got >= n {
+		t.Errorf("hurried: the slow peer read all %d bytes, want the reset after %v with some unsent", got, maxWait)
+	}
+}

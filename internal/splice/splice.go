@@ -45,6 +45,15 @@ const ResetDrainTimeout = 2 * time.Second
 // ResetDrainLimit bounds Reset's wait in all.
 const ResetDrainLimit = time.Minute
 
+// hurry: see HurryResets.
+var hurry atomic.Bool
+
+// HurryResets makes every Reset, in this process, from now on and those
+// waiting, wait at most its maxWait from its start, not from the peer's
+// last progress: a process that is stopping (its drain over, or a second
+// signal) must not wait a minute for a slow client.
+func HurryResets() { hurry.Store(true) }
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
 
 // Result reports what one Join moved.
