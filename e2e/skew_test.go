@@ -14,9 +14,10 @@ import (
 	"testing"
 )
 
-// skewBases are the earlier versions TestMixedVersions runs against: the
-// last two that landed. RELAY_SKEW_BASES (revisions, comma-separated)
-// overrides them.
+// skewBases are the earlier versions TestMixedVersions runs against: two
+// that landed (move them on as versions land, keeping the oldest one
+// agents or relays may still run). RELAY_SKEW_BASES (revisions,
+// comma-separated) overrides them.
 const skewBases = "8424522,e82b84c"
 
 // TestMixedVersions: during a rolling upgrade, agents of one version attach
@@ -123,8 +124,8 @@ func checkSkewPair(t *testing.T, relayd, agent string, agentFlags []string) {
 // root into a directory of the test's, and returns that directory.
 func buildRevision(t *testing.T, root, rev string) string {
 	t.Helper()
-	if err := exec.Command("git", "-C", root, "cat-file", "-e", rev+"^{commit}").Run(); err != nil {
-		msg := fmt.Sprintf("revision %s is not in this repository's history (%v): cannot build it to run against", rev, err)
+	if out, err := exec.Command("git", "-C", root, "cat-file", "-e", rev+"^{commit}").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("revision %s is not in this repository's history (git: %v %s): cannot build it to run against", rev, err, strings.TrimSpace(string(out)))
 		if os.Getenv("RELAY_REQUIRE_SKEW") == "1" {
 			t.Fatal(msg)
 		}
