@@ -1989,6 +1989,7 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration, why string) (stop 
 		last        = conn.Stats()
 		lastMoved   = time.Now()
 		lastKernel  uint64    // the sink socket's bytes acknowledged and received (forward's backend)
+		kernelSeen  bool      // lastKernel has been read
 		stuckSeenAt time.Time // when a look first found a Deliver under way (zero: none)
 		t           *time.Timer
 	)
@@ -2015,7 +2016,10 @@ func watchStalled(conn *attachconn.Conn, limit time.Duration, why string) (stop 
 		// counters show the bytes it takes as it takes them.
 		if nc, ok := conn.Sink().(net.Conn); ok {
 			if n, ok := splice.KernelProgress(nc); ok && n != lastKernel {
-				lastKernel, lastMoved = n, now
+				if kernelSeen { // the first reading is the baseline, not progress
+					lastMoved = now
+				}
+				lastKernel, kernelSeen = n, true
 			}
 		}
 		// Stuck for limit counts from when a Deliver was first seen under
