@@ -1296,11 +1296,13 @@ func TestAsyncClose(t *testing.T) {
 	c := New(Config{Sender: g, MaxData: 16, AbortReason: relayv1.CloseReason_CLOSE_REASON_ADMIN, AsyncClose: true})
 	aborted := make(chan struct{})
 	go func() { c.Abort(errors.New("closed by an operator")); close(aborted) }()
+	// The Close's Send blocks on entered until the test takes it, so an Abort
+	// that waited for the Send could not return. (Selecting on both channels
+	// was flaky: the Send's goroutine could be waiting on entered as Abort
+	// returned, and select picks at random.) The deadline only fails the test.
 	select {
 	case <-aborted:
-	case <-g.entered:
-		close(g.release)
-		<-aborted
+	case <-time.After(30 * time.Second):
 		t.Fatal("Abort waited for the Close frame's Send")
 	}
 	<-g.entered // the Close, being sent
