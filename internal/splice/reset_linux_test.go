@@ -69,11 +69,15 @@ func TestResetWaitsForASlowReader(t *testing.T) {
 	t.Parallel()
 	c, peer := tcpPair(t)
 	peer.SetReadBuffer(16 << 10) // the bytes wait in c's queue, not in the peer's
-	const n, maxWait = 512 << 10, 300 * time.Millisecond
+	// maxWait is well above the reader's 50 ms between reads, so that a
+	// loaded machine's late wake-up is not taken for a stalled peer (at
+	// 300 ms it was, 34 runs in 182 under load), and n well above what
+	// maxWait would let through without the progress rule.
+	const n, maxWait = 1 << 20, 1500 * time.Millisecond
 	want := pattern(n, 9)
 	readDone := make(chan error, 1)
 	var got []byte
-	go func() { // 16 KiB per 50 ms, about 320 KB/s: n takes some 1.6 s
+	go func() { // 16 KiB per 50 ms, about 320 KB/s: n takes some 3.2 s
 		buf := make([]byte, 16<<10)
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()

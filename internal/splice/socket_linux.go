@@ -68,7 +68,7 @@ func waitUnacked(c *net.TCPConn, maxWait time.Duration) {
 		if hurried := start.Add(maxWait); hurry.Load() && hurried.Before(deadline) {
 			deadline = hurried
 		}
-		if cerr != nil || err != nil || closed || queued == 0 || now.After(deadline) || now.After(limit) {
+		if cerr != nil || err != nil || closed || queued == 0 {
 			return
 		}
 		if last >= 0 && queued < last && !hurry.Load() {
@@ -76,7 +76,13 @@ func waitUnacked(c *net.TCPConn, maxWait time.Duration) {
 			// maxWait counts from its last progress. Looks a few
 			// milliseconds apart then, not 100 µs: a client acknowledging
 			// at each look would keep two system calls per 100 µs going.
+			// Progress is looked at before the deadline: a look that comes
+			// late (this goroutine starved of CPU) must not reset a peer
+			// that took bytes meanwhile.
 			deadline, step = now.Add(maxWait), 2*time.Millisecond
+		}
+		if now.After(deadline) || now.After(limit) {
+			return
 		}
 		last = queued
 		time.Sleep(step)
