@@ -150,7 +150,9 @@ func TestSequentialSessionsWaitForHello(t *testing.T) {
 	t.Parallel()
 	t.Run("timeout", func(t *testing.T) {
 		t.Parallel()
-		tr := newTestRelay(t, relay.Config{HelloTimeout: 50 * time.Millisecond})
+		// 1 s, not less: the host's first Hello must not run into it on a
+		// loaded machine (at 50 ms it did, and the test failed at random).
+		tr := newTestRelay(t, relay.Config{HelloTimeout: time.Second})
 		h, w := sequentialSlot(t, tr)
 		s := &session{host: h, client: dialClient(t, tr.clientAddr), welcome: w}
 		s.open = h.expectOpen()
