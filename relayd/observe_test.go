@@ -168,6 +168,11 @@ func TestAttachEndLevels(t *testing.T) {
 	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, `host "vm" already holds 2 slots for service "default" (relayd --max-slots-per-host)`))
 	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, "this connection already holds 9 slots (relayd --max-slots-per-conn): open another connection"))
 	obs.attachEnded(ctx, start, status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5000000 vs. 1049600)"))
+	if took := time.Since(start); took >= time.Second {
+		// The throttle's second passed during the calls, so a line the
+		// test counts as throttled may rightly have been logged.
+		t.Skipf("inconclusive: the calls took %v, the throttle's period is 1s", took)
+	}
 	var lines []map[string]any
 	for l := range strings.Lines(logs.String()) {
 		var m map[string]any
