@@ -61,7 +61,5 @@ func TestSetAvailable(t *testing.T) {
 	}
 	waitStatus(t, ir, "the session ended", func(st *relayv1.GetStatusResponse) bool { return st.GetActiveSessions() == 0 })
 	servedAfterWait("third")
-	if s := l.Stats(); s.SessionsTotal != 4 {
-		t.Fatalf("agent counted %d sessions, want 4", s.SessionsTotal)
-	}
+	waitStats(t, l, "4 sessions counted", func(s agent.Stats) bool { return s.SessionsTotal == 4 })
 }

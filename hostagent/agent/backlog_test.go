@@ -31,6 +31,24 @@ func waitStatus(tb testing.TB, ir *inProcessRelay, what string, cond func(*relay
 	}
 }
 
+// waitStats spins until cond holds for the agent's Stats and returns them:
+// the agent's manager counts a session, and a slot offered again, a little
+// after the client and the relay have seen them.
+func waitStats(tb testing.TB, l *agent.Listener, what string, cond func(agent.Stats) bool) agent.Stats {
+	tb.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		st := l.Stats()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("agent stats never showed %s: %+v", what, st)
+		}
+		runtime.Gosched()
+	}
+}
+
 // While nobody calls Accept, the agent stops replacing slots once Idle
 // sessions wait for Accept: the clients behind them wait at the relay
 // instead of piling up, each with a stream, inside the agent.

@@ -41,10 +41,9 @@ func TestSlotCredits(t *testing.T) {
 					return st.GetIdleSlots() >= idle && st.GetActiveSessions() == 0
 				})
 			}
-			st := l.Stats()
-			if st.SessionsTotal != sessions || st.IdleSlots < idle {
-				t.Errorf("Stats = %+v, want %d sessions, %d idle slots or more", st, sessions, idle)
-			}
+			st := waitStats(t, l, "every session counted and the credits back", func(st agent.Stats) bool {
+				return st.SessionsTotal == sessions && st.IdleSlots >= idle
+			})
 			if perSession && st.StreamsOpened != 1+sessions {
 				t.Errorf("%d streams opened, want %d: the credit stream and one per session", st.StreamsOpened, 1+sessions)
 			}
@@ -493,9 +492,7 @@ func TestWarmStreams(t *testing.T) {
 		waitStatus(t, ir, "the credits", idleSlots(idle))
 		runSessions(t, ir, l, 5)
 		waitStatus(t, ir, "2 credits and 2 warm streams, 3 streams given up", settled(ir, 2*idle, 1+idle))
-		if st := l.Stats(); st.IdleSlots != 2*idle {
-			t.Errorf("Stats = %+v, want %d idle slots", st, 2*idle)
-		}
+		waitStats(t, l, "the credits and warm streams counted idle", func(st agent.Stats) bool { return st.IdleSlots == 2*idle })
 	})
 	t.Run("within MaxSessions", func(t *testing.T) {
 		t.Parallel()

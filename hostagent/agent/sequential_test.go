@@ -152,6 +152,10 @@ func TestSessionStreamKeptWhileReplacementOnItsWay(t *testing.T) {
 	})
 	release()
 	waitStatus(t, ir, "the replacement welcomed too", idleSlots(2))
+	// And the agent has seen its welcome: a session ending while the
+	// agent still counts the replacement on its way rightly keeps its
+	// stream, and the pool would not be trimmed below.
+	waitStats(t, l, "both slots idle", func(st agent.Stats) bool { return st.IdleSlots == 2 })
 	echoOnce(t, ir, l, "trimmed at its end\n")
 	waitStatus(t, ir, "the pool back to Idle", idleSlots(1))
 	deadline = time.Now().Add(hangGuard)

@@ -103,13 +103,16 @@ func TestAbortReachesHostStuckSending(t *testing.T) {
 // open for good.
 func TestStalledSessionEndsOnTheHost(t *testing.T) {
 	t.Parallel()
-	ir := newRelayConfig(t, relay.Config{IdleTimeout: 300 * time.Millisecond})
+	// 1 s, not less: the relay's timer must not end the session before
+	// the agent has counted it and the client's bytes have filled the
+	// stream, on a loaded machine too (at 300 ms it did, now and then).
+	ir := newRelayConfig(t, relay.Config{IdleTimeout: time.Second})
 	l := listen(t, agent.Config{Relays: []string{ir.GRPCAddr}, Idle: 1})
 	client := dialClient(t, ir.ClientAddr)
-	conn := accept(t, l)
 	// The host reads nothing: the client's bytes fill the stream, and the
 	// agent's receive loop waits to hand them over.
 	go client.Write(make([]byte, 4<<20)) //nolint:errcheck // ends with the client's reset
+	conn := accept(t, l)
 	deadline := time.Now().Add(hangGuard)
 	for l.Stats().ActiveSessions != 1 { // counted by the agent's manager, a little after Accept
 		if time.Now().After(deadline) {
