@@ -59,8 +59,8 @@ func TestSequentialSessions(t *testing.T) {
 		// session finds both slots idle: the count below is exact.
 		waitStatus(t, ir, "the stream offered again", idleSlots(idle))
 	}
-	st := l.Stats()
-	if st.SessionsTotal != sessions || st.StreamsOpened != idle {
+	st := waitStats(t, l, "every session counted", func(st agent.Stats) bool { return st.SessionsTotal == sessions })
+	if st.StreamsOpened != idle {
 		t.Errorf("agent: %d sessions on %d streams, want %d on %d", st.SessionsTotal, st.StreamsOpened, sessions, idle)
 	}
 	if n := ir.maxConcurrentAttach(); n != idle {
@@ -118,7 +118,8 @@ func TestSequentialSessionsPoolTrimmed(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	if st := l.Stats(); st.StreamsOpened <= idle+1 || st.SessionsTotal != burst {
+	st := waitStats(t, l, "the burst's sessions counted", func(st agent.Stats) bool { return st.SessionsTotal == burst })
+	if st.StreamsOpened <= idle+1 {
 		t.Errorf("agent: %d sessions on %d streams, want %d sessions on more than %d streams (the burst)", st.SessionsTotal, st.StreamsOpened, burst, idle+1)
 	}
 	// The pool still serves.
