@@ -1351,7 +1351,9 @@ func (l *Listener) grantCredits(lk *link, n int, open *int) {
 
 // uncapIfWhole ends lk's capped state once the relay holds two streams of
 // lk more than it did at the most at a refusal (capHeld, which can be low
-// by one: the relay may not have let go of a stream that lk saw end), and,
+// by one: the relay may not have let go of a stream that lk saw end; or
+// high by one: a refusal handled after a later claim's welcome; a further
+// session then shows the cap's end), and,
 // without credits, lk's idle slots are whole again: the cap has grown
 // (another agent of its host id left). Capped for good, an agent grew its slots back one probe at a
 // time after every burst, its credits one per backoff, and began its next

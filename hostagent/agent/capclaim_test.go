@@ -215,9 +215,13 @@ func TestCapEndsWhenPoolWhole(t *testing.T) {
 			if credits {
 				// Sessions past what the relay held at the refusals: the
 				// evidence that the cap has grown (credits cost it
-				// nothing; slots showed it as they grew back).
+				// nothing; slots showed it as they grew back). One more
+				// than Idle: the agent's estimate is one high when it
+				// handled the refusal after a later claim's welcome
+				// (a loaded machine: 0.6 % of runs), and a fifth
+				// session, given a credit past the room, then shows it.
 				var open []net.Conn
-				for range idle {
+				for range idle + 1 {
 					open = append(open, dialClient(t, ir.ClientAddr), accept(t, l))
 				}
 				for _, c := range open {
