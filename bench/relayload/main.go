@@ -7,6 +7,7 @@
 //	relayload rtt  --target ADDR [--count 5000] [--size 64]
 //	relayload rate --target ADDR [--workers 4] [--count 20000] [--duration 3s]
 //	relayload hold --target ADDR [--conns 1000] [--for 10s] [--pids PID,...]
+//	relayload proxy --target ADDR [--addr 127.0.0.1:0]   a plain TCP proxy: the floor
 //	relayload run  [--quick] [--reps 3] [--hold 2000] [--idle-slots 1000] [--link both] [--base REV]
 //
 // bulk sends a deterministic pattern on each connection while it reads the
@@ -14,11 +15,13 @@
 // expects EOF after exactly as many bytes as it sent. rtt times sequential
 // small round trips on one connection; rate counts sessions per second
 // (dial, one-byte echo, close); hold opens connections, checks each with one
-// echo, and keeps them open. run builds relayd and hostagent, starts the
-// echo backend, relayd and "hostagent forward" on loopback with free ports,
-// measures direct (client → echo) and relayed (client → relayd → hostagent →
-// echo) in the same pass, and prints a markdown table with each ratio to
-// direct and the targets of issue 3.
+// echo, and keeps them open. proxy is a plain TCP proxy. run builds relayd
+// and hostagent, starts the echo backend, relayd and "hostagent forward" on
+// loopback with free ports, measures direct (client → echo), relayed
+// (client → relayd → hostagent → echo) and the floor (client → proxy →
+// proxy → echo: the same two hops with nothing of a tunnel's work) in the
+// same pass, and prints a markdown table with each ratio to direct and the
+// targets of issue 3.
 //
 // Every workload is bounded in count and in time, and only loopback
 // addresses are accepted: this is a tool for one machine, not a load
@@ -44,6 +47,7 @@ Commands:
   rtt          sequential small echo round trips on one connection; p50/p99
   rate         sessions per second: dial, 1-byte echo, close
   hold         open N connections, verify each, hold them; RSS of --pids
+  proxy        a plain TCP proxy (splice both ways, half-close passed on): two chained are the floor
   run          build relayd and hostagent, run everything, print the table
 
 "relayload COMMAND -h" shows a command's flags.
@@ -88,6 +92,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRate(ctx, rest, stdout, stderr)
 	case "hold":
 		return cmdHold(ctx, rest, stdout, stderr)
+	case "proxy":
+		return cmdProxy(ctx, rest, stderr)
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "-h", "-help", "--help", "help":

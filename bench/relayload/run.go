@@ -28,6 +28,7 @@ type runConfig struct {
 	links               []string // "plaintext", "tls": the gRPC links measured
 	base                string   // a git revision to build and measure beside the working tree, or ""
 	credits             bool     // also measure hostagent --slot-credits (plaintext link)
+	floor               bool     // also measure two chained plain proxies (relayload proxy)
 }
 
 var (
@@ -52,6 +53,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	link := fs.String("link", "both", "gRPC link between hostagent and relayd for the speed figures: plaintext, tls, or both (each in the same passes)")
 	credits := fs.Bool("credits", false, "also measure this build with hostagent --slot-credits (plaintext link) in the same passes")
 	base := fs.String("base", "", "also build this git `revision` (git archive of the module) and measure it in the same passes, as the \"before\" of a change")
+	floor := fs.Bool("floor", true, "also measure the floor in the same passes: two chained plain TCP proxies (relayload proxy), the same two hops with no framing, gRPC or scheduler")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +81,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg.base = *base
 	cfg.credits = *credits
+	cfg.floor = *floor
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
@@ -128,6 +131,7 @@ type runner struct {
 		n                    int
 		relayKiB, agentKiB   int64 // RSS delta while n sessions were held
 		relayBase, agentBase int64
+		floorKiB             int64 // the same through the floor's two proxies, both summed
 	}
 	idle struct {
 		n             int
@@ -369,7 +373,42 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 		r.logf("relay credits: relayd pid %d (client port %s), hostagent --slot-credits forward pid %d, plaintext gRPC link", relayd.pid(), clientAddr, agent.pid())
 		paths = append(paths, &path{name: "relay credits", target: clientAddr, relayd: relayd, agent: agent})
 	}
+	if r.cfg.floor {
+		first, second, addr, err := r.startFloor(ctx, "floor")
+		if err != nil {
+			return nil, err
+		}
+		r.logf("%s: relayload proxy pids %d → %d (client port %s), plain TCP, dialing its next hop per session", floorName, first.pid(), second.pid(), addr)
+		paths = append(paths, &path{name: floorName, target: addr, relayd: first, agent: second})
+	}
 	return paths, nil
+}
+
+// floorName labels the floor's column: two chained plain proxies.
+const floorName = "floor: 2 proxies"
+
+// startFloor starts two chained `relayload proxy` processes in front of
+// the echo backend and returns them, first hop first, and the first's
+// address.
+func (r *runner) startFloor(ctx context.Context, name string) (first, second *proc, addr string, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	second, m, err := r.start(ctx, name+"-proxy2", "proxy ready", self, "proxy", "--addr", "127.0.0.1:0", "--target", r.echoAddr)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	next, _ := m["addr"].(string)
+	first, m, err = r.start(ctx, name+"-proxy1", "proxy ready", self, "proxy", "--addr", "127.0.0.1:0", "--target", next)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	addr, _ = m["addr"].(string)
+	if next == "" || addr == "" {
+		return nil, nil, "", fmt.Errorf("%s: proxy ready line without addr", name)
+	}
+	return first, second, addr, nil
 }
 
 // throughputPhase measures bulk, RTT and session rate, direct and through
@@ -495,6 +534,30 @@ func (r *runner) holdPhase(ctx context.Context) error {
 		r.cfg.hold, time.Since(t0).Round(time.Millisecond), rb, ra, ab, aa)
 	r.stop(agent)
 	r.stop(relayd)
+	if !r.cfg.floor {
+		return nil
+	}
+
+	first, second, addr, err := r.startFloor(ctx, "floor-hold")
+	if err != nil {
+		return err
+	}
+	before, err := sumRSS([]int{first.pid(), second.pid()})
+	if err != nil {
+		return err
+	}
+	if h, err = runHold(ctx, addr, r.cfg.hold, 8, stepLimit); err != nil {
+		return fmt.Errorf("hold, %s: %w", floorName, err)
+	}
+	after, err := sumRSS([]int{first.pid(), second.pid()})
+	h.Close()
+	if err != nil {
+		return err
+	}
+	r.held.floorKiB = after - before
+	r.logf("held %d sessions through %s: RSS %d → %d KiB", r.cfg.hold, floorName, before, after)
+	r.stop(first)
+	r.stop(second)
 	return nil
 }
 
@@ -600,6 +663,9 @@ func (r *runner) report(w io.Writer, mode string) {
 	if cfg.base != "" {
 		fmt.Fprintf(w, "Columns \"base …\" are revision %s, built and measured in the same passes. ", cfg.base)
 	}
+	if cfg.floor {
+		fmt.Fprintf(w, "Column %q is the floor: client → relayload proxy → relayload proxy → echo backend, two plain TCP proxies (splice both ways, each session's next hop dialed when it starts), the same two hops and four processes with no framing, gRPC or scheduler. ", floorName)
+	}
 	if !cfg.memoryOnly {
 		fmt.Fprintf(w, "Median of %d passes, all paths interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
 			cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
@@ -661,6 +727,11 @@ func (r *runner) report(w io.Writer, mode string) {
 			status = "met"
 		}
 		row("concurrent sessions held and verified", fmt.Sprint(r.held.n), "19,000", status)
+		if r.held.floorKiB > 0 {
+			per := float64(r.held.floorKiB) / float64(r.held.n)
+			row(fmt.Sprintf("memory per held session, %s (KiB; %d held)", floorName, r.held.n),
+				fmt.Sprintf("%.1f", per), "≤ 24 KiB", target{text: "x", bound: 24}.met(per))
+		}
 	}
 	if r.idle.n > 0 {
 		per := float64(r.idle.after-r.idle.before) / float64(r.idle.n)
@@ -673,7 +744,7 @@ func (r *runner) report(w io.Writer, mode string) {
 	for _, p := range relayed {
 		if p.relayed > 0 {
 			gb := float64(p.relayed) / 1e9
-			row(fmt.Sprintf("CPU seconds per GB relayed, relayd / hostagent (%s)", p.name),
+			row(fmt.Sprintf("CPU seconds per GB relayed, first hop / second hop (relayd / hostagent, or the floor's proxies; %s)", p.name),
 				fmt.Sprintf("%.2f / %.2f", p.cpuRelay/gb, p.cpuAgent/gb), "", "")
 		}
 	}

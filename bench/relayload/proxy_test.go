@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startChain starts an echo server and two chained proxies in front of it,
+// as `relayload run` does for the floor, and returns the first's address.
+func startChain(t *testing.T) string {
+	t.Helper()
+	echo, err := newEchoServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := newProxyServer("127.0.0.1:0", echo.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := newProxyServer("127.0.0.1:0", second.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, serve := range []func() error{echo.Serve, second.Serve, first.Serve} {
+		errc := make(chan error, 1)
+		go func() { errc <- serve() }()
+		t.Cleanup(func() {
+			if err := <-errc; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(echo.Close)
+	t.Cleanup(second.Close)
+	t.Cleanup(first.Close) // cleanups run last first: the first hop closes first
+	return first.Addr()
+}
+
+// TestProxyChain: the floor passes every byte both ways and a half-close
+// after them, through the workloads the runner measures it with.
+func TestProxyChain(t *testing.T) {
+	addr := startChain(t)
+	ctx := context.Background()
+	if _, err := runBulk(ctx, addr, 2, 8<<20, time.Minute); err != nil {
+		t.Fatalf("bulk: %v", err)
+	}
+	if _, err := runRTT(ctx, addr, 100, 10, 64, time.Minute); err != nil {
+		t.Fatalf("rtt: %v", err)
+	}
+	if _, err := runRate(ctx, addr, 2, 200, time.Minute); err != nil {
+		t.Fatalf("rate: %v", err)
+	}
+	h, err := runHold(ctx, addr, 50, 4, time.Minute)
+	if err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	h.Close()
+}
+
+// TestProxyPassesReset: a client's reset reaches the next hop as a reset,
+// not as a clean end that would make cut-short bytes look whole.
+func TestProxyPassesReset(t *testing.T) {
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	p, err := newProxyServer("127.0.0.1:0", backend.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Serve() }()
+	defer func() {
+		p.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := c.(*net.TCPConn)
+	if _, err := client.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := backend.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make([]byte, len("partial"))
+	if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, []byte("partial")) {
+		t.Fatalf("backend read %q, %v", got, err)
+	}
+	client.SetLinger(0)
+	client.Close()
+	s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err = s.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("backend read after the client's reset: %v, want a reset", err)
+	}
+}
+
+func TestProxyRefusesNonLoopback(t *testing.T) {
+	if _, err := newProxyServer("127.0.0.1:0", "192.0.2.1:80"); err == nil {
+		t.Fatal("a proxy to a non-loopback target started")
+	}
+}
