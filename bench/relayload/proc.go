@@ -27,10 +27,15 @@ type proc struct {
 	exited  chan struct{}       // closed after Wait returned
 	waitErr error
 	stopped bool
+	// diesOnSIGTERM: the program has no handler for SIGTERM (haproxy in
+	// the foreground), so death by it is how it stops, not a failure.
+	diesOnSIGTERM bool
 }
 
 // startProc starts argv and returns once the process has logged readyMsg
-// (within limit), or fails with the tail of its log.
+// (within limit), or fails with the tail of its log. With readyMsg "" it
+// returns once the process has started: the caller has its own sign of
+// readiness.
 func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Duration, argv ...string) (*proc, map[string]any, error) {
 	p := &proc{
 		name:    name,
@@ -65,7 +70,7 @@ func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Du
 			line := sc.Bytes()
 			w.Write(line)
 			w.WriteByte('\n')
-			if !sent && bytes.Contains(line, []byte(readyMsg)) {
+			if !sent && readyMsg != "" && bytes.Contains(line, []byte(readyMsg)) {
 				var m map[string]any
 				if json.Unmarshal(line, &m) == nil && m["msg"] == readyMsg {
 					p.ready <- m
@@ -78,6 +83,9 @@ func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Du
 		logf.Close()
 		p.waitErr = p.cmd.Wait() // after the last read, as exec requires
 	}()
+	if readyMsg == "" {
+		return p, nil, nil
+	}
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
@@ -112,6 +120,12 @@ func (p *proc) stop() error {
 		p.cmd.Process.Kill()
 		<-p.exited
 		return fmt.Errorf("%s did not stop within 10s of SIGTERM; killed", p.name)
+	}
+	var ee *exec.ExitError
+	if p.diesOnSIGTERM && errors.As(p.waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil
+		}
 	}
 	if p.waitErr != nil {
 		return fmt.Errorf("%s: %v\n%s", p.name, p.waitErr, tail(p.logPath))

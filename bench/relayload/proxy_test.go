@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -117,5 +118,39 @@ func TestProxyPassesReset(t *testing.T) {
 func TestProxyRefusesNonLoopback(t *testing.T) {
 	if _, err := newProxyServer("127.0.0.1:0", "192.0.2.1:80"); err == nil {
 		t.Fatal("a proxy to a non-loopback target started")
+	}
+}
+
+// TestHAProxyChain: the runner's haproxy column starts two chained haproxy
+// processes that pass bytes and a half-close, and stops them cleanly. It
+// needs haproxy (`apt-get install haproxy`), which CI does not install.
+func TestHAProxyChain(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Skip("no haproxy on PATH")
+	}
+	echo, err := newEchoServer("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- echo.Serve() }()
+	defer func() {
+		echo.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("echo: %v", err)
+		}
+	}()
+	r := &runner{dir: t.TempDir(), log: io.Discard, started: time.Now(), echoAddr: echo.Addr()}
+	first, second, addr, err := r.startHAProxyChain(context.Background(), "haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runBulk(context.Background(), addr, 2, 4<<20, time.Minute); err != nil {
+		t.Errorf("bulk through haproxy: %v", err)
+	}
+	for _, p := range []*proc{first, second} {
+		if err := p.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
 	}
 }

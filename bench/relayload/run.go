@@ -29,6 +29,7 @@ type runConfig struct {
 	base                string   // a git revision to build and measure beside the working tree, or ""
 	credits             bool     // also measure hostagent --slot-credits (plaintext link)
 	floor               bool     // also measure two chained plain proxies (relayload proxy)
+	haproxy             bool     // also measure two chained haproxy processes
 }
 
 var (
@@ -53,6 +54,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	link := fs.String("link", "both", "gRPC link between hostagent and relayd for the speed figures: plaintext, tls, or both (each in the same passes)")
 	credits := fs.Bool("credits", false, "also measure this build with hostagent --slot-credits (plaintext link) in the same passes")
 	base := fs.String("base", "", "also build this git `revision` (git archive of the module) and measure it in the same passes, as the \"before\" of a change")
+	haproxy := fs.Bool("haproxy", false, "also measure two chained haproxy processes (TCP mode, their defaults) in the same passes, speed and held sessions: the floor in C; needs haproxy on PATH")
 	floor := fs.Bool("floor", true, "also measure the floor in the same passes: two chained plain TCP proxies (relayload proxy), the same two hops with no framing, gRPC or scheduler")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -82,6 +84,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.base = *base
 	cfg.credits = *credits
 	cfg.floor = *floor
+	cfg.haproxy = *haproxy
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
@@ -132,6 +135,7 @@ type runner struct {
 		relayKiB, agentKiB   int64 // RSS delta while n sessions were held
 		relayBase, agentBase int64
 		floorKiB             int64 // the same through the floor's two proxies, both summed
+		haproxyKiB           int64 // and through two haproxy processes
 	}
 	idle struct {
 		n             int
@@ -381,6 +385,14 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 		r.logf("%s: relayload proxy pids %d → %d (client port %s), plain TCP, dialing its next hop per session", floorName, first.pid(), second.pid(), addr)
 		paths = append(paths, &path{name: floorName, target: addr, relayd: first, agent: second})
 	}
+	if r.cfg.haproxy {
+		first, second, addr, err := r.startHAProxyChain(ctx, "haproxy")
+		if err != nil {
+			return nil, err
+		}
+		r.logf("%s: haproxy pids %d → %d (client port %s)", haproxyName, first.pid(), second.pid(), addr)
+		paths = append(paths, &path{name: haproxyName, target: addr, relayd: first, agent: second})
+	}
 	return paths, nil
 }
 
@@ -534,31 +546,48 @@ func (r *runner) holdPhase(ctx context.Context) error {
 		r.cfg.hold, time.Since(t0).Round(time.Millisecond), rb, ra, ab, aa)
 	r.stop(agent)
 	r.stop(relayd)
-	if !r.cfg.floor {
-		return nil
+	if r.cfg.floor {
+		if r.held.floorKiB, err = r.holdThrough(ctx, floorName, "floor-hold", r.startFloor); err != nil {
+			return err
+		}
 	}
+	if r.cfg.haproxy {
+		if r.cfg.hold > haproxyMaxConn {
+			r.logf("%s: not held: --hold %d is over its %d connections", haproxyName, r.cfg.hold, haproxyMaxConn)
+			return nil
+		}
+		if r.held.haproxyKiB, err = r.holdThrough(ctx, haproxyName, "haproxy-hold", r.startHAProxyChain); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-	first, second, addr, err := r.startFloor(ctx, "floor-hold")
+// holdThrough holds the run's sessions through two fresh processes that
+// start starts (their logs named after prefix), and returns their RSS
+// growth in KiB.
+func (r *runner) holdThrough(ctx context.Context, name, prefix string, start func(context.Context, string) (*proc, *proc, string, error)) (int64, error) {
+	first, second, addr, err := start(ctx, prefix)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	defer r.stop(second)
+	defer r.stop(first)
 	before, err := sumRSS([]int{first.pid(), second.pid()})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if h, err = runHold(ctx, addr, r.cfg.hold, 8, stepLimit); err != nil {
-		return fmt.Errorf("hold, %s: %w", floorName, err)
+	h, err := runHold(ctx, addr, r.cfg.hold, 8, stepLimit)
+	if err != nil {
+		return 0, fmt.Errorf("hold, %s: %w", name, err)
 	}
 	after, err := sumRSS([]int{first.pid(), second.pid()})
 	h.Close()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	r.held.floorKiB = after - before
-	r.logf("held %d sessions through %s: RSS %d → %d KiB", r.cfg.hold, floorName, before, after)
-	r.stop(first)
-	r.stop(second)
-	return nil
+	r.logf("held %d sessions through %s: RSS %d → %d KiB", r.cfg.hold, name, before, after)
+	return after - before, nil
 }
 
 // idlePhase measures what idle slots cost the relay: its RSS before and
@@ -666,6 +695,9 @@ func (r *runner) report(w io.Writer, mode string) {
 	if cfg.floor {
 		fmt.Fprintf(w, "Column %q is the floor: client → relayload proxy → relayload proxy → echo backend, two plain TCP proxies (splice both ways, each session's next hop dialed when it starts), the same two hops and four processes with no framing, gRPC or scheduler. ", floorName)
 	}
+	if cfg.haproxy {
+		fmt.Fprintf(w, "Column %q is the same floor with two haproxy processes (TCP mode, their defaults). ", haproxyName)
+	}
 	if !cfg.memoryOnly {
 		fmt.Fprintf(w, "Median of %d passes, all paths interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
 			cfg.reps, cfg.bulk1MiB, cfg.bulk8MiB, cfg.rttCount, cfg.rateWorkers, cfg.rateDuration)
@@ -727,10 +759,15 @@ func (r *runner) report(w io.Writer, mode string) {
 			status = "met"
 		}
 		row("concurrent sessions held and verified", fmt.Sprint(r.held.n), "19,000", status)
-		if r.held.floorKiB > 0 {
-			per := float64(r.held.floorKiB) / float64(r.held.n)
-			row(fmt.Sprintf("memory per held session, %s (KiB; %d held)", floorName, r.held.n),
-				fmt.Sprintf("%.1f", per), "≤ 24 KiB", target{text: "x", bound: 24}.met(per))
+		for _, f := range []struct {
+			name string
+			kib  int64
+		}{{floorName, r.held.floorKiB}, {haproxyName, r.held.haproxyKiB}} {
+			if f.kib > 0 {
+				per := float64(f.kib) / float64(r.held.n)
+				row(fmt.Sprintf("memory per held session, %s (KiB; %d held)", f.name, r.held.n),
+					fmt.Sprintf("%.1f", per), "≤ 24 KiB", target{text: "x", bound: 24}.met(per))
+			}
 		}
 	}
 	if r.idle.n > 0 {
