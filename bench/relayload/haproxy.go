@@ -15,7 +15,7 @@ const haproxyName = "2 haproxy"
 
 // haproxyMaxConn bounds each haproxy's connections: two descriptors each,
 // under the 20,000 open files this machine allows a process.
-const haproxyMaxConn = proxyMaxHeld
+const haproxyMaxConn = 9500
 
 // startHAProxyChain starts two haproxy processes in TCP mode, chained in
 // front of the echo backend the way the floor's proxies are, each with its

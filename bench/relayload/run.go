@@ -547,20 +547,22 @@ func (r *runner) holdPhase(ctx context.Context) error {
 	r.stop(agent)
 	r.stop(relayd)
 	// A proxy holds two sockets per session (its client's and its next
-	// hop's) where relayd and hostagent hold one each: beyond about 9,500
-	// held, the floors run out of open files and are not measured.
-	if r.cfg.hold > proxyMaxHeld {
-		if r.cfg.floor || r.cfg.haproxy {
-			r.logf("floors not held: --hold %d is over the %d sessions a proxy can hold in 20,000 open files", r.cfg.hold, proxyMaxHeld)
+	// hop's) where relayd and hostagent hold one each, and the Go floor
+	// two splice pipes more while its copies wait: beyond what 20,000
+	// open files allow, a floor is not measured.
+	skip := func(name string, most int) bool {
+		if r.cfg.hold <= most {
+			return false
 		}
-		return nil
+		r.logf("%s: not held: --hold %d is over the %d sessions it can hold in 20,000 open files", name, r.cfg.hold, most)
+		return true
 	}
-	if r.cfg.floor {
+	if r.cfg.floor && !skip(floorName, floorMaxHeld) {
 		if r.held.floorKiB, err = r.holdThrough(ctx, floorName, "floor-hold", r.startFloor); err != nil {
 			return err
 		}
 	}
-	if r.cfg.haproxy {
+	if r.cfg.haproxy && !skip(haproxyName, haproxyMaxConn) {
 		if r.held.haproxyKiB, err = r.holdThrough(ctx, haproxyName, "haproxy-hold", r.startHAProxyChain); err != nil {
 			return err
 		}
@@ -568,8 +570,9 @@ func (r *runner) holdPhase(ctx context.Context) error {
 	return nil
 }
 
-// proxyMaxHeld bounds the sessions held through a floor's proxies.
-const proxyMaxHeld = 9500
+// floorMaxHeld bounds the sessions held through the Go floor: six
+// descriptors per session in each proxy (two sockets, two splice pipes).
+const floorMaxHeld = 3000
 
 // holdThrough holds the run's sessions through two fresh processes that
 // start starts (their logs named after prefix), and returns their RSS
