@@ -18,6 +18,7 @@ import (
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
 	"github.com/relayproject/relay/hostagent/agent"
+	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -101,9 +102,11 @@ func startRelayOn(grpcLiss []net.Listener, bcfg clientbridge.Config, rcfg relay.
 		return nil, err
 	}
 	ir := &inProcessRelay{GRPCAddr: grpcLis.Addr().String(), ClientAddr: clientLis.Addr().String(), Relay: r}
-	// The codec relayd serves with (run.go), so that the agent meets its
-	// encoder, not proto's.
-	srv := grpc.NewServer(grpc.StreamInterceptor(ir.count), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))
+	// The codec and the fixed flow-control windows relayd serves with
+	// (run.go), so that the agent meets its encoder, not proto's, and a
+	// jammed stream holds what it holds behind relayd.
+	srv := grpc.NewServer(append(attachconn.ServerWindowOptions(),
+		grpc.StreamInterceptor(ir.count), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))...)
 	relayv1.RegisterHostServiceServer(srv, r)
 	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
 	var wg sync.WaitGroup
