@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,11 +24,37 @@ const haproxyMaxConn = 9500
 // first hop first, and the first's address. It is the floor again, in C
 // and event-driven: what two hops cost with no goroutine per connection.
 func (r *runner) startHAProxyChain(ctx context.Context, name string) (first, second *proc, addr string, err error) {
+	return r.startHAProxies(ctx, name, false)
+}
+
+// startHAProxyTLSChain is startHAProxyChain with TLS between the two hops,
+// as relayd and hostagent have with --link tls: the second hop serves the
+// run's throwaway certificate and the first verifies it against its CA.
+func (r *runner) startHAProxyTLSChain(ctx context.Context, name string) (first, second *proc, addr string, err error) {
+	return r.startHAProxies(ctx, name, true)
+}
+
+func (r *runner) startHAProxies(ctx context.Context, name string, tls bool) (first, second *proc, addr string, err error) {
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("--haproxy: no haproxy on PATH (on Debian: apt-get install haproxy): %w", err)
 	}
-	start := func(hop, target string) (*proc, string, error) {
+	var bindTLS, serverTLS string
+	if tls {
+		// haproxy takes the certificate and its key in one file.
+		pem := filepath.Join(r.dir, name+"-cert-and-key.pem")
+		cert, err1 := os.ReadFile(r.tls.cert)
+		key, err2 := os.ReadFile(r.tls.key)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, nil, "", err
+		}
+		if err := os.WriteFile(pem, append(cert, key...), 0o600); err != nil {
+			return nil, nil, "", err
+		}
+		bindTLS = " ssl crt " + pem
+		serverTLS = " ssl verify required ca-file " + r.tls.ca
+	}
+	start := func(hop, target, bindOpts, serverOpts string) (*proc, string, error) {
 		listen, err := freeLoopbackAddr()
 		if err != nil {
 			return nil, "", err
@@ -41,9 +68,9 @@ defaults
   timeout client 10m
   timeout server 10m
 listen relayload
-  bind %s
-  server next %s
-`, haproxyMaxConn, listen, target)
+  bind %s%s
+  server next %s%s
+`, haproxyMaxConn, listen, bindOpts, target, serverOpts)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			return nil, "", err
 		}
@@ -57,11 +84,11 @@ listen relayload
 		}
 		return p, listen, nil
 	}
-	second, next, err := start("hop2", r.echoAddr)
+	second, next, err := start("hop2", r.echoAddr, bindTLS, "")
 	if err != nil {
 		return nil, nil, "", err
 	}
-	first, addr, err = start("hop1", next)
+	first, addr, err = start("hop1", next, "", serverTLS)
 	if err != nil {
 		return nil, nil, "", err
 	}

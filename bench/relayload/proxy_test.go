@@ -121,8 +121,9 @@ func TestProxyRefusesNonLoopback(t *testing.T) {
 	}
 }
 
-// TestHAProxyChain: the runner's haproxy column starts two chained haproxy
-// processes that pass bytes and a half-close, and stops them cleanly. It
+// TestHAProxyChain: the runner's haproxy columns start two chained haproxy
+// processes, with and without TLS between them, that pass bytes and a
+// half-close, and stop them cleanly. It
 // needs haproxy (`apt-get install haproxy`), which CI does not install.
 func TestHAProxyChain(t *testing.T) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
@@ -141,16 +142,23 @@ func TestHAProxyChain(t *testing.T) {
 		}
 	}()
 	r := &runner{dir: t.TempDir(), log: io.Discard, started: time.Now(), echoAddr: echo.Addr()}
-	first, second, addr, err := r.startHAProxyChain(context.Background(), "haproxy")
-	if err != nil {
+	if r.tls, err = makeTLSFiles(r.dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runBulk(context.Background(), addr, 2, 4<<20, time.Minute); err != nil {
-		t.Errorf("bulk through haproxy: %v", err)
-	}
-	for _, p := range []*proc{first, second} {
-		if err := p.stop(); err != nil {
-			t.Errorf("stop: %v", err)
+	for name, start := range map[string]func(context.Context, string) (*proc, *proc, string, error){
+		"plain": r.startHAProxyChain, "tls": r.startHAProxyTLSChain,
+	} {
+		first, second, addr, err := start(context.Background(), name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := runBulk(context.Background(), addr, 2, 4<<20, time.Minute); err != nil {
+			t.Errorf("%s: bulk through haproxy: %v", name, err)
+		}
+		for _, p := range []*proc{first, second} {
+			if err := p.stop(); err != nil {
+				t.Errorf("%s: stop: %v", name, err)
+			}
 		}
 	}
 }

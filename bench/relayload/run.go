@@ -386,12 +386,18 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 		paths = append(paths, &path{name: floorName, target: addr, relayd: first, agent: second})
 	}
 	if r.cfg.haproxy {
-		first, second, addr, err := r.startHAProxyChain(ctx, "haproxy")
-		if err != nil {
-			return nil, err
+		for _, link := range r.cfg.links {
+			start, name := r.startHAProxyChain, haproxyName
+			if link == "tls" {
+				start, name = r.startHAProxyTLSChain, haproxyName+" TLS"
+			}
+			first, second, addr, err := start(ctx, strings.ReplaceAll(name, " ", "-"))
+			if err != nil {
+				return nil, err
+			}
+			r.logf("%s: haproxy pids %d → %d (client port %s), %s between them", name, first.pid(), second.pid(), addr, link)
+			paths = append(paths, &path{name: name, target: addr, relayd: first, agent: second})
 		}
-		r.logf("%s: haproxy pids %d → %d (client port %s)", haproxyName, first.pid(), second.pid(), addr)
-		paths = append(paths, &path{name: haproxyName, target: addr, relayd: first, agent: second})
 	}
 	return paths, nil
 }
@@ -707,7 +713,7 @@ func (r *runner) report(w io.Writer, mode string) {
 		fmt.Fprintf(w, "Column %q is the floor: client → relayload proxy → relayload proxy → echo backend, two plain TCP proxies (splice both ways, each session's next hop dialed when it starts), the same two hops and four processes with no framing, gRPC or scheduler. ", floorName)
 	}
 	if cfg.haproxy {
-		fmt.Fprintf(w, "Column %q is the same floor with two haproxy processes (TCP mode, their defaults). ", haproxyName)
+		fmt.Fprintf(w, "Column %q is the same floor with two haproxy processes (TCP mode, their defaults; with TLS between them in %q, as on the relay's TLS link). ", haproxyName, haproxyName+" TLS")
 	}
 	if !cfg.memoryOnly {
 		fmt.Fprintf(w, "Median of %d passes, all paths interleaved; bulk sends %d MiB on 1 conn, %d MiB on each of 8; RTT over %d × 64 B; sessions/s with %d clients for up to %v.",
