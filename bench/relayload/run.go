@@ -85,6 +85,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.credits = *credits
 	cfg.floor = *floor
 	cfg.haproxy = *haproxy
+	if cfg.haproxy {
+		if _, err := exec.LookPath("haproxy"); err != nil {
+			return usageError{errors.New("--haproxy: no haproxy on PATH (on Debian: apt-get install haproxy)")}
+		}
+	}
 	if cfg.reps < 1 || cfg.reps > 9 || cfg.hold < 1 || cfg.hold > 19500 || cfg.idleSlots < 1 || cfg.idleSlots > 19500 {
 		return usageError{errors.New("--reps in [1, 9], --hold and --idle-slots in [1, 19500] (the machine caps open files per process)")}
 	}
