@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // proxyServer is the least a relay could do: for each connection it dials
@@ -21,13 +22,21 @@ import (
 type proxyServer struct {
 	lis    net.Listener
 	target string
-	conns  sync.WaitGroup
-	mu     sync.Mutex
-	open   map[*net.TCPConn]struct{}
-	closed bool
+	log    io.Writer // JSON lines (a failed dial of the target); safe for concurrent writes
+	// dialCtx ends when Close begins, so that no dial outlives the proxy.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
+	conns      sync.WaitGroup
+	mu         sync.Mutex
+	open       map[*net.TCPConn]struct{}
+	closed     bool
 }
 
-func newProxyServer(addr, target string) (*proxyServer, error) {
+// proxyDialTimeout bounds a dial of the target: on loopback it answers at
+// once or not at all.
+const proxyDialTimeout = 10 * time.Second
+
+func newProxyServer(addr, target string, log io.Writer) (*proxyServer, error) {
 	if err := checkLoopback(addr); err != nil {
 		return nil, err
 	}
@@ -38,7 +47,9 @@ func newProxyServer(addr, target string) (*proxyServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	return &proxyServer{lis: lis, target: target, open: map[*net.TCPConn]struct{}{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &proxyServer{lis: lis, target: target, log: log, dialCtx: ctx, cancelDial: cancel,
+		open: map[*net.TCPConn]struct{}{}}, nil
 }
 
 func (s *proxyServer) Addr() string { return s.lis.Addr().String() }
@@ -58,17 +69,31 @@ func (s *proxyServer) Serve() error {
 			return fmt.Errorf("proxy accept: %w", err)
 		}
 		client := c.(*net.TCPConn)
-		if !s.track(client) {
+		if !s.trackSession(client) {
+			client.SetLinger(0)
 			client.Close()
 			return nil
 		}
-		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
 			defer s.untrack(client)
 			s.serve(client)
 		}()
 	}
+}
+
+// trackSession registers a client connection for Close and counts its
+// session for Close to wait on, under the lock Close takes, so that no
+// session starts after Close began waiting; false once Close has begun.
+func (s *proxyServer) trackSession(client *net.TCPConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.open[client] = struct{}{}
+	s.conns.Add(1)
+	return true
 }
 
 // track registers c for Close; false once Close has begun.
@@ -93,14 +118,21 @@ func (s *proxyServer) untrack(c *net.TCPConn) {
 // never turned into a clean end.
 func (s *proxyServer) serve(client *net.TCPConn) {
 	defer client.Close()
-	c, err := net.Dial("tcp", s.target)
+	d := net.Dialer{Timeout: proxyDialTimeout}
+	c, err := d.DialContext(s.dialCtx, "tcp", s.target)
 	if err != nil {
 		client.SetLinger(0)
+		if s.dialCtx.Err() == nil {
+			line, _ := json.Marshal(map[string]string{"msg": "proxy dial failed", "target": s.target, "error": err.Error()})
+			fmt.Fprintf(s.log, "%s\n", line)
+		}
 		return
 	}
 	server := c.(*net.TCPConn)
 	defer server.Close()
 	if !s.track(server) {
+		client.SetLinger(0)
+		server.SetLinger(0)
 		return
 	}
 	defer s.untrack(server)
@@ -134,12 +166,16 @@ func (s *proxyServer) serve(client *net.TCPConn) {
 	<-done
 }
 
-// Close stops accepting, closes every open connection and waits for them.
+// Close stops accepting, resets every open connection and waits for its
+// sessions. A reset, not a FIN: a session cut short must not look to
+// either end like one that finished.
 func (s *proxyServer) Close() {
 	s.lis.Close()
+	s.cancelDial()
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.open {
+		c.SetLinger(0)
 		c.Close()
 	}
 	s.mu.Unlock()
@@ -156,7 +192,7 @@ func cmdProxy(ctx context.Context, args []string, stderr io.Writer) error {
 	if *target == "" {
 		return usageError{errors.New("proxy: --target is required")}
 	}
-	s, err := newProxyServer(*addr, *target)
+	s, err := newProxyServer(*addr, *target, stderr)
 	if err != nil {
 		return err
 	}

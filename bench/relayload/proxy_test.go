@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +18,91 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// testLog writes a proxy's log lines to the test's log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// lockedBuffer is a bytes.Buffer safe for a proxy's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proxyTo starts a proxy in front of a bare listener and returns both; the
+// proxy is closed at cleanup.
+func proxyTo(t *testing.T, log io.Writer) (*proxyServer, net.Listener) {
+	t.Helper()
+	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Close() })
+	p, err := newProxyServer("127.0.0.1:0", backend.Addr().String(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Serve() }()
+	t.Cleanup(func() {
+		p.Close()
+		if err := <-errc; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return p, backend
+}
+
+// connectThrough dials p and returns the client's end and the backend's end
+// of one session, with some bytes already through it.
+func connectThrough(t *testing.T, p *proxyServer, backend net.Listener) (client, server *net.TCPConn) {
+	t.Helper()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := backend.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	got := make([]byte, len("partial"))
+	if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, []byte("partial")) {
+		t.Fatalf("backend read %q, %v", got, err)
+	}
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// wantReset reads c until it ends and fails the test unless it ended with a
+// reset.
+func wantReset(t *testing.T, who string, c *net.TCPConn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := io.Copy(io.Discard, c)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%s read to the end: %v, want a reset", who, err)
+	}
+}
+
 // startChain starts an echo server and two chained proxies in front of it,
 // as `relayload run` does for the floor, and returns the first's address.
 func startChain(t *testing.T) string {
@@ -24,11 +111,11 @@ func startChain(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := newProxyServer("127.0.0.1:0", echo.Addr())
+	second, err := newProxyServer("127.0.0.1:0", echo.Addr(), testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := newProxyServer("127.0.0.1:0", second.Addr())
+	first, err := newProxyServer("127.0.0.1:0", second.Addr(), testLog{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +158,35 @@ func TestProxyChain(t *testing.T) {
 // TestProxyPassesReset: a client's reset reaches the next hop as a reset,
 // not as a clean end that would make cut-short bytes look whole.
 func TestProxyPassesReset(t *testing.T) {
-	backend, err := net.Listen("tcp", "127.0.0.1:0")
+	p, backend := proxyTo(t, testLog{t})
+	client, server := connectThrough(t, p, backend)
+	client.SetLinger(0)
+	client.Close()
+	wantReset(t, "backend", server)
+}
+
+// TestProxyCloseResets: a proxy that stops cuts its open sessions with a
+// reset at both ends, so that neither end takes a cut-short session for a
+// finished one.
+func TestProxyCloseResets(t *testing.T) {
+	p, backend := proxyTo(t, testLog{t})
+	client, server := connectThrough(t, p, backend)
+	p.Close()
+	wantReset(t, "client", client)
+	wantReset(t, "backend", server)
+}
+
+// TestProxyLogsFailedDial: a target that refuses is reported on the log
+// and the client is reset.
+func TestProxyLogsFailedDial(t *testing.T) {
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer backend.Close()
-	p, err := newProxyServer("127.0.0.1:0", backend.Addr().String())
+	target := refused.Addr().String()
+	refused.Close()
+	var log lockedBuffer
+	p, err := newProxyServer("127.0.0.1:0", target, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,35 +198,24 @@ func TestProxyPassesReset(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-
+	// The reset may come so soon that the dial itself reports it.
 	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+	case err != nil:
 		t.Fatal(err)
+	default:
+		defer c.Close()
+		wantReset(t, "client", c.(*net.TCPConn))
 	}
-	client := c.(*net.TCPConn)
-	if _, err := client.Write([]byte("partial")); err != nil {
-		t.Fatal(err)
-	}
-	s, err := backend.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	got := make([]byte, len("partial"))
-	if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, []byte("partial")) {
-		t.Fatalf("backend read %q, %v", got, err)
-	}
-	client.SetLinger(0)
-	client.Close()
-	s.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, err = s.Read(make([]byte, 1))
-	if !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("backend read after the client's reset: %v, want a reset", err)
+	p.Close() // waits for the session, and so for its log line
+	if !strings.Contains(log.String(), `"msg":"proxy dial failed"`) || !strings.Contains(log.String(), target) {
+		t.Errorf("log after a refused dial: %q", log.String())
 	}
 }
 
 func TestProxyRefusesNonLoopback(t *testing.T) {
-	if _, err := newProxyServer("127.0.0.1:0", "192.0.2.1:80"); err == nil {
+	if _, err := newProxyServer("127.0.0.1:0", "192.0.2.1:80", testLog{t}); err == nil {
 		t.Fatal("a proxy to a non-loopback target started")
 	}
 }
