@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -20,9 +22,10 @@ const haproxyMaxConn = 9500
 
 // startHAProxyChain starts two haproxy processes in TCP mode, chained in
 // front of the echo backend the way the floor's proxies are, each with its
-// defaults (one thread per CPU, splice where it applies), and returns them,
-// first hop first, and the first's address. It is the floor again, in C
-// and event-driven: what two hops cost with no goroutine per connection.
+// defaults (one thread per CPU; no splicing, which takes option
+// splice-auto), and returns them, first hop first, and the first's
+// address. It is the floor again, in C and event-driven: what two hops
+// cost with no goroutine per connection.
 func (r *runner) startHAProxyChain(ctx context.Context, name string) (first, second *proc, addr string, err error) {
 	return r.startHAProxies(ctx, name, false)
 }
@@ -54,11 +57,20 @@ func (r *runner) startHAProxies(ctx context.Context, name string, tls bool) (fir
 		bindTLS = " ssl crt " + pem
 		serverTLS = " ssl verify required ca-file " + r.tls.ca
 	}
+	// haproxy cannot listen on port 0 and say which port it got, so the
+	// runner listens and hands it the socket as descriptor 3: no other
+	// process can take the port between a probe and haproxy's bind.
 	start := func(hop, target, bindOpts, serverOpts string) (*proc, string, error) {
-		listen, err := freeLoopbackAddr()
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, "", err
 		}
+		defer lis.Close()
+		f, err := lis.(*net.TCPListener).File()
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close() // the child holds its own copy
 		cfg := filepath.Join(r.dir, name+"-"+hop+".cfg")
 		text := fmt.Sprintf(`global
   maxconn %d
@@ -68,21 +80,18 @@ defaults
   timeout client 10m
   timeout server 10m
 listen relayload
-  bind %s%s
+  bind fd@3%s
   server next %s%s
-`, haproxyMaxConn, listen, bindOpts, target, serverOpts)
+`, haproxyMaxConn, bindOpts, target, serverOpts)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			return nil, "", err
 		}
-		p, _, err := r.start(ctx, name+"-"+hop, "", bin, "-db", "-f", cfg)
+		p, _, err := r.startFiles(ctx, name+"-"+hop, "", []*os.File{f}, bin, "-db", "-f", cfg)
 		if err != nil {
 			return nil, "", err
 		}
 		p.diesOnSIGTERM = true
-		if err := waitListening(ctx, p, listen, readyLimit); err != nil {
-			return nil, "", err
-		}
-		return p, listen, nil
+		return p, lis.Addr().String(), nil
 	}
 	second, next, err := start("hop2", r.echoAddr, bindTLS, "")
 	if err != nil {
@@ -92,40 +101,63 @@ listen relayload
 	if err != nil {
 		return nil, nil, "", err
 	}
+	// The sockets listen before haproxy runs, so a connection alone proves
+	// nothing: one byte echoed through both hops does.
+	if err := waitEchoes(ctx, addr, readyLimit, first, second); err != nil {
+		return nil, nil, "", err
+	}
 	return first, second, addr, nil
 }
 
-// freeLoopbackAddr returns a loopback address that was free a moment ago,
-// for a program that cannot listen on port 0 and say which port it got.
-// Another process may take it before that program binds it; the program
-// then fails to start, and the run with it.
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// waitEchoes sends one byte to addr and waits for it to come back, until
+// one of procs exits or limit passes.
+func waitEchoes(ctx context.Context, addr string, limit time.Duration, procs ...*proc) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
+	defer cancel()
+	done := make(chan error, 1)
+	watchers.Go(func() { done <- echoOnce(ctx, addr) })
+	exited := make(chan *proc, len(procs))
+	for _, p := range procs {
+		watchers.Go(func() {
+			select {
+			case <-p.exited:
+				exited <- p
+			case <-ctx.Done():
+			}
+		})
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("no echo through %s within %v: %w", addr, limit, err)
+		}
+		return nil
+	case p := <-exited:
+		return fmt.Errorf("%s exited before it passed a byte: %v\n%s", p.name, p.waitErr, tail(p.logPath))
+	}
 }
 
-// waitListening dials addr until it answers, p exits, or limit passes.
-func waitListening(ctx context.Context, p *proc, addr string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: nothing listening on %s within %v: %v\n%s", p.name, addr, limit, err, tail(p.logPath))
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before it listened on %s: %v\n%s", p.name, addr, p.waitErr, tail(p.logPath))
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(delay):
-		}
+// echoOnce dials addr, writes one byte and reads it back, within ctx.
+func echoOnce(ctx context.Context, addr string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
 	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := c.Write([]byte{'r'}); err != nil {
+		return err
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	if b[0] != 'r' {
+		return fmt.Errorf("echoed %q, want %q", b, "r")
+	}
+	return nil
 }

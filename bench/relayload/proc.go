@@ -37,6 +37,12 @@ type proc struct {
 // returns once the process has started: the caller has its own sign of
 // readiness.
 func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Duration, argv ...string) (*proc, map[string]any, error) {
+	return startProcFiles(ctx, name, logDir, readyMsg, limit, nil, argv...)
+}
+
+// startProcFiles is startProc with files passed to the child as
+// descriptors 3, 4, and so on.
+func startProcFiles(ctx context.Context, name, logDir, readyMsg string, limit time.Duration, files []*os.File, argv ...string) (*proc, map[string]any, error) {
 	p := &proc{
 		name:    name,
 		logPath: filepath.Join(logDir, name+".log"),
@@ -51,6 +57,7 @@ func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Du
 	// If the runner dies without cleaning up, the kernel kills the child.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stdout = logf
+	p.cmd.ExtraFiles = files
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		logf.Close()

@@ -241,6 +241,7 @@ func TestHAProxyChain(t *testing.T) {
 		}
 	}()
 	r := &runner{dir: t.TempDir(), log: io.Discard, started: time.Now(), echoAddr: echo.Addr()}
+	t.Cleanup(r.stopAll) // whatever a failed start left running
 	if r.tls, err = makeTLSFiles(r.dir); err != nil {
 		t.Fatal(err)
 	}
@@ -259,5 +260,26 @@ func TestHAProxyChain(t *testing.T) {
 				t.Errorf("%s: stop: %v", name, err)
 			}
 		}
+	}
+}
+
+// TestWaitEchoesSeesExit: a haproxy that dies at start (a bad config, a
+// port it cannot use) is reported with its log, not waited on until the
+// ready limit: its socket listens without it, so a dial alone would hang.
+func TestWaitEchoesSeesExit(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // listens, never accepts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	p, _, err := startProc(context.Background(), "dies", t.TempDir(), "", time.Minute,
+		"sh", "-c", "echo '[ALERT] config: bad line' >&2; exit 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitEchoes(context.Background(), silent.Addr().String(), 10*time.Minute, p)
+	if err == nil || !strings.Contains(err.Error(), "dies exited before it passed a byte") ||
+		!strings.Contains(err.Error(), "bad line") {
+		t.Fatalf("waitEchoes with a dead proxy: %v", err)
 	}
 }

@@ -269,7 +269,12 @@ func (r *runner) buildRevision(ctx context.Context, root, rev string) (bins, err
 }
 
 func (r *runner) start(ctx context.Context, name, readyMsg string, argv ...string) (*proc, map[string]any, error) {
-	p, m, err := startProc(ctx, name, r.dir, readyMsg, readyLimit, argv...)
+	return r.startFiles(ctx, name, readyMsg, nil, argv...)
+}
+
+// startFiles is start with files passed to the child as descriptors 3, 4…
+func (r *runner) startFiles(ctx context.Context, name, readyMsg string, files []*os.File, argv ...string) (*proc, map[string]any, error) {
+	p, m, err := startProcFiles(ctx, name, r.dir, readyMsg, readyLimit, files, argv...)
 	if err != nil {
 		return nil, nil, err
 	}
