@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -17,8 +18,25 @@ import (
 const haproxyName = "2 haproxy"
 
 // haproxyMaxConn bounds each haproxy's connections: two descriptors each,
-// under the 20,000 open files this machine allows a process.
-const haproxyMaxConn = 9500
+// with 1,000 to spare, under the open files a process may have (9,500 at
+// this machine's 20,000).
+func haproxyMaxConn() int { return (openFilesLimit() - 1000) / 2 }
+
+// floorMaxHeld bounds the sessions held through the Go floor: six
+// descriptors per session in each proxy (two sockets, two splice pipes),
+// with 2,000 to spare (3,000 at this machine's 20,000).
+func floorMaxHeld() int { return (openFilesLimit() - 2000) / 6 }
+
+// openFilesLimit is the hard limit on open files the runner's children
+// inherit: Go programs raise their soft limit to it, haproxy to what its
+// maxconn needs.
+func openFilesLimit() int {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Max > 1<<30 {
+		return 1 << 20 // unknown or unlimited: no bound of ours binds first
+	}
+	return int(l.Max)
+}
 
 // startHAProxyChain starts two haproxy processes in TCP mode, chained in
 // front of the echo backend the way the floor's proxies are, each with its
@@ -82,7 +100,7 @@ defaults
 listen relayload
   bind fd@3%s
   server next %s%s
-`, haproxyMaxConn, bindOpts, target, serverOpts)
+`, haproxyMaxConn(), bindOpts, target, serverOpts)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			return nil, "", err
 		}

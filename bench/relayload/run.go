@@ -568,23 +568,23 @@ func (r *runner) holdPhase(ctx context.Context) error {
 	r.stop(relayd)
 	// A proxy holds two sockets per session (its client's and its next
 	// hop's) where relayd and hostagent hold one each, and the Go floor
-	// two splice pipes more while its copies wait: beyond what 20,000
-	// open files allow, a floor is not measured.
+	// two splice pipes more while its copies wait: beyond what the limit
+	// on open files allows, a floor is not measured.
 	skip := func(name string, most int) bool {
 		if r.cfg.hold <= most {
 			return false
 		}
-		r.logf("%s: not held: --hold %d is over the %d sessions it can hold in 20,000 open files", name, r.cfg.hold, most)
+		r.logf("%s: not held: --hold %d is over the %d sessions it can hold in %d open files (ulimit -Hn)", name, r.cfg.hold, most, openFilesLimit())
 		return true
 	}
-	if r.cfg.floor && !skip(floorName, floorMaxHeld) {
+	if r.cfg.floor && !skip(floorName, floorMaxHeld()) {
 		kib, err := r.holdThrough(ctx, floorName, "floor-hold", r.startFloor)
 		if err != nil {
 			return err
 		}
 		r.held.floorKiB = &kib
 	}
-	if r.cfg.haproxy && !skip(haproxyName, haproxyMaxConn) {
+	if r.cfg.haproxy && !skip(haproxyName, haproxyMaxConn()) {
 		kib, err := r.holdThrough(ctx, haproxyName, "haproxy-hold", r.startHAProxyChain)
 		if err != nil {
 			return err
@@ -593,10 +593,6 @@ func (r *runner) holdPhase(ctx context.Context) error {
 	}
 	return nil
 }
-
-// floorMaxHeld bounds the sessions held through the Go floor: six
-// descriptors per session in each proxy (two sockets, two splice pipes).
-const floorMaxHeld = 3000
 
 // holdThrough holds the run's sessions through two fresh processes that
 // start starts (their logs named after prefix), and returns their RSS
