@@ -158,17 +158,16 @@ type bins struct{ relayd, agent string }
 
 // path is one way from the client to the echo backend: direct, through a
 // relayd and hostagent of one build over one kind of gRPC link, or through
-// a floor's two proxies (relayd and agent then are its first and second
-// hop).
+// a floor's two proxies.
 type path struct {
 	name   string // column label
 	target string
-	relayd *proc // nil for direct
-	agent  *proc
-	floor  bool // a floor: measured beside the relay, held to no target
+	first  *proc // relayd or a floor's first proxy; nil for direct
+	second *proc // hostagent or a floor's second proxy
+	floor  bool  // a floor: measured beside the relay, held to no target
 
-	cpuRelay, cpuAgent float64 // CPU seconds during this path's bulk runs
-	relayed            int64   // payload bytes that crossed the relay in those runs, both directions
+	cpuFirst, cpuSecond float64 // CPU seconds of each hop during this path's bulk runs
+	relayed             int64   // payload bytes that crossed the relay in those runs, both directions
 }
 
 // figure is one row of the table: samples through each path, by name.
@@ -376,7 +375,7 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 			}
 			r.logf("%s: relayd pid %d (client port %s), hostagent forward pid %d (default --idle 10), %s gRPC link",
 				name, relayd.pid(), clientAddr, agent.pid(), link)
-			paths = append(paths, &path{name: name, target: clientAddr, relayd: relayd, agent: agent})
+			paths = append(paths, &path{name: name, target: clientAddr, first: relayd, second: agent})
 		}
 	}
 	if r.cfg.credits {
@@ -389,7 +388,7 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 			return nil, err
 		}
 		r.logf("relay credits: relayd pid %d (client port %s), hostagent --slot-credits forward pid %d, plaintext gRPC link", relayd.pid(), clientAddr, agent.pid())
-		paths = append(paths, &path{name: "relay credits", target: clientAddr, relayd: relayd, agent: agent})
+		paths = append(paths, &path{name: "relay credits", target: clientAddr, first: relayd, second: agent})
 	}
 	if r.cfg.floor {
 		first, second, addr, err := r.startFloor(ctx, "floor")
@@ -397,7 +396,7 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 			return nil, err
 		}
 		r.logf("%s: relayload proxy pids %d → %d (client port %s), plain TCP, dialing its next hop per session", floorName, first.pid(), second.pid(), addr)
-		paths = append(paths, &path{name: floorName, target: addr, relayd: first, agent: second, floor: true})
+		paths = append(paths, &path{name: floorName, target: addr, first: first, second: second, floor: true})
 	}
 	if r.cfg.haproxy {
 		for _, link := range r.cfg.links {
@@ -410,7 +409,7 @@ func (r *runner) startPaths(ctx context.Context) ([]*path, error) {
 				return nil, err
 			}
 			r.logf("%s: haproxy pids %d → %d (client port %s), %s between them", name, first.pid(), second.pid(), addr, link)
-			paths = append(paths, &path{name: name, target: addr, relayd: first, agent: second, floor: true})
+			paths = append(paths, &path{name: name, target: addr, first: first, second: second, floor: true})
 		}
 	}
 	return paths, nil
@@ -467,22 +466,22 @@ func (r *runner) throughputPhase(ctx context.Context) error {
 	}
 	bulk := func(fig string, p *path, conns, mib int) error {
 		var c0, a0 float64
-		if p.relayd != nil {
-			c0, _ = cpuSeconds(p.relayd.pid())
-			a0, _ = cpuSeconds(p.agent.pid())
+		if p.first != nil {
+			c0, _ = cpuSeconds(p.first.pid())
+			a0, _ = cpuSeconds(p.second.pid())
 		}
 		res, err := runBulk(ctx, p.target, conns, int64(mib)<<20, stepLimit)
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", fig, p.name, err)
 		}
-		if p.relayd != nil {
-			c1, err1 := cpuSeconds(p.relayd.pid())
-			a1, err2 := cpuSeconds(p.agent.pid())
+		if p.first != nil {
+			c1, err1 := cpuSeconds(p.first.pid())
+			a1, err2 := cpuSeconds(p.second.pid())
 			if err := errors.Join(err1, err2); err != nil {
 				return err
 			}
-			p.cpuRelay += c1 - c0
-			p.cpuAgent += a1 - a0
+			p.cpuFirst += c1 - c0
+			p.cpuSecond += a1 - a0
 			p.relayed += 2 * res.Bytes
 		}
 		add(fig, p, res.MBps())
@@ -519,14 +518,14 @@ func (r *runner) throughputPhase(ctx context.Context) error {
 			r.logf("%-14s %-12s %8.0f sessions/s (%d in %v)", "sessions/s", p.name, res.PerSecond(), res.Sessions, res.Elapsed.Round(time.Millisecond))
 		}
 	}
-	if p := paths[1]; p.relayd != nil {
-		r.peak.relayd, _ = procStatusKiB(p.relayd.pid(), "VmHWM")
-		r.peak.agent, _ = procStatusKiB(p.agent.pid(), "VmHWM")
+	if p := paths[1]; p.first != nil {
+		r.peak.relayd, _ = procStatusKiB(p.first.pid(), "VmHWM")
+		r.peak.agent, _ = procStatusKiB(p.second.pid(), "VmHWM")
 	}
 	for _, p := range slices.Backward(paths) {
-		if p.relayd != nil {
-			r.stop(p.agent)
-			r.stop(p.relayd)
+		if p.first != nil {
+			r.stop(p.second)
+			r.stop(p.first)
 		}
 	}
 	return nil
@@ -822,7 +821,7 @@ func (r *runner) report(w io.Writer, mode string) {
 		if p.relayed > 0 {
 			gb := float64(p.relayed) / 1e9
 			row(fmt.Sprintf("CPU seconds per GB relayed, first hop / second hop (relayd / hostagent, or the floor's proxies; %s)", p.name),
-				fmt.Sprintf("%.2f / %.2f", p.cpuRelay/gb, p.cpuAgent/gb), "", "")
+				fmt.Sprintf("%.2f / %.2f", p.cpuFirst/gb, p.cpuSecond/gb), "", "")
 		}
 	}
 	if r.peak.relayd > 0 {
