@@ -832,6 +832,9 @@ func (r *runner) report(w io.Writer, mode string) {
 	fmt.Fprintf(w, "\nMB = 10^6 bytes of payload one way. \"GB relayed\" counts payload crossing the relay in both directions (an echoed byte counts twice), over the relayed bulk runs. ")
 	fmt.Fprintf(w, "Memory per held session is the RSS growth of a fresh relayd and hostagent while %d sessions are open (baseline %d + %d KiB); the idle-slot figure is relayd's RSS growth (%d → %d KiB) when an agent with --idle %d attaches.\n\n",
 		r.held.n, r.held.relayBase, r.held.agentBase, r.idle.before, r.idle.after, r.idle.n)
+	if lo, hi, ok := r.directRTTSpread(); ok && hi > 2*lo {
+		fmt.Fprintf(w, "Direct RTT p50 ranged %.0f–%.0f µs across passes. A loopback round trip is several times faster when the scheduler runs client and backend on one CPU than across two (17 against 63 µs on the 2-vCPU machine of docs/performance.md, pinned with taskset), and the placement changes from connection to connection, so every RTT ratio here moves with it: compare the paths' µs, pass by pass.\n\n", lo, hi)
+	}
 	if !cfg.memoryOnly {
 		names := make([]string, len(r.paths))
 		for i, p := range r.paths {
@@ -849,6 +852,17 @@ func (r *runner) report(w io.Writer, mode string) {
 		}
 	}
 	fmt.Fprintf(w, "\nTotal run time %v.\n", time.Since(r.started).Round(time.Second))
+}
+
+// directRTTSpread returns the lowest and highest of direct's RTT p50
+// samples.
+func (r *runner) directRTTSpread() (lo, hi float64, ok bool) {
+	f := r.figs[figP50]
+	if f == nil || len(f.samples["direct"]) == 0 {
+		return 0, 0, false
+	}
+	v := f.samples["direct"]
+	return slices.Min(v), slices.Max(v), true
 }
 
 func join(v []float64) string {
