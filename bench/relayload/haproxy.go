@@ -20,12 +20,12 @@ const haproxyName = "2 haproxy"
 // haproxyMaxConn bounds each haproxy's connections: two descriptors each,
 // with 1,000 to spare, under the open files a process may have (9,500 at
 // this machine's 20,000).
-func haproxyMaxConn() int { return (openFilesLimit() - 1000) / 2 }
+func haproxyMaxConn() int { return max((openFilesLimit()-1000)/2, 100) }
 
 // floorMaxHeld bounds the sessions held through the Go floor: six
 // descriptors per session in each proxy (two sockets, two splice pipes),
 // with 2,000 to spare (3,000 at this machine's 20,000).
-func floorMaxHeld() int { return (openFilesLimit() - 2000) / 6 }
+func floorMaxHeld() int { return max((openFilesLimit()-2000)/6, 0) }
 
 // openFilesLimit is the hard limit on open files the runner's children
 // inherit: Go programs raise their soft limit to it, haproxy to what its
@@ -127,15 +127,31 @@ listen relayload
 	return first, second, addr, nil
 }
 
-// waitEchoes sends one byte to addr and waits for it to come back, until
-// one of procs exits or limit passes.
+// waitEchoes sends one byte to addr until it comes back, one of procs
+// exits, or limit passes. It tries again after a failure: a proxy that dies
+// resets or refuses the connection before its exit is seen, and trying
+// again lets the exit, with the proxy's log, be the error.
 func waitEchoes(ctx context.Context, addr string, limit time.Duration, procs ...*proc) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	var watchers sync.WaitGroup
 	defer watchers.Wait()
 	defer cancel()
 	done := make(chan error, 1)
-	watchers.Go(func() { done <- echoOnce(ctx, addr) })
+	watchers.Go(func() {
+		for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+			err := echoOnce(ctx, addr)
+			if err == nil || ctx.Err() != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-ctx.Done():
+				done <- err
+				return
+			case <-time.After(delay):
+			}
+		}
+	})
 	exited := make(chan *proc, len(procs))
 	for _, p := range procs {
 		watchers.Go(func() {
@@ -148,10 +164,14 @@ func waitEchoes(ctx context.Context, addr string, limit time.Duration, procs ...
 	}
 	select {
 	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("no echo through %s within %v: %w", addr, limit, err)
+		if err == nil {
+			return nil
 		}
-		return nil
+		logs := ""
+		for _, p := range procs {
+			logs += fmt.Sprintf("\n%s:\n%s", p.name, tail(p.logPath))
+		}
+		return fmt.Errorf("no echo through %s within %v: %w%s", addr, limit, err, logs)
 	case p := <-exited:
 		return fmt.Errorf("%s exited before it passed a byte: %v\n%s", p.name, p.waitErr, tail(p.logPath))
 	}

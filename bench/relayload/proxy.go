@@ -32,8 +32,8 @@ type proxyServer struct {
 	closed     bool
 }
 
-// proxyDialTimeout bounds a dial of the target: on loopback it answers at
-// once or not at all.
+// proxyDialTimeout bounds a dial of the target: long enough for the SYN
+// retries (at 1 s and 3 s) of a target whose accept queue is full.
 const proxyDialTimeout = 10 * time.Second
 
 func newProxyServer(addr, target string, log io.Writer) (*proxyServer, error) {

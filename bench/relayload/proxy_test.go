@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -264,20 +265,28 @@ func TestHAProxyChain(t *testing.T) {
 }
 
 // TestWaitEchoesSeesExit: a haproxy that dies at start (a bad config, a
-// port it cannot use) is reported with its log, not waited on until the
-// ready limit: its socket listens without it, so a dial alone would hang.
+// port it cannot use) is reported with its log, not as a failed echo and
+// not after the ready limit. The dying child holds the only copy of the
+// listening socket, as haproxy does, so its death resets or refuses the
+// probe's connection before the exit is seen.
 func TestWaitEchoesSeesExit(t *testing.T) {
-	silent, err := net.Listen("tcp", "127.0.0.1:0") // listens, never accepts
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer silent.Close()
-	p, _, err := startProc(context.Background(), "dies", t.TempDir(), "", time.Minute,
+	addr := lis.Addr().String()
+	f, err := lis.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := startProcFiles(context.Background(), "dies", t.TempDir(), "", time.Minute, []*os.File{f},
 		"sh", "-c", "echo '[ALERT] config: bad line' >&2; exit 1")
+	lis.Close()
+	f.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = waitEchoes(context.Background(), silent.Addr().String(), 10*time.Minute, p)
+	err = waitEchoes(context.Background(), addr, 10*time.Minute, p)
 	if err == nil || !strings.Contains(err.Error(), "dies exited before it passed a byte") ||
 		!strings.Contains(err.Error(), "bad line") {
 		t.Fatalf("waitEchoes with a dead proxy: %v", err)
