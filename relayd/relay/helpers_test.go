@@ -22,6 +22,7 @@ import (
 
 	"github.com/relayproject/relay/clientbridge"
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/attachconn"
 	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
@@ -79,7 +80,10 @@ func newTestRelay(tb testing.TB, cfg relay.Config, bridgeOpts ...func(*clientbri
 	}
 	tr := &testRelay{r: r, bridge: bridge, clientAddr: lis.Addr().String(), ends: map[string]chan error{}}
 
-	srv := grpc.NewServer(grpc.StreamInterceptor(tr.intercept), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))
+	// relayd's own windows, so that a jammed stream holds here what it
+	// holds behind relayd.
+	srv := grpc.NewServer(append(attachconn.ServerWindowOptions(),
+		grpc.StreamInterceptor(tr.intercept), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))...)
 	relayv1.RegisterHostServiceServer(srv, r)
 	relayv1.RegisterStatusServiceServer(srv, r.StatusService())
 	relayv1.RegisterAdminServiceServer(srv, r.AdminService())
@@ -113,7 +117,7 @@ func (tr *testRelay) newConn(tb testing.TB, opts ...grpc.DialOption) *grpc.Clien
 	cc, err := grpc.NewClient("passthrough:///bufconn", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return tr.bl.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, opts...)...)
+	}, append(attachconn.DialWindowOptions(), opts...)...)...)
 	if err != nil {
 		tb.Fatalf("grpc.NewClient: %v", err)
 	}

@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	relayv1 "github.com/relayproject/relay/gen/relay/v1"
+	"github.com/relayproject/relay/internal/attachconn"
+	"github.com/relayproject/relay/internal/framecodec"
 	"github.com/relayproject/relay/relayd/relay"
 )
 
@@ -151,7 +153,8 @@ func (tr *testRelay) serveTCP(tb testing.TB) *tcpHostServer {
 		defer s.ended.Add(1)
 		return handler(srv, ss)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(count, tr.intercept), grpc.WaitForHandlers(true))
+	srv := grpc.NewServer(append(attachconn.ServerWindowOptions(), // as relayd's
+		grpc.ChainStreamInterceptor(count, tr.intercept), grpc.WaitForHandlers(true), grpc.ForceServerCodecV2(framecodec.Codec{}))...)
 	relayv1.RegisterHostServiceServer(srv, tr.r)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(lis) }()
