@@ -32,16 +32,11 @@ type proc struct {
 	diesOnSIGTERM bool
 }
 
-// startProc starts argv and returns once the process has logged readyMsg
-// (within limit), or fails with the tail of its log. With readyMsg "" it
-// returns once the process has started: the caller has its own sign of
-// readiness.
-func startProc(ctx context.Context, name, logDir, readyMsg string, limit time.Duration, argv ...string) (*proc, map[string]any, error) {
-	return startProcFiles(ctx, name, logDir, readyMsg, limit, nil, argv...)
-}
-
-// startProcFiles is startProc with files passed to the child as
-// descriptors 3, 4, and so on.
+// startProcFiles starts argv, with files passed to the child as
+// descriptors 3, 4, and so on, and returns once the process has logged
+// readyMsg (within limit), or fails with the tail of its log. With readyMsg
+// "" it returns once the process has started: the caller has its own sign
+// of readiness.
 func startProcFiles(ctx context.Context, name, logDir, readyMsg string, limit time.Duration, files []*os.File, argv ...string) (*proc, map[string]any, error) {
 	p := &proc{
 		name:    name,
